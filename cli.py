@@ -1,0 +1,547 @@
+"""The ``edoc`` command line: parse, call the library, render. The only module importing click.
+
+Contract (scripts and batch jobs depend on it): exit 0 success, 1 the subject failed (a file
+rejected, a check failed), 2 usage or configuration error. With ``--json`` exactly one JSON
+document goes to stdout, also on failure (``{"ok": false, "error": {...}}``). Progress and
+logs go to stderr. Errors are one line with a code; tracebacks only in the debug log.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from edoc.errors import ConfigError, EdocError, InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+JSON_FLAG = "--json"
+
+
+# -- output helpers -------------------------------------------------------------------------
+
+def _json_mode() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get("edoc.json"))
+
+
+def emit_json(doc: dict[str, Any]) -> None:
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+
+
+def info(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def safe_cell(value: Any) -> str:
+    """Neutralise spreadsheet formulas (CWE-1236): a cell starting with = + - @ or a control
+    character is prefixed with an apostrophe, so Excel shows it as text."""
+    text = "" if value is None else str(value)
+    if text and (text[0] in "=+-@" or text[0] in "\t\r\n"):
+        return "'" + text
+    return text
+
+
+def write_csv(rows: Iterator[Sequence[Any]], header: Sequence[str]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow([safe_cell(v) for v in row])
+    click.echo(buf.getvalue(), nl=False)
+
+
+def _debug_log_path() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "edoc" / "debug.log"
+
+
+def fail(exc: EdocError) -> NoReturn:
+    if _json_mode():
+        emit_json({"ok": False, "error": exc.as_dict()})
+    else:
+        click.echo(f"error: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _open(archive_opt: str | None) -> Any:
+    from edoc.archive import Archive
+
+    return Archive.open(archive_opt)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print exactly one JSON document on stdout.")(f)
+
+
+class EdocGroup(click.Group):
+    """Routes every error through one place: EdocError and click usage errors alike."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Remember --json before parsing, so even a usage error answers in JSON.
+        ctx.meta["edoc.json"] = JSON_FLAG in args
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as exc:
+            with ctx:
+                fail(ConfigError(exc.format_message(), code="USAGE_ERROR",
+                                 hint="see 'edoc --help'"))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdocError as exc:
+            fail(exc)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as exc:
+            fail(ConfigError(exc.format_message(), code="USAGE_ERROR",
+                             hint="see 'edoc COMMAND --help'"))
+        except KeyboardInterrupt:
+            fail(EdocError("interrupted", code="INTERRUPTED"))
+        except Exception as exc:
+            path = _debug_log_path()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(f"--- {datetime.now(UTC).isoformat()} {sys.argv[1:2]}\n")
+                    f.write(traceback.format_exc())
+            except OSError:
+                path = Path("(debug log not writable)")
+            if os.environ.get("EDOC_DEBUG"):
+                traceback.print_exc()
+            fail(EdocError(f"internal error ({type(exc).__name__}); details in {path}",
+                           code="INTERNAL_ERROR", hint="please report this with the log"))
+
+
+@click.group(cls=EdocGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--archive", "archive", envvar="EDOC_ARCHIVE", metavar="DIR",
+              help="Archive directory (default: EDOC_ARCHIVE or the current directory).")
+@click.option("--debug", is_flag=True, help="Log details to stderr.")
+@click.version_option(package_name="edoc")
+@click.pass_context
+def cli(ctx: click.Context, archive: str | None, debug: bool) -> None:
+    """edoc — e-document retention archive (電子帳簿保存法 / e-文書法).
+
+    Documents are hashed, sealed (CAdES), RFC 3161 timestamped and stored write-once.
+    """
+    ctx.obj = {"archive": archive}
+    if debug or os.environ.get("EDOC_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+
+
+def _archive(ctx: click.Context) -> Any:
+    return _open(ctx.obj["archive"])
+
+
+# -- init ------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("directory", required=False, default=".")
+@click.option("--organisation", "--org", default="", help="Your organisation's name.")
+@click.option("--fiscal-year-end", "fye", default="03-31", metavar="MM-DD",
+              help="Fiscal-year end used when a record gives none (default 03-31).")
+@click.option("--retention", "retention", multiple=True, metavar="RULE",
+              help="Retention rules for every record, e.g. corporate-tax (repeatable).")
+@json_option
+def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...],
+         as_json: bool) -> None:
+    """Create an archive in DIRECTORY with the embedded defaults.
+
+    Local write-once store, SQLite catalog, and a development PKI and TSA that are
+    NOT ACCREDITED (use an accredited TSA for real evidence; see README).
+    """
+    from edoc import retention as retention_mod
+    from edoc.archive import init_archive
+    from edoc.config import _month_day
+
+    for rule in retention:
+        if not retention_mod.is_known_rule(rule):
+            raise ConfigError(f"--retention {rule} is not a known rule",
+                              code="RETENTION_UNKNOWN")
+    a = init_archive(Path(directory), organisation=organisation,
+                     fiscal_year_end=_month_day("--fiscal-year-end", "value", fye),
+                     default_retention=retention)
+    doc = {"ok": True, "archive": str(a.cfg.dir), "archive_id": a.cfg.archive_id,
+           "storage": a.store.kind, "guarantee": a.store.guarantee,
+           "tsa": "embedded (NOT ACCREDITED)", "pki": "development (NOT ACCREDITED)"}
+    if as_json:
+        emit_json(doc)
+        return
+    click.echo(f"created archive {a.cfg.dir}")
+    info(f"  storage: {a.store.kind} — {a.store.guarantee}")
+    info("  keys:    development PKI — NOT ACCREDITED")
+    info("  tsa:     embedded RFC 3161 TSA — NOT ACCREDITED")
+    info("  next:    edoc --archive " + str(a.cfg.dir) + " ingest FILE --profile general")
+
+
+# -- ingest ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("files", nargs=-1)
+@click.option("--profile", "profiles", multiple=True, metavar="ID",
+              help="Ordinance profile (repeatable; the strictest rule wins).")
+@click.option("--manifest", "manifest_csv", metavar="FILE.csv",
+              help="CSV with one row per file (column 'file' plus the option names).")
+@click.option("--doc-type", help="invoice, receipt, contract, delivery-note, quote, …")
+@click.option("--date", "tx_date", metavar="YYYY-MM-DD", help="Transaction date.")
+@click.option("--amount", help="Amount in whole yen (10800, ¥10,800).")
+@click.option("--counterparty", help="取引先 (counterparty) name.")
+@click.option("--ledger-ref", help="Voucher / journal reference linking to the books.")
+@click.option("--received", metavar="YYYY-MM-DD", help="Date the document was received.")
+@click.option("--author", help="Author (required by some profiles, e.g. mhlw-medical).")
+@click.option("--paper-size", help="Paper size for scans without dpi metadata (A4, B5, …).")
+@click.option("--retention", "retention", multiple=True, metavar="RULE",
+              help="Extra retention rule (repeatable): corporate-tax, income-tax, …")
+@click.option("--fiscal-year-end", metavar="YYYY-MM-DD")
+@click.option("--extension-months", metavar="N")
+@click.option("--loss-year", is_flag=True, help="欠損金 year: corporate-tax keeps 10 years.")
+@click.option("--tax-year", metavar="YYYY")
+@click.option("--period-end", metavar="YYYY-MM-DD", help="Consumption-tax period end.")
+@click.option("--closing-date", metavar="YYYY-MM-DD", help="Book closing (Companies Act).")
+@click.option("--completed", metavar="YYYY-MM-DD", help="Completion event date.")
+@json_option
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[str, ...], profiles: tuple[str, ...],
+           manifest_csv: str | None, as_json: bool, **opts: Any) -> None:
+    """Ingest FILES: check, hash, seal, timestamp and store them write-once.
+
+    Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
+    """
+    from edoc.ingest import IngestRequest, Ingestor
+
+    if not files and not manifest_csv:
+        raise ConfigError("no files given", code="USAGE_ERROR",
+                          hint="edoc ingest FILE... --profile ID (or --manifest FILE.csv)")
+    if files and manifest_csv:
+        raise ConfigError("give files or --manifest, not both", code="USAGE_ERROR")
+    a = _archive(ctx)
+    if manifest_csv:
+        from edoc.manifest_csv import read_manifest
+
+        requests = read_manifest(Path(manifest_csv), default_profiles=profiles)
+    else:
+        requests = [IngestRequest(
+            path=f, profiles=profiles, doc_type=opts["doc_type"], date=opts["tx_date"],
+            amount=opts["amount"], counterparty=opts["counterparty"],
+            ledger_ref=opts["ledger_ref"], received=opts["received"], author=opts["author"],
+            paper_size=opts["paper_size"], retention=opts["retention"],
+            fiscal_year_end=opts["fiscal_year_end"], extension_months=opts["extension_months"],
+            loss_year=opts["loss_year"], tax_year=opts["tax_year"],
+            period_end=opts["period_end"], closing_date=opts["closing_date"],
+            completed=opts["completed"]) for f in files]
+    # Unknown profiles are a usage error for the whole run, not a per-file rejection.
+    for pid in {p for r in requests if r.rejection is None
+                for p in (r.profiles or (a.cfg.default_profile,))}:
+        a.profiles.get(pid)
+    tty = sys.stderr.isatty() and not as_json
+    total = len(requests)
+    done = [0]
+
+    def progress(r: Any) -> None:
+        done[0] += 1
+        if r.status != "stored" and not as_json:
+            info(f"{r.status}: {r.file}: {r.error['code']}: {r.error['message']}")
+        elif tty:
+            info(f"[{done[0]}/{total}] stored {r.file} -> {r.record_id}")
+
+    run = Ingestor(a).run(requests, progress, validate_all_first=bool(manifest_csv))
+    stored = sum(r.status == "stored" for r in run.results)
+    if as_json:
+        emit_json({"ok": run.ok, "stored": stored, "failed": len(run.results) - stored,
+                   "results": [r.as_dict() for r in run.results],
+                   "checkpoint": run.checkpoint})
+    else:
+        for r in run.results:
+            if r.status == "stored":
+                late = "  LATE_INPUT" if r.input_verdict == "late" else ""
+                click.echo(f"{r.record_id}  {r.file}  retain-until {r.retain_until}{late}")
+        cp = run.checkpoint
+        info(f"{stored} stored, {len(run.results) - stored} not stored"
+             + (f"; checkpoint {cp['tree_size']} timestamped {cp['gen_time']}" if cp else ""))
+    sys.exit(0 if run.ok else 1)
+
+
+# -- search / show / get ---------------------------------------------------------------------
+
+SEARCH_HEADER = ("record_id", "version", "state", "transaction_date", "amount", "counterparty",
+                 "doc_type", "ledger_ref", "profiles", "retain_until", "content_sha256")
+
+
+def _row_values(r: Any) -> list[Any]:
+    return [r.record_id, r.version, r.state, r.transaction_date, r.amount, r.counterparty,
+            r.doc_type, r.ledger_ref, ",".join(json.loads(r.profiles)), r.retain_until,
+            r.content_sha256]
+
+
+@cli.command()
+@click.option("--from", "date_from", metavar="YYYY-MM-DD", help="Transaction date from.")
+@click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Transaction date to.")
+@click.option("--min-amount")
+@click.option("--max-amount")
+@click.option("--counterparty", help="Part of the name (NFKC, case-insensitive).")
+@click.option("--doc-type")
+@click.option("--ledger-ref")
+@click.option("--profile")
+@click.option("--include-deleted", is_flag=True)
+@click.option("--all-versions", is_flag=True)
+@click.option("--limit", type=int)
+@click.option("--csv", "as_csv", is_flag=True, help="CSV output (formulas neutralised).")
+@json_option
+@click.pass_context
+def search(ctx: click.Context, date_from: str | None, date_to: str | None,
+           min_amount: str | None, max_amount: str | None, counterparty: str | None,
+           doc_type: str | None, ledger_ref: str | None, profile: str | None,
+           include_deleted: bool, all_versions: bool, limit: int | None, as_csv: bool,
+           as_json: bool) -> None:
+    """Search records; all filters combine with AND."""
+    from edoc.catalog import SearchQuery
+    from edoc.values import parse_amount, parse_date, parse_doc_type
+
+    q = SearchQuery(
+        date_from=parse_date(date_from, "--from") if date_from else None,
+        date_to=parse_date(date_to, "--to") if date_to else None,
+        min_amount=parse_amount(min_amount, "--min-amount") if min_amount else None,
+        max_amount=parse_amount(max_amount, "--max-amount") if max_amount else None,
+        counterparty=counterparty, doc_type=parse_doc_type(doc_type) if doc_type else None,
+        ledger_ref=ledger_ref, profile=profile, include_deleted=include_deleted,
+        all_versions=all_versions, limit=limit)
+    if q.date_from and q.date_to and q.date_from > q.date_to:
+        raise InputError("--from is after --to", code="BAD_DATE")
+    a = _archive(ctx)
+    rows = list(a.catalog.search(q))
+    a.catalog.log_access(actor=a.actor, action="search",
+                         record_ids=sorted({r.record_id for r in rows}),
+                         detail={k: str(v) for k, v in vars(q).items() if v not in (None, False)},
+                         at=datetime.now(UTC))
+    if as_json:
+        emit_json({"ok": True, "count": len(rows),
+                   "records": [dict(zip(SEARCH_HEADER, _row_values(r), strict=True))
+                               for r in rows]})
+    elif as_csv:
+        write_csv(iter(_row_values(r) for r in rows), SEARCH_HEADER)
+    else:
+        for r in rows:
+            amount = f"¥{r.amount:,}" if r.amount is not None else "-"
+            state = "" if r.state == "active" else f" [{r.state}]"
+            click.echo(f"{r.record_id}  v{r.version}  {r.transaction_date or '-':10}  "
+                       f"{amount:>12}  {r.doc_type or '-':14}  {r.counterparty or '-'}{state}")
+        info(f"{len(rows)} record(s)")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--history", is_flag=True, help="Show every version's manifest.")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> None:
+    """Show a record: its metadata, retention and versions."""
+    from edoc import canonical
+    from edoc.errors import NotFound
+
+    a = _archive(ctx)
+    rec = a.catalog.record_row(record_id)
+    if rec is None:
+        raise NotFound(f"no record {record_id} in this archive")
+    rows = a.catalog.version_rows(record_id)
+    shown = rows if history else rows[-1:]
+    manifests = [canonical.loads(a.store.read(r.manifest_key, r.manifest_version_id))
+                 for r in shown]
+    a.catalog.log_access(actor=a.actor, action="show", record_ids=[record_id],
+                         at=datetime.now(UTC))
+    if as_json:
+        emit_json({"ok": True, "record_id": record_id, "state": rec.state,
+                   "latest_version": rec.latest_version, "versions": manifests})
+        return
+    click.echo(f"record {record_id}  ({rec.state}, {rec.latest_version} version(s))")
+    for m in manifests:
+        meta = m.get("metadata", {})
+        click.echo(f"  v{m['version']} {m['kind']}  ingested {m['ingested_at']} by {m['actor']}")
+        c = m.get("content") or {}
+        if c:
+            click.echo(f"    file      {c.get('original_name')}  {c.get('media_type')}  "
+                       f"{c.get('size')} bytes")
+            click.echo(f"    sha256    {c.get('sha256')}")
+        click.echo(f"    profiles  {', '.join(m.get('profiles', []))}  "
+                   f"({m.get('document_class')}, {m.get('doc_type') or '-'})")
+        for k in ("transaction_date", "amount", "counterparty", "ledger_ref", "author"):
+            if meta.get(k) is not None:
+                click.echo(f"    {k:<17} {meta[k]}")
+        inp = m.get("input")
+        if inp:
+            click.echo(f"    input     received {inp['received']}, deadline {inp['deadline']}: "
+                       f"{inp['verdict']}")
+        ret = m.get("retention", {})
+        click.echo(f"    retain    until {ret.get('retain_until')} "
+                   f"({', '.join(o.get('rule', '?') for o in ret.get('outcomes', []))})")
+        if m.get("reason"):
+            click.echo(f"    reason    {m['reason']}")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("-o", "--output", required=True, metavar="PATH",
+              help="Where to write the content ('-' for stdout).")
+@click.option("--version", "version", type=int, help="Version (default: latest with content).")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@click.pass_context
+def get(ctx: click.Context, record_id: str, output: str, version: int | None,
+        force: bool) -> None:
+    """Write a record's original bytes to PATH."""
+    from edoc.errors import NotFound
+
+    a = _archive(ctx)
+    rows = [r for r in a.catalog.version_rows(record_id) if r.content_key]
+    if version is not None:
+        rows = [r for r in rows if r.version == version]
+    if not rows:
+        raise NotFound(f"no stored content for record {record_id}"
+                       + (f" version {version}" if version else ""))
+    row = rows[-1]
+    a.catalog.log_access(actor=a.actor, action="get", record_ids=[record_id],
+                         detail={"version": row.version}, at=datetime.now(UTC))
+    import hashlib
+    import shutil
+
+    if output == "-":
+        with a.store.open(row.content_key, row.content_version_id) as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+        return
+    out = Path(output)
+    if out.exists() and not force:
+        raise InputError(f"{out} exists", code="OUTPUT_EXISTS", hint="use --force to replace it")
+    digest = hashlib.sha256()
+    tmp = out.with_name(f".{out.name}.part")
+    with a.store.open(row.content_key, row.content_version_id) as f, tmp.open("wb") as o:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            o.write(chunk)
+    if digest.hexdigest() != row.content_sha256:
+        tmp.unlink()
+        raise EdocError(f"stored content of {record_id} v{row.version} does not match its "
+                        "digest; not written", code="DIGEST_MISMATCH",
+                        hint=f"run 'edoc verify {record_id}'")
+    tmp.replace(out)
+    info(f"wrote {out} ({row.content_size} bytes, sha256 {row.content_sha256})")
+
+
+# -- verify ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("record_ids", nargs=-1)
+@click.option("--all", "verify_all", is_flag=True, help="Every record in the archive.")
+@click.option("--from", "date_from", metavar="YYYY-MM-DD")
+@click.option("--to", "date_to", metavar="YYYY-MM-DD")
+@click.option("--csv", "as_csv", is_flag=True, help="One row per record, a column per check.")
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
+           date_from: str | None, date_to: str | None, as_csv: bool, as_json: bool) -> None:
+    """Verify records: content digest, manifest, catalog, ledger inclusion, checkpoint seal
+    and timestamp, storage lock. Exit 0 only if every check passes."""
+    from edoc.values import parse_date
+    from edoc.verdict import REPORT_SCHEMA_VERSION, Status
+    from edoc.verification import Verifier, summarise
+
+    if not record_ids and not verify_all and not date_from and not date_to:
+        raise ConfigError("name records, or use --all or --from/--to", code="USAGE_ERROR")
+    a = _archive(ctx)
+    batch = verify_all or bool(date_from or date_to) or len(record_ids) > 1
+    v = Verifier(a, batch=batch)
+    if record_ids:
+        ids: Iterator[str] = iter(record_ids)
+    else:
+        ids = a.catalog.record_ids(parse_date(date_from, "--from") if date_from else None,
+                                   parse_date(date_to, "--to") if date_to else None)
+    reports = []
+    tty = sys.stderr.isatty() and not as_json
+    for n, rep in enumerate(v.verify_many(ids), 1):
+        reports.append(rep)
+        if tty and n % 50 == 0:
+            info(f"\r{n} verified…")
+        if not as_json and not as_csv and rep.status is not Status.PASS:
+            for c in rep.checks:
+                if c.status is not Status.PASS:
+                    info(f"{rep.record_id} v{rep.version}: {c.status.value.upper()} {c.name} "
+                         f"{c.code}: {c.detail}")
+    summary = summarise(reports)
+    ok = all(r.status is Status.PASS for r in reports)
+    if as_json:
+        emit_json({"ok": ok, "schema_version": REPORT_SCHEMA_VERSION, "summary": summary,
+                   "reports": [r.as_dict() for r in reports]})
+    elif as_csv:
+        names = sorted({c.name for r in reports for c in r.checks})
+        write_csv(iter([r.record_id, r.version, r.status.value,
+                        *[next((c.code for c in r.checks if c.name == n and
+                                c.status is not Status.PASS), "OK")
+                          if any(c.name == n for c in r.checks) else "" for n in names]]
+                       for r in reports), ["record_id", "version", "status", *names])
+    else:
+        for r in reports:
+            click.echo(f"{r.status.value.upper():13} {r.record_id} v{r.version}  "
+                       f"({len(r.checks)} checks)")
+        info(f"{summary['versions']} version(s): {summary['pass']} pass, {summary['fail']} fail, "
+             f"{summary['indeterminate']} indeterminate")
+    sys.exit(0 if ok else 1)
+
+
+# -- profiles --------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("profile_id", required=False)
+@json_option
+@click.pass_context
+def profiles(ctx: click.Context, profile_id: str | None, as_json: bool) -> None:
+    """List ordinance profiles, or explain one."""
+    from edoc.profiles import ProfileSet, policies_dirs
+
+    try:
+        a = _archive(ctx)
+        ps = a.profiles
+    except ConfigError as exc:
+        if exc.code != "ARCHIVE_NOT_FOUND":
+            raise
+        ps = ProfileSet.load(policies_dirs(None, Path.cwd()))
+    chosen = [ps.get(profile_id)] if profile_id else list(ps)
+    if as_json:
+        emit_json({"ok": True, "profiles": [p.as_dict() for p in chosen]})
+        return
+    if not profile_id:
+        for p in chosen:
+            click.echo(f"{p.id:32} {p.title}")
+        return
+    p = chosen[0]
+    d = p.as_dict()
+    click.echo(f"{p.id}: {p.title}")
+    click.echo(f"  basis: {p.basis}")
+    for note in p.notes:
+        click.echo(f"  note:  {note}")
+    for section in ("capture", "deadline", "authenticity", "search", "retention"):
+        vals = ", ".join(f"{k}={v}" for k, v in d[section].items() if v not in (None, [], {}))
+        click.echo(f"  {section}: {vals or '-'}")
+    click.echo(f"  document types: {', '.join(p.document_types)}; media: "
+               f"{', '.join(p.media_types)}")
+    click.echo(f"  source: {p.source}")
+
+
+def main() -> None:
+    cli(prog_name="edoc")
+
+
+if __name__ == "__main__":
+    main()

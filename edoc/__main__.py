@@ -1,0 +1,5 @@
+"""``python -m edoc`` reaches the same click group as the ``edoc`` console script."""
+
+from cli import main
+
+main()

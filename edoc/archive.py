@@ -1,0 +1,119 @@
+"""The archive as a whole: creating one, opening one, and the collaborators services share.
+
+``Archive`` bundles the configuration, object store, catalog, profiles and notary that the
+services (``edoc.ingest``, ``edoc.verification`` …) take as arguments, so tests can hand
+them a real store and a real TSA without patching anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edoc import config as config_mod
+from edoc.catalog import Catalog
+from edoc.config import ArchiveConfig, StorageConfig
+from edoc.errors import ConfigError
+from edoc.notary import Notary
+from edoc.profiles import ProfileSet, policies_dirs
+from edoc.storage.base import ObjectStore
+
+
+def current_actor() -> str:
+    """Who is acting: ``EDOC_ACTOR`` if set (service accounts), else the OS user."""
+    actor = os.environ.get("EDOC_ACTOR")
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def open_store(cfg: ArchiveConfig) -> ObjectStore:
+    st = cfg.storage
+    if st.kind == "local":
+        from edoc.storage.local import LocalStore
+
+        return LocalStore((cfg.dir / st.path).resolve())
+    if st.kind == "s3":
+        from edoc.storage.s3 import S3Store
+
+        return S3Store.from_config(st.bucket, st.prefix, endpoint_url=st.endpoint_url,
+                                   region=st.region, profile=st.profile,
+                                   lock_mode=st.lock_mode)
+    raise ConfigError(f"storage.kind {st.kind!r} is not known", code="CONFIG_INVALID",
+                      hint="use local or s3")
+
+
+@dataclass
+class Archive:
+    cfg: ArchiveConfig
+    store: ObjectStore
+    catalog: Catalog
+    actor: str = field(default_factory=current_actor)
+
+    @classmethod
+    def open(cls, directory: str | None) -> Archive:
+        path = config_mod.locate(directory)
+        cfg = config_mod.load(path)
+        catalog = Catalog(cfg.catalog_url, cfg.dir)
+        catalog.check_schema()
+        return cls(cfg, open_store(cfg), catalog)
+
+    @functools.cached_property
+    def profiles(self) -> ProfileSet:
+        return ProfileSet.load(policies_dirs(self.cfg.policies_dir, self.cfg.dir))
+
+    @functools.cached_property
+    def notary(self) -> Notary:
+        return Notary(self.cfg)
+
+    def close(self) -> None:
+        self.catalog.dispose()
+
+
+def init_archive(directory: Path, *, organisation: str, storage: StorageConfig | None = None,
+                 fiscal_year_end: tuple[int, int] | None = None,
+                 default_retention: tuple[str, ...] = ()) -> Archive:
+    """Create a new archive with the embedded defaults; refuse to touch an existing one."""
+    from edoc import ids, pki
+
+    directory = directory.expanduser().resolve()
+    cfg_path = directory / config_mod.CONFIG_NAME
+    keys_dir = directory / "keys"
+    if cfg_path.exists() or (keys_dir.exists() and any(keys_dir.iterdir())):
+        raise ConfigError(f"{directory} already holds an archive; refusing to overwrite "
+                          "its keys or settings", code="ARCHIVE_EXISTS",
+                          hint="choose an empty directory")
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is not a directory", code="ARCHIVE_NOT_A_DIRECTORY")
+    os.umask(0o077)  # archive files are private to the archive's OS user
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    cfg = ArchiveConfig(
+        dir=directory,
+        archive_id=ids.new_record_id(),
+        organisation=organisation,
+        created=now.isoformat(timespec="seconds"),
+        default_retention=default_retention,
+        fiscal_year_end=fiscal_year_end or (3, 31),
+        storage=storage or StorageConfig(),
+    )
+    passphrase = cfg.passphrase()
+    keys_dir.mkdir(mode=0o700, exist_ok=True)
+    pki.generate_dev_pki(keys_dir, organisation=organisation or "edoc archive",
+                         passphrase=passphrase)
+    store = open_store(cfg)
+    catalog = Catalog(cfg.catalog_url, cfg.dir)
+    catalog.create()
+    # The settings file is written last: its presence is what marks a finished archive.
+    tmp = cfg_path.with_name(f".{cfg_path.name}.{secrets.token_hex(4)}")
+    tmp.write_text(config_mod.render(cfg), encoding="utf-8")
+    tmp.replace(cfg_path)
+    return Archive(config_mod.load(directory), store, catalog)

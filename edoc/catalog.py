@@ -1,0 +1,338 @@
+"""The catalog: a derived, searchable index of records, versions, ledger and checkpoints.
+
+SQLite (WAL, one writer at a time) by default, inside the archive directory; written with
+SQLAlchemy Core so that a PostgreSQL URL is the only change for multi-user deployments. The
+catalog is an index, not the source of truth: ``edoc catalog rebuild`` recreates it from the
+object store, and ``edoc verify`` compares it with the sealed manifests.
+
+Write transactions on SQLite begin with ``BEGIN IMMEDIATE`` so concurrent writers queue on
+the busy timeout instead of failing half-way through (the ledger index must be assigned and
+its row inserted atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from edoc.errors import CatalogError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30
+
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "schema_info", metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+records = sa.Table(
+    "records", metadata,
+    sa.Column("record_id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    #: active | deleted (tombstone is latest) | disposed (purged)
+    sa.Column("state", sa.String(16), nullable=False),
+)
+
+versions = sa.Table(
+    "versions", metadata,
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("content_sha256", sa.String(64)),
+    sa.Column("content_size", sa.BigInteger),
+    sa.Column("media_type", sa.String(100)),
+    sa.Column("original_name", sa.Text),
+    sa.Column("content_key", sa.Text),
+    sa.Column("content_version_id", sa.Text),
+    sa.Column("manifest_key", sa.Text, nullable=False),
+    sa.Column("manifest_version_id", sa.Text),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("seal_key", sa.Text),
+    sa.Column("profiles", sa.Text, nullable=False),
+    sa.Column("document_class", sa.String(16)),
+    sa.Column("doc_type", sa.String(64)),
+    sa.Column("transaction_date", sa.String(10)),
+    sa.Column("amount", sa.BigInteger),
+    sa.Column("counterparty", sa.Text),
+    sa.Column("counterparty_norm", sa.Text),
+    sa.Column("ledger_ref", sa.Text),
+    sa.Column("retain_until", sa.String(10), nullable=False),
+    sa.Column("retain_until_at", sa.String(40), nullable=False),
+    sa.Column("ingested_at", sa.String(40), nullable=False),
+    sa.Column("ledger_index", sa.Integer, nullable=False),
+    sa.Column("disposed_at", sa.String(40)),
+    sa.PrimaryKeyConstraint("record_id", "version"),
+)
+sa.Index("ix_versions_date", versions.c.transaction_date)
+sa.Index("ix_versions_amount", versions.c.amount)
+sa.Index("ix_versions_cp", versions.c.counterparty_norm)
+sa.Index("ix_versions_ledger_ref", versions.c.ledger_ref)
+sa.Index("ix_versions_sha", versions.c.content_sha256)
+sa.Index("ix_versions_retain", versions.c.retain_until_at)
+
+ledger = sa.Table(
+    "ledger", metadata,
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("event", sa.String(24), nullable=False),
+    sa.Column("record_id", sa.String(32)),
+    sa.Column("version", sa.Integer),
+    sa.Column("leaf_hash", sa.String(64), nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),
+    sa.Column("stored", sa.Boolean, nullable=False, default=False),
+)
+sa.Index("ix_ledger_record", ledger.c.record_id, ledger.c.version)
+
+checkpoints = sa.Table(
+    "checkpoints", metadata,
+    sa.Column("tree_size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("gen_time", sa.String(40), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+)
+
+access_log = sa.Table(
+    "access_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("record_ids", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")
+
+
+def normalise_counterparty(name: str) -> str:
+    """NFKC + case folding: ｶﾌﾞｼｷｶﾞｲｼｬ, カブシキガイシャ and full-width Latin compare equal."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def utc_text(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    date_from: date | None = None
+    date_to: date | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    counterparty: str | None = None
+    doc_type: str | None = None
+    ledger_ref: str | None = None
+    profile: str | None = None
+    include_deleted: bool = False
+    all_versions: bool = False
+    limit: int | None = None
+
+
+def _sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url
+
+
+class Catalog:
+    """Owns the catalog connection(s); every write goes through ``write()``."""
+
+    def __init__(self, url: str, base_dir: Path) -> None:
+        self.url = _sqlite_url(url, base_dir)
+        self.is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "isolation_level": None}
+        try:
+            self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        except sa.exc.ArgumentError as exc:
+            raise CatalogError(f"catalog url is invalid: {exc}", code="CONFIG_INVALID") from None
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", self._on_connect)
+            event.listen(self.engine, "begin", self._on_begin)
+
+    @staticmethod
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cur.close()
+
+    @staticmethod
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front (see docstring); readers begin deferred, so
+        # in WAL mode they read a snapshot and never block or wait for a writer.
+        if conn.get_execution_options().get("edoc_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    def create(self) -> None:
+        with self.write() as c:
+            metadata.create_all(c)
+            c.execute(schema_info.insert().values(version=SCHEMA_VERSION))
+
+    def check_schema(self) -> None:
+        try:
+            with self.engine.connect() as c:
+                found = c.execute(sa.select(schema_info.c.version)).scalar()
+        except sa.exc.OperationalError as exc:
+            raise CatalogError(f"catalog cannot be opened: {exc.orig}",
+                               code="CATALOG_UNAVAILABLE",
+                               hint="run 'edoc catalog rebuild' to recreate it from storage"
+                               ) from None
+        if found != SCHEMA_VERSION:
+            raise CatalogError(f"catalog schema is version {found}; this edoc needs "
+                               f"{SCHEMA_VERSION}", code="CATALOG_SCHEMA")
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(edoc_write=True) as conn, \
+                    conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise CatalogError(
+                    f"catalog is busy: another edoc process held the write lock for more "
+                    f"than {BUSY_TIMEOUT_S} s", code="CATALOG_BUSY",
+                    hint="wait for the other run to finish, then retry") from None
+            raise CatalogError(f"catalog write failed: {exc.orig}",
+                               code="CATALOG_ERROR") from None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- ledger ----------------------------------------------------------------------------
+    @staticmethod
+    def next_ledger_index(conn: Connection) -> int:
+        top = conn.execute(sa.select(sa.func.max(ledger.c.idx))).scalar()
+        return 0 if top is None else int(top) + 1
+
+    @staticmethod
+    def append_ledger(conn: Connection, *, event_type: str, entry: str, leaf_hash: str,
+                      record_id: str | None = None, version: int | None = None) -> int:
+        idx = Catalog.next_ledger_index(conn)
+        conn.execute(ledger.insert().values(idx=idx, event=event_type, record_id=record_id,
+                                            version=version, leaf_hash=leaf_hash,
+                                            entry=entry, stored=False))
+        return idx
+
+    def ledger_leaf_hashes(self, upto: int | None = None) -> list[bytes]:
+        q = sa.select(ledger.c.idx, ledger.c.leaf_hash).order_by(ledger.c.idx)
+        if upto is not None:
+            q = q.where(ledger.c.idx < upto)
+        with self.read() as c:
+            return [bytes.fromhex(h) for _i, h in c.execute(q)]
+
+    # -- search ----------------------------------------------------------------------------
+    def search(self, q: SearchQuery) -> Iterator[sa.Row[Any]]:
+        v, r = versions, records
+        stmt = sa.select(v, r.c.state).join(r, r.c.record_id == v.c.record_id)
+        if not q.all_versions:
+            stmt = stmt.where(v.c.version == r.c.latest_version)
+        if q.include_deleted:
+            stmt = stmt.where(r.c.state != "disposed")
+        else:
+            stmt = stmt.where(r.c.state == "active")
+        if q.all_versions and not q.include_deleted:
+            stmt = stmt.where(v.c.kind != "tombstone")
+        if q.date_from:
+            stmt = stmt.where(v.c.transaction_date >= q.date_from.isoformat())
+        if q.date_to:
+            stmt = stmt.where(v.c.transaction_date <= q.date_to.isoformat())
+        if q.min_amount is not None:
+            stmt = stmt.where(v.c.amount >= q.min_amount)
+        if q.max_amount is not None:
+            stmt = stmt.where(v.c.amount <= q.max_amount)
+        if q.counterparty:
+            needle = normalise_counterparty(q.counterparty)
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(v.c.counterparty_norm.like(f"%{escaped}%", escape="\\"))
+        if q.doc_type:
+            stmt = stmt.where(v.c.doc_type == q.doc_type)
+        if q.ledger_ref:
+            stmt = stmt.where(v.c.ledger_ref == q.ledger_ref)
+        if q.profile:
+            stmt = stmt.where(v.c.profiles.like(f'%"{q.profile}"%'))
+        stmt = stmt.order_by(v.c.transaction_date, v.c.record_id, v.c.version)
+        if q.limit:
+            stmt = stmt.limit(q.limit)
+        with self.read() as c:
+            yield from c.execute(stmt)
+
+    def find_by_sha(self, sha256: str) -> str | None:
+        stmt = (sa.select(versions.c.record_id)
+                .join(records, records.c.record_id == versions.c.record_id)
+                .where(versions.c.content_sha256 == sha256, records.c.state == "active")
+                .limit(1))
+        with self.read() as c:
+            return c.execute(stmt).scalar()
+
+    def version_rows(self, record_id: str) -> list[sa.Row[Any]]:
+        stmt = sa.select(versions).where(versions.c.record_id == record_id).order_by(
+            versions.c.version)
+        with self.read() as c:
+            return list(c.execute(stmt))
+
+    def record_row(self, record_id: str) -> sa.Row[Any] | None:
+        with self.read() as c:
+            return c.execute(sa.select(records).where(records.c.record_id == record_id)).first()
+
+    def record_ids(self, date_from: date | None = None, date_to: date | None = None
+                   ) -> Iterator[str]:
+        stmt = sa.select(records.c.record_id).order_by(records.c.record_id)
+        if date_from or date_to:
+            sub = sa.select(versions.c.record_id).distinct()
+            if date_from:
+                sub = sub.where(versions.c.transaction_date >= date_from.isoformat())
+            if date_to:
+                sub = sub.where(versions.c.transaction_date <= date_to.isoformat())
+            stmt = stmt.where(records.c.record_id.in_(sub))
+        with self.read() as c:
+            for (rid,) in c.execute(stmt):
+                yield str(rid)
+
+    def ledger_entry(self, idx: int) -> sa.Row[Any] | None:
+        with self.read() as c:
+            return c.execute(sa.select(ledger).where(ledger.c.idx == idx)).first()
+
+    def checkpoint_covering(self, ledger_index: int) -> sa.Row[Any] | None:
+        stmt = (sa.select(checkpoints).where(checkpoints.c.tree_size > ledger_index)
+                .order_by(checkpoints.c.tree_size).limit(1))
+        with self.read() as c:
+            return c.execute(stmt).first()
+
+    def latest_checkpoint(self) -> sa.Row[Any] | None:
+        stmt = sa.select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)
+        with self.read() as c:
+            return c.execute(stmt).first()
+
+    def log_access(self, *, actor: str, action: str, record_ids: Sequence[str],
+                   detail: dict[str, Any] | None = None, at: datetime) -> None:
+        with self.write() as c:
+            c.execute(access_log.insert().values(
+                at=utc_text(at), actor=actor, action=action,
+                record_ids=json.dumps(list(record_ids)),
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None))

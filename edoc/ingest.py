@@ -1,0 +1,434 @@
+"""Ingest: from a file on disk to a sealed, logged, write-once record.
+
+The commit protocol (what is written in which order, and what a restart finds):
+
+1. Everything is checked before anything is stored: the file (exists, regular, non-empty,
+   readable), the readability gate (見読性), metadata and required search fields (検索性),
+   the input deadline, retention, and duplicates.
+2. The content, then the manifest (then its seal, when the profile asks) are written
+   write-once under ``records/<id>/v1/``. The store checks the SHA-256 it received.
+3. One catalog transaction inserts the record, its version and its ledger leaf. Only now does
+   the record exist for users (search, show, verify).
+4. The ledger leaf is written to the store (``ledger/<index>.json``).
+5. At the end of the run (or per record when the profile asks), a checkpoint seals and
+   timestamps the tree head covering the new leaves.
+
+A crash after 2 leaves objects no catalog row points to; a crash after 3 leaves a leaf to
+write or a tree head to checkpoint — the next run writes pending leaves and checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edoc import canonical, ids, layout
+from edoc.archive import Archive
+from edoc.catalog import Catalog, normalise_counterparty, records, utc_text, versions
+from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
+from edoc.ledger import event_entry, flush_ledger_objects, leaf_hex, make_checkpoint
+from edoc.profiles import Requirements, combine
+from edoc.values import clean_text, parse_amount, parse_date, parse_doc_type
+
+log = logging.getLogger(__name__)
+JST = ZoneInfo("Asia/Tokyo")
+MANIFEST_SCHEMA = "edoc.manifest/1"
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """One file and what the user said about it (raw text, validated in ``prepare``)."""
+
+    path: str
+    profiles: tuple[str, ...] = ()
+    doc_type: str | None = None
+    date: str | None = None
+    amount: str | None = None
+    counterparty: str | None = None
+    ledger_ref: str | None = None
+    received: str | None = None
+    author: str | None = None
+    paper_size: str | None = None
+    retention: tuple[str, ...] = ()
+    fiscal_year_end: str | None = None
+    extension_months: str | None = None
+    loss_year: bool = False
+    tax_year: str | None = None
+    period_end: str | None = None
+    closing_date: str | None = None
+    completed: str | None = None
+    #: Where the request came from, for messages (e.g. "row 3" of a CSV manifest).
+    origin: str | None = None
+    #: Set when the request was already found invalid while it was read (a bad CSV row).
+    rejection: EdocError | None = None
+
+
+@dataclass
+class IngestResult:
+    file: str
+    status: str  # stored | rejected | duplicate
+    record_id: str | None = None
+    sha256: str | None = None
+    retain_until: str | None = None
+    input_verdict: str | None = None
+    error: dict[str, str | None] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "status": self.status, "record_id": self.record_id,
+                "sha256": self.sha256, "retain_until": self.retain_until,
+                "input_verdict": self.input_verdict, "error": self.error}
+
+
+@dataclass
+class IngestRun:
+    results: list[IngestResult] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "stored" for r in self.results)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    request: IngestRequest
+    path: Path
+    size: int
+    sha256: str
+    media_type: str
+    manifest_body: dict[str, Any]
+    requirements: Requirements
+    until_at: datetime
+    retain_until: date
+
+
+def _today_jst(now: datetime) -> date:
+    return now.astimezone(JST).date()
+
+
+def _open_input(raw: str) -> tuple[Path, os.stat_result]:
+    path = Path(raw)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{raw}: no such file", code="FILE_NOT_FOUND") from None
+    except OSError as exc:
+        raise InputError(f"{raw}: cannot be read ({exc.strerror})",
+                         code="FILE_UNREADABLE") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{raw} is a directory", code="NOT_A_FILE",
+                         hint="give the files inside it, e.g. DIR/*.pdf")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{raw} is not a regular file", code="NOT_A_FILE")
+    if st.st_size == 0:
+        raise InputError(f"{raw} is empty (0 bytes)", code="FILE_EMPTY")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{raw}: permission denied", code="FILE_UNREADABLE")
+    return path, st
+
+
+def _opt_int(value: str | None, field_name: str, lo: int, hi: int) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise InputError(f"{field_name} must be a whole number (got {value!r})",
+                         code="BAD_VALUE") from None
+    if not lo <= n <= hi:
+        raise InputError(f"{field_name} must be from {lo} to {hi} (got {n})", code="BAD_VALUE")
+    return n
+
+
+def _opt_date(value: str | None, field_name: str) -> date | None:
+    return parse_date(value, field_name) if value else None
+
+
+class Ingestor:
+    """Ingests files into one archive; holds per-run state (profiles, calendar)."""
+
+    def __init__(self, archive: Archive, *, clock: Callable[[], datetime] | None = None
+                 ) -> None:
+        self.archive = archive
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # -- validation (nothing stored) -------------------------------------------------------
+    def prepare(self, req: IngestRequest) -> Prepared:
+        from edoc import readability, retention
+        from edoc.business_days import BusinessCalendar, input_deadline, input_verdict
+
+        if req.rejection is not None:
+            raise req.rejection
+        a = self.archive
+        profile_ids = req.profiles or (a.cfg.default_profile,)
+        profiles = [a.profiles.get(pid) for pid in profile_ids]
+        doc_type = parse_doc_type(req.doc_type) if req.doc_type else None
+        for p in profiles:
+            if not p.accepts_type(doc_type):
+                raise ProfileViolation(
+                    f"doc type {doc_type or '(none)'} is not accepted by profile {p.id} "
+                    f"(accepts {', '.join(p.document_types)})", code="DOC_TYPE_NOT_ACCEPTED",
+                    hint="give --doc-type with one of those")
+        reqs = combine(profiles, doc_type)
+
+        tx_date = _opt_date(req.date, "--date")
+        amount = parse_amount(req.amount, "--amount") if req.amount not in (None, "") else None
+        counterparty = clean_text(req.counterparty, "--counterparty") if req.counterparty \
+            else None
+        ledger_ref = clean_text(req.ledger_ref, "--ledger-ref", max_len=100) if req.ledger_ref \
+            else None
+        author = clean_text(req.author, "--author") if req.author else None
+        received = _opt_date(req.received, "--received")
+        now = self._clock()
+        today = _today_jst(now)
+        if tx_date and tx_date > today:
+            raise InputError(f"--date {tx_date} is in the future", code="BAD_DATE")
+        if received and received > today:
+            raise InputError(f"--received {received} is in the future", code="BAD_DATE")
+
+        values: dict[str, Any] = {"transaction_date": tx_date, "amount": amount,
+                                  "counterparty": counterparty, "ledger_ref": ledger_ref,
+                                  "doc_type": doc_type, "author": author}
+        missing = [f for f in reqs.required_fields if values.get(f) is None]
+        if missing:
+            flags = ", ".join("--" + f.replace("transaction_", "").replace("_", "-")
+                              for f in missing)
+            raise ProfileViolation(
+                f"{', '.join(missing)} required by {'+'.join(reqs.profiles)} "
+                f"(give {flags})", code="SEARCH_FIELD_MISSING")
+
+        path, st = _open_input(req.path)
+        try:
+            with path.open("rb") as f:
+                sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as exc:
+            raise InputError(f"{req.path}: cannot be read ({exc.strerror})",
+                             code="FILE_UNREADABLE") from None
+        media_type = readability.detect_media_type(path)
+        for p in profiles:
+            if not p.accepts_media(media_type):
+                raise ProfileViolation(
+                    f"{media_type} is not accepted by profile {p.id} "
+                    f"(accepts {', '.join(p.media_types)})", code="MEDIA_TYPE_NOT_ACCEPTED")
+        measured = readability.inspect(path, media_type, paper_size=req.paper_size)
+        readability.check_capture(measured, reqs.capture, "+".join(reqs.profiles))
+
+        # Input deadline (電帳法施行規則 第2条第6項第1号). Without --received the transaction
+        # date is taken as the receipt date: the earliest plausible one, so the verdict can
+        # only err towards "late" (conservative).
+        deadline_info: dict[str, Any] | None = None
+        verdict = None
+        if reqs.deadline.business_days is not None:
+            received_on = received or tx_date or today
+            cal = BusinessCalendar(a.cfg.closed_days, a.cfg.closed_annual)
+            deadline = input_deadline(received_on, business_days=reqs.deadline.business_days,
+                                      cycle_months=reqs.deadline.cycle_months, calendar=cal)
+            verdict = input_verdict(received_on, today, deadline)
+            deadline_info = {
+                "received": received_on.isoformat(),
+                "received_source": "--received" if received else (
+                    "transaction-date" if tx_date else "ingest-date"),
+                "business_days": reqs.deadline.business_days,
+                "cycle_months": reqs.deadline.cycle_months,
+                "deadline": deadline.isoformat(),
+                "input_date": today.isoformat(),
+                "verdict": verdict,
+            }
+            if verdict == "late":
+                if reqs.deadline.late == "reject":
+                    raise ProfileViolation(
+                        f"input on {today} is after the deadline {deadline} "
+                        f"({reqs.deadline.business_days} business days after receipt on "
+                        f"{received_on}); {'+'.join(reqs.profiles)} rejects late input",
+                        code="LATE_INPUT", hint="keep the paper original")
+                deadline_info["flag"] = "LATE_INPUT"
+
+        facts = retention.RetentionFacts(
+            ingested_at=now,
+            transaction_date=tx_date,
+            fiscal_year_end=_opt_date(req.fiscal_year_end, "--fiscal-year-end"),
+            fiscal_year_end_md=a.cfg.fiscal_year_end,
+            extension_months=_opt_int(req.extension_months, "--extension-months", 0, 12) or 0,
+            loss_year=req.loss_year,
+            tax_year=_opt_int(req.tax_year, "--tax-year", 1900, 2999),
+            period_end=_opt_date(req.period_end, "--period-end"),
+            closing_date=_opt_date(req.closing_date, "--closing-date"),
+            completed=_opt_date(req.completed, "--completed"),
+        )
+        rules = tuple(dict.fromkeys((*reqs.retention.rules, *req.retention,
+                                     *a.cfg.default_retention)))
+        for rule in req.retention:
+            if not retention.is_known_rule(rule):
+                raise InputError(f"--retention {rule} is not a known rule (known: "
+                                 f"{', '.join(sorted(retention.RULES))})",
+                                 code="RETENTION_UNKNOWN")
+        decision = retention.decide(rules, reqs.retention.duration, facts)
+        if decision.until_at <= now:
+            raise InputError(f"retention already ended on {decision.retain_until}; "
+                             "nothing to keep", code="RETENTION_ENDED")
+
+        body: dict[str, Any] = {
+            "schema": MANIFEST_SCHEMA,
+            "archive_id": a.cfg.archive_id,
+            "kind": "original",
+            "content": {"sha256": sha256, "size": st.st_size, "media_type": media_type,
+                        "original_name": path.name},
+            "profiles": list(reqs.profiles),
+            "document_class": reqs.document_class,
+            "doc_type": doc_type,
+            "metadata": {
+                "transaction_date": tx_date.isoformat() if tx_date else None,
+                "amount": amount,
+                "counterparty": counterparty,
+                "ledger_ref": ledger_ref,
+                "author": author,
+            },
+            "input": deadline_info,
+            "readability": measured.to_manifest(),
+            "retention": decision.to_manifest(),
+            "evidence": {"checkpoint": reqs.authenticity.checkpoint,
+                         "seal_manifest": reqs.authenticity.seal_manifest,
+                         "tsa": a.cfg.tsa.kind,
+                         "accredited": a.cfg.tsa.kind != "embedded"},
+            "previous_version_sha256": None,
+            "reason": None,
+        }
+        return Prepared(req, path, st.st_size, sha256, media_type, body, reqs,
+                        decision.until_at, decision.retain_until)
+
+    # -- storing ---------------------------------------------------------------------------
+    def store(self, prep: Prepared) -> IngestResult:
+        a = self.archive
+        existing = a.catalog.find_by_sha(prep.sha256)
+        if existing:
+            raise DuplicateContent(f"{prep.request.path} has the same SHA-256 as record "
+                                   f"{existing}; not stored twice",
+                                   hint="use 'edoc show " + existing + "'")
+        record_id = ids.new_record_id()
+        now = self._clock()
+        body = dict(prep.manifest_body, record_id=record_id, version=1,
+                    ingested_at=utc_text(now), actor=a.actor)
+        manifest = canonical.dumps(body)
+        manifest_sha = hashlib.sha256(manifest).hexdigest()
+        ckey, mkey = layout.content_key(record_id, 1), layout.manifest_key(record_id, 1)
+        with prep.path.open("rb") as f:
+            cinfo = a.store.put(ckey, f, size=prep.size, sha256=prep.sha256,
+                                retain_until=prep.until_at)
+        minfo = a.store.put_bytes(mkey, manifest, retain_until=prep.until_at)
+        seal_key = None
+        if prep.requirements.authenticity.seal_manifest:
+            seal_key = layout.manifest_seal_key(record_id, 1)
+            a.store.put_bytes(seal_key, a.notary.seal(manifest), retain_until=prep.until_at)
+
+        meta = body["metadata"]
+        entry = event_entry("ingest", now, record_id=record_id, version=1,
+                            manifest_sha256=manifest_sha, content_sha256=prep.sha256)
+        with a.catalog.write() as c:
+            c.execute(records.insert().values(record_id=record_id, created_at=utc_text(now),
+                                              latest_version=1, state="active"))
+            idx = Catalog.append_ledger(c, event_type="ingest", entry=entry.decode(),
+                                        leaf_hash=leaf_hex(entry), record_id=record_id,
+                                        version=1)
+            c.execute(versions.insert().values(
+                record_id=record_id, version=1, kind="original",
+                content_sha256=prep.sha256, content_size=prep.size,
+                media_type=prep.media_type, original_name=prep.path.name,
+                content_key=ckey, content_version_id=cinfo.version_id,
+                manifest_key=mkey, manifest_version_id=minfo.version_id,
+                manifest_sha256=manifest_sha, seal_key=seal_key,
+                profiles=canonical.dumps(list(prep.requirements.profiles)).decode(),
+                document_class=prep.requirements.document_class,
+                doc_type=body["doc_type"],
+                transaction_date=meta["transaction_date"], amount=meta["amount"],
+                counterparty=meta["counterparty"],
+                counterparty_norm=normalise_counterparty(meta["counterparty"])
+                if meta["counterparty"] else None,
+                ledger_ref=meta["ledger_ref"],
+                retain_until=prep.retain_until.isoformat(),
+                retain_until_at=utc_text(prep.until_at),
+                ingested_at=utc_text(now), ledger_index=idx))
+        flush_ledger_objects(a.catalog, a.store, prep.until_at)
+        if prep.requirements.authenticity.checkpoint == "record":
+            make_checkpoint(a.catalog, a.store, a.notary, min_retain=prep.until_at)
+        verdict = (body["input"] or {}).get("verdict")
+        return IngestResult(str(prep.request.path), "stored", record_id, prep.sha256,
+                            prep.retain_until.isoformat(), verdict)
+
+    def run(self, requests: Iterable[IngestRequest],
+            progress: Callable[[IngestResult], None] | None = None,
+            validate_all_first: bool = False) -> IngestRun:
+        """Ingest every request; a bad file is reported and the batch goes on."""
+        run = IngestRun()
+        prepared: list[Prepared | IngestResult] = []
+        for req in requests:
+            try:
+                prepared.append(self.prepare(req))
+            except EdocError as exc:
+                prepared.append(_failed(req, exc))
+            except Exception as exc:  # a bug must not lose the rest of the batch
+                log.debug("internal error preparing %s", req.path, exc_info=True)
+                prepared.append(_failed(req, EdocError(
+                    f"internal error ({type(exc).__name__}); see the debug log",
+                    code="INTERNAL_ERROR")))
+            if not validate_all_first:
+                self._store_one(prepared.pop(), run, progress)
+        if validate_all_first and any(isinstance(p, IngestResult) for p in prepared):
+            # CSV manifests are all-or-nothing at validation: report every row, store none.
+            for p in prepared:
+                run.results.append(p if isinstance(p, IngestResult) else IngestResult(
+                    str(p.request.path), "not-stored", sha256=p.sha256,
+                    error={"code": "BATCH_NOT_STORED",
+                           "message": "valid, but not stored because other rows failed",
+                           "hint": "fix the failing rows and run the manifest again"}))
+            return run
+        for p in prepared:
+            self._store_one(p, run, progress)
+        self._finish(run)
+        return run
+
+    def _store_one(self, item: Prepared | IngestResult, run: IngestRun,
+                   progress: Callable[[IngestResult], None] | None) -> None:
+        if isinstance(item, IngestResult):
+            result = item
+        else:
+            try:
+                result = self.store(item)
+            except DuplicateContent as exc:
+                result = _failed(item.request, exc, status="duplicate", sha256=item.sha256)
+            except EdocError as exc:
+                result = _failed(item.request, exc, sha256=item.sha256)
+            except Exception as exc:
+                log.debug("internal error storing %s", item.request.path, exc_info=True)
+                result = _failed(item.request, EdocError(
+                    f"internal error ({type(exc).__name__}); see the debug log",
+                    code="INTERNAL_ERROR"), sha256=item.sha256)
+        run.results.append(result)
+        if progress:
+            progress(result)
+
+    def _finish(self, run: IngestRun) -> None:
+        if not any(r.status == "stored" for r in run.results):
+            return
+        a = self.archive
+        far = self._clock() + timedelta(days=1)
+        flush_ledger_objects(a.catalog, a.store, far)
+        cp = make_checkpoint(a.catalog, a.store, a.notary, min_retain=far)
+        if cp is not None:
+            run.checkpoint = {"tree_size": cp.tree_size, "root_hash": cp.root_hash,
+                              "gen_time": utc_text(cp.gen_time), "key": cp.key}
+
+
+def _failed(req: IngestRequest, exc: EdocError, *, status: str = "rejected",
+            sha256: str | None = None) -> IngestResult:
+    where = f"{req.origin}: " if req.origin else ""
+    err = exc.as_dict()
+    err["message"] = where + (err["message"] or "")
+    return IngestResult(str(req.path), status, sha256=sha256, error=err)

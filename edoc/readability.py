@@ -1,0 +1,1325 @@
+"""The readability gate (見読性): measure a document before anything is stored.
+
+This module owns three things:
+
+* ``detect_media_type`` — what a file is, by its magic bytes, never by its name;
+* ``inspect`` — the measurements of a document: pages, per-page resolution, colour mode, bit
+  depth, compression, whether it renders, and any active content in a PDF. They go into the
+  record's manifest (``Readability.to_manifest``);
+* ``check_capture`` — the capture rules of an ordinance profile applied to those measurements,
+  raising ``ProfileViolation`` with a one-line message naming what was measured and what was
+  required.
+
+Why these measurements: scanner preservation under 電子帳簿保存法 施行規則 第2条第5項 requires
+a resolution of at least 200 dpi (解像度 25.4 mm 当たり 8 ドット以上) and 24-bit colour (赤・緑・青
+それぞれ 256 階調以上) for 重要書類, 8-bit gray allowed for 一般書類 (同項第2号ただし書). METI's
+e-文書法 guidance asks 150 dpi for colour/gray and 200 dpi for bilevel scans. 見読性 (e-文書法
+施行規則, each ministry's ordinance) also asks that a record display and print at once, which is
+why a document must render and why an encrypted PDF is refused.
+
+What counts as a scan: an image file, or a PDF page that is essentially one image covering the
+page (see ``_classify_pdf_page``). Born-digital PDF pages ("vector") pass the resolution and
+colour rules: they have no scan resolution to measure.
+
+Performance: opening an image reads its header only; the one pixel decode is the bounded
+render proving the document displays (a JPEG is decoded at 1/8 scale, ~2 ms for 200 KB).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+import re
+import struct
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+import pikepdf
+import pypdfium2 as pdfium
+from PIL import Image
+
+from edoc.errors import ConfigError, EdocError, InputError, ProfileViolation
+from edoc.paper import dpi_from_paper, paper_size_inches
+
+# --------------------------------------------------------------------------------------------
+# Media types
+# --------------------------------------------------------------------------------------------
+
+PDF: Final = "application/pdf"
+JPEG: Final = "image/jpeg"
+PNG: Final = "image/png"
+TIFF: Final = "image/tiff"
+XML: Final = "application/xml"
+CSV: Final = "text/csv"
+TEXT: Final = "text/plain"
+OCTET_STREAM: Final = "application/octet-stream"
+
+#: Image types inspected with Pillow, and the Pillow format each must parse as.
+_PIL_FORMATS: Final[dict[str, str]] = {JPEG: "JPEG", PNG: "PNG", TIFF: "TIFF"}
+
+# --------------------------------------------------------------------------------------------
+# Limits
+# --------------------------------------------------------------------------------------------
+
+#: Explicit decompression-bomb limit per image frame. An A3 page at 600 dpi is 70 MP; 300 MP
+#: leaves room for large-format drawings while refusing a crafted header that would make the
+#: render allocate gigabytes. Pillow's own process-wide guard (``Image.MAX_IMAGE_PIXELS``)
+#: still applies on top; when it fires first it is reported with the same code.
+MAX_PIXELS: Final = 300_000_000
+
+#: Longest side, in pixels, of the proof-of-display render of a PDF's first page.
+RENDER_MAX_SIDE: Final = 256
+
+#: dpi tolerance: 1654 px across A4's 8.27 in is 199.99 dpi, and the NTA counts A4 at
+#: 1654×2339 px as 200 dpi, so a measurement within 1 % below the requirement passes.
+DPI_TOLERANCE: Final = 0.01
+
+#: Resolutions that image writers put in by default rather than measure: 72 and 96 dpi
+#: (screen defaults, JFIF/EXIF defaults of cameras and phones). Values at or below 1 dpi are
+#: the JFIF "aspect ratio only" density and TIFF's default of 1 and are treated as absent.
+_PLACEHOLDER_DPI: Final = (72.0, 96.0)
+
+#: A PDF page is a scan when images cover at least this fraction of its visible area …
+_SCAN_COVERAGE: Final = 0.5
+#: … and it shows at most this many bytes of visible text drawn after (over) the images: a
+#: scanner's footer ("Scanned 2024-04-01 p. 1/3") is allowed, a born-digital invoice with a
+#: background picture is not a scan. OCR layers are invisible text (render mode 3) or drawn
+#: before the image (hidden under it), so a searchable scan is still a scan.
+_MAX_VISIBLE_TEXT_BYTES: Final = 256
+#: Images covering less than this fraction of the page (logos, stamps) do not decide its dpi.
+_SIGNIFICANT_IMAGE: Final = 0.10
+
+#: Form XObjects nest; a crafted file can nest them endlessly or draw one a million times.
+_MAX_FORM_DEPTH: Final = 8
+_MAX_INSTRUCTIONS_PER_PAGE: Final = 2_000_000
+#: Objects examined when looking for active content; a larger graph is reported as
+#: ``incomplete-scan`` (and refused where active content is refused).
+_MAX_ACTIVE_CONTENT_NODES: Final = 200_000
+_MAX_NESTING: Final = 64
+
+#: Per-page detail kept in the manifest: the first N pages, plus the pages that hold the
+#: extreme values (lowest dpi per colour mode, weakest colour, first lossy page).
+MANIFEST_PAGES: Final = 20
+
+#: pdfium is not thread-safe; one render at a time in this process.
+_PDFIUM_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageMeasure:
+    """What was measured on one page (one image frame, or one PDF page)."""
+
+    page: int  # 1-based
+    kind: str  # "image" (scan) or "vector" (born-digital PDF page: text/vector content)
+    width_px: int | None
+    height_px: int | None
+    dpi: float | None  # effective dpi = min(x, y); None for vector pages
+    dpi_source: str | None  # "metadata" | "paper-size" | "pdf-page-size"
+    colour: str | None  # "rgb24" | "rgb48" | "gray8" | "gray16" | "bilevel" | "palette" | "cmyk"
+    bits_per_component: int | None
+    compression: str | None  # "jpeg", "jpeg2000", "png/flate", "lzw", "ccitt", "jbig2", "none"
+    lossy: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "page": self.page,
+            "kind": self.kind,
+            "width_px": self.width_px,
+            "height_px": self.height_px,
+            "dpi": self.dpi,
+            "dpi_source": self.dpi_source,
+            "colour": self.colour,
+            "bits_per_component": self.bits_per_component,
+            "compression": self.compression,
+            "lossy": self.lossy,
+        }
+
+
+@dataclass(frozen=True)
+class Readability:
+    """The measurements of one document, as they go into the record's manifest."""
+
+    media_type: str
+    pages: int
+    page_measures: tuple[PageMeasure, ...]
+    #: First page rendered (pypdfium2 for PDF, Pillow load for images): proves it displays.
+    rendered: bool
+    #: PDF: "javascript", "launch-action", "embedded-files", "open-action", … (sorted).
+    active_content: tuple[str, ...]
+
+    def to_manifest(self) -> dict[str, object]:
+        """JSON-ready summary, bounded in size whatever the page count.
+
+        The summary (counts, lowest dpi, colour modes with their lowest dpi, compressions) covers
+        every page; per-page detail is kept for the first ``MANIFEST_PAGES`` pages and for the
+        pages holding the extremes any capture rule would look at, so a 1000-page PDF gives a
+        manifest of the same order of size as a 20-page one.
+        """
+        scans = [m for m in self.page_measures if m.kind == "image"]
+        out: dict[str, object] = {
+            "media_type": self.media_type,
+            "pages": self.pages,
+            "rendered": self.rendered,
+            "active_content": list(self.active_content),
+            "scan_pages": len(scans),
+            "vector_pages": sum(1 for m in self.page_measures if m.kind == "vector"),
+        }
+        keep = {m.page for m in self.page_measures[:MANIFEST_PAGES]}
+        if scans:
+            lowest = min(scans, key=_dpi_sort_key)
+            out["min_dpi"] = lowest.dpi
+            out["min_dpi_page"] = lowest.page
+            keep.add(lowest.page)
+            colours: dict[str, dict[str, object]] = {}
+            for colour in sorted({m.colour or "unknown" for m in scans}):
+                same = [m for m in scans if (m.colour or "unknown") == colour]
+                low = min(same, key=_dpi_sort_key)
+                keep.add(low.page)
+                colours[colour] = {"pages": len(same), "min_dpi": low.dpi}
+            out["colours"] = colours
+            weakest = min(scans, key=lambda m: (_colour_rank(m.colour), m.page))
+            keep.add(weakest.page)
+            compressions: dict[str, int] = {}
+            for m in scans:
+                key = m.compression or "unknown"
+                compressions[key] = compressions.get(key, 0) + 1
+            out["compressions"] = dict(sorted(compressions.items()))
+            lossy = [m for m in scans if m.lossy]
+            out["lossy_pages"] = len(lossy)
+            if lossy:
+                keep.add(lossy[0].page)
+            out["dpi_sources"] = sorted({m.dpi_source for m in scans if m.dpi_source})
+        out["page_measures"] = [m.as_dict() for m in self.page_measures if m.page in keep]
+        out["page_measures_complete"] = len(keep) == len(self.page_measures)
+        return out
+
+
+def _dpi_sort_key(m: PageMeasure) -> tuple[float, int]:
+    return (m.dpi if m.dpi is not None else -1.0, m.page)
+
+
+# --------------------------------------------------------------------------------------------
+# Capture rules
+# --------------------------------------------------------------------------------------------
+
+#: Required-colour names, each with its rank and how a message spells it out.
+_COLOUR_REQUIREMENTS: Final[dict[str, tuple[int, str]]] = {
+    "rgb24": (3, "24-bit colour"),
+    "gray8": (2, "8-bit gray or better"),
+    "bilevel": (1, "bilevel or better"),
+    "any": (0, "any colour mode"),
+}
+
+
+@dataclass(frozen=True)
+class CaptureRules:
+    """A profile's capture requirements for scans (the strictest of all applicable profiles)."""
+
+    min_dpi: int | None = None  # applies to colour/gray pages
+    min_dpi_bilevel: int | None = None  # METI: bilevel needs 200 where colour needs 150
+    colour: str = "any"  # required minimum: "rgb24" | "gray8" | "bilevel" | "any"
+    lossy_allowed: bool = True
+    reject_active_content: bool = False
+
+    def __post_init__(self) -> None:
+        if self.colour not in _COLOUR_REQUIREMENTS:
+            raise ConfigError(
+                f"capture colour {self.colour!r} is not one of "
+                f"{', '.join(_COLOUR_REQUIREMENTS)}",
+                code="CAPTURE_RULE_INVALID",
+            )
+        for name, value in (("min_dpi", self.min_dpi), ("min_dpi_bilevel", self.min_dpi_bilevel)):
+            if value is not None and not 1 <= value <= 10_000:
+                raise ConfigError(
+                    f"capture {name} is {value}; it must be between 1 and 10000 dpi",
+                    code="CAPTURE_RULE_INVALID",
+                )
+
+    @property
+    def demands_scan(self) -> bool:
+        """True when the rules set a resolution, i.e. only a scan can satisfy them."""
+        return self.min_dpi is not None or self.min_dpi_bilevel is not None
+
+
+def check_capture(r: Readability, rules: CaptureRules, profile_id: str) -> None:
+    """Apply ``rules`` of profile ``profile_id`` to measurements ``r``; raise on the first kind
+    of failure (resolution, then colour, then compression), naming every failing page.
+
+    Raises ``ProfileViolation`` with codes ``ACTIVE_CONTENT``, ``NOT_A_SCAN``,
+    ``SCAN_RESOLUTION_TOO_LOW``, ``SCAN_COLOUR_INSUFFICIENT``, ``SCAN_LOSSY_NOT_ALLOWED``.
+    """
+    if rules.reject_active_content and r.active_content:
+        raise ProfileViolation(
+            f"the document contains {', '.join(r.active_content)}; "
+            f"{profile_id} does not accept active content",
+            code="ACTIVE_CONTENT",
+            hint="remove scripts, actions and attachments (e.g. print to a new PDF), ingest that",
+        )
+    if not r.page_measures:
+        if rules.demands_scan:
+            raise ProfileViolation(
+                f"{r.media_type} is not a scanned image or PDF; {profile_id} requires a scan "
+                f"of at least {_required_summary(rules)} dpi",
+                code="NOT_A_SCAN",
+                hint="ingest it under a profile for electronic transactions (電子取引) instead",
+            )
+        return
+    scans = [m for m in r.page_measures if m.kind == "image"]
+
+    low: list[tuple[PageMeasure, int]] = []
+    for m in scans:
+        required = _required_dpi(m, rules)
+        if required is None:
+            continue
+        if m.dpi is None:
+            raise InputError(
+                f"page {m.page} has no measured resolution; {profile_id} requires {required} dpi",
+                code="RESOLUTION_UNKNOWN",
+                hint="give --paper-size A4 (or the real size)",
+            )
+        if m.dpi < required * (1 - DPI_TOLERANCE):
+            low.append((m, required))
+    if low:
+        reqs = sorted({req for _, req in low})
+        if len(reqs) == 1:
+            found = _list_pages([f"{_fmt_dpi(m.dpi)} dpi" for m, _ in low], [m for m, _ in low])
+            need = f"{profile_id} requires {reqs[0]}"
+        else:
+            found = _list_pages(
+                [f"{_fmt_dpi(m.dpi)} dpi {m.colour}" for m, _ in low], [m for m, _ in low]
+            )
+            need = f"{profile_id} requires " + " and ".join(
+                f"{_required_dpi_label(rules, kind)}" for kind in ("colour", "bilevel")
+            )
+        raise ProfileViolation(
+            f"{found}; {need}",
+            code="SCAN_RESOLUTION_TOO_LOW",
+            hint=f"rescan at {max(reqs)} dpi or more",
+        )
+
+    required_rank, label = _COLOUR_REQUIREMENTS[rules.colour]
+    weak = [m for m in scans if _colour_rank(m.colour) < required_rank]
+    if weak:
+        raise ProfileViolation(
+            f"{_list_pages([str(m.colour) for m in weak], weak)}; "
+            f"{profile_id} requires {rules.colour} ({label})",
+            code="SCAN_COLOUR_INSUFFICIENT",
+            hint=f"rescan in {label}",
+        )
+
+    if not rules.lossy_allowed:
+        lossy = [m for m in scans if m.lossy]
+        if lossy:
+            raise ProfileViolation(
+                f"{_list_pages([f'{m.compression} (lossy)' for m in lossy], lossy)}; "
+                f"{profile_id} requires lossless compression",
+                code="SCAN_LOSSY_NOT_ALLOWED",
+                hint="rescan to PNG, TIFF (LZW/Deflate/CCITT) or a PDF with lossless images",
+            )
+
+
+def _required_dpi(m: PageMeasure, rules: CaptureRules) -> int | None:
+    """The dpi a scanned page must reach: METI asks more of bilevel than of colour/gray scans;
+    a page whose tones are neither clearly colour/gray nor bilevel (palette, gray4) gets the
+    stricter of the two (conservative reading)."""
+    rank = _colour_rank(m.colour)
+    bilevel = rules.min_dpi_bilevel if rules.min_dpi_bilevel is not None else rules.min_dpi
+    if rank >= 2:
+        return rules.min_dpi
+    if m.colour == "bilevel":
+        return bilevel
+    both = [v for v in (rules.min_dpi, bilevel) if v is not None]
+    return max(both) if both else None
+
+
+def _required_dpi_label(rules: CaptureRules, kind: str) -> str:
+    if kind == "colour":
+        return f"{rules.min_dpi} (colour/gray)"
+    bilevel = rules.min_dpi_bilevel if rules.min_dpi_bilevel is not None else rules.min_dpi
+    return f"{bilevel} (bilevel)"
+
+
+def _required_summary(rules: CaptureRules) -> str:
+    values = sorted({v for v in (rules.min_dpi, rules.min_dpi_bilevel) if v is not None})
+    return "/".join(str(v) for v in values)
+
+
+def _list_pages(values: Sequence[str], pages: Sequence[PageMeasure], limit: int = 5) -> str:
+    """``page 2 is 150 dpi`` or ``pages 2, 5 are 150 dpi, 120 dpi`` (+ how many more)."""
+    if len(pages) == 1:
+        return f"page {pages[0].page} is {values[0]}"
+    shown = list(zip(pages[:limit], values[:limit], strict=True))
+    more = f" (and {len(pages) - limit} more pages)" if len(pages) > limit else ""
+    if len({v for _, v in shown}) == 1:
+        nums = ", ".join(str(m.page) for m, _ in shown)
+        return f"pages {nums}{more} are {shown[0][1]}"
+    return "pages " + ", ".join(f"{m.page} ({v})" for m, v in shown) + more
+
+
+def _fmt_dpi(dpi: float | None) -> str:
+    if dpi is None:
+        return "unknown"
+    return f"{round(dpi, 1):g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Colour modes
+# --------------------------------------------------------------------------------------------
+
+_RGB = re.compile(r"rgb(\d+)")
+_GRAY = re.compile(r"gray(\d+)f?")
+
+
+def _colour_rank(colour: str | None) -> int:
+    """3: colour of at least 24 bits; 2: gray of at least 8 bits; 1: at least two levels.
+
+    rgb48 and cmyk count as colour ≥ 24-bit. Lab (8 bits a channel) counts as colour too.
+    A palette image does NOT satisfy rgb24 nor gray8 even when its palette has 256 entries:
+    the palette may hold any 256 colours, so 256 levels per channel are not guaranteed
+    (conservative reading of 施行規則 第2条第5項第2号ロ). Separation/DeviceN scans and unknown
+    modes satisfy only "any".
+    """
+    if colour is None:
+        return 0
+    if colour in ("cmyk", "lab"):
+        return 3
+    if m := _RGB.fullmatch(colour):
+        return 3 if int(m.group(1)) >= 24 else 1
+    if m := _GRAY.fullmatch(colour):
+        return 2 if int(m.group(1)) >= 8 else 1
+    if colour in ("bilevel", "palette"):
+        return 1
+    return 0
+
+
+def _colour_name(family: str, bits: int) -> str:
+    """``("rgb", 8)`` → ``rgb24``; ``("gray", 8)`` → ``gray8``; ``("gray", 1)`` → ``bilevel``."""
+    if family == "gray":
+        return "bilevel" if bits == 1 else f"gray{bits}"
+    if family == "rgb":
+        return f"rgb{3 * bits}"
+    return family
+
+
+# --------------------------------------------------------------------------------------------
+# Media type detection
+# --------------------------------------------------------------------------------------------
+
+_SNIFF_BYTES: Final = 64 * 1024
+_XML_START = re.compile(rb"^(?:<\?xml[\s?]|<!--|<!DOCTYPE\s|<[A-Za-z_][\w.:-]*[\s/>])")
+
+
+def detect_media_type(path: Path) -> str:
+    """The media type of ``path`` from its content (magic bytes), never from its name.
+
+    Recognised: application/pdf, image/jpeg, image/png, image/tiff (incl. BigTIFF), image/gif,
+    image/webp, image/jp2, application/zip (also Office files), application/xml (e-invoices;
+    UTF-8/UTF-16, with or without BOM or declaration), text/csv (UTF-8 or CP932, the same
+    number of fields on every sampled line), text/plain; application/octet-stream otherwise.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+        complete = len(fh.read(1)) == 0
+    # ISO 32000-1 §7.5.2 puts the header first; viewers accept it within the first 1024 bytes.
+    if b"%PDF-" in head[:1024]:
+        return PDF
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return TIFF
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"):
+        return "image/jp2"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "application/zip"
+    text = _decode_text(head, complete)
+    if text is None:
+        return OCTET_STREAM
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if _XML_START.match(stripped.encode("utf-8", "replace")):
+        return XML
+    if _looks_like_csv(text, complete):
+        return CSV
+    return TEXT
+
+
+def _decode_text(head: bytes, complete: bool) -> str | None:
+    """``head`` as text if it is UTF-8/UTF-16 (with BOM) or CP932 without control bytes."""
+    if not head:
+        return None
+    candidates: list[tuple[str, bytes]] = []
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates.append(("utf-16", head))
+    else:
+        candidates += [("utf-8-sig", head), ("cp932", head)]
+    for encoding, data in candidates:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            # final=complete: a sample cut in the middle of a multibyte character is not an error.
+            text = decoder.decode(data, final=complete)
+        except UnicodeDecodeError:
+            continue
+        if any(ord(c) < 0x20 and c not in "\t\r\n\f" for c in text) or "\x7f" in text:
+            return None
+        return text
+    return None
+
+
+def _looks_like_csv(text: str, complete: bool) -> bool:
+    lines = text.splitlines()
+    if not complete and len(lines) > 1:
+        lines = lines[:-1]  # the last sampled line may be cut short
+    sample = "\n".join(lines[:50])
+    if "," not in sample:
+        return False
+    try:
+        rows = [row for row in csv.reader(io.StringIO(sample)) if row]
+    except csv.Error:
+        return False
+    widths = {len(row) for row in rows}
+    return len(widths) == 1 and widths.pop() >= 2
+
+
+# --------------------------------------------------------------------------------------------
+# Inspection
+# --------------------------------------------------------------------------------------------
+
+
+def inspect(
+    path: Path, media_type: str, *, paper_size: str | None = None, max_pixels: int = MAX_PIXELS
+) -> Readability:
+    """Measure the document at ``path`` of type ``media_type`` (see ``detect_media_type``).
+
+    ``paper_size`` (``A4``, ``B5``, ``80x200mm``…) is the size of the original, used for images
+    whose resolution is absent or a 72/96 dpi placeholder; PDFs carry their own page size.
+    Media types other than PDF/JPEG/PNG/TIFF are not measured (``pages=0``).
+
+    Raises ``InputError`` with codes ``IMAGE_TOO_LARGE``, ``IMAGE_UNREADABLE``,
+    ``RESOLUTION_UNKNOWN``, ``PDF_UNREADABLE``, ``PDF_ENCRYPTED``, ``PDF_UNRENDERABLE``, and
+    ``UsageError(PAPER_SIZE_UNKNOWN)`` for a paper size that is not known.
+    """
+    paper = paper_size_inches(paper_size) if paper_size is not None else None
+    if media_type == PDF:
+        return _inspect_pdf(path)
+    if media_type in _PIL_FORMATS:
+        return _inspect_image(path, media_type, paper, max_pixels)
+    return Readability(
+        media_type=media_type, pages=0, page_measures=(), rendered=False, active_content=()
+    )
+
+
+# ---- images ---------------------------------------------------------------------------------
+
+#: Exceptions Pillow raises on malformed data (it has no single error type).
+_PIL_DATA_ERRORS: Final = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    EOFError,
+    struct.error,
+    ZeroDivisionError,
+)
+
+#: TIFF compression (Pillow's names) → (our name, lossy). Unknown schemes count as lossy.
+_TIFF_COMPRESSION: Final[dict[str, tuple[str, bool]]] = {
+    "raw": ("none", False),
+    "tiff_ccitt": ("ccitt", False),
+    "group3": ("ccitt", False),
+    "group4": ("ccitt", False),
+    "tiff_lzw": ("lzw", False),
+    "tiff_adobe_deflate": ("png/flate", False),
+    "tiff_deflate": ("png/flate", False),
+    "packbits": ("packbits", False),
+    "tiff_raw_16": ("none", False),
+    "jpeg": ("jpeg", True),
+    "tiff_jpeg": ("jpeg", True),
+    "webp": ("webp", True),
+    "tiff_thunderscan": ("thunderscan", False),
+    "tiff_sgilog": ("sgilog", True),
+    "tiff_sgilog24": ("sgilog", True),
+    "lzma": ("lzma", False),
+    "zstd": ("zstd", False),
+}
+
+# TIFF 6.0 tags (Section 8: XResolution 282, YResolution 283, ResolutionUnit 296,
+# BitsPerSample 258).
+_TAG_BITS_PER_SAMPLE: Final = 258
+_TAG_X_RESOLUTION: Final = 282
+_TAG_Y_RESOLUTION: Final = 283
+_TAG_RESOLUTION_UNIT: Final = 296
+
+
+def _inspect_image(
+    path: Path, media_type: str, paper: tuple[float, float] | None, max_pixels: int
+) -> Readability:
+    fmt = _PIL_FORMATS[media_type]
+    measures: list[PageMeasure] = []
+    try:
+        # Image.open parses the header only; nothing is decoded before the size checks below.
+        with Image.open(path, formats=[fmt]) as im:
+            frames = getattr(im, "n_frames", 1) if fmt == "TIFF" else 1
+            png_header = _png_header(path) if fmt == "PNG" else None
+            for index in range(frames):
+                if index:
+                    im.seek(index)
+                _check_pixels(im.size, index + 1, frames, max_pixels)
+                measures.append(_measure_frame(im, fmt, index + 1, paper, png_header))
+            if frames > 1:
+                im.seek(0)
+            _render_image(im, fmt)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(
+            f"image is larger than the {_pixel_limit(max_pixels) // 1_000_000} MP "
+            f"decompression-bomb limit ({exc})",
+            code="IMAGE_TOO_LARGE",
+            hint="scan at a lower resolution or split the document",
+        ) from exc
+    except EdocError:
+        raise
+    except _PIL_DATA_ERRORS as exc:
+        raise InputError(
+            f"{fmt} image cannot be read: {exc}",
+            code="IMAGE_UNREADABLE",
+            hint="the file is damaged or truncated; export or scan it again",
+        ) from exc
+    return Readability(
+        media_type=media_type,
+        pages=len(measures),
+        page_measures=tuple(measures),
+        rendered=True,
+        active_content=(),
+    )
+
+
+def _pixel_limit(max_pixels: int) -> int:
+    """The limit actually in force: ours, or Pillow's process-wide one if that is lower."""
+    pil = Image.MAX_IMAGE_PIXELS
+    return min(max_pixels, 2 * pil) if pil is not None else max_pixels
+
+
+def _check_pixels(size: tuple[int, int], page: int, pages: int, max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        where = f"page {page} is" if pages > 1 else "image is"
+        raise InputError(
+            f"{where} {width}×{height} = {width * height / 1e6:.0f} MP; "
+            f"the decompression-bomb limit is {max_pixels / 1e6:.0f} MP",
+            code="IMAGE_TOO_LARGE",
+            hint="scan at a lower resolution or split the document",
+        )
+
+
+def _render_image(im: Image.Image, fmt: str) -> None:
+    """Decode the first frame, proving it displays. A JPEG is decoded at reduced scale
+    (libjpeg's DCT scaling, up to 1/8), which still reads the whole entropy-coded stream, so a
+    truncated file fails here; other formats are decoded in full (bounded by ``MAX_PIXELS``)."""
+    if fmt == "JPEG":
+        im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+    with warnings.catch_warnings():
+        # Pillow warns (not raises) on some damaged TIFFs; a warning here is a failure.
+        warnings.simplefilter("error", UserWarning)
+        im.load()
+
+
+def _png_header(path: Path) -> tuple[int, int]:
+    """(bit depth, colour type) from the PNG IHDR chunk (PNG spec §11.2.2): Pillow widens
+    1/2/4-bit gray to 8-bit "L" and reads 16-bit RGB as 8-bit "RGB", losing the real depth."""
+    with path.open("rb") as fh:
+        head = fh.read(33)
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise InputError("PNG has no IHDR header", code="IMAGE_UNREADABLE")
+    return head[24], head[25]
+
+
+def _measure_frame(
+    im: Image.Image,
+    fmt: str,
+    page: int,
+    paper: tuple[float, float] | None,
+    png_header: tuple[int, int] | None,
+) -> PageMeasure:
+    width, height = im.size
+    bits = _image_bits(im, fmt, png_header)
+    colour, bits = _pil_colour(im.mode, bits)
+    if fmt == "JPEG":
+        compression, lossy = "jpeg", True
+    elif fmt == "PNG":
+        compression, lossy = "png/flate", False
+    else:
+        scheme = str(im.info.get("compression", "raw"))
+        compression, lossy = _TIFF_COMPRESSION.get(scheme, (scheme, True))
+    metadata = _metadata_dpi(im, fmt)
+    if metadata is not None and not _is_placeholder(metadata):
+        dpi, source = min(metadata), "metadata"
+    elif paper is not None:
+        dpi, source = dpi_from_paper(width, height, paper), "paper-size"
+    else:
+        found = (
+            f"records {_fmt_dpi(min(metadata))} dpi, a placeholder value"
+            if metadata is not None and min(metadata) > 1
+            else "records no resolution"
+        )
+        raise InputError(
+            f"page {page} ({width}×{height} px) {found}; its resolution cannot be measured "
+            "without the size of the original",
+            code="RESOLUTION_UNKNOWN",
+            hint="give --paper-size A4 (or the real size)",
+        )
+    return PageMeasure(
+        page=page,
+        kind="image",
+        width_px=width,
+        height_px=height,
+        dpi=round(dpi, 2),
+        dpi_source=source,
+        colour=colour,
+        bits_per_component=bits,
+        compression=compression,
+        lossy=lossy,
+    )
+
+
+def _image_bits(im: Image.Image, fmt: str, png_header: tuple[int, int] | None) -> int | None:
+    if png_header is not None:
+        return png_header[0]
+    if fmt == "JPEG":
+        bits = getattr(im, "bits", 8)  # SOF sample precision
+        return int(bits) if isinstance(bits, int) else 8
+    if fmt == "TIFF":
+        tags = getattr(im, "tag_v2", None)
+        value = tags.get(_TAG_BITS_PER_SAMPLE) if tags is not None else None
+        if isinstance(value, tuple) and value:
+            return int(max(value))
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _pil_colour(mode: str, bits: int | None) -> tuple[str, int | None]:
+    """Colour mode name and bits per component from Pillow's mode (and the file's depth)."""
+    if mode == "1":
+        return "bilevel", 1
+    if mode in ("L", "LA", "La"):
+        depth = bits if bits is not None and bits <= 16 else 8
+        return _colour_name("gray", depth), depth
+    if mode.startswith("I;16") or (mode == "I" and bits == 16):
+        return "gray16", 16
+    if mode == "I":
+        return "gray32", 32
+    if mode == "F":
+        return "gray32f", 32
+    if mode in ("P", "PA"):
+        return "palette", bits if bits is not None else 8
+    if mode in ("RGB", "RGBA", "RGBX", "RGBa", "YCbCr"):
+        depth = 16 if bits == 16 else 8
+        return _colour_name("rgb", depth), depth
+    if mode == "CMYK":
+        return "cmyk", 8
+    if mode == "LAB":
+        return "lab", 8
+    return mode.lower(), bits
+
+
+def _metadata_dpi(im: Image.Image, fmt: str) -> tuple[float, float] | None:
+    """Resolution recorded in the file, in dots per inch, or None.
+
+    JPEG: JFIF density (unit 1 = inch, 2 = cm), else EXIF X/YResolution — Pillow converts both
+    and reports 72 dpi when EXIF has no resolution. PNG: pHYs in pixels per metre, converted by
+    Pillow. TIFF: read per frame from the tags (Pillow keeps ``info["dpi"]`` of an earlier
+    frame when a later one has no absolute unit); ResolutionUnit 3 is centimetres (TIFF 6.0
+    §8), absent means inch.
+    """
+    if fmt == "TIFF":
+        tags = getattr(im, "tag_v2", None)
+        if tags is None:
+            return None
+        x, y = tags.get(_TAG_X_RESOLUTION), tags.get(_TAG_Y_RESOLUTION)
+        unit = tags.get(_TAG_RESOLUTION_UNIT, 2)
+        if x is None or y is None or unit not in (2, 3):
+            return None
+        scale = 2.54 if unit == 3 else 1.0
+        return _finite_pair(float(x) * scale, float(y) * scale)
+    value = im.info.get("dpi")
+    if not isinstance(value, tuple) or len(value) != 2:
+        return None
+    return _finite_pair(float(value[0]), float(value[1]))
+
+
+def _finite_pair(x: float, y: float) -> tuple[float, float] | None:
+    if not (math.isfinite(x) and math.isfinite(y)) or x <= 1 or y <= 1:
+        return None
+    return (x, y)
+
+
+def _is_placeholder(dpi: tuple[float, float]) -> bool:
+    return all(any(abs(v - p) < 0.5 for p in _PLACEHOLDER_DPI) for v in dpi)
+
+
+# ---- PDF ------------------------------------------------------------------------------------
+
+
+def _inspect_pdf(path: Path) -> Readability:
+    try:
+        # No silent repair: a damaged or truncated file (broken cross-reference table) is
+        # refused rather than reconstructed, because what is archived must display as it is,
+        # in any viewer, for the whole retention period (見読性).
+        pdf = pikepdf.open(path, attempt_recovery=False)
+    except pikepdf.PasswordError as exc:
+        raise InputError(
+            "the PDF is encrypted with a user password; an archived record must open and print "
+            "without one (見読性)",
+            code="PDF_ENCRYPTED",
+            hint="ask the sender for an unencrypted copy, or ingest a decrypted copy",
+        ) from exc
+    except (pikepdf.PdfError, OSError, ValueError, RuntimeError) as exc:
+        raise InputError(
+            f"the PDF cannot be opened: {exc}",
+            code="PDF_UNREADABLE",
+            hint="the file is damaged or truncated; obtain an intact copy",
+        ) from exc
+    with pdf:
+        if pdf.is_encrypted:
+            # Even with an empty user password: the permissions may forbid printing or
+            # copying, and decryption then depends on the viewer honouring them (見読性).
+            raise InputError(
+                "the PDF is encrypted (it opens without a password, but may restrict "
+                "printing); an archived record must be unencrypted (見読性)",
+                code="PDF_ENCRYPTED",
+                hint="ingest a decrypted copy, e.g. `qpdf --decrypt in.pdf out.pdf`",
+            )
+        try:
+            pages = list(pdf.pages)
+            if not pages:
+                raise InputError("the PDF has no pages", code="PDF_UNREADABLE")
+            forms = _FormCache()
+            measures = tuple(
+                _measure_pdf_page(page, number, forms) for number, page in enumerate(pages, 1)
+            )
+            active = _active_content(pdf)
+        except EdocError:
+            raise
+        except (pikepdf.PdfError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+            raise InputError(
+                f"the PDF's structure cannot be read: {exc}",
+                code="PDF_UNREADABLE",
+                hint="the file is damaged; obtain an intact copy",
+            ) from exc
+    _render_first_pdf_page(path)
+    return Readability(
+        media_type=PDF,
+        pages=len(measures),
+        page_measures=measures,
+        rendered=True,
+        active_content=active,
+    )
+
+
+def _render_first_pdf_page(path: Path) -> None:
+    """Render page 1 with pdfium (the engine of Chrome's viewer) at a small, bounded size."""
+    with _PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(path)
+            try:
+                page = doc[0]
+                try:
+                    width, height = page.get_size()
+                    scale = min(1.0, RENDER_MAX_SIDE / max(width, height, 1.0))
+                    bitmap = page.render(scale=scale)
+                    ok = bitmap.width > 0 and bitmap.height > 0
+                    bitmap.close()
+                finally:
+                    page.close()
+            finally:
+                doc.close()
+        except (pdfium.PdfiumError, IndexError, ValueError, OSError) as exc:
+            raise InputError(
+                f"page 1 of the PDF cannot be rendered: {exc}",
+                code="PDF_UNRENDERABLE",
+                hint="open it in a viewer; if it does not display, obtain an intact copy",
+            ) from exc
+    if not ok:
+        raise InputError("page 1 of the PDF renders empty", code="PDF_UNRENDERABLE")
+
+
+_Matrix = tuple[float, float, float, float, float, float]
+_Instruction = pikepdf.ContentStreamInstruction | pikepdf.ContentStreamInlineImage
+_IDENTITY: Final[_Matrix] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def _mul(m: _Matrix, n: _Matrix) -> _Matrix:
+    """m × n for PDF matrices [a b c d e f] (ISO 32000-1 §8.3.4: CTM' = M × CTM)."""
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = n
+    return (
+        a * a2 + b * c2,
+        a * b2 + b * d2,
+        c * a2 + d * c2,
+        c * b2 + d * d2,
+        e * a2 + f * c2 + e2,
+        e * b2 + f * d2 + f2,
+    )
+
+
+def _num(value: object) -> float:
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    raise TypeError(f"expected a number, found {type(value).__name__}")
+
+
+def _matrix(operands: Sequence[object]) -> _Matrix | None:
+    if len(operands) != 6:
+        return None
+    try:
+        a, b, c, d, e, f = (_num(v) for v in operands)
+    except TypeError:
+        return None
+    return (a, b, c, d, e, f)
+
+
+@dataclass(frozen=True)
+class _ImageInfo:
+    """An image's intrinsic properties, from its dictionary."""
+
+    width_px: int
+    height_px: int
+    colour: str
+    bits: int | None
+    compression: str
+    lossy: bool
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """An image as drawn on a page."""
+
+    image: _ImageInfo
+    area_fraction: float  # of the page's visible area covered by it (clipped to the page)
+    dpi: float
+
+
+class _FormCache:
+    """Parsed Form XObject contents, parsed once per document however often they are drawn."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[int, int], list[_Instruction]] = {}
+
+    def instructions(self, form: pikepdf.Object) -> list[_Instruction]:
+        key = form.objgen
+        if key == (0, 0):
+            return pikepdf.parse_content_stream(form, _OPERATORS)
+        if key not in self._parsed:
+            self._parsed[key] = pikepdf.parse_content_stream(form, _OPERATORS)
+        return self._parsed[key]
+
+
+#: The operators that matter for classifying a page: graphics state, transformations, images
+#: (XObjects via Do, inline via BI/ID/EI), and text rendering mode / text showing.
+_OPERATORS: Final = "q Q cm Do BI ID EI Tr Tj TJ ' \""
+_TEXT_SHOWING: Final = frozenset({"Tj", "TJ", "'", '"'})
+#: Text render modes that paint nothing: 3 invisible (OCR layers), 7 clip only (ISO 32000-1
+#: §9.3.6, Table 106).
+_INVISIBLE_TEXT_MODES: Final = frozenset({3, 7})
+
+
+class _PageWalk:
+    """State while walking one page's content: placed images and visible text over them."""
+
+    def __init__(self, box: tuple[float, float, float, float], user_unit: float) -> None:
+        self.box = box
+        self.area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
+        self.user_unit = user_unit
+        self.placements: list[_Placement] = []
+        self.visible_text_bytes = 0
+        self.instructions = 0
+
+
+def _measure_pdf_page(page: pikepdf.Page, number: int, forms: _FormCache) -> PageMeasure:
+    box = _visible_box(page)
+    user_unit = _num(page.obj.get("/UserUnit", 1))
+    walk = _PageWalk(box, user_unit if user_unit > 0 else 1.0)
+    resources = page.obj.get("/Resources")
+    instructions = pikepdf.parse_content_stream(page, _OPERATORS)
+    _walk_content(instructions, resources, _IDENTITY, 0, walk, forms)
+    return _classify_pdf_page(number, walk)
+
+
+def _visible_box(page: pikepdf.Page) -> tuple[float, float, float, float]:
+    """The CropBox clipped to the MediaBox (ISO 32000-1 §14.11.2), normalised."""
+    media = _rect(page.mediabox)
+    crop = _rect(page.cropbox)
+    x0, y0 = max(media[0], crop[0]), max(media[1], crop[1])
+    x1, y1 = min(media[2], crop[2]), min(media[3], crop[3])
+    if x1 <= x0 or y1 <= y0:
+        return media
+    return (x0, y0, x1, y1)
+
+
+def _rect(arr: Iterable[object]) -> tuple[float, float, float, float]:
+    values = [_num(v) for v in arr]
+    if len(values) != 4:
+        raise ValueError("a page box must have four numbers")
+    x0, y0, x1, y1 = values
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _walk_content(
+    instructions: Sequence[_Instruction],
+    resources: object,
+    ctm: _Matrix,
+    depth: int,
+    walk: _PageWalk,
+    forms: _FormCache,
+) -> None:
+    stack: list[tuple[_Matrix, int]] = []
+    render_mode = 0
+    xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+    for instruction in instructions:
+        walk.instructions += 1
+        if walk.instructions > _MAX_INSTRUCTIONS_PER_PAGE:
+            return
+        if isinstance(instruction, pikepdf.ContentStreamInlineImage):
+            info = _image_info(instruction.iimage.obj, resources, inline=True)
+            if info is not None:
+                _place(info, ctm, walk)
+            continue
+        operands, op = instruction.operands, str(instruction.operator)
+        if op == "q":
+            stack.append((ctm, render_mode))
+        elif op == "Q":
+            if stack:
+                ctm, render_mode = stack.pop()
+        elif op == "cm":
+            m = _matrix(list(operands))
+            if m is not None:
+                ctm = _mul(m, ctm)
+        elif op == "Tr":
+            if operands and isinstance(operands[0], int):
+                render_mode = int(operands[0])
+        elif op in _TEXT_SHOWING:
+            # Text drawn before any image is taken to lie under it (an OCR layer); only text
+            # painted after an image can make a page born-digital.
+            if walk.placements and render_mode not in _INVISIBLE_TEXT_MODES:
+                walk.visible_text_bytes += _shown_bytes(list(operands))
+        elif op == "Do" and operands and isinstance(xobjects, pikepdf.Dictionary):
+            xobj = xobjects.get(str(operands[0]))
+            if not isinstance(xobj, pikepdf.Stream):
+                continue
+            subtype = xobj.get("/Subtype")
+            if subtype == pikepdf.Name.Image:
+                info = _image_info(xobj, resources, inline=False)
+                if info is not None:
+                    _place(info, ctm, walk)
+            elif subtype == pikepdf.Name.Form and depth < _MAX_FORM_DEPTH:
+                form_matrix = _matrix(list(xobj.get("/Matrix", [])) or list(_IDENTITY))
+                form_resources = xobj.get("/Resources", resources)
+                _walk_content(
+                    forms.instructions(xobj),
+                    form_resources,
+                    _mul(form_matrix or _IDENTITY, ctm),
+                    depth + 1,
+                    walk,
+                    forms,
+                )
+
+
+def _shown_bytes(operands: Sequence[object]) -> int:
+    total = 0
+    for operand in operands:
+        if isinstance(operand, pikepdf.String):
+            total += len(bytes(operand))
+        elif isinstance(operand, pikepdf.Array):
+            total += sum(len(bytes(s)) for s in operand if isinstance(s, pikepdf.String))
+    return total
+
+
+def _place(info: _ImageInfo, ctm: _Matrix, walk: _PageWalk) -> None:
+    """Record an image drawn with ``ctm``: the unit square maps to its displayed area
+    (ISO 32000-1 §8.9.4), so its effective dpi is pixels ÷ the length of each mapped side."""
+    a, b, c, d, e, f = ctm
+    side_x = math.hypot(a, b) * walk.user_unit / 72.0  # inches; 1 unit = 1/72 in × UserUnit
+    side_y = math.hypot(c, d) * walk.user_unit / 72.0
+    if side_x <= 0 or side_y <= 0:
+        return  # degenerate: not displayed
+    xs = [e, a + e, c + e, a + c + e]
+    ys = [f, b + f, d + f, b + d + f]
+    x0, y0, x1, y1 = walk.box
+    w = max(0.0, min(max(xs), x1) - max(min(xs), x0))
+    h = max(0.0, min(max(ys), y1) - max(min(ys), y0))
+    dpi = min(info.width_px / side_x, info.height_px / side_y)
+    walk.placements.append(_Placement(info, (w * h) / walk.area, dpi))
+
+
+def _classify_pdf_page(number: int, walk: _PageWalk) -> PageMeasure:
+    """A page is a scan ("image") when images cover at least half its visible area and little
+    visible text is painted over them; otherwise it is born-digital ("vector").
+
+    The dpi of a scan page is the lowest among the images covering at least 10 % of the page,
+    each measured against its displayed size (for a scan, the page size; for a page split into
+    strips, each strip's share). Taking the lowest is conservative for mixed-raster (MRC)
+    pages, whose colour background is usually coarser than the bilevel text mask. The colour
+    reported is the richest among those images, the compression the set of their codecs.
+    """
+    coverage = min(1.0, sum(p.area_fraction for p in walk.placements))
+    significant = [p for p in walk.placements if p.area_fraction >= _SIGNIFICANT_IMAGE]
+    if (
+        coverage < _SCAN_COVERAGE
+        or not significant
+        or walk.visible_text_bytes > _MAX_VISIBLE_TEXT_BYTES
+    ):
+        return PageMeasure(number, "vector", None, None, None, None, None, None, None, False)
+    largest = max(significant, key=lambda p: p.area_fraction)
+    richest = max(significant, key=lambda p: _colour_rank(p.image.colour))
+    return PageMeasure(
+        page=number,
+        kind="image",
+        width_px=largest.image.width_px,
+        height_px=largest.image.height_px,
+        dpi=round(min(p.dpi for p in significant), 2),
+        dpi_source="pdf-page-size",
+        colour=richest.image.colour,
+        bits_per_component=richest.image.bits,
+        compression="+".join(sorted({p.image.compression for p in significant})),
+        lossy=any(p.image.lossy for p in significant),
+    )
+
+
+#: PDF stream filters (ISO 32000-1 §7.4, Table 6; abbreviations for inline images §8.9.7)
+#: → (compression name, lossy). JPEG 2000 and JBIG2 can be lossless but need not be, and the
+#: dictionary does not say: counted lossy (conservative).
+_FILTERS: Final[dict[str, tuple[str, bool]]] = {
+    "/DCTDecode": ("jpeg", True),
+    "/DCT": ("jpeg", True),
+    "/JPXDecode": ("jpeg2000", True),
+    "/JBIG2Decode": ("jbig2", True),
+    "/CCITTFaxDecode": ("ccitt", False),
+    "/CCF": ("ccitt", False),
+    "/FlateDecode": ("png/flate", False),
+    "/Fl": ("png/flate", False),
+    "/LZWDecode": ("lzw", False),
+    "/LZW": ("lzw", False),
+    "/RunLengthDecode": ("rle", False),
+    "/RL": ("rle", False),
+}
+_TRANSPARENT_FILTERS: Final = frozenset(
+    {"/ASCIIHexDecode", "/AHx", "/ASCII85Decode", "/A85", "/Crypt"}
+)
+
+
+def _image_info(
+    image: pikepdf.Object, resources: object, *, inline: bool
+) -> _ImageInfo | None:
+    """Size, colour and compression of an image XObject or inline image dictionary."""
+    try:
+        width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
+    except (TypeError, ValueError):
+        return None
+    if width <= 0 or height <= 0:
+        return None
+    filters = image.get("/Filter")
+    names = (
+        [str(f) for f in filters]
+        if isinstance(filters, pikepdf.Array)
+        else ([str(filters)] if filters is not None else [])
+    )
+    codecs_used = [n for n in names if n not in _TRANSPARENT_FILTERS]
+    compression = "none"
+    lossy = False
+    for name in codecs_used:
+        codec, is_lossy = _FILTERS.get(name, (name.lstrip("/").lower(), True))
+        compression = codec
+        lossy = lossy or is_lossy
+    bpc_value = image.get("/BitsPerComponent")
+    bits = int(bpc_value) if isinstance(bpc_value, int) else None
+    if bool(image.get("/ImageMask", False)):
+        return _ImageInfo(width, height, "bilevel", 1, compression, lossy)
+    space = image.get("/ColorSpace")
+    if space is None and "/JPXDecode" in names and not inline:
+        colour, bits = _jpx_colour(image)
+    else:
+        colour, bits = _pdf_colour(_resolve_space(space, resources), bits)
+    if compression == "jbig2":
+        colour, bits = "bilevel", 1  # JBIG2 is bilevel by definition (ISO 32000-1 §7.4.7)
+    return _ImageInfo(width, height, colour, bits, compression, lossy)
+
+
+def _resolve_space(space: object, resources: object) -> object:
+    """A named colour space (other than the device ones) refers to /Resources /ColorSpace."""
+    if isinstance(space, pikepdf.Name) and str(space) not in _DEVICE_SPACES:
+        named = resources.get("/ColorSpace") if isinstance(resources, pikepdf.Dictionary) else None
+        if isinstance(named, pikepdf.Dictionary):
+            return named.get(space, space)
+    return space
+
+
+_DEVICE_SPACES: Final[dict[str, str]] = {
+    "/DeviceGray": "gray",
+    "/G": "gray",
+    "/CalGray": "gray",
+    "/DeviceRGB": "rgb",
+    "/RGB": "rgb",
+    "/CalRGB": "rgb",
+    "/DeviceCMYK": "cmyk",
+    "/CMYK": "cmyk",
+    "/Lab": "lab",
+    "/Indexed": "palette",
+    "/I": "palette",
+    "/Separation": "separation",
+    "/DeviceN": "devicen",
+}
+
+
+def _pdf_colour(space: object, bits: int | None, depth: int = 0) -> tuple[str, int | None]:
+    """Colour mode from a PDF colour space (ISO 32000-1 §8.6) and /BitsPerComponent."""
+    depth_bits = bits if bits is not None else 8
+    if isinstance(space, pikepdf.Array) and len(space) > 0:
+        family = str(space[0])
+        if family == "/ICCBased" and len(space) > 1 and isinstance(space[1], pikepdf.Stream):
+            # ICC profile streams carry /N, the number of components (§8.6.5.5).
+            n = space[1].get("/N")
+            by_n = {1: "gray", 3: "rgb", 4: "cmyk"}
+            if isinstance(n, int) and n in by_n:
+                return _colour_name(by_n[n], depth_bits), depth_bits
+            alternate = space[1].get("/Alternate")
+            if alternate is not None and depth < 4:
+                return _pdf_colour(alternate, bits, depth + 1)
+            return "icc", bits
+        space = space[0]
+    if isinstance(space, pikepdf.Name):
+        device = _DEVICE_SPACES.get(str(space))
+        if device is not None:
+            return _colour_name(device, depth_bits), bits
+        return str(space).lstrip("/").lower(), bits
+    return "unknown", bits
+
+
+def _jpx_colour(image: pikepdf.Object) -> tuple[str, int | None]:
+    """A JPXDecode image without /ColorSpace takes its colour from the JPEG 2000 header
+    (ISO 32000-1 §8.9.5.1); Pillow reads the header without decoding the codestream."""
+    try:
+        with Image.open(io.BytesIO(image.read_raw_bytes()), formats=["JPEG2000"]) as jpx:
+            bits = _jpx_bits(jpx)
+            return _pil_colour(jpx.mode, bits)
+    except _PIL_DATA_ERRORS:
+        return "unknown", None
+
+
+def _jpx_bits(jpx: Image.Image) -> int | None:
+    mode = jpx.mode
+    if mode.startswith("I;16"):
+        return 16
+    return 1 if mode == "1" else 8
+
+
+# ---- active content -------------------------------------------------------------------------
+
+#: Action types (ISO 32000-1 §12.6.4, Table 198) that run code, reach outside the document or
+#: send data out; a viewer may run them on opening or on interaction.
+_ACTION_KINDS: Final[dict[str, str]] = {
+    "/JavaScript": "javascript",
+    "/Launch": "launch-action",
+    "/SubmitForm": "submit-form",
+    "/ImportData": "import-data",
+    "/RichMediaExecute": "rich-media",
+}
+_MULTIMEDIA_ANNOTATIONS: Final = frozenset({"/RichMedia", "/Movie", "/Sound", "/Screen", "/3D"})
+#: Keys whose subtrees hold no actions; skipping them keeps the walk to the document's
+#: skeleton (content, fonts and images are the bulk of a large PDF).
+_INERT_KEYS: Final = frozenset(
+    {
+        "/Parent",
+        "/Resources",
+        "/Contents",
+        "/AP",
+        "/Font",
+        "/Metadata",
+        "/StructTreeRoot",
+        "/ParentTree",
+        "/Thumb",
+        "/OutputIntents",
+        "/MediaBox",
+        "/CropBox",
+    }
+)
+
+
+def _active_content(pdf: pikepdf.Pdf) -> tuple[str, ...]:
+    """Kinds of active content reachable from the document catalog.
+
+    A bounded walk of the object graph (each indirect object once, nesting ≤ 64, at most
+    200 000 objects) finds: document open actions other than a plain go-to, JavaScript
+    (name tree or any action), Launch/SubmitForm/ImportData actions, additional actions
+    (/AA on the catalog, pages, annotations or fields), embedded files (name tree or file
+    specifications with /EF), file attachment annotations, XFA forms and multimedia
+    annotations. Found kinds are reported, not refused; the profile decides.
+    """
+    found: set[str] = set()
+    root = pdf.Root
+    opening = root.get("/OpenAction")
+    if isinstance(opening, pikepdf.Dictionary) and opening.get("/S") != pikepdf.Name.GoTo:
+        found.add("open-action")
+    seen: set[tuple[int, int]] = set()
+    pending: list[tuple[object, int]] = [(root, 0)]
+    visited = 0
+    while pending:
+        node, depth = pending.pop()
+        if not isinstance(node, pikepdf.Dictionary | pikepdf.Array | pikepdf.Stream):
+            continue
+        if node.is_indirect:
+            objgen = node.objgen
+            if objgen in seen:
+                continue
+            seen.add(objgen)
+        visited += 1
+        if visited > _MAX_ACTIVE_CONTENT_NODES or depth > _MAX_NESTING:
+            found.add("incomplete-scan")
+            break
+        if isinstance(node, pikepdf.Array):
+            pending.extend((item, depth + 1) for item in node)
+            continue
+        _classify_dict(node, found)
+        for key in list(node.keys()):
+            if key not in _INERT_KEYS:
+                pending.append((node.get(key), depth + 1))
+    return tuple(sorted(found))
+
+
+def _classify_dict(node: pikepdf.Object, found: set[str]) -> None:
+    action = node.get("/S")
+    if isinstance(action, pikepdf.Name) and str(action) in _ACTION_KINDS:
+        found.add(_ACTION_KINDS[str(action)])
+    if "/JS" in node:
+        found.add("javascript")
+    if "/JavaScript" in node and isinstance(node.get("/JavaScript"), pikepdf.Dictionary):
+        found.add("javascript")  # the catalog's /Names /JavaScript name tree (§7.7.4)
+    aa = node.get("/AA")
+    if isinstance(aa, pikepdf.Dictionary) and len(aa.keys()) > 0:
+        found.add("additional-actions")
+    if "/EF" in node or "/EmbeddedFiles" in node or node.get("/Type") == pikepdf.Name.EmbeddedFile:
+        found.add("embedded-files")
+    subtype = node.get("/Subtype")
+    if subtype == pikepdf.Name.FileAttachment:
+        found.add("file-attachment")
+    elif isinstance(subtype, pikepdf.Name) and str(subtype) in _MULTIMEDIA_ANNOTATIONS:
+        found.add("multimedia")
+    if "/XFA" in node:
+        found.add("xfa")

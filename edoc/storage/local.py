@@ -1,0 +1,295 @@
+"""The embedded default store: a directory with software-enforced retention.
+
+Honest label: WORM-style, not WORM. Anyone with write access to the directory (root, the
+archive's own OS user) can delete files behind edoc's back; what this store guarantees is that
+*edoc* never overwrites or deletes an object before its retain-until or while it is on hold,
+that every object is durable before ``put`` returns, and that tampering is detected by
+``edoc verify`` (the digests are sealed and timestamped elsewhere). Use the S3 backend with
+Object Lock in COMPLIANCE mode where the storage itself must refuse.
+
+Layout under ``root``::
+
+    objects/<key>          the bytes, mode 0444
+    meta/<key>.json        retention, legal hold, digest, size (rewritten atomically)
+    tmp/                   uploads in progress (removed on failure)
+
+Write protocol (why this order): bytes go to ``tmp/``, are fsynced, checked against the
+caller's SHA-256, made read-only and then hard-linked to their final name — ``link(2)``
+fails if the name exists, so two writers can never both win a key. The metadata follows;
+an object found without metadata is treated as retained indefinitely (the conservative
+reading) until ``edoc doctor --repair`` restores it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageError
+from edoc.storage.base import ObjectInfo
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+_CHUNK = 1024 * 1024
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _storage_error(exc: OSError, action: str, key: str) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"no space left on device while {action} {key}", code="STORAGE_FULL",
+                            hint="free disk space, then run the same command again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"permission denied while {action} {key}",
+                            code="STORAGE_ACCESS_DENIED",
+                            hint="check that the archive directory is writable by this user")
+    return StorageError(f"{exc.strerror or exc} while {action} {key}", code="STORAGE_IO_ERROR")
+
+
+class LocalStore:
+    """A directory store; see the module docstring for what it does and does not promise."""
+
+    kind = "local"
+    guarantee = "WORM-style (retention enforced by edoc in software), not WORM"
+
+    def __init__(self, root: Path, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.root = root
+        self._objects = root / "objects"
+        self._meta = root / "meta"
+        self._tmp = root / "tmp"
+        self._clock = clock
+        for d in (self._objects, self._meta, self._tmp):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    # -- paths -----------------------------------------------------------------------------
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        # Keys are made by edoc, never taken from users, but a key that could escape the
+        # store (``..``, absolute, odd characters) is refused all the same.
+        if not _KEY.match(key) or ".." in key.split("/"):
+            raise StorageError(f"invalid object key {key!r}", code="STORAGE_BAD_KEY")
+        return self._objects / key, self._meta / (key + ".json")
+
+    # -- metadata --------------------------------------------------------------------------
+    def _read_meta(self, key: str, meta_path: Path) -> dict[str, object] | None:
+        try:
+            loaded: dict[str, object] = json.loads(meta_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"unreadable metadata for {key}: {exc}",
+                               code="STORAGE_META_CORRUPT") from exc
+        return loaded
+
+    def _write_meta(self, meta_path: Path, meta: dict[str, object]) -> None:
+        meta_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = meta_path.with_name(f".{meta_path.name}.{secrets.token_hex(6)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(json.dumps(meta, sort_keys=True).encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, meta_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _fsync_dir(meta_path.parent)
+
+    @contextlib.contextmanager
+    def _meta_lock(self, meta_path: Path) -> Iterator[None]:
+        lock_path = meta_path.with_name(f".{meta_path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _info(self, key: str, obj: Path, meta: dict[str, object] | None) -> ObjectInfo:
+        st = obj.stat()
+        retain = meta.get("retain_until") if meta else None
+        return ObjectInfo(
+            key=key,
+            version_id=str(meta.get("version_id", "unknown")) if meta else "unknown",
+            size=st.st_size,
+            sha256=str(meta["sha256"]) if meta and meta.get("sha256") else None,
+            retain_until=datetime.fromisoformat(str(retain)) if retain else None,
+            lock_mode="LOCAL",
+            legal_hold=bool(meta.get("legal_hold")) if meta else False,
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+        )
+
+    # -- ObjectStore -----------------------------------------------------------------------
+    def put(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        size: int,
+        sha256: str,
+        retain_until: datetime,
+        legal_hold: bool = False,
+    ) -> ObjectInfo:
+        obj, meta_path = self._paths(key)
+        if obj.exists():
+            raise ObjectExists(f"{key} already exists; objects are written once",
+                               hint="a correction is stored as a new version, never over the old")
+        tmp = self._tmp / f"{secrets.token_hex(12)}.part"
+        digest = hashlib.sha256()
+        written = 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if written != size or digest.hexdigest() != sha256:
+                raise StorageError(
+                    f"bytes received for {key} do not match: {written} bytes sha256 "
+                    f"{digest.hexdigest()[:16]}…, expected {size} bytes sha256 {sha256[:16]}…",
+                    code="STORAGE_CHECKSUM_MISMATCH",
+                    hint="the source changed while it was read; run the command again")
+            os.chmod(tmp, 0o444)
+            obj.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                os.link(tmp, obj)
+            except FileExistsError:
+                raise ObjectExists(f"{key} already exists; objects are written once") from None
+            _fsync_dir(obj.parent)
+            meta: dict[str, object] = {
+                "version_id": sha256[:32],
+                "sha256": sha256,
+                "size": size,
+                "retain_until": retain_until.astimezone(UTC).isoformat(),
+                "legal_hold": legal_hold,
+                "stored_at": self._clock().isoformat(),
+            }
+            self._write_meta(meta_path, meta)
+        except OSError as exc:
+            raise _storage_error(exc, "writing", key) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return self._info(key, obj, meta)
+
+    def put_bytes(self, key: str, data: bytes, *, retain_until: datetime) -> ObjectInfo:
+        import io
+
+        return self.put(key, io.BytesIO(data), size=len(data),
+                        sha256=hashlib.sha256(data).hexdigest(), retain_until=retain_until)
+
+    def open(self, key: str, version_id: str | None = None) -> BinaryIO:
+        obj, meta_path = self._paths(key)
+        try:
+            f = obj.open("rb")
+        except FileNotFoundError:
+            raise ObjectMissing(f"{key} is not in the store") from None
+        except OSError as exc:
+            raise _storage_error(exc, "reading", key) from exc
+        if version_id is not None:
+            meta = self._read_meta(key, meta_path)
+            if meta is not None and meta.get("version_id") != version_id:
+                f.close()
+                raise ObjectMissing(f"{key} version {version_id} is not in the store")
+        return f
+
+    def read(self, key: str, version_id: str | None = None) -> bytes:
+        with self.open(key, version_id) as f:
+            return f.read()
+
+    def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
+        obj, meta_path = self._paths(key)
+        if not obj.exists():
+            raise ObjectMissing(f"{key} is not in the store")
+        meta = self._read_meta(key, meta_path)
+        info = self._info(key, obj, meta)
+        if version_id is not None and info.version_id not in (version_id, "unknown"):
+            raise ObjectMissing(f"{key} version {version_id} is not in the store")
+        return info
+
+    def versions(self, key: str) -> list[ObjectInfo]:
+        try:
+            return [self.stat(key)]
+        except ObjectMissing:
+            return []
+
+    def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
+        obj, meta_path = self._paths(key)
+        with self._meta_lock(meta_path):
+            meta = self._read_meta(key, meta_path)
+            if meta is None or not obj.exists():
+                raise ObjectMissing(f"{key} is not in the store")
+            current = datetime.fromisoformat(str(meta["retain_until"]))
+            if retain_until < current:
+                raise RetentionActive(
+                    f"{key} is retained until {current.isoformat()}; retention can be "
+                    f"extended, never shortened (asked {retain_until.isoformat()})")
+            meta["retain_until"] = retain_until.astimezone(UTC).isoformat()
+            self._write_meta(meta_path, meta)
+
+    def set_legal_hold(self, key: str, version_id: str, on: bool) -> None:
+        obj, meta_path = self._paths(key)
+        with self._meta_lock(meta_path):
+            meta = self._read_meta(key, meta_path)
+            if meta is None or not obj.exists():
+                raise ObjectMissing(f"{key} is not in the store")
+            meta["legal_hold"] = on
+            self._write_meta(meta_path, meta)
+
+    def delete(self, key: str, version_id: str) -> None:
+        obj, meta_path = self._paths(key)
+        with self._meta_lock(meta_path):
+            meta = self._read_meta(key, meta_path)
+            if not obj.exists():
+                raise ObjectMissing(f"{key} is not in the store")
+            if meta is None:
+                raise RetentionActive(f"{key} has no retention metadata; kept until repaired",
+                                      hint="run edoc doctor --repair")
+            if meta.get("legal_hold"):
+                raise RetentionActive(f"{key} is under legal hold; delete refused")
+            until = datetime.fromisoformat(str(meta["retain_until"]))
+            now = self._clock()
+            if now < until:
+                raise RetentionActive(
+                    f"{key} is retained until {until.isoformat()}; delete refused "
+                    f"(now {now.isoformat(timespec='seconds')})")
+            try:
+                obj.unlink()
+                meta_path.unlink()
+            except OSError as exc:
+                raise _storage_error(exc, "deleting", key) from exc
+            _fsync_dir(obj.parent)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self._objects
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                key = path.relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    meta = self._read_meta(key, self._meta / (key + ".json"))
+                    yield self._info(key, path, meta)

@@ -1,0 +1,983 @@
+"""The S3 backend: write-once storage enforced by the server through S3 Object Lock.
+
+This module is the only one in edoc that imports boto3/botocore. It owns:
+
+* ``S3Store`` — the ``ObjectStore`` contract (``edoc/storage/base.py``) over one bucket and
+  key prefix. Every object version is written with an Object Lock retention (COMPLIANCE by
+  default, GOVERNANCE if configured) and, when asked, a legal hold; the *server* refuses to
+  delete it or to shorten its retention, so the guarantee does not depend on edoc behaving.
+* ``worm_self_test`` — the probe behind ``edoc doctor``: S3 look-alikes have shipped Object
+  Lock holes, so we write a short-lived canary and check that the server really refuses what
+  it must refuse, and that its clock agrees with ours (retention is judged on *its* clock).
+
+Integrity on the wire: every PUT carries ``x-amz-checksum-sha256`` set to the *caller's*
+digest (not one computed by botocore from the bytes it happens to send), so a server that
+receives different bytes rejects the upload (``STORAGE_CHECKSUM_MISMATCH``) and nothing is
+stored. Large objects go up as a multipart upload with a SHA-256 per part; S3 then keeps only
+a composite checksum (a hash of the part hashes), so we hash the whole stream as it goes, compare
+it with the caller's digest *before* completing (aborting on mismatch) and record it in the
+object's metadata (``x-amz-meta-edoc-sha256``), which ``stat`` reports for such objects.
+
+S3 versioning would silently stack a new version on an existing key; the contract says a key is
+written once, so ``put`` refuses a key that has any version, and sends ``If-None-Match: *`` to
+close the race with a concurrent writer.
+
+Errors are ``EdocError`` one-liners with stable codes (``STORAGE_UNREACHABLE``,
+``STORAGE_ACCESS_DENIED``, ``OBJECT_MISSING``, ``RETENTION_ACTIVE`` …); credentials never
+appear in messages or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import io
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, BinaryIO, Literal
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.exceptions as bce
+from botocore.config import Config
+
+from edoc.errors import (
+    ConfigError,
+    EdocError,
+    ObjectExists,
+    ObjectMissing,
+    RetentionActive,
+    StorageError,
+)
+from edoc.storage.base import ObjectInfo
+from edoc.verdict import Check
+
+__all__ = [
+    "DEFAULT_MULTIPART_THRESHOLD",
+    "DEFAULT_PART_SIZE",
+    "LockMode",
+    "S3Store",
+    "worm_self_test",
+]
+
+log = logging.getLogger(__name__)
+
+#: boto3 clients are dynamically generated; the ``mypy_boto3_s3`` stubs are optional, so the
+#: client is typed loosely here and every call site is exercised against a real server.
+S3Client = Any
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
+
+MiB = 1024 * 1024
+#: Objects larger than this go up as multipart uploads (single PUTs stay in memory).
+DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
+DEFAULT_PART_SIZE = 16 * MiB
+#: S3 rejects parts smaller than 5 MiB (except the last) and uploads of more than 10 000 parts.
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
+#: Attempts per request, with backoff on throttling and 5xx (botocore "standard" retry mode).
+MAX_ATTEMPTS = 5
+#: Metadata key (sent as ``x-amz-meta-edoc-sha256``) holding the full-object digest of a
+#: multipart object, verified by edoc while streaming, before the upload was completed.
+SHA256_METADATA = "edoc-sha256"
+#: More skew than this between our clock and the server's makes retention dates unreliable.
+MAX_CLOCK_SKEW = timedelta(seconds=60)
+
+# Same key rule as the local store: keys are made by edoc, and one that could be read as a
+# path escape or has odd characters is refused on every backend alike.
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+_PREFIX = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*)?$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_READ_CHUNK = 1 * MiB
+
+# Server answers that mean "the bytes you sent are not the bytes you described".
+_CHECKSUM_CODES = frozenset({
+    "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "XAmzContentChecksumMismatch",
+    "InvalidChecksum", "InvalidPartChecksum",
+})
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "403"})
+_AUTH_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+    "TokenRefreshRequired", "InvalidSecurity",
+})
+_LOCK_REFUSED_CODES = _DENIED_CODES | frozenset({"InvalidRequest", "ObjectLocked"})
+_EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
+# -- small helpers ---------------------------------------------------------------------------
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: pass a timezone-aware (UTC) datetime")
+    return value.astimezone(UTC)
+
+
+def _ceil_second(value: datetime) -> datetime:
+    """Round up to a whole second.
+
+    S3 keeps retain-until dates with one-second precision (SeaweedFS truncates fractions), so
+    an unrounded date could be stored up to a second *earlier* than asked; rounding up keeps
+    retention at least as long as the law-derived date.
+    """
+    value = _utc(value)
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
+    return value
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else "none"
+
+
+def _sha256_bytes(hex_digest: str) -> bytes:
+    if not _HEX64.match(hex_digest):
+        raise StorageError(f"sha256 must be 64 lowercase hex digits, got {hex_digest[:80]!r}",
+                           code="STORAGE_BAD_DIGEST")
+    return bytes.fromhex(hex_digest)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _hex_from_b64(value: str) -> str | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def _read_exactly(stream: BinaryIO, n: int, key: str, expected_total: int) -> bytes:
+    """Read ``n`` bytes or fail with ``STORAGE_SIZE_MISMATCH`` (the caller's size was wrong)."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = stream.read(min(n - len(buf), _READ_CHUNK))
+        if not chunk:
+            raise StorageError(
+                f"stream for {key} ended early: the declared size is {expected_total} bytes",
+                code="STORAGE_SIZE_MISMATCH",
+                hint="the source changed while it was read; run the command again")
+        buf += chunk
+    return bytes(buf)
+
+
+def _refuse_trailing(stream: BinaryIO, key: str, size: int) -> None:
+    if stream.read(1):
+        raise StorageError(f"stream for {key} holds more than the declared {size} bytes",
+                           code="STORAGE_SIZE_MISMATCH",
+                           hint="the source changed while it was read; run the command again")
+
+
+def _error_code(exc: bce.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "") or "")
+
+
+def _http_status(exc: bce.ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _server_message(exc: bce.ClientError) -> str:
+    message = str(exc.response.get("Error", {}).get("Message", "") or "")
+    return " ".join(message.split())[:160]
+
+
+class _ObjectReader(io.RawIOBase):
+    """A raw stream over a botocore ``StreamingBody`` that speaks edoc's error family.
+
+    botocore checks the server's SHA-256 as the last byte is read (``ChecksumMode=ENABLED``
+    on GET); a mismatch or a dropped connection surfaces here as a ``StorageError``.
+    """
+
+    def __init__(self, body: Any, where: str) -> None:
+        super().__init__()
+        self._body = body
+        self._where = where
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data: bytes = self._body.read(len(view))
+        except bce.FlexibleChecksumError as exc:
+            raise StorageError(
+                f"bytes read from {self._where} do not match the SHA-256 the server recorded",
+                code="STORAGE_CHECKSUM_MISMATCH",
+                hint="the stored object or the network path is damaged; run edoc verify") from exc
+        except (bce.BotoCoreError, OSError) as exc:
+            raise StorageError(f"reading {self._where} failed: {type(exc).__name__}",
+                               code="STORAGE_READ_FAILED",
+                               hint="check the connection to the object store and retry") from exc
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._body.close()
+        super().close()
+
+
+# -- the store -------------------------------------------------------------------------------
+class S3Store:
+    """``ObjectStore`` over an S3 bucket with Object Lock (see the module docstring)."""
+
+    kind = "s3"
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str = "",
+        *,
+        lock_mode: LockMode = "COMPLIANCE",
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = DEFAULT_PART_SIZE,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
+            raise ConfigError(f"lock mode {lock_mode!r} is not COMPLIANCE or GOVERNANCE",
+                              code="STORAGE_LOCK_MODE_INVALID")
+        if part_size < MIN_PART_SIZE:
+            raise ConfigError(f"multipart part size {part_size} bytes is below the S3 minimum "
+                              f"of {MIN_PART_SIZE}", code="STORAGE_PART_SIZE_INVALID")
+        if multipart_threshold < 0:
+            raise ConfigError("multipart threshold must not be negative",
+                              code="STORAGE_PART_SIZE_INVALID")
+        prefix = prefix.strip("/")
+        if not _PREFIX.match(prefix) or ".." in prefix.split("/"):
+            raise ConfigError(f"invalid key prefix {prefix!r}", code="STORAGE_BAD_PREFIX")
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.lock_mode: LockMode = lock_mode
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self._clock = clock
+        self._root = f"{prefix}/" if prefix else ""
+        if lock_mode == "COMPLIANCE":
+            self.guarantee = ("WORM: S3 Object Lock in COMPLIANCE mode; the server refuses "
+                              "deletion and shortening until retain-until, for every user")
+        else:
+            self.guarantee = ("WORM-style: S3 Object Lock in GOVERNANCE mode; principals "
+                              "allowed s3:BypassGovernanceRetention can delete early")
+
+    @classmethod
+    def from_config(
+        cls,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        lock_mode: LockMode = "COMPLIANCE",
+        addressing_style: Literal["auto", "path", "virtual"] | None = None,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> S3Store:
+        """Build a client the standard AWS way and wrap it.
+
+        Credentials, region and endpoint come from where every AWS tool looks for them
+        (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``,
+        ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, ``~/.aws/config`` and
+        ``~/.aws/credentials``, instance roles) unless given here. Nothing secret is logged.
+        """
+        config = Config(
+            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            s3={"addressing_style": addressing_style} if addressing_style else None,
+        )
+        try:
+            session = boto3.session.Session(profile_name=profile, region_name=region)
+            client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        except bce.ProfileNotFound as exc:
+            raise ConfigError(f"AWS profile {profile!r} is not configured",
+                              code="STORAGE_PROFILE_MISSING",
+                              hint="check ~/.aws/config or AWS_PROFILE") from exc
+        except bce.BotoCoreError as exc:
+            raise ConfigError(f"cannot configure the S3 client: {type(exc).__name__}",
+                              code="STORAGE_CONFIG_INVALID") from exc
+        log.debug("s3 store: bucket=%s prefix=%s endpoint=%s region=%s profile=%s",
+                  bucket, prefix, _safe_endpoint(client), client.meta.region_name,
+                  profile or "(default)")
+        return cls(client, bucket, prefix, lock_mode=lock_mode,
+                   multipart_threshold=multipart_threshold, part_size=part_size)
+
+    # -- keys ----------------------------------------------------------------------------
+    def _full(self, key: str) -> str:
+        if not _KEY.match(key) or ".." in key.split("/"):
+            raise StorageError(f"invalid object key {key!r}", code="STORAGE_BAD_KEY")
+        return self._root + key
+
+    def _rel(self, full_key: str) -> str:
+        return full_key[len(self._root):]
+
+    def _where(self, key: str, version_id: str | None = None) -> str:
+        where = f"s3://{self.bucket}/{self._root}{key}"
+        return f"{where} (version {version_id})" if version_id else where
+
+    # -- errors --------------------------------------------------------------------------
+    def _error(self, exc: Exception, action: str, where: str) -> EdocError:
+        """Translate a botocore failure into one edoc line; never includes credentials."""
+        if isinstance(exc, EdocError):
+            return exc
+        endpoint = _safe_endpoint(self.client)
+        if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+            return ConfigError(f"no usable S3 credentials while {action} {where}",
+                               code="STORAGE_NO_CREDENTIALS",
+                               hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        if isinstance(exc, bce.ConnectionError | bce.HTTPClientError):
+            return StorageError(
+                f"cannot reach the S3 endpoint {endpoint} while {action} {where} "
+                f"({type(exc).__name__})",
+                code="STORAGE_UNREACHABLE",
+                hint="check that the object store is running and the endpoint URL is right")
+        if isinstance(exc, bce.FlexibleChecksumError):
+            return StorageError(f"checksum check failed while {action} {where}",
+                                code="STORAGE_CHECKSUM_MISMATCH")
+        if isinstance(exc, bce.ClientError):
+            code = _error_code(exc)
+            status = _http_status(exc)
+            said = f"server said {code or status}"
+            if code in _CHECKSUM_CODES:
+                return StorageError(
+                    f"the server rejected the bytes while {action} {where}: they do not match "
+                    f"the SHA-256 sent with them ({code}); nothing was stored",
+                    code="STORAGE_CHECKSUM_MISMATCH",
+                    hint="the source changed while it was read or was damaged in transit")
+            if code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket"):
+                return ObjectMissing(f"{where} is not in the store ({said})")
+            if code == "NoSuchBucket":
+                return ConfigError(f"bucket {self.bucket} does not exist at {endpoint}",
+                                   code="BUCKET_MISSING",
+                                   hint="create it with Object Lock enabled (edoc init)")
+            if code in _AUTH_CODES:
+                return ConfigError(f"the S3 endpoint {endpoint} did not accept our credentials "
+                                   f"while {action} {where} ({said})",
+                                   code="STORAGE_AUTH_FAILED",
+                                   hint="check the access key, secret and clock of this machine")
+            if code in _DENIED_CODES or status == 403:
+                return StorageError(f"access denied while {action} {where} ({said})",
+                                    code="STORAGE_ACCESS_DENIED",
+                                    hint="check the S3 identity's permissions for this bucket")
+            if code in _EXISTS_CODES:
+                return ObjectExists(f"{where} already exists; objects are written once ({said})",
+                                    hint="a correction is stored as a new version, never over "
+                                         "the old")
+            if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "InternalError"}:
+                return StorageError(f"the S3 server failed while {action} {where} ({said}, "
+                                    f"after retries)", code="STORAGE_SERVER_ERROR",
+                                    hint="retry later; check the object store's health")
+            detail = _server_message(exc)
+            return StorageError(
+                f"{action} {where} failed ({said}{': ' + detail if detail else ''})",
+                code="STORAGE_REQUEST_FAILED")
+        if isinstance(exc, bce.BotoCoreError):
+            return StorageError(f"{action} {where} failed ({type(exc).__name__})",
+                                code="STORAGE_ERROR")
+        return StorageError(f"{action} {where} failed ({type(exc).__name__})",
+                            code="STORAGE_ERROR")
+
+    def _call(self, action: str, where: str, method: str, **params: Any) -> Any:
+        try:
+            return getattr(self.client, method)(**params)
+        except (bce.BotoCoreError, bce.ClientError) as exc:
+            raise self._error(exc, action, where) from exc
+
+    # -- bucket --------------------------------------------------------------------------
+    def ensure_bucket(self, create: bool = False) -> None:
+        """Check (or create) the bucket; refuse one without versioning and Object Lock.
+
+        Object Lock can only be switched on when a bucket is created, and it needs
+        versioning; a bucket without both cannot keep anything write-once.
+        """
+        where = f"s3://{self.bucket}"
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except bce.ClientError as exc:
+            if _error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                raise self._error(exc, "checking bucket", where) from exc
+            if not create:
+                raise ConfigError(f"bucket {self.bucket} does not exist at "
+                                  f"{_safe_endpoint(self.client)}", code="BUCKET_MISSING",
+                                  hint="create it with Object Lock enabled, or let edoc init "
+                                       "create it") from exc
+            self._create_bucket()
+        except bce.BotoCoreError as exc:
+            raise self._error(exc, "checking bucket", where) from exc
+
+        versioning = self._call("checking versioning of", where, "get_bucket_versioning",
+                                Bucket=self.bucket).get("Status")
+        if versioning != "Enabled":
+            raise ConfigError(f"bucket {self.bucket} has versioning {versioning or 'off'}; "
+                              f"Object Lock needs it Enabled", code="BUCKET_NOT_WORM",
+                              hint="use a bucket created with Object Lock enabled")
+        try:
+            lock = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except bce.ClientError as exc:
+            if _error_code(exc) == "ObjectLockConfigurationNotFoundError":
+                raise ConfigError(f"bucket {self.bucket} has no Object Lock configuration; "
+                                  f"objects in it could be deleted at any time",
+                                  code="BUCKET_NOT_WORM",
+                                  hint="Object Lock can only be enabled when a bucket is "
+                                       "created: use a new bucket") from exc
+            raise self._error(exc, "checking Object Lock of", where) from exc
+        except bce.BotoCoreError as exc:
+            raise self._error(exc, "checking Object Lock of", where) from exc
+        enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+        if enabled != "Enabled":
+            raise ConfigError(f"bucket {self.bucket} has Object Lock {enabled or 'off'}; "
+                              f"Enabled is required", code="BUCKET_NOT_WORM",
+                              hint="use a bucket created with Object Lock enabled")
+
+    def _create_bucket(self) -> None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "ObjectLockEnabledForBucket": True}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":
+            # us-east-1 is the one region that refuses an explicit LocationConstraint.
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self.client.create_bucket(**params)
+        except bce.ClientError as exc:
+            if _error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise self._error(exc, "creating bucket", f"s3://{self.bucket}") from exc
+        except bce.BotoCoreError as exc:
+            raise self._error(exc, "creating bucket", f"s3://{self.bucket}") from exc
+        log.info("created bucket %s with Object Lock enabled", self.bucket)
+
+    # -- write ---------------------------------------------------------------------------
+    def put(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        size: int,
+        sha256: str,
+        retain_until: datetime,
+        legal_hold: bool = False,
+    ) -> ObjectInfo:
+        full = self._full(key)
+        digest = _sha256_bytes(sha256)
+        retain = _ceil_second(retain_until)
+        if size < 0:
+            raise StorageError(f"negative size {size} for {key}", code="STORAGE_SIZE_MISMATCH")
+        self._refuse_existing(key, full)
+        lock: dict[str, Any] = {
+            "ObjectLockMode": self.lock_mode,
+            "ObjectLockRetainUntilDate": retain,
+        }
+        if legal_hold:
+            lock["ObjectLockLegalHoldStatus"] = "ON"
+        if size > self.multipart_threshold:
+            version_id = self._put_multipart(key, full, stream, size, digest, lock)
+        else:
+            version_id = self._put_single(key, full, stream, size, digest, lock)
+        info = self.stat(key, version_id)
+        self._check_stored(info, sha256, size, retain, legal_hold)
+        log.debug("stored %s version %s (%d bytes, %s until %s)", self._where(key), version_id,
+                  size, self.lock_mode, _iso(retain))
+        return info
+
+    def _refuse_existing(self, key: str, full: str) -> None:
+        # Any version at all (a noncurrent one, or a delete marker) means the key was used.
+        # Listing is in key order and ``full`` sorts before every longer key it prefixes, so
+        # if the key has any entry, the first page starts with it.
+        page = self._call("checking", self._where(key), "list_object_versions",
+                          Bucket=self.bucket, Prefix=full, MaxKeys=10)
+        taken = [v for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                 if v.get("Key") == full]
+        if taken:
+            raise ObjectExists(f"{self._where(key)} already exists "
+                               f"({len(taken)} version(s)); objects are written once",
+                               hint="a correction is stored as a new version, never over the old")
+
+    def _put_single(self, key: str, full: str, stream: BinaryIO, size: int, digest: bytes,
+                    lock: dict[str, Any]) -> str:
+        data = _read_exactly(stream, size, key, size)
+        _refuse_trailing(stream, key, size)
+        resp = self._call(
+            "writing", self._where(key), "put_object",
+            Bucket=self.bucket, Key=full, Body=data, ContentLength=size,
+            ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(digest),
+            # Closes the race with a concurrent writer that the listing above cannot see.
+            IfNoneMatch="*",
+            **lock,
+        )
+        return self._version_of(resp, key)
+
+    def _put_multipart(self, key: str, full: str, stream: BinaryIO, size: int,
+                       digest: bytes, lock: dict[str, Any]) -> str:
+        where = self._where(key)
+        part_size = max(self.part_size, -(-size // MAX_PARTS))
+        created = self._call(
+            "starting upload of", where, "create_multipart_upload",
+            Bucket=self.bucket, Key=full, ChecksumAlgorithm="SHA256",
+            Metadata={SHA256_METADATA: digest.hex()}, **lock)
+        upload_id = created["UploadId"]
+        try:
+            whole = hashlib.sha256()
+            part_digests: list[bytes] = []
+            parts: list[dict[str, Any]] = []
+            remaining = size
+            number = 1
+            while remaining > 0:
+                # One part in memory at a time: memory stays bounded by part_size.
+                chunk = _read_exactly(stream, min(part_size, remaining), key, size)
+                whole.update(chunk)
+                part_digest = hashlib.sha256(chunk).digest()
+                resp = self._call(
+                    f"uploading part {number} of", where, "upload_part",
+                    Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number,
+                    Body=chunk, ContentLength=len(chunk),
+                    ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(part_digest))
+                parts.append({"PartNumber": number, "ETag": resp["ETag"],
+                              "ChecksumSHA256": _b64(part_digest)})
+                part_digests.append(part_digest)
+                remaining -= len(chunk)
+                number += 1
+            _refuse_trailing(stream, key, size)
+            if whole.digest() != digest:
+                raise StorageError(
+                    f"bytes streamed for {key} do not match: sha256 {whole.hexdigest()[:16]}…, "
+                    f"expected {digest.hex()[:16]}…; upload aborted, nothing stored",
+                    code="STORAGE_CHECKSUM_MISMATCH",
+                    hint="the source changed while it was read; run the command again")
+            done = self._call(
+                "completing upload of", where, "complete_multipart_upload",
+                Bucket=self.bucket, Key=full, UploadId=upload_id,
+                MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+        except BaseException:
+            self._abort(full, upload_id, where)
+            raise
+        # S3's composite checksum is SHA-256 over the concatenated part digests, "-N".
+        composite = f"{_b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(parts)}"
+        reported = done.get("ChecksumSHA256")
+        version_id = self._version_of(done, key)
+        if reported is not None and reported != composite:
+            raise StorageError(
+                f"{where} version {version_id} was stored with composite checksum {reported}, "
+                f"expected {composite} from the parts sent", code="STORAGE_CHECKSUM_MISMATCH",
+                hint="run edoc verify on this record; the store may be damaged")
+        return version_id
+
+    def _abort(self, full: str, upload_id: str, where: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except (bce.BotoCoreError, bce.ClientError) as exc:
+            # The original failure is what the user must see; the dangling upload holds no
+            # visible object and a bucket lifecycle rule can expire it.
+            log.warning("could not abort multipart upload of %s: %s", where,
+                        self._error(exc, "aborting upload of", where))
+
+    def _version_of(self, resp: Mapping[str, Any], key: str) -> str:
+        version_id = resp.get("VersionId")
+        if not version_id or version_id == "null":
+            raise ConfigError(f"the server stored {self._where(key)} without a version id; "
+                              f"the bucket is not versioned", code="BUCKET_NOT_WORM",
+                              hint="use a bucket created with Object Lock enabled")
+        return str(version_id)
+
+    def _check_stored(self, info: ObjectInfo, sha256: str, size: int, retain: datetime,
+                      legal_hold: bool) -> None:
+        """Trust, but verify: the server must report the lock we asked for."""
+        where = self._where(info.key, info.version_id)
+        if info.size != size or (info.sha256 is not None and info.sha256 != sha256):
+            raise StorageError(f"{where} reports {info.size} bytes sha256 {info.sha256}, "
+                               f"expected {size} bytes sha256 {sha256}",
+                               code="STORAGE_CHECKSUM_MISMATCH",
+                               hint="run edoc doctor; the store may not honour checksums")
+        if (info.lock_mode != self.lock_mode or info.retain_until is None
+                or info.retain_until < retain or (legal_hold and not info.legal_hold)):
+            raise StorageError(
+                f"{where} reports lock {info.lock_mode or 'none'} until "
+                f"{_iso(info.retain_until)}{' with legal hold' if info.legal_hold else ''}, "
+                f"expected {self.lock_mode} until {_iso(retain)}"
+                f"{' with legal hold' if legal_hold else ''}",
+                code="STORAGE_LOCK_NOT_APPLIED",
+                hint="run edoc doctor; the store may not support Object Lock")
+
+    def put_bytes(self, key: str, data: bytes, *, retain_until: datetime) -> ObjectInfo:
+        return self.put(key, io.BytesIO(data), size=len(data),
+                        sha256=hashlib.sha256(data).hexdigest(), retain_until=retain_until)
+
+    # -- read ----------------------------------------------------------------------------
+    def open(self, key: str, version_id: str | None = None) -> BinaryIO:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key),
+                                  "ChecksumMode": "ENABLED"}
+        if version_id:
+            params["VersionId"] = version_id
+        where = self._where(key, version_id)
+        resp = self._call("reading", where, "get_object", **params)
+        return io.BufferedReader(_ObjectReader(resp["Body"], where), buffer_size=_READ_CHUNK)
+
+    def read(self, key: str, version_id: str | None = None) -> bytes:
+        with self.open(key, version_id) as stream:
+            return stream.read()
+
+    def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
+        full = self._full(key)
+        where = self._where(key, version_id)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "ChecksumMode": "ENABLED"}
+        if version_id:
+            params["VersionId"] = version_id
+        head = self._call("reading the state of", where, "head_object", **params)
+        vid = str(head.get("VersionId") or version_id or "null")
+
+        mode = head.get("ObjectLockMode")
+        retain = head.get("ObjectLockRetainUntilDate")
+        if mode is None and retain is None:
+            # AWS includes lock headers only for callers allowed s3:GetObjectRetention; ask
+            # explicitly before concluding "no retention".
+            mode, retain = self._retention_of(full, vid)
+        hold_status = head.get("ObjectLockLegalHoldStatus")
+        if hold_status is None:
+            hold_status = self._legal_hold_of(full, vid)
+
+        return ObjectInfo(
+            key=key,
+            version_id=vid,
+            size=int(head["ContentLength"]),
+            sha256=self._reported_sha256(head),
+            retain_until=_utc(retain) if retain else None,
+            lock_mode=str(mode) if mode else None,
+            legal_hold=hold_status == "ON",
+            last_modified=_utc(head["LastModified"]),
+        )
+
+    @staticmethod
+    def _reported_sha256(head: Mapping[str, Any]) -> str | None:
+        checksum = head.get("ChecksumSHA256")
+        composite = head.get("ChecksumType") == "COMPOSITE" or (
+            isinstance(checksum, str) and "-" in checksum)
+        if isinstance(checksum, str) and not composite:
+            return _hex_from_b64(checksum)
+        recorded = (head.get("Metadata") or {}).get(SHA256_METADATA)
+        if composite and isinstance(recorded, str) and _HEX64.match(recorded):
+            # Multipart: the server verified each part's SHA-256; the whole-object digest was
+            # verified by edoc before completing and recorded with the object.
+            return recorded
+        return None
+
+    def _retention_of(self, full: str, version_id: str) -> tuple[str | None, datetime | None]:
+        try:
+            resp = self.client.get_object_retention(Bucket=self.bucket, Key=full,
+                                                    VersionId=version_id)
+        except bce.ClientError as exc:
+            if _error_code(exc) in _DENIED_CODES | {"NoSuchObjectLockConfiguration",
+                                                    "InvalidRequest"}:
+                return None, None
+            raise self._error(exc, "reading the retention of", full) from exc
+        except bce.BotoCoreError as exc:
+            raise self._error(exc, "reading the retention of", full) from exc
+        retention = resp.get("Retention") or {}
+        return retention.get("Mode"), retention.get("RetainUntilDate")
+
+    def _legal_hold_of(self, full: str, version_id: str) -> str | None:
+        try:
+            resp = self.client.get_object_legal_hold(Bucket=self.bucket, Key=full,
+                                                     VersionId=version_id)
+        except bce.ClientError as exc:
+            if _error_code(exc) in _DENIED_CODES | {"NoSuchObjectLegalHold",
+                                                    "NoSuchObjectLockConfiguration",
+                                                    "InvalidRequest"}:
+                return None
+            raise self._error(exc, "reading the legal hold of", full) from exc
+        except bce.BotoCoreError as exc:
+            raise self._error(exc, "reading the legal hold of", full) from exc
+        status = (resp.get("LegalHold") or {}).get("Status")
+        return str(status) if status else None
+
+    def _iter_versions(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every object version (not delete markers) under ``prefix``, in server order:
+        keys ascending, and within a key newest first."""
+        paginator = self.client.get_paginator("list_object_versions")
+        where = f"s3://{self.bucket}/{prefix}"
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                yield from page.get("Versions", [])
+        except (bce.BotoCoreError, bce.ClientError) as exc:
+            raise self._error(exc, "listing", where) from exc
+
+    def versions(self, key: str) -> list[ObjectInfo]:
+        """Every version under ``key`` (exact match), newest first; delete markers are not
+        objects and are left out."""
+        full = self._full(key)
+        found: list[ObjectInfo] = []
+        for entry in self._iter_versions(full):
+            if entry.get("Key") != full:
+                continue
+            with contextlib.suppress(ObjectMissing):  # deleted since the listing
+                found.append(self.stat(key, str(entry["VersionId"])))
+        return found
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Current versions under ``prefix`` in key order, each pinned to its version id."""
+        for entry in self._iter_versions(self._root + prefix):
+            if not entry.get("IsLatest"):
+                continue
+            key = self._rel(str(entry["Key"]))
+            if not _KEY.match(key):
+                # Not a key edoc writes (a folder marker, a foreign upload): say so, skip it.
+                log.warning("skipping %s: not an edoc object key", self._where(key))
+                continue
+            with contextlib.suppress(ObjectMissing):
+                yield self.stat(key, str(entry["VersionId"]))
+
+    # -- retention -----------------------------------------------------------------------
+    def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
+        wanted = _ceil_second(retain_until)
+        current = self.stat(key, version_id)
+        where = self._where(key, version_id)
+        # Refused here, before the server is asked: shortening is never what edoc means, and
+        # a server that allowed it would be a WORM hole (edoc doctor probes for that).
+        if current.retain_until is not None and wanted < current.retain_until:
+            raise RetentionActive(
+                f"{where} is retained until {_iso(current.retain_until)}; retention can be "
+                f"extended, never shortened (asked {_iso(wanted)})",
+                code="RETENTION_SHORTENING_REFUSED")
+        if current.retain_until == wanted:
+            return
+        # Keep the object's own mode: a COMPLIANCE lock is never turned into GOVERNANCE.
+        mode = current.lock_mode if current.lock_mode in ("COMPLIANCE", "GOVERNANCE") \
+            else self.lock_mode
+        self._call("extending the retention of", where, "put_object_retention",
+                   Bucket=self.bucket, Key=self._full(key), VersionId=version_id,
+                   Retention={"Mode": mode, "RetainUntilDate": wanted})
+
+    def set_legal_hold(self, key: str, version_id: str, on: bool) -> None:
+        self._call("setting the legal hold of" if on else "releasing the legal hold of",
+                   self._where(key, version_id), "put_object_legal_hold",
+                   Bucket=self.bucket, Key=self._full(key), VersionId=version_id,
+                   LegalHold={"Status": "ON" if on else "OFF"})
+
+    def delete(self, key: str, version_id: str) -> None:
+        """Delete one version; the *server* decides whether its lock still holds.
+
+        We do not pre-judge with our own clock: retention is measured on the server's, and
+        a refusal is explained from the lock state the server reports. edoc never sends
+        ``x-amz-bypass-governance-retention``.
+        """
+        if not version_id:
+            raise StorageError(f"deleting {self._where(key)} needs a version id",
+                               code="STORAGE_VERSION_REQUIRED")
+        where = self._where(key, version_id)
+        state = self.stat(key, version_id)  # ObjectMissing for a version that is not there
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._full(key),
+                                      VersionId=version_id)
+        except bce.ClientError as exc:
+            if _error_code(exc) in _LOCK_REFUSED_CODES:
+                if state.legal_hold:
+                    raise RetentionActive(f"{where} is under legal hold; the server refused "
+                                          f"the delete", hint="release the hold first") from exc
+                # Allow for a server clock somewhat behind ours before calling it permissions.
+                if (state.retain_until is not None
+                        and state.retain_until > self._clock() - MAX_CLOCK_SKEW):
+                    raise RetentionActive(
+                        f"{where} is retained ({state.lock_mode}) until "
+                        f"{_iso(state.retain_until)}; the server refused the delete") from exc
+            raise self._error(exc, "deleting", where) from exc
+        except bce.BotoCoreError as exc:
+            raise self._error(exc, "deleting", where) from exc
+        log.info("deleted %s", where)
+
+
+def _safe_endpoint(client: S3Client) -> str:
+    """The endpoint as host[:port] only: never user-info, paths or query strings."""
+    try:
+        parts = urlsplit(str(client.meta.endpoint_url))
+    except (AttributeError, ValueError):
+        return "(unknown endpoint)"
+    host = parts.hostname or "(unknown endpoint)"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+# -- edoc doctor -----------------------------------------------------------------------------
+
+
+def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60) -> list[Check]:
+    """Probe whether the server really enforces write-once, and whether its clock agrees.
+
+    Writes a small canary under ``<prefix>/doctor/`` in COMPLIANCE mode for
+    ``retention_seconds`` (whatever the store's own mode, so the strongest promise is what is
+    tested) and checks that the server refuses deleting it, shortening its retention and
+    downgrading it to GOVERNANCE, that it rejects a PUT whose bytes do not match their
+    checksum, that reads give back the same bytes and SHA-256, and that the server's clock
+    is within ``MAX_CLOCK_SKEW`` of ``now``. Canaries from earlier runs whose retention has
+    passed are removed first. Never raises for a failed check; returns one ``Check`` each.
+    """
+    checks: list[Check] = []
+    started = time.monotonic()
+    now = _utc(now)
+    probe = S3Store(store.client, store.bucket, store.prefix, lock_mode="COMPLIANCE")
+
+    try:
+        probe.ensure_bucket(create=False)
+    except EdocError as exc:
+        checks.append(Check.fail("bucket", exc.code, exc.message))
+        return checks
+    checks.append(Check.ok("bucket", f"s3://{store.bucket}: versioning and Object Lock enabled"))
+
+    checks.append(_clock_check(probe, now, started))
+    cleanup = _remove_old_canaries(probe, now)
+    if cleanup is not None:
+        checks.append(cleanup)
+
+    canary = f"edoc doctor canary {now.isoformat()} {secrets.token_hex(8)}\n".encode()
+    key = f"doctor/{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+    retain = _ceil_second(now + timedelta(seconds=retention_seconds))
+    try:
+        info = probe.put(key, io.BytesIO(canary), size=len(canary),
+                         sha256=hashlib.sha256(canary).hexdigest(), retain_until=retain)
+    except EdocError as exc:
+        checks.append(Check.fail("canary", "WORM_CANARY_FAILED",
+                                 f"could not write the canary {probe._where(key)}: {exc}"))
+        return checks
+    checks.append(Check.ok("canary", f"wrote {probe._where(key, info.version_id)} locked "
+                                     f"COMPLIANCE until {_iso(info.retain_until)}"))
+
+    checks.append(_read_check(probe, key, info.version_id, canary))
+    checks.append(_delete_check(probe, key, info.version_id))
+    checks.append(_retention_change_check(
+        probe, key, info.version_id, "shorten", "WORM_SHORTEN_ALLOWED", "COMPLIANCE",
+        retain - timedelta(seconds=max(1, retention_seconds // 2))))
+    checks.append(_retention_change_check(
+        probe, key, info.version_id, "downgrade", "WORM_DOWNGRADE_ALLOWED", "GOVERNANCE",
+        retain))
+    checks.append(_checksum_enforced_check(probe, now, retain))
+    return checks
+
+
+def _clock_check(store: S3Store, now: datetime, started: float) -> Check:
+    try:
+        resp = store.client.head_bucket(Bucket=store.bucket)
+    except (bce.BotoCoreError, bce.ClientError) as exc:
+        err = store._error(exc, "reading the clock of", f"s3://{store.bucket}")
+        return Check.unknown("clock", "CLOCK_UNKNOWN", str(err))
+    header = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if not header:
+        return Check.unknown("clock", "CLOCK_UNKNOWN", "the server sent no Date header")
+    try:
+        server = _utc(parsedate_to_datetime(header))
+    except (TypeError, ValueError):
+        return Check.unknown("clock", "CLOCK_UNKNOWN", f"unreadable Date header {header!r}")
+    ours = now + timedelta(seconds=time.monotonic() - started)
+    skew = (server - ours).total_seconds()
+    detail = f"server clock {server.isoformat()} vs ours {ours.isoformat(timespec='seconds')}"
+    if abs(skew) > MAX_CLOCK_SKEW.total_seconds():
+        return Check.fail("clock", "CLOCK_SKEW",
+                          f"{detail}: {skew:+.0f} s apart; retention is judged on the server's "
+                          f"clock", expected=f"|skew| <= {MAX_CLOCK_SKEW.total_seconds():.0f} s",
+                          found=f"{skew:+.0f} s")
+    # The Date header has one-second resolution, hence the rounding.
+    return Check.ok("clock", f"{detail} ({skew:+.0f} s)")
+
+
+def _remove_old_canaries(store: S3Store, now: datetime) -> Check | None:
+    failures: list[str] = []
+    try:
+        for info in store.list("doctor/"):
+            if info.retain_until is not None and info.retain_until < now and not info.legal_hold:
+                try:
+                    store.delete(info.key, info.version_id)
+                except EdocError as exc:
+                    failures.append(str(exc))
+    except EdocError as exc:
+        failures.append(str(exc))
+    if failures:
+        return Check.unknown("cleanup", "WORM_CANARY_CLEANUP_FAILED",
+                             f"{len(failures)} old canaries not removed; first: {failures[0]}")
+    return None
+
+
+def _read_check(store: S3Store, key: str, version_id: str, canary: bytes) -> Check:
+    try:
+        data = store.read(key, version_id)
+        info = store.stat(key, version_id)
+    except EdocError as exc:
+        return Check.fail("read", "WORM_READ_FAILED", str(exc))
+    expected = hashlib.sha256(canary).hexdigest()
+    if data != canary:
+        return Check.fail("read", "WORM_READ_MISMATCH", "the canary read back differs",
+                          expected=expected, found=hashlib.sha256(data).hexdigest())
+    if info.sha256 is None:
+        return Check.fail("read", "WORM_CHECKSUM_NOT_REPORTED",
+                          "the server reports no SHA-256 for the canary (HEAD with "
+                          "ChecksumMode=ENABLED)", expected=expected, found="none")
+    if info.sha256 != expected:
+        return Check.fail("read", "WORM_CHECKSUM_MISMATCH",
+                          "the server's SHA-256 for the canary differs from its bytes",
+                          expected=expected, found=info.sha256)
+    return Check.ok("read", "same bytes and the same server SHA-256 read back")
+
+
+def _delete_check(store: S3Store, key: str, version_id: str) -> Check:
+    try:
+        store.delete(key, version_id)
+    except RetentionActive:
+        return Check.ok("delete", "deleting the locked canary version was refused")
+    except EdocError as exc:
+        return Check.unknown("delete", "WORM_DELETE_UNTESTED", f"delete failed otherwise: {exc}")
+    return Check.fail("delete", "WORM_DELETE_ALLOWED",
+                      "the server deleted a version locked in COMPLIANCE mode",
+                      expected="refused", found="deleted")
+
+
+def _retention_change_check(store: S3Store, key: str, version_id: str, name: str, code: str,
+                            mode: str, until: datetime) -> Check:
+    # Sent straight to the server: S3Store itself refuses to shorten before asking.
+    try:
+        store.client.put_object_retention(
+            Bucket=store.bucket, Key=store._full(key), VersionId=version_id,
+            Retention={"Mode": mode, "RetainUntilDate": until})
+    except bce.ClientError as exc:
+        if _error_code(exc) in _LOCK_REFUSED_CODES:
+            return Check.ok(name, f"setting {mode} until {_iso(until)} was refused "
+                                  f"({_error_code(exc)})")
+        err = store._error(exc, f"probing {name} of", store._where(key, version_id))
+        return Check.unknown(name, f"WORM_{name.upper()}_UNTESTED", str(err))
+    except bce.BotoCoreError as exc:
+        err = store._error(exc, f"probing {name} of", store._where(key, version_id))
+        return Check.unknown(name, f"WORM_{name.upper()}_UNTESTED", str(err))
+    try:
+        after = store.stat(key, version_id)
+        found = f"{after.lock_mode} until {_iso(after.retain_until)}"
+    except EdocError:
+        found = "accepted"
+    return Check.fail(name, code, f"the server accepted {mode} until {_iso(until)} on a "
+                                  f"version locked COMPLIANCE", expected="refused", found=found)
+
+
+def _checksum_enforced_check(store: S3Store, now: datetime, retain: datetime) -> Check:
+    key = f"doctor/{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}-baddigest"
+    body = b"edoc doctor: these bytes do not match the checksum sent with them\n"
+    wrong = hashlib.sha256(body + b"x").digest()
+    try:
+        store.client.put_object(
+            Bucket=store.bucket, Key=store._full(key), Body=body, ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=_b64(wrong), ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=retain, IfNoneMatch="*")
+    except bce.ClientError as exc:
+        if _error_code(exc) in _CHECKSUM_CODES:
+            return Check.ok("checksum", f"a PUT with a wrong SHA-256 was rejected "
+                                        f"({_error_code(exc)})")
+        err = store._error(exc, "probing checksum enforcement at", store._where(key))
+        return Check.unknown("checksum", "WORM_CHECKSUM_UNTESTED", str(err))
+    except bce.BotoCoreError as exc:
+        err = store._error(exc, "probing checksum enforcement at", store._where(key))
+        return Check.unknown("checksum", "WORM_CHECKSUM_UNTESTED", str(err))
+    return Check.fail("checksum", "WORM_CHECKSUM_NOT_VERIFIED",
+                      "the server stored bytes that do not match the SHA-256 sent with them",
+                      expected="rejected", found="stored")

@@ -1,0 +1,54 @@
+"""Shared test helpers: run the real CLI in-process and look inside a local archive."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from click.testing import CliRunner, Result
+
+from cli import cli
+
+
+def jst_today_minus(days: int) -> str:
+    """A date `days` before today in Japan (input deadlines count JST business days)."""
+    return (datetime.now(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=days)).isoformat()
+
+
+@dataclass
+class Edoc:
+    """The `edoc` command bound to one archive directory."""
+
+    archive: Path
+
+    def __call__(self, *args: str, archive: Path | None = None) -> Result:
+        runner = CliRunner()
+        return runner.invoke(cli, ["--archive", str(archive or self.archive), *args],
+                             catch_exceptions=False)
+
+    def json(self, *args: str) -> tuple[int, dict[str, Any]]:
+        res = self(*args, "--json")
+        return res.exit_code, json.loads(res.stdout)
+
+    # -- peeking inside the embedded default store --------------------------------------------
+    @property
+    def objects(self) -> Path:
+        return self.archive / "store" / "objects"
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.archive / "catalog.sqlite")
+
+    def checkpoints(self) -> list[Path]:
+        return sorted((self.objects / "checkpoints").glob("*.json"))
+
+
+def writable(path: Path) -> Path:
+    """Objects are stored read-only; tampering tests make them writable first (as an
+    attacker with file-system access would)."""
+    path.chmod(0o600)
+    return path
