@@ -217,13 +217,13 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
 @click.option("--completed", metavar="YYYY-MM-DD", help="Completion event date.")
 @json_option
 @click.pass_context
-def ingest(ctx: click.Context, files: tuple[str, ...], profiles: tuple[str, ...],
+def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, ...],
            manifest_csv: str | None, as_json: bool, **opts: Any) -> None:
     """Ingest FILES: check, hash, seal, timestamp and store them write-once.
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
     """
-    from edoc.ingest import IngestRequest, Ingestor
+    from edoc.ingest import Ingestor, IngestRequest
 
     if not files and not manifest_csv:
         raise ConfigError("no files given", code="USAGE_ERROR",
@@ -388,7 +388,7 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
                        f"{inp['verdict']}")
         ret = m.get("retention", {})
         click.echo(f"    retain    until {ret.get('retain_until')} "
-                   f"({', '.join(o.get('rule', '?') for o in ret.get('outcomes', []))})")
+                   f"({', '.join(o.get('rule', '?') for o in ret.get('rules', []))})")
         if m.get("reason"):
             click.echo(f"    reason    {m['reason']}")
 

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from edoc import config as config_mod
 from edoc.catalog import Catalog
@@ -44,9 +45,13 @@ def open_store(cfg: ArchiveConfig) -> ObjectStore:
     if st.kind == "s3":
         from edoc.storage.s3 import S3Store
 
+        if st.lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
+            raise ConfigError(f"storage.lock_mode {st.lock_mode!r} must be COMPLIANCE or "
+                              "GOVERNANCE", code="CONFIG_INVALID")
+        mode: Literal["COMPLIANCE", "GOVERNANCE"] = (
+            "COMPLIANCE" if st.lock_mode == "COMPLIANCE" else "GOVERNANCE")
         return S3Store.from_config(st.bucket, st.prefix, endpoint_url=st.endpoint_url,
-                                   region=st.region, profile=st.profile,
-                                   lock_mode=st.lock_mode)
+                                   region=st.region, profile=st.profile, lock_mode=mode)
     raise ConfigError(f"storage.kind {st.kind!r} is not known", code="CONFIG_INVALID",
                       hint="use local or s3")
 

@@ -104,6 +104,45 @@ checkpoints = sa.Table(
     sa.Column("key", sa.Text, nullable=False),
 )
 
+holds = sa.Table(
+    "holds", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("record_id", sa.String(32), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("case_ref", sa.Text),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("placed_at", sa.String(40), nullable=False),
+    sa.Column("released_at", sa.String(40)),
+    sa.Column("release_reason", sa.Text),
+    sa.Column("released_by", sa.Text),
+)
+
+disposal_runs = sa.Table(
+    "disposal_runs", metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    #: the TSA genTime that served as "now" for selection
+    sa.Column("now", sa.String(40), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    #: running | certified
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("certificate_key", sa.Text),
+    sa.Column("finished_at", sa.String(40)),
+)
+
+disposal_items = sa.Table(
+    "disposal_items", metadata,
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    #: pending | disposed | refused
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("disposed_at", sa.String(40)),
+    sa.PrimaryKeyConstraint("run_id", "record_id", "version"),
+)
+
 access_log = sa.Table(
     "access_log", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

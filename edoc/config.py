@@ -59,7 +59,7 @@ class ArchiveConfig:
     policies_dir: str | None = None
     catalog_url: str = "sqlite:///catalog.sqlite"
     keys_dir: str = "keys"
-    passphrase_env: str = "EDOC_KEY_PASSPHRASE"
+    passphrase_env: str = "EDOC_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tsa: TsaConfig = field(default_factory=TsaConfig)
 
@@ -159,6 +159,10 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _md(month_day: tuple[int, int]) -> str:
+    return f"{month_day[0]:02d}-{month_day[1]:02d}"
+
+
 def render(cfg: ArchiveConfig) -> str:
     """The text of a new ``edoc.toml`` (comments explain each setting to the operator)."""
     st = cfg.storage
@@ -171,10 +175,10 @@ def render(cfg: ArchiveConfig) -> str:
         f"organisation = {_q(cfg.organisation)}",
         f"created = {_q(cfg.created)}",
         f"default_profile = {_q(cfg.default_profile)}",
-        "# Retention rules applied to every record besides its profiles' (e.g. [\"corporate-tax\"]).",
+        "# Retention rules for every record besides its profiles' (e.g. [\"corporate-tax\"]).",
         f"default_retention = [{', '.join(_q(r) for r in cfg.default_retention)}]",
         "# Fiscal-year end (MM-DD) used when --fiscal-year-end is not given.",
-        f"fiscal_year_end = {_q('%02d-%02d' % cfg.fiscal_year_end) if cfg.fiscal_year_end else _q('03-31')}",
+        f"fiscal_year_end = {_q(_md(cfg.fiscal_year_end or (3, 31)))}",
         "# Company closed days for input deadlines: MM-DD every year, or YYYY-MM-DD once.",
         'closed_days = ["12-31", "01-02", "01-03"]',
         "# Extra profile directory (relative to this file); EDOC_POLICIES adds more.",

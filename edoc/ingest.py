@@ -161,12 +161,8 @@ class Ingestor:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # -- validation (nothing stored) -------------------------------------------------------
-    def prepare(self, req: IngestRequest) -> Prepared:
-        from edoc import readability, retention
-        from edoc.business_days import BusinessCalendar, input_deadline, input_verdict
-
-        if req.rejection is not None:
-            raise req.rejection
+    def requirements(self, req: IngestRequest) -> tuple[Requirements, str | None]:
+        """The profiles' combined rules for this request, and its normalised doc type."""
         a = self.archive
         profile_ids = req.profiles or (a.cfg.default_profile,)
         profiles = [a.profiles.get(pid) for pid in profile_ids]
@@ -177,8 +173,11 @@ class Ingestor:
                     f"doc type {doc_type or '(none)'} is not accepted by profile {p.id} "
                     f"(accepts {', '.join(p.document_types)})", code="DOC_TYPE_NOT_ACCEPTED",
                     hint="give --doc-type with one of those")
-        reqs = combine(profiles, doc_type)
+        return combine(profiles, doc_type), doc_type
 
+    def metadata(self, req: IngestRequest, reqs: Requirements, doc_type: str | None
+                 ) -> dict[str, Any]:
+        """Validated search metadata (検索性); required fields per the profiles."""
         tx_date = _opt_date(req.date, "--date")
         amount = parse_amount(req.amount, "--amount") if req.amount not in (None, "") else None
         counterparty = clean_text(req.counterparty, "--counterparty") if req.counterparty \
@@ -186,14 +185,9 @@ class Ingestor:
         ledger_ref = clean_text(req.ledger_ref, "--ledger-ref", max_len=100) if req.ledger_ref \
             else None
         author = clean_text(req.author, "--author") if req.author else None
-        received = _opt_date(req.received, "--received")
-        now = self._clock()
-        today = _today_jst(now)
+        today = _today_jst(self._clock())
         if tx_date and tx_date > today:
             raise InputError(f"--date {tx_date} is in the future", code="BAD_DATE")
-        if received and received > today:
-            raise InputError(f"--received {received} is in the future", code="BAD_DATE")
-
         values: dict[str, Any] = {"transaction_date": tx_date, "amount": amount,
                                   "counterparty": counterparty, "ledger_ref": ledger_ref,
                                   "doc_type": doc_type, "author": author}
@@ -204,96 +198,156 @@ class Ingestor:
             raise ProfileViolation(
                 f"{', '.join(missing)} required by {'+'.join(reqs.profiles)} "
                 f"(give {flags})", code="SEARCH_FIELD_MISSING")
+        return {
+            "transaction_date": tx_date.isoformat() if tx_date else None,
+            "amount": amount,
+            "counterparty": counterparty,
+            "ledger_ref": ledger_ref,
+            "author": author,
+        }
 
-        path, st = _open_input(req.path)
+    def inspect_file(self, raw_path: str, reqs: Requirements, paper_size: str | None
+                     ) -> tuple[Path, int, str, str, dict[str, Any]]:
+        """Path, size, SHA-256, media type and readability measurements (見読性 gate)."""
+        from edoc import readability
+
+        path, st = _open_input(raw_path)
         try:
             with path.open("rb") as f:
                 sha256 = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as exc:
-            raise InputError(f"{req.path}: cannot be read ({exc.strerror})",
+            raise InputError(f"{raw_path}: cannot be read ({exc.strerror})",
                              code="FILE_UNREADABLE") from None
         media_type = readability.detect_media_type(path)
-        for p in profiles:
+        for pid in reqs.profiles:
+            p = self.archive.profiles.get(pid)
             if not p.accepts_media(media_type):
                 raise ProfileViolation(
                     f"{media_type} is not accepted by profile {p.id} "
                     f"(accepts {', '.join(p.media_types)})", code="MEDIA_TYPE_NOT_ACCEPTED")
-        measured = readability.inspect(path, media_type, paper_size=req.paper_size)
+        measured = readability.inspect(path, media_type, paper_size=paper_size)
         readability.check_capture(measured, reqs.capture, "+".join(reqs.profiles))
+        return path, st.st_size, sha256, media_type, measured.to_manifest()
 
-        # Input deadline (電帳法施行規則 第2条第6項第1号). Without --received the transaction
-        # date is taken as the receipt date: the earliest plausible one, so the verdict can
-        # only err towards "late" (conservative).
-        deadline_info: dict[str, Any] | None = None
-        verdict = None
-        if reqs.deadline.business_days is not None:
-            received_on = received or tx_date or today
-            cal = BusinessCalendar(a.cfg.closed_days, a.cfg.closed_annual)
-            deadline = input_deadline(received_on, business_days=reqs.deadline.business_days,
-                                      cycle_months=reqs.deadline.cycle_months, calendar=cal)
-            verdict = input_verdict(received_on, today, deadline)
-            deadline_info = {
-                "received": received_on.isoformat(),
-                "received_source": "--received" if received else (
-                    "transaction-date" if tx_date else "ingest-date"),
-                "business_days": reqs.deadline.business_days,
-                "cycle_months": reqs.deadline.cycle_months,
-                "deadline": deadline.isoformat(),
-                "input_date": today.isoformat(),
-                "verdict": verdict,
-            }
-            if verdict == "late":
-                if reqs.deadline.late == "reject":
-                    raise ProfileViolation(
-                        f"input on {today} is after the deadline {deadline} "
-                        f"({reqs.deadline.business_days} business days after receipt on "
-                        f"{received_on}); {'+'.join(reqs.profiles)} rejects late input",
-                        code="LATE_INPUT", hint="keep the paper original")
-                deadline_info["flag"] = "LATE_INPUT"
+    def input_deadline(self, req: IngestRequest, reqs: Requirements, tx_date: date | None
+                       ) -> dict[str, Any] | None:
+        """The input-deadline verdict (電帳法施行規則 第2条第6項第1号)."""
+        from edoc.business_days import BusinessCalendar, input_deadline, input_verdict
 
-        facts = retention.RetentionFacts(
-            ingested_at=now,
-            transaction_date=tx_date,
-            fiscal_year_end=_opt_date(req.fiscal_year_end, "--fiscal-year-end"),
-            fiscal_year_end_md=a.cfg.fiscal_year_end,
-            extension_months=_opt_int(req.extension_months, "--extension-months", 0, 12) or 0,
-            loss_year=req.loss_year,
-            tax_year=_opt_int(req.tax_year, "--tax-year", 1900, 2999),
-            period_end=_opt_date(req.period_end, "--period-end"),
-            closing_date=_opt_date(req.closing_date, "--closing-date"),
-            completed=_opt_date(req.completed, "--completed"),
-        )
-        rules = tuple(dict.fromkeys((*reqs.retention.rules, *req.retention,
-                                     *a.cfg.default_retention)))
+        received = _opt_date(req.received, "--received")
+        today = _today_jst(self._clock())
+        if received and received > today:
+            raise InputError(f"--received {received} is in the future", code="BAD_DATE")
+        if reqs.deadline.business_days is None:
+            return None
+        # Without --received the transaction date is taken as the receipt date: the earliest
+        # plausible one, so the verdict can only err towards "late" (conservative).
+        received_on = received or tx_date or today
+        cfg = self.archive.cfg
+        cal = BusinessCalendar(cfg.closed_days, cfg.closed_annual)
+        deadline = input_deadline(received_on, business_days=reqs.deadline.business_days,
+                                  cycle_months=reqs.deadline.cycle_months, calendar=cal)
+        verdict = input_verdict(received_on, today, deadline)
+        info: dict[str, Any] = {
+            "received": received_on.isoformat(),
+            "received_source": "--received" if received else (
+                "transaction-date" if tx_date else "ingest-date"),
+            "business_days": reqs.deadline.business_days,
+            "cycle_months": reqs.deadline.cycle_months,
+            "deadline": deadline.isoformat(),
+            "input_date": today.isoformat(),
+            "verdict": verdict,
+        }
+        if verdict == "late":
+            if reqs.deadline.late == "reject":
+                raise ProfileViolation(
+                    f"input on {today} is after the deadline {deadline} "
+                    f"({reqs.deadline.business_days} business days after receipt on "
+                    f"{received_on}); {'+'.join(reqs.profiles)} rejects late input",
+                    code="LATE_INPUT", hint="keep the paper original")
+            info["flag"] = "LATE_INPUT"
+        return info
+
+    def retention_inputs(self, req: IngestRequest) -> dict[str, Any]:
+        """The retention facts the user gave, validated, kept in the manifest so that a
+        correction or extension can recompute retention from them later."""
+        from edoc import retention
+
         for rule in req.retention:
             if not retention.is_known_rule(rule):
                 raise InputError(f"--retention {rule} is not a known rule (known: "
                                  f"{', '.join(sorted(retention.RULES))})",
                                  code="RETENTION_UNKNOWN")
-        decision = retention.decide(rules, reqs.retention.duration, facts)
+
+        def d(value: str | None, flag: str) -> str | None:
+            parsed = _opt_date(value, flag)
+            return parsed.isoformat() if parsed else None
+
+        return {
+            "rules": list(dict.fromkeys(req.retention)),
+            "fiscal_year_end": d(req.fiscal_year_end, "--fiscal-year-end"),
+            "extension_months": _opt_int(req.extension_months, "--extension-months", 0, 12)
+            or 0,
+            "loss_year": req.loss_year,
+            "tax_year": _opt_int(req.tax_year, "--tax-year", 1900, 2999),
+            "period_end": d(req.period_end, "--period-end"),
+            "closing_date": d(req.closing_date, "--closing-date"),
+            "completed": d(req.completed, "--completed"),
+        }
+
+    def decide_retention(self, reqs: Requirements, inputs: dict[str, Any],
+                         tx_date: str | None, ingested_at: datetime) -> Any:
+        from edoc import retention
+
+        def d(key: str) -> date | None:
+            v = inputs.get(key)
+            return date.fromisoformat(v) if v else None
+
+        facts = retention.RetentionFacts(
+            ingested_at=ingested_at,
+            transaction_date=date.fromisoformat(tx_date) if tx_date else None,
+            fiscal_year_end=d("fiscal_year_end"),
+            fiscal_year_end_md=self.archive.cfg.fiscal_year_end,
+            extension_months=int(inputs.get("extension_months") or 0),
+            loss_year=bool(inputs.get("loss_year")),
+            tax_year=inputs.get("tax_year"),
+            period_end=d("period_end"),
+            closing_date=d("closing_date"),
+            completed=d("completed"),
+        )
+        rules = tuple(dict.fromkeys((*reqs.retention.rules, *inputs.get("rules", ()),
+                                     *self.archive.cfg.default_retention)))
+        return retention.decide(rules, reqs.retention.duration, facts)
+
+    def prepare(self, req: IngestRequest) -> Prepared:
+        if req.rejection is not None:
+            raise req.rejection
+        a = self.archive
+        reqs, doc_type = self.requirements(req)
+        meta = self.metadata(req, reqs, doc_type)
+        deadline_info = self.input_deadline(req, reqs, _opt_date(req.date, "--date"))
+        inputs = self.retention_inputs(req)
+        now = self._clock()
+        decision = self.decide_retention(reqs, inputs, meta["transaction_date"], now)
         if decision.until_at <= now:
             raise InputError(f"retention already ended on {decision.retain_until}; "
                              "nothing to keep", code="RETENTION_ENDED")
-
+        path, size, sha256, media_type, measured = self.inspect_file(req.path, reqs,
+                                                                     req.paper_size)
         body: dict[str, Any] = {
             "schema": MANIFEST_SCHEMA,
             "archive_id": a.cfg.archive_id,
             "kind": "original",
-            "content": {"sha256": sha256, "size": st.st_size, "media_type": media_type,
+            "content": {"sha256": sha256, "size": size, "media_type": media_type,
                         "original_name": path.name},
             "profiles": list(reqs.profiles),
             "document_class": reqs.document_class,
             "doc_type": doc_type,
-            "metadata": {
-                "transaction_date": tx_date.isoformat() if tx_date else None,
-                "amount": amount,
-                "counterparty": counterparty,
-                "ledger_ref": ledger_ref,
-                "author": author,
-            },
+            "metadata": meta,
             "input": deadline_info,
-            "readability": measured.to_manifest(),
+            "readability": measured,
             "retention": decision.to_manifest(),
+            "retention_inputs": inputs,
             "evidence": {"checkpoint": reqs.authenticity.checkpoint,
                          "seal_manifest": reqs.authenticity.seal_manifest,
                          "tsa": a.cfg.tsa.kind,
@@ -301,64 +355,22 @@ class Ingestor:
             "previous_version_sha256": None,
             "reason": None,
         }
-        return Prepared(req, path, st.st_size, sha256, media_type, body, reqs,
+        return Prepared(req, path, size, sha256, media_type, body, reqs,
                         decision.until_at, decision.retain_until)
 
     # -- storing ---------------------------------------------------------------------------
     def store(self, prep: Prepared) -> IngestResult:
-        a = self.archive
-        existing = a.catalog.find_by_sha(prep.sha256)
+        existing = self.archive.catalog.find_by_sha(prep.sha256)
         if existing:
             raise DuplicateContent(f"{prep.request.path} has the same SHA-256 as record "
                                    f"{existing}; not stored twice",
                                    hint="use 'edoc show " + existing + "'")
         record_id = ids.new_record_id()
-        now = self._clock()
-        body = dict(prep.manifest_body, record_id=record_id, version=1,
-                    ingested_at=utc_text(now), actor=a.actor)
-        manifest = canonical.dumps(body)
-        manifest_sha = hashlib.sha256(manifest).hexdigest()
-        ckey, mkey = layout.content_key(record_id, 1), layout.manifest_key(record_id, 1)
-        with prep.path.open("rb") as f:
-            cinfo = a.store.put(ckey, f, size=prep.size, sha256=prep.sha256,
-                                retain_until=prep.until_at)
-        minfo = a.store.put_bytes(mkey, manifest, retain_until=prep.until_at)
-        seal_key = None
-        if prep.requirements.authenticity.seal_manifest:
-            seal_key = layout.manifest_seal_key(record_id, 1)
-            a.store.put_bytes(seal_key, a.notary.seal(manifest), retain_until=prep.until_at)
-
-        meta = body["metadata"]
-        entry = event_entry("ingest", now, record_id=record_id, version=1,
-                            manifest_sha256=manifest_sha, content_sha256=prep.sha256)
-        with a.catalog.write() as c:
-            c.execute(records.insert().values(record_id=record_id, created_at=utc_text(now),
-                                              latest_version=1, state="active"))
-            idx = Catalog.append_ledger(c, event_type="ingest", entry=entry.decode(),
-                                        leaf_hash=leaf_hex(entry), record_id=record_id,
-                                        version=1)
-            c.execute(versions.insert().values(
-                record_id=record_id, version=1, kind="original",
-                content_sha256=prep.sha256, content_size=prep.size,
-                media_type=prep.media_type, original_name=prep.path.name,
-                content_key=ckey, content_version_id=cinfo.version_id,
-                manifest_key=mkey, manifest_version_id=minfo.version_id,
-                manifest_sha256=manifest_sha, seal_key=seal_key,
-                profiles=canonical.dumps(list(prep.requirements.profiles)).decode(),
-                document_class=prep.requirements.document_class,
-                doc_type=body["doc_type"],
-                transaction_date=meta["transaction_date"], amount=meta["amount"],
-                counterparty=meta["counterparty"],
-                counterparty_norm=normalise_counterparty(meta["counterparty"])
-                if meta["counterparty"] else None,
-                ledger_ref=meta["ledger_ref"],
-                retain_until=prep.retain_until.isoformat(),
-                retain_until_at=utc_text(prep.until_at),
-                ingested_at=utc_text(now), ledger_index=idx))
-        flush_ledger_objects(a.catalog, a.store, prep.until_at)
-        if prep.requirements.authenticity.checkpoint == "record":
-            make_checkpoint(a.catalog, a.store, a.notary, min_retain=prep.until_at)
-        verdict = (body["input"] or {}).get("verdict")
+        commit_version(self.archive, record_id=record_id, version=1, body=prep.manifest_body,
+                       content=NewContent(prep.path, prep.size, prep.sha256),
+                       until_at=prep.until_at, retain_until=prep.retain_until,
+                       reqs=prep.requirements, event="ingest", now=self._clock())
+        verdict = (prep.manifest_body["input"] or {}).get("verdict")
         return IngestResult(str(prep.request.path), "stored", record_id, prep.sha256,
                             prep.retain_until.isoformat(), verdict)
 
@@ -432,3 +444,79 @@ def _failed(req: IngestRequest, exc: EdocError, *, status: str = "rejected",
     err = exc.as_dict()
     err["message"] = where + (err["message"] or "")
     return IngestResult(str(req.path), status, sha256=sha256, error=err)
+
+
+@dataclass(frozen=True)
+class NewContent:
+    """Bytes to store for a new version (a metadata-only correction has none)."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def commit_version(archive: Archive, *, record_id: str, version: int, body: dict[str, Any],
+                   content: NewContent | None, until_at: datetime, retain_until: date,
+                   reqs: Requirements, event: str, now: datetime,
+                   reuse_content: tuple[str, str | None] | None = None,
+                   state: str = "active") -> str:
+    """Write one version by the commit protocol (module docstring); returns its manifest
+    digest. ``reuse_content`` points a metadata-only version at an earlier content object."""
+    a = archive
+    body = dict(body, record_id=record_id, version=version, ingested_at=utc_text(now),
+                actor=a.actor)
+    manifest = canonical.dumps(body)
+    manifest_sha = hashlib.sha256(manifest).hexdigest()
+    mkey = layout.manifest_key(record_id, version)
+    ckey: str | None = None
+    cver: str | None = None
+    if content is not None:
+        ckey = layout.content_key(record_id, version)
+        with content.path.open("rb") as f:
+            cver = a.store.put(ckey, f, size=content.size, sha256=content.sha256,
+                               retain_until=until_at).version_id
+    elif reuse_content is not None:
+        ckey, cver = reuse_content
+    minfo = a.store.put_bytes(mkey, manifest, retain_until=until_at)
+    seal_key = None
+    if reqs.authenticity.seal_manifest:
+        seal_key = layout.manifest_seal_key(record_id, version)
+        a.store.put_bytes(seal_key, a.notary.seal(manifest), retain_until=until_at)
+
+    c_meta = body.get("content") or {}
+    meta = body["metadata"]
+    entry = event_entry(event, now, record_id=record_id, version=version,
+                        manifest_sha256=manifest_sha, content_sha256=c_meta.get("sha256"),
+                        previous_version_sha256=body.get("previous_version_sha256"))
+    with a.catalog.write() as c:
+        if version == 1:
+            c.execute(records.insert().values(record_id=record_id, created_at=utc_text(now),
+                                              latest_version=1, state=state))
+        else:
+            c.execute(records.update().where(records.c.record_id == record_id)
+                      .values(latest_version=version, state=state))
+        idx = Catalog.append_ledger(c, event_type=event, entry=entry.decode(),
+                                    leaf_hash=leaf_hex(entry), record_id=record_id,
+                                    version=version)
+        c.execute(versions.insert().values(
+            record_id=record_id, version=version, kind=body["kind"],
+            content_sha256=c_meta.get("sha256"), content_size=c_meta.get("size"),
+            media_type=c_meta.get("media_type"), original_name=c_meta.get("original_name"),
+            content_key=ckey, content_version_id=cver,
+            manifest_key=mkey, manifest_version_id=minfo.version_id,
+            manifest_sha256=manifest_sha, seal_key=seal_key,
+            profiles=canonical.dumps(list(reqs.profiles)).decode(),
+            document_class=reqs.document_class,
+            doc_type=body["doc_type"],
+            transaction_date=meta["transaction_date"], amount=meta["amount"],
+            counterparty=meta["counterparty"],
+            counterparty_norm=normalise_counterparty(meta["counterparty"])
+            if meta["counterparty"] else None,
+            ledger_ref=meta["ledger_ref"],
+            retain_until=retain_until.isoformat(),
+            retain_until_at=utc_text(until_at),
+            ingested_at=utc_text(now), ledger_index=idx))
+    flush_ledger_objects(a.catalog, a.store, until_at)
+    if reqs.authenticity.checkpoint == "record":
+        make_checkpoint(a.catalog, a.store, a.notary, min_retain=until_at)
+    return manifest_sha

@@ -12,6 +12,7 @@ record does, through its inclusion path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,12 +65,10 @@ def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: dat
                                  .where(ledger.c.stored.is_(False)).order_by(ledger.c.idx)))
     for idx, entry in pending:
         data = entry.encode()
-        try:
+        # Already there: written by an earlier run that stopped before marking it; whether
+        # the bytes agree is for `edoc ledger verify` to judge, never silently overwritten.
+        with contextlib.suppress(ObjectExists):
             store.put_bytes(layout.ledger_key(idx), data, retain_until=retain_until)
-        except ObjectExists:
-            # Written by an earlier run that stopped before marking it; same bytes or not is
-            # for `edoc ledger verify` to judge, never silently overwritten.
-            pass
         with catalog.write() as c:
             c.execute(ledger.update().where(ledger.c.idx == idx).values(stored=True))
         written += 1

@@ -83,7 +83,7 @@ class Notary:
             return tsa.InProcessTimeStamper(responder)
         if t.kind == "http" and t.url:
             password = os.environ.get(t.password_env) if t.password_env else None
-            ca = str((self.cfg.dir / t.ca_file).resolve()) if t.ca_file else None
+            ca = (self.cfg.dir / t.ca_file).resolve() if t.ca_file else None
             return tsa.HttpTimeStamper(t.url, username=t.username, password=password,
                                        ca_file=ca, timeout=t.timeout)
         raise ConfigError(f"tsa.kind {t.kind!r} needs a url", code="CONFIG_INVALID",

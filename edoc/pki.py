@@ -258,6 +258,13 @@ def load_certificate(path: Path) -> x509.Certificate:
         ) from e
 
 
+def key_matches_certificate(key: PrivateKey, cert: x509.Certificate) -> bool:
+    """Whether ``key`` is the private half of ``cert``'s public key."""
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return key.public_key().public_bytes(der, spki) == cert.public_key().public_bytes(der, spki)
+
+
 def _tsa_certificate(
     tsa_key: PrivateKey,
     root_key: PrivateKey,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,7 +293,7 @@ class ProfileSet:
     def __contains__(self, pid: object) -> bool:
         return pid in self._profiles
 
-    def __iter__(self) -> Iterable[Profile]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Profile]:
         return iter(sorted(self._profiles.values(), key=lambda p: p.id))
 
     def ids(self) -> list[str]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
 import math
 import re
 import struct
@@ -68,11 +69,13 @@ _PIL_FORMATS: Final[dict[str, str]] = {JPEG: "JPEG", PNG: "PNG", TIFF: "TIFF"}
 # Limits
 # --------------------------------------------------------------------------------------------
 
-#: Explicit decompression-bomb limit per image frame. An A3 page at 600 dpi is 70 MP; 300 MP
-#: leaves room for large-format drawings while refusing a crafted header that would make the
-#: render allocate gigabytes. Pillow's own process-wide guard (``Image.MAX_IMAGE_PIXELS``)
-#: still applies on top; when it fires first it is reported with the same code.
-MAX_PIXELS: Final = 300_000_000
+#: Explicit decompression-bomb limit per image frame, checked on the header before any pixel
+#: is decoded. The proof-of-display render decodes PNG/TIFF frames in full and Pillow holds
+#: RGB at 4 bytes a pixel, so this also bounds that render's memory (80 MP → 320 MB). An A3
+#: page at 600 dpi is 70 MP, an A4 page at 1200 dpi 140 MP (no document scanner needs it).
+#: Pillow's process-wide guard (``Image.MAX_IMAGE_PIXELS``, 89 MP by default) is also in
+#: force; its warning is treated as an error and reported with the same code.
+MAX_PIXELS: Final = 80_000_000
 
 #: Longest side, in pixels, of the proof-of-display render of a PDF's first page.
 RENDER_MAX_SIDE: Final = 256
@@ -107,6 +110,8 @@ _MAX_NESTING: Final = 64
 #: Per-page detail kept in the manifest: the first N pages, plus the pages that hold the
 #: extreme values (lowest dpi per colour mode, weakest colour, first lossy page).
 MANIFEST_PAGES: Final = 20
+
+_log = logging.getLogger(__name__)
 
 #: pdfium is not thread-safe; one render at a time in this process.
 _PDFIUM_LOCK = threading.Lock()
@@ -575,22 +580,32 @@ def _inspect_image(
     fmt = _PIL_FORMATS[media_type]
     measures: list[PageMeasure] = []
     try:
-        # Image.open parses the header only; nothing is decoded before the size checks below.
-        with Image.open(path, formats=[fmt]) as im:
-            frames = getattr(im, "n_frames", 1) if fmt == "TIFF" else 1
-            png_header = _png_header(path) if fmt == "PNG" else None
-            for index in range(frames):
-                if index:
-                    im.seek(index)
-                _check_pixels(im.size, index + 1, frames, max_pixels)
-                measures.append(_measure_frame(im, fmt, index + 1, paper, png_header))
-            if frames > 1:
-                im.seek(0)
-            _render_image(im, fmt)
+        with warnings.catch_warnings(record=True) as caught:
+            # Pillow warns about odd metadata (e.g. "Corrupt EXIF data") while parsing headers;
+            # those are kept off the user's terminal and logged. Its decompression-bomb
+            # warning, though, is an error.
+            warnings.simplefilter("always")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Image.open parses the header only; nothing is decoded before the size checks.
+            with Image.open(path, formats=[fmt]) as im:
+                frames = getattr(im, "n_frames", 1) if fmt == "TIFF" else 1
+                png_header = _png_header(path) if fmt == "PNG" else None
+                for index in range(frames):
+                    if index:
+                        im.seek(index)
+                    _check_pixels(im.size, index + 1, frames, max_pixels)
+                    measures.append(_measure_frame(im, fmt, index + 1, paper, png_header))
+                if frames > 1:
+                    im.seek(0)
+                _render_image(im, fmt)
+        for warning in caught:
+            _log.debug("%s: %s", path.name, warning.message)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = _PILLOW_PIXELS.search(str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too many pixels"
         raise InputError(
-            f"image is larger than the {_pixel_limit(max_pixels) // 1_000_000} MP "
-            f"decompression-bomb limit ({exc})",
+            f"image has {size}; the decompression-bomb limit is "
+            f"{_pixel_limit(max_pixels) / 1e6:.0f} MP",
             code="IMAGE_TOO_LARGE",
             hint="scan at a lower resolution or split the document",
         ) from exc
@@ -611,10 +626,13 @@ def _inspect_image(
     )
 
 
+_PILLOW_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
+
+
 def _pixel_limit(max_pixels: int) -> int:
     """The limit actually in force: ours, or Pillow's process-wide one if that is lower."""
     pil = Image.MAX_IMAGE_PIXELS
-    return min(max_pixels, 2 * pil) if pil is not None else max_pixels
+    return min(max_pixels, pil) if pil is not None else max_pixels
 
 
 def _check_pixels(size: tuple[int, int], page: int, pages: int, max_pixels: int) -> None:
@@ -622,8 +640,8 @@ def _check_pixels(size: tuple[int, int], page: int, pages: int, max_pixels: int)
     if width * height > max_pixels:
         where = f"page {page} is" if pages > 1 else "image is"
         raise InputError(
-            f"{where} {width}×{height} = {width * height / 1e6:.0f} MP; "
-            f"the decompression-bomb limit is {max_pixels / 1e6:.0f} MP",
+            f"{where} {width}×{height} px = {width * height / 1e6:.1f} MP; "
+            f"the decompression-bomb limit is {max_pixels / 1e6:.1f} MP",
             code="IMAGE_TOO_LARGE",
             hint="scan at a lower resolution or split the document",
         )
@@ -636,7 +654,7 @@ def _render_image(im: Image.Image, fmt: str) -> None:
     if fmt == "JPEG":
         im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
     with warnings.catch_warnings():
-        # Pillow warns (not raises) on some damaged TIFFs; a warning here is a failure.
+        # Pillow warns (not raises) on some damaged data; while decoding, that is a failure.
         warnings.simplefilter("error", UserWarning)
         im.load()
 
@@ -793,7 +811,7 @@ def _inspect_pdf(path: Path) -> Readability:
         ) from exc
     except (pikepdf.PdfError, OSError, ValueError, RuntimeError) as exc:
         raise InputError(
-            f"the PDF cannot be opened: {exc}",
+            f"the PDF cannot be opened: {str(exc).replace(f'{path}: ', '')}",
             code="PDF_UNREADABLE",
             hint="the file is damaged or truncated; obtain an intact copy",
         ) from exc

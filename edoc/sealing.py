@@ -21,7 +21,6 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from pyhanko.sign.general import (
     CMSExtractionError,
     SigningError,
@@ -43,7 +42,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 from edoc.errors import SealError
-from edoc.pki import PrivateKey
+from edoc.pki import PrivateKey, key_matches_certificate
 from edoc.tsa import asn1_certificate, run_sync, validation_context
 from edoc.verdict import Check
 
@@ -54,12 +53,6 @@ _CHECK = "seal"
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 class _LoadedKeySigner(SimpleSigner):
@@ -127,7 +120,7 @@ class Sealer:
                 f"seal key is a {type(key).__name__}; edoc seals with ECDSA or RSA keys",
                 code="SEAL_KEY_UNSUPPORTED",
             )
-        if _spki(key.public_key()) != _spki(cert.public_key()):
+        if not key_matches_certificate(key, cert):
             raise SealError(
                 f"seal key does not belong to certificate {cert.subject.rfc4514_string()}",
                 code="SEAL_KEY_MISMATCH",

@@ -48,8 +48,8 @@ from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import get_signing_cert_attr, validate_tst_signed_data
 from pyhanko_certvalidator import ValidationContext
 
-from edoc.errors import TimestampError
-from edoc.pki import PrivateKey
+from edoc.errors import ConfigError, TimestampError
+from edoc.pki import PrivateKey, key_matches_certificate
 from edoc.verdict import Check
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,15 @@ class EmbeddedTsa:
         # Everything that does not depend on the request is prepared once: a token must stay
         # cheap (DESIGN.md: ~1.5 ms in-process).
         cert_asn1 = asn1_certificate(cert)
+        # Refuse a misconfiguration at start-up instead of issuing tokens nobody can validate.
+        unsuitable = _tsa_eku_problem(cert_asn1)
+        if unsuitable is None and not key_matches_certificate(key, cert):
+            unsuitable = "does not match the TSA private key"
+        if unsuitable is not None:
+            raise ConfigError(
+                f"TSA certificate {cert.subject.rfc4514_string()} {unsuitable}",
+                code="TSA_CERT_UNSUITABLE",
+            )
         self._not_before = cert.not_valid_before_utc
         self._not_after = cert.not_valid_after_utc
         # asn1crypto re-encodes any structure it built itself on every dump(), recursively, and

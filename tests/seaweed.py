@@ -37,7 +37,6 @@ import subprocess
 import sys
 import sysconfig
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,25 +227,28 @@ class SeaweedServer:
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        master = f"http://127.0.0.1:{self.ports['master']}/dir/assign"
+        status_url = f"http://127.0.0.1:{self.ports['master']}/dir/status"
+        volume_node = f"127.0.0.1:{self.ports['volume']}"
         admin = self.client("admin", max_attempts=1, connect_timeout=2, read_timeout=5)
         last = "nothing tried yet"
         while time.monotonic() < deadline:
             if not self.running:
-                raise SeaweedError(f"weed exited with {self._proc.returncode if self._proc else '?'}"
-                                   f" during start-up; log tail:\n{self.log_tail()}")
+                code = self._proc.returncode if self._proc else "?"
+                raise SeaweedError(f"weed exited with {code} during start-up; log tail:\n"
+                                   f"{self.log_tail()}")
             try:
-                # A file id assignment succeeds once a volume server has registered with the
-                # master; the bucket listing once the filer and S3 gateway are up.
-                with urllib.request.urlopen(master, timeout=2) as resp:  # noqa: S310
-                    body = json.loads(resp.read())
-                if "fid" not in body:
-                    raise SeaweedError(f"master not ready: {body.get('error', body)}")
+                # The volume server must have registered with the master (before that, even
+                # existing objects cannot be read after a restart), and the filer and S3
+                # gateway must answer a bucket listing.
+                with urllib.request.urlopen(status_url, timeout=2) as resp:
+                    status = resp.read().decode()
+                if volume_node not in status:
+                    raise SeaweedError("volume server not registered with the master yet")
                 admin.list_buckets()
                 return
             except Exception as exc:  # any failure here only means "not yet"
                 last = f"{type(exc).__name__}: {exc}"
-            time.sleep(0.25)
+            time.sleep(0.2)
         raise SeaweedError(f"SeaweedFS not ready after {timeout:.0f} s ({last}); log tail:\n"
                            f"{self.log_tail()}")
 
@@ -315,3 +317,38 @@ class SeaweedServer:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+class StoreFactory:
+    """Makes ``S3Store``s on one server: shared Object Lock buckets, a fresh prefix each.
+
+    Buckets are created once (by the admin identity, through ``S3Store.ensure_bucket``);
+    stores use the ``writer`` identity unless told otherwise.
+    """
+
+    def __init__(self, server: SeaweedServer, default_bucket: str = "edoc-contract") -> None:
+        self.server = server
+        self.default_bucket = default_bucket
+        self._ready: set[str] = set()
+
+    def bucket(self, name: str) -> str:
+        from edoc.storage.s3 import S3Store
+
+        if name not in self._ready:
+            S3Store(self.server.client("admin"), name).ensure_bucket(create=True)
+            self._ready.add(name)
+        return name
+
+    def __call__(
+        self,
+        *,
+        identity: str = "writer",
+        bucket: str | None = None,
+        prefix: str | None = None,
+        **options: Any,
+    ) -> Any:
+        from edoc.storage.s3 import S3Store
+
+        name = self.bucket(bucket or self.default_bucket)
+        return S3Store(self.server.client(identity), name,
+                       prefix if prefix is not None else f"t-{secrets.token_hex(6)}", **options)

@@ -108,7 +108,7 @@ class LocalStore:
                 f.write(json.dumps(meta, sort_keys=True).encode())
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, meta_path)
+            tmp.replace(meta_path)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -172,7 +172,7 @@ class LocalStore:
                     f"{digest.hexdigest()[:16]}…, expected {size} bytes sha256 {sha256[:16]}…",
                     code="STORAGE_CHECKSUM_MISMATCH",
                     hint="the source changed while it was read; run the command again")
-            os.chmod(tmp, 0o444)
+            tmp.chmod(0o444)
             obj.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             try:
                 os.link(tmp, obj)

@@ -383,9 +383,7 @@ def test_decide_needs_a_rule_or_duration() -> None:
 
 def test_extend_never_shortens() -> None:
     before = decide(["corporate-tax"], None, facts(fiscal_year_end=date(2024, 3, 31)))
-    loss = decide(
-        ["corporate-tax"], None, facts(fiscal_year_end=date(2024, 3, 31), loss_year=True)
-    )
+    loss = decide(["corporate-tax"], None, facts(fiscal_year_end=date(2024, 3, 31), loss_year=True))
     extended = extend(before, loss)
     assert extended.retain_until == date(2034, 5, 31)
     assert len(extended.outcomes) == 2

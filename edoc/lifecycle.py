@@ -1,0 +1,273 @@
+"""After ingest: corrections, deletions, retention extensions and legal holds.
+
+電子帳簿保存法 wants corrections and deletions recorded, never silent (訂正削除履歴,
+施行規則 第2条第6項第2号ロ): every change here adds a new version on top of the latest —
+a correction (new content and/or metadata), a tombstone (deletion) or a retention
+extension — and never touches an earlier version's bytes or evidence. Each names its actor
+and reason and is a ledger event. Holds freeze disposal however old the record is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from edoc import canonical
+from edoc.archive import Archive
+from edoc.catalog import Catalog, holds, utc_text
+from edoc.errors import EdocError, InputError, NotFound
+from edoc.ingest import Ingestor, IngestRequest, NewContent, commit_version
+from edoc.ledger import event_entry, flush_ledger_objects, leaf_hex, make_checkpoint
+from edoc.profiles import Requirements, combine
+from edoc.values import clean_text
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    record_id: str
+    version: int
+    kind: str
+    retain_until: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "version": self.version, "kind": self.kind,
+                "retain_until": self.retain_until}
+
+
+def _reason(reason: str | None) -> str:
+    if not reason or not reason.strip():
+        raise InputError("a reason is required for every change (訂正削除履歴)",
+                         code="REASON_REQUIRED", hint="give --reason TEXT")
+    return clean_text(reason, "--reason", max_len=500)
+
+
+class Lifecycle:
+    def __init__(self, archive: Archive) -> None:
+        self.a = archive
+        self.ingestor = Ingestor(archive)
+
+    # -- reading the current state ---------------------------------------------------------
+    def _latest(self, record_id: str) -> tuple[Any, dict[str, Any]]:
+        rec = self.a.catalog.record_row(record_id)
+        if rec is None:
+            raise NotFound(f"no record {record_id} in this archive")
+        if rec.state == "disposed":
+            raise InputError(f"record {record_id} was disposed", code="RECORD_DISPOSED")
+        rows = self.a.catalog.version_rows(record_id)
+        row = rows[-1]
+        body = canonical.loads(self.a.store.read(row.manifest_key, row.manifest_version_id))
+        if hashlib.sha256(canonical.dumps(body)).hexdigest() != row.manifest_sha256:
+            # Building on a manifest that fails its digest would launder a tampered record.
+            raise EdocError(f"record {record_id} v{row.version} fails its manifest digest; "
+                            "refusing to build a new version on it", code="MANIFEST_ALTERED",
+                            hint=f"run 'edoc verify {record_id}'")
+        return row, body
+
+    def _requirements(self, body: dict[str, Any]) -> Requirements:
+        profiles = [self.a.profiles.get(p) for p in body["profiles"]]
+        return combine(profiles, body.get("doc_type"))
+
+    def _commit(self, row: Any, body: dict[str, Any], new: dict[str, Any], *, event: str,
+                kind: str, content: NewContent | None, reqs: Requirements,
+                decision: Any | None = None, state: str = "active") -> ChangeResult:
+        """New version = previous manifest body updated with ``new``; retention is the later
+        of the previous and any new decision (never shortened), and every earlier object's
+        lock is extended to match so history lives as long as the record."""
+        now = datetime.now(UTC)
+        prev_until = datetime.fromisoformat(body["retention"]["until_at"])
+        retention_block = body["retention"]
+        until_at, retain_until = prev_until, date.fromisoformat(
+            body["retention"]["retain_until"])
+        if decision is not None and decision.until_at > prev_until:
+            retention_block = decision.to_manifest()
+            until_at, retain_until = decision.until_at, decision.retain_until
+        out = dict(body)
+        for k in ("record_id", "version", "ingested_at", "actor"):
+            out.pop(k, None)
+        out.update(new)
+        out.update(kind=kind, retention=retention_block,
+                   previous_version_sha256=row.manifest_sha256)
+        version = row.version + 1
+        reuse = (row.content_key, row.content_version_id) if content is None and \
+            kind != "tombstone" else None
+        commit_version(self.a, record_id=row.record_id, version=version, body=out,
+                       content=content, until_at=until_at, retain_until=retain_until,
+                       reqs=reqs, event=event, now=now, reuse_content=reuse, state=state)
+        if until_at > prev_until:
+            self._extend_objects(row.record_id, until_at)
+        self._checkpoint(until_at)
+        return ChangeResult(row.record_id, version, kind, retain_until.isoformat())
+
+    def _objects(self, record_id: str) -> list[tuple[str, str | None]]:
+        keys: dict[str, str | None] = {}
+        for v in self.a.catalog.version_rows(record_id):
+            if v.content_key:
+                keys[v.content_key] = v.content_version_id
+            keys[v.manifest_key] = v.manifest_version_id
+            if v.seal_key:
+                keys[v.seal_key] = None
+        return list(keys.items())
+
+    def _extend_objects(self, record_id: str, until: datetime) -> None:
+        for key, vid in self._objects(record_id):
+            info = self.a.store.stat(key, vid)
+            if info.retain_until is None or info.retain_until < until:
+                self.a.store.extend_retention(key, info.version_id, until)
+
+    def _checkpoint(self, min_retain: datetime) -> None:
+        flush_ledger_objects(self.a.catalog, self.a.store, min_retain)
+        make_checkpoint(self.a.catalog, self.a.store, self.a.notary, min_retain=min_retain)
+
+    # -- corrections and deletions ---------------------------------------------------------
+    def correct(self, record_id: str, *, reason: str | None, file: str | None = None,
+                changes: IngestRequest | None = None) -> ChangeResult:
+        """A new version on top of the latest: new content (re-checked by the readability
+        gate) and/or corrected metadata. Unchanged fields carry over."""
+        why = _reason(reason)
+        row, body = self._latest(record_id)
+        if body["kind"] == "tombstone":
+            raise InputError(f"record {record_id} is deleted; a deleted record is not "
+                             "corrected", code="RECORD_DELETED")
+        ch = changes or IngestRequest(path=file or "")
+        old = body["metadata"]
+        merged = IngestRequest(
+            path=file or "", profiles=tuple(body["profiles"]),
+            doc_type=ch.doc_type or body.get("doc_type"),
+            date=ch.date or old.get("transaction_date"),
+            amount=ch.amount if ch.amount not in (None, "") else (
+                str(old["amount"]) if old.get("amount") is not None else None),
+            counterparty=ch.counterparty or old.get("counterparty"),
+            ledger_ref=ch.ledger_ref or old.get("ledger_ref"),
+            author=ch.author or old.get("author"),
+            paper_size=ch.paper_size)
+        reqs, doc_type = self.ingestor.requirements(merged)
+        meta = self.ingestor.metadata(merged, reqs, doc_type)
+        new: dict[str, Any] = {"metadata": meta, "doc_type": doc_type, "reason": why}
+        content = None
+        if file:
+            path, size, sha, media, measured = self.ingestor.inspect_file(file, reqs,
+                                                                          ch.paper_size)
+            if sha == body["content"]["sha256"] and meta == old and doc_type == \
+                    body.get("doc_type"):
+                raise InputError("the correction changes nothing (same content and metadata)",
+                                 code="NO_CHANGE")
+            content = NewContent(path, size, sha)
+            new.update(content={"sha256": sha, "size": size, "media_type": media,
+                                "original_name": path.name}, readability=measured)
+        elif meta == old and doc_type == body.get("doc_type"):
+            raise InputError("nothing to correct: give a FILE or metadata options",
+                             code="NO_CHANGE")
+        inputs = dict(body.get("retention_inputs") or {})
+        decision = self.ingestor.decide_retention(
+            reqs, inputs, meta["transaction_date"],
+            datetime.fromisoformat(body["ingested_at"]) if body.get("ingested_at")
+            else datetime.now(UTC))
+        return self._commit(row, body, new, event="correct", kind="correction",
+                            content=content, reqs=reqs, decision=decision)
+
+    def delete(self, record_id: str, *, reason: str | None) -> ChangeResult:
+        """A tombstone version: gone from default search, kept (and verifiable) with its
+        whole history until retention ends."""
+        why = _reason(reason)
+        row, body = self._latest(record_id)
+        if body["kind"] == "tombstone":
+            raise InputError(f"record {record_id} is already deleted", code="RECORD_DELETED")
+        reqs = self._requirements(body)
+        return self._commit(row, body, {"content": None, "reason": why, "readability": None},
+                            event="delete", kind="tombstone", content=None, reqs=reqs,
+                            state="deleted")
+
+    def extend_retention(self, record_id: str, *, reason: str | None,
+                         changes: IngestRequest) -> ChangeResult:
+        """Recompute retention with more facts (e.g. a loss year known after filing);
+        refused unless it ends later (retention is never shortened)."""
+        why = _reason(reason or "retention extended")
+        row, body = self._latest(record_id)
+        reqs = self._requirements(body)
+        old_inputs = dict(body.get("retention_inputs") or {})
+        given = self.ingestor.retention_inputs(changes)
+        inputs = dict(old_inputs)
+        for k, v in given.items():
+            if k == "rules":
+                inputs["rules"] = list(dict.fromkeys([*old_inputs.get("rules", []), *v]))
+            elif v not in (None, False, 0, []):
+                inputs[k] = v
+        decision = self.ingestor.decide_retention(
+            reqs, inputs, body["metadata"].get("transaction_date"),
+            datetime.fromisoformat(body["ingested_at"]))
+        prev = datetime.fromisoformat(body["retention"]["until_at"])
+        if decision.until_at <= prev:
+            raise InputError(
+                f"retention would end {decision.retain_until}, not after the current "
+                f"{body['retention']['retain_until']}; retention is never shortened",
+                code="RETENTION_NOT_EXTENDED")
+        return self._commit(row, body, {"retention_inputs": inputs, "reason": why},
+                            event="extend", kind="retention-extension", content=None,
+                            reqs=reqs, decision=decision,
+                            state="deleted" if body["kind"] == "tombstone" else "active")
+
+    # -- legal holds -----------------------------------------------------------------------
+    def hold(self, record_ids: Sequence[str], *, reason: str | None, case: str | None
+             ) -> list[dict[str, Any]]:
+        why = _reason(reason)
+        out = []
+        for rid in record_ids:
+            if self.a.catalog.record_row(rid) is None:
+                raise NotFound(f"no record {rid} in this archive")
+        for rid in record_ids:
+            for key, vid in self._objects(rid):
+                info = self.a.store.stat(key, vid)
+                self.a.store.set_legal_hold(key, info.version_id, True)
+            now = datetime.now(UTC)
+            entry = event_entry("hold", now, record_id=rid,
+                                reason_sha256=hashlib.sha256(why.encode()).hexdigest())
+            with self.a.catalog.write() as c:
+                inserted = c.execute(holds.insert().values(
+                    record_id=rid, reason=why, case_ref=case, actor=self.a.actor,
+                    placed_at=utc_text(now))).inserted_primary_key
+                hid = inserted[0] if inserted else None
+                Catalog.append_ledger(c, event_type="hold", entry=entry.decode(),
+                                      leaf_hash=leaf_hex(entry), record_id=rid)
+            out.append({"record_id": rid, "hold_id": hid, "case": case})
+        self._checkpoint(datetime.now(UTC))
+        return out
+
+    def release(self, record_ids: Sequence[str], *, reason: str | None) -> list[dict[str, Any]]:
+        why = _reason(reason)
+        out = []
+        for rid in record_ids:
+            with self.a.catalog.read() as c:
+                active = list(c.execute(sa.select(holds.c.id).where(
+                    holds.c.record_id == rid, holds.c.released_at.is_(None))))
+            if not active:
+                raise InputError(f"record {rid} has no active hold", code="NOT_ON_HOLD")
+        for rid in record_ids:
+            now = datetime.now(UTC)
+            entry = event_entry("release", now, record_id=rid,
+                                reason_sha256=hashlib.sha256(why.encode()).hexdigest())
+            with self.a.catalog.write() as c:
+                c.execute(holds.update().where(holds.c.record_id == rid,
+                                               holds.c.released_at.is_(None))
+                          .values(released_at=utc_text(now), release_reason=why,
+                                  released_by=self.a.actor))
+                Catalog.append_ledger(c, event_type="release", entry=entry.decode(),
+                                      leaf_hash=leaf_hex(entry), record_id=rid)
+            for key, vid in self._objects(rid):
+                info = self.a.store.stat(key, vid)
+                self.a.store.set_legal_hold(key, info.version_id, False)
+            out.append({"record_id": rid, "released": True})
+        self._checkpoint(datetime.now(UTC))
+        return out
+
+    def list_holds(self, *, include_released: bool = False) -> list[dict[str, Any]]:
+        stmt = sa.select(holds).order_by(holds.c.placed_at)
+        if not include_released:
+            stmt = stmt.where(holds.c.released_at.is_(None))
+        with self.a.catalog.read() as c:
+            return [dict(r._mapping) for r in c.execute(stmt)]
+

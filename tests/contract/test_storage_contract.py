@@ -1,0 +1,455 @@
+"""The storage contract (``edoc/storage/base.py``), run against every backend.
+
+``local`` is a fresh directory per test; ``s3`` is a fresh key prefix in an Object Lock bucket
+on the session's real SeaweedFS server (``tests/seaweed.py``). The S3-only tests at the end
+check what only a server can show: versions stacked by a direct PUT, multipart uploads, and
+that the server itself — not edoc — refuses to give up a locked object.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageError
+from edoc.storage.base import ObjectInfo, ObjectStore
+from edoc.storage.local import LocalStore
+from edoc.storage.s3 import S3Store, worm_self_test
+from edoc.verdict import Status, bottom_line
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    if request.param == "local":
+        return LocalStore(tmp_path / "store")
+    factory: Callable[..., S3Store] = request.getfixturevalue("s3_store_factory")
+    return factory()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put(store: ObjectStore, key: str, data: bytes, retain_until: datetime,
+        legal_hold: bool = False) -> ObjectInfo:
+    return store.put(key, io.BytesIO(data), size=len(data), sha256=sha(data),
+                     retain_until=retain_until, legal_hold=legal_hold)
+
+
+def assert_retained_until(info: ObjectInfo, asked: datetime) -> None:
+    # Never earlier than asked; S3 keeps whole seconds, so up to one second later.
+    assert info.retain_until is not None
+    assert info.retain_until.tzinfo is not None
+    assert asked <= info.retain_until < asked + timedelta(seconds=1)
+
+
+def wait_until(moment: datetime) -> None:
+    delay = (moment - now()).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+# -- the contract ----------------------------------------------------------------------------
+def test_put_read_stat_round_trip(store: ObjectStore) -> None:
+    data = os.urandom(200_000)
+    retain = now() + timedelta(hours=1, microseconds=654_321)
+
+    info = put(store, "records/r1/v1/content", data, retain)
+
+    assert info.key == "records/r1/v1/content"
+    assert info.size == len(data)
+    assert info.sha256 == sha(data)
+    assert info.version_id
+    assert not info.legal_hold
+    assert_retained_until(info, retain)
+    assert info.lock_mode == ("COMPLIANCE" if store.kind == "s3" else "LOCAL")
+
+    assert store.read("records/r1/v1/content") == data
+    assert store.read("records/r1/v1/content", info.version_id) == data
+    with store.open("records/r1/v1/content", info.version_id) as stream:
+        assert stream.read(10) == data[:10]
+        assert stream.read() == data[10:]
+
+    stat = store.stat("records/r1/v1/content", info.version_id)
+    assert (stat.version_id, stat.size, stat.sha256) == (info.version_id, len(data), sha(data))
+    assert_retained_until(stat, retain)
+    assert stat.last_modified.tzinfo is not None
+    assert abs(stat.last_modified - now()) < timedelta(minutes=5)
+    assert store.stat("records/r1/v1/content") == stat
+
+
+def test_put_bytes_is_put(store: ObjectStore) -> None:
+    retain = now() + timedelta(days=1)
+    info = store.put_bytes("ledger/0001.json", b'{"leaf":1}', retain_until=retain)
+    assert info.sha256 == sha(b'{"leaf":1}')
+    assert store.read("ledger/0001.json") == b'{"leaf":1}'
+    assert_retained_until(store.stat("ledger/0001.json"), retain)
+
+
+def test_wrong_sha256_is_refused_and_leaves_nothing(store: ObjectStore) -> None:
+    data = b"the scanned invoice" * 1000
+    with pytest.raises(StorageError) as caught:
+        store.put("records/r2/v1/content", io.BytesIO(data), size=len(data),
+                  sha256=sha(data + b"!"), retain_until=now() + timedelta(hours=1))
+    assert caught.value.code == "STORAGE_CHECKSUM_MISMATCH"
+    one_line(caught.value)
+
+    with pytest.raises(ObjectMissing):
+        store.stat("records/r2/v1/content")
+    assert store.versions("records/r2/v1/content") == []
+    assert list(store.list("records/r2/")) == []
+    # The key is not burnt: the right bytes can still be stored under it.
+    assert put(store, "records/r2/v1/content", data, now() + timedelta(hours=1)).size == len(data)
+
+
+def test_size_mismatch_is_refused(store: ObjectStore) -> None:
+    data = b"0123456789"
+    with pytest.raises(StorageError):
+        store.put("records/r3/v1/content", io.BytesIO(data), size=len(data) + 5,
+                  sha256=sha(data), retain_until=now() + timedelta(hours=1))
+    assert store.versions("records/r3/v1/content") == []
+
+
+def test_overwrite_is_refused(store: ObjectStore) -> None:
+    first = put(store, "records/r4/v1/content", b"original", now() + timedelta(hours=1))
+    with pytest.raises(ObjectExists) as caught:
+        put(store, "records/r4/v1/content", b"forgery", now() + timedelta(hours=2))
+    one_line(caught.value)
+    assert store.read("records/r4/v1/content") == b"original"
+    assert [v.version_id for v in store.versions("records/r4/v1/content")] == [first.version_id]
+
+
+def test_delete_before_retain_until_is_refused_and_says_why(store: ObjectStore) -> None:
+    retain = now() + timedelta(hours=1)
+    info = put(store, "records/r5/v1/content", b"keep me", retain)
+    with pytest.raises(RetentionActive) as caught:
+        store.delete("records/r5/v1/content", info.version_id)
+    message = one_line(caught.value)
+    assert "until" in message
+    assert retain.strftime("%Y-%m-%dT%H") in message
+    assert store.read("records/r5/v1/content") == b"keep me"
+
+
+def test_expiry_allows_delete_unless_held(store: ObjectStore) -> None:
+    retain = now() + timedelta(seconds=1.5)
+    free = put(store, "records/r6/v1/content", b"expiring", retain)
+    held = put(store, "records/r7/v1/content", b"under hold", retain, legal_hold=True)
+    assert store.stat("records/r7/v1/content").legal_hold
+    assert not store.stat("records/r6/v1/content").legal_hold
+
+    # Rounded up to whole seconds on S3; wait until both are past on any backend.
+    wait_until(max(free.retain_until or retain, held.retain_until or retain)
+               + timedelta(milliseconds=300))
+
+    store.delete("records/r6/v1/content", free.version_id)
+    with pytest.raises(ObjectMissing):
+        store.stat("records/r6/v1/content")
+    assert store.versions("records/r6/v1/content") == []
+
+    with pytest.raises(RetentionActive) as caught:
+        store.delete("records/r7/v1/content", held.version_id)
+    assert "legal hold" in one_line(caught.value)
+    assert store.read("records/r7/v1/content") == b"under hold"
+
+    store.set_legal_hold("records/r7/v1/content", held.version_id, False)
+    assert not store.stat("records/r7/v1/content").legal_hold
+    store.delete("records/r7/v1/content", held.version_id)
+    with pytest.raises(ObjectMissing):
+        store.read("records/r7/v1/content")
+
+
+def test_legal_hold_can_be_set_later_and_released(store: ObjectStore) -> None:
+    info = put(store, "records/r8/v1/content", b"litigation", now() + timedelta(hours=1))
+    store.set_legal_hold("records/r8/v1/content", info.version_id, True)
+    assert store.stat("records/r8/v1/content", info.version_id).legal_hold
+    store.set_legal_hold("records/r8/v1/content", info.version_id, False)
+    assert not store.stat("records/r8/v1/content", info.version_id).legal_hold
+    # Releasing the hold does not release the retention.
+    with pytest.raises(RetentionActive):
+        store.delete("records/r8/v1/content", info.version_id)
+
+
+def test_retention_extends_but_never_shortens(store: ObjectStore) -> None:
+    first = now() + timedelta(hours=1)
+    info = put(store, "records/r9/v1/content", b"loss year", first)
+    later = now() + timedelta(days=3650, microseconds=1)
+
+    store.extend_retention("records/r9/v1/content", info.version_id, later)
+    assert_retained_until(store.stat("records/r9/v1/content"), later)
+
+    with pytest.raises(RetentionActive) as caught:
+        store.extend_retention("records/r9/v1/content", info.version_id,
+                               later - timedelta(days=1))
+    assert "never shortened" in one_line(caught.value)
+    assert_retained_until(store.stat("records/r9/v1/content"), later)
+
+
+def test_list_by_prefix_in_key_order(store: ObjectStore) -> None:
+    retain = now() + timedelta(hours=1)
+    written = {}
+    for key in ["p/b", "q/a", "p/a", "pa", "p/c/d"]:
+        written[key] = put(store, key, key.encode(), retain)
+
+    listed = list(store.list("p/"))
+    assert [i.key for i in listed] == ["p/a", "p/b", "p/c/d"]
+    for item in listed:
+        assert item.version_id == written[item.key].version_id
+        assert item.sha256 == sha(item.key.encode())
+        assert_retained_until(item, retain)
+    assert [i.key for i in store.list("q/")] == ["q/a"]
+    assert [i.key for i in store.list("p")] == ["p/a", "p/b", "p/c/d", "pa"]
+    assert list(store.list("nothing/")) == []
+
+
+def test_versions_matches_the_exact_key_only(store: ObjectStore) -> None:
+    retain = now() + timedelta(hours=1)
+    info = put(store, "records/r10/v1/manifest.json", b"{}", retain)
+    put(store, "records/r10/v1/manifest.json.p7s", b"seal", retain)
+
+    versions = store.versions("records/r10/v1/manifest.json")
+    assert [v.version_id for v in versions] == [info.version_id]
+    assert versions[0].key == "records/r10/v1/manifest.json"
+    assert versions[0].sha256 == sha(b"{}")
+    assert store.versions("records/r10/v1/manifest") == []
+
+
+def test_missing_objects_raise_object_missing(store: ObjectStore) -> None:
+    put(store, "records/r11/v1/content", b"present", now() + timedelta(hours=1))
+    for call in (
+        lambda: store.stat("records/none/v1/content"),
+        lambda: store.read("records/none/v1/content"),
+        lambda: store.open("records/none/v1/content"),
+        lambda: store.read("records/r11/v1/content", "no-such-version"),
+        lambda: store.delete("records/none/v1/content", "no-such-version"),
+        lambda: store.extend_retention("records/none/v1/content", "no-such-version",
+                                       now() + timedelta(days=1)),
+        lambda: store.set_legal_hold("records/none/v1/content", "no-such-version", True),
+    ):
+        with pytest.raises(ObjectMissing) as caught:
+            call()
+        assert caught.value.code == "OBJECT_MISSING"
+        one_line(caught.value)
+
+
+@pytest.mark.parametrize("key", ["../escape", "/absolute", "a//b", "a/../b", ""])
+def test_keys_that_could_escape_are_refused(store: ObjectStore, key: str) -> None:
+    with pytest.raises(StorageError) as caught:
+        put(store, key, b"x", now() + timedelta(hours=1))
+    assert caught.value.code == "STORAGE_BAD_KEY"
+
+
+# -- S3 only: what a real server shows -------------------------------------------------------
+
+def _b64sha(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+@pytest.fixture
+def s3(s3_store_factory: Callable[..., S3Store]) -> S3Store:
+    return s3_store_factory()
+
+
+@pytest.mark.s3
+def test_a_direct_put_stacks_a_version_that_versions_reveals(s3: S3Store) -> None:
+    retain = now() + timedelta(hours=1)
+    original = put(s3, "records/r20/v1/content", b"original", retain)
+
+    # Someone with write access bypasses edoc: S3 versioning keeps both.
+    forged = b"forged"
+    resp = s3.client.put_object(
+        Bucket=s3.bucket, Key=f"{s3.prefix}/records/r20/v1/content", Body=forged,
+        ChecksumSHA256=_b64sha(forged), ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=retain)
+
+    versions = s3.versions("records/r20/v1/content")
+    assert [v.version_id for v in versions] == [resp["VersionId"], original.version_id]
+    # The server's own SHA-256 for the forgery (edoc never saw these bytes).
+    assert versions[0].sha256 == sha(forged)
+    assert versions[1].sha256 == sha(b"original")
+    # The pinned version still reads the original; the unpinned read gets the newest.
+    assert s3.read("records/r20/v1/content", original.version_id) == b"original"
+    assert s3.read("records/r20/v1/content") == forged
+    with pytest.raises(ObjectExists):
+        put(s3, "records/r20/v1/content", b"again", retain)
+
+
+@pytest.mark.s3
+def test_a_deleted_key_is_still_taken(s3: S3Store) -> None:
+    put(s3, "records/r21/v1/content", b"x", now() + timedelta(hours=1))
+    # A delete without a version id only adds a delete marker over the locked version.
+    s3.client.delete_object(Bucket=s3.bucket, Key=f"{s3.prefix}/records/r21/v1/content")
+    with pytest.raises(ObjectExists):
+        put(s3, "records/r21/v1/content", b"y", now() + timedelta(hours=1))
+
+
+@pytest.mark.s3
+def test_multipart_upload_round_trips(s3_store_factory: Callable[..., S3Store]) -> None:
+    store = s3_store_factory(multipart_threshold=1 * MiB, part_size=5 * MiB)
+    data = os.urandom(11 * MiB)  # three parts: 5 + 5 + 1 MiB
+    retain = now() + timedelta(hours=1)
+
+    info = put(store, "records/r22/v1/content", data, retain, legal_hold=True)
+
+    assert info.size == len(data)
+    assert info.sha256 == sha(data)
+    assert info.legal_hold
+    assert_retained_until(info, retain)
+    head = store.client.head_object(Bucket=store.bucket, Key=f"{store.prefix}/records/r22/v1/"
+                                    "content", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"].endswith("-3")  # the server's composite of 3 part digests
+    assert store.read("records/r22/v1/content") == data
+    assert _no_uploads_left(store, "records/r22/")
+
+
+@pytest.mark.s3
+def test_multipart_with_wrong_digest_is_aborted(s3_store_factory: Callable[..., S3Store]) -> None:
+    store = s3_store_factory(multipart_threshold=1 * MiB, part_size=5 * MiB)
+    data = os.urandom(6 * MiB)
+    with pytest.raises(StorageError) as caught:
+        store.put("records/r23/v1/content", io.BytesIO(data), size=len(data),
+                  sha256=sha(data[:-1] + b"\0"), retain_until=now() + timedelta(hours=1))
+    assert caught.value.code == "STORAGE_CHECKSUM_MISMATCH"
+    assert store.versions("records/r23/v1/content") == []
+    assert _no_uploads_left(store, "records/r23/")
+
+
+def _corrupt_in_flight(store: S3Store, operation: str, part: int | None = None) -> list[str]:
+    """Flip one byte of the request body after it was checksummed and signed."""
+    hits: list[str] = []
+
+    def corrupt(request: Any, **_: Any) -> None:
+        if part is not None and f"partNumber={part}" not in request.url:
+            return
+        body = request.body
+        raw = body.read() if hasattr(body, "read") else bytes(body)
+        if hasattr(body, "seek"):
+            body.seek(0)
+        damaged = bytes([raw[0] ^ 0xFF]) + raw[1:]
+        request.body = damaged
+        hits.append(request.url)
+
+    store.client.meta.events.register(f"before-send.s3.{operation}", corrupt)
+    return hits
+
+
+@pytest.mark.s3
+def test_a_part_corrupted_in_flight_is_rejected(s3_store_factory: Callable[..., S3Store]) -> None:
+    store = s3_store_factory(multipart_threshold=1 * MiB, part_size=5 * MiB)
+    hits = _corrupt_in_flight(store, "UploadPart", part=2)
+    data = os.urandom(7 * MiB)
+    with pytest.raises(StorageError) as caught:
+        put(store, "records/r24/v1/content", data, now() + timedelta(hours=1))
+    assert hits, "the corruption hook never ran"
+    assert caught.value.code == "STORAGE_CHECKSUM_MISMATCH"
+    assert store.versions("records/r24/v1/content") == []
+    assert _no_uploads_left(store, "records/r24/")
+
+
+@pytest.mark.s3
+def test_a_single_put_corrupted_in_flight_is_rejected(s3: S3Store) -> None:
+    hits = _corrupt_in_flight(s3, "PutObject")
+    with pytest.raises(StorageError) as caught:
+        put(s3, "records/r25/v1/content", b"a clean receipt" * 100, now() + timedelta(hours=1))
+    assert hits
+    assert caught.value.code == "STORAGE_CHECKSUM_MISMATCH"
+    assert s3.versions("records/r25/v1/content") == []
+
+
+@pytest.mark.s3
+def test_the_server_checks_each_part_checksum(s3: S3Store) -> None:
+    # Not edoc's logic: the server itself must refuse a part whose SHA-256 does not match.
+    key = f"{s3.prefix}/records/r26/v1/content"
+    upload = s3.client.create_multipart_upload(Bucket=s3.bucket, Key=key,
+                                               ChecksumAlgorithm="SHA256")
+    try:
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            s3.client.upload_part(Bucket=s3.bucket, Key=key, UploadId=upload["UploadId"],
+                                  PartNumber=1, Body=b"part bytes", ChecksumAlgorithm="SHA256",
+                                  ChecksumSHA256=_b64sha(b"other bytes"))
+        assert caught.value.response["Error"]["Code"] == "BadDigest"
+    finally:
+        s3.client.abort_multipart_upload(Bucket=s3.bucket, Key=key, UploadId=upload["UploadId"])
+
+
+def _no_uploads_left(store: S3Store, under: str) -> bool:
+    resp = store.client.list_multipart_uploads(Bucket=store.bucket,
+                                               Prefix=f"{store.prefix}/{under}")
+    return not resp.get("Uploads")
+
+
+@pytest.mark.s3
+def test_the_server_refuses_to_give_up_a_locked_version(s3: S3Store) -> None:
+    """Straight to the server, past every check edoc makes itself."""
+    retain = now() + timedelta(hours=1)
+    info = put(s3, "records/r27/v1/content", b"locked", retain)
+    full = f"{s3.prefix}/records/r27/v1/content"
+    attempts = {
+        "delete": lambda: s3.client.delete_object(Bucket=s3.bucket, Key=full,
+                                                  VersionId=info.version_id),
+        "shorten": lambda: s3.client.put_object_retention(
+            Bucket=s3.bucket, Key=full, VersionId=info.version_id,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retain - timedelta(minutes=30)}),
+        "downgrade": lambda: s3.client.put_object_retention(
+            Bucket=s3.bucket, Key=full, VersionId=info.version_id,
+            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": retain + timedelta(hours=1)}),
+        "bypass": lambda: s3.client.delete_object(Bucket=s3.bucket, Key=full,
+                                                  VersionId=info.version_id,
+                                                  BypassGovernanceRetention=True),
+    }
+    allowed = []
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            allowed.append(name)
+        except botocore.exceptions.ClientError:
+            pass
+    assert allowed == []
+    after = s3.stat("records/r27/v1/content", info.version_id)
+    assert after.lock_mode == "COMPLIANCE"
+    assert_retained_until(after, retain)
+
+
+@pytest.mark.s3
+def test_worm_self_test_passes_on_seaweedfs(s3: S3Store) -> None:
+    checks = worm_self_test(s3, now=now())
+    by_name = {c.name: c for c in checks}
+    assert set(by_name) >= {"bucket", "clock", "canary", "read", "delete", "shorten",
+                            "downgrade", "checksum"}
+    failed = [c.as_dict() for c in checks if c.status is not Status.PASS]
+    assert failed == []
+    assert bottom_line(checks) is Status.PASS
+    canaries = list(s3.list("doctor/"))
+    assert len(canaries) == 1 and canaries[0].lock_mode == "COMPLIANCE"
+
+
+@pytest.mark.s3
+def test_worm_self_test_reports_clock_skew(s3: S3Store) -> None:
+    # Our clock ten minutes ahead of the server's.
+    checks = {c.name: c for c in worm_self_test(s3, now=now() + timedelta(minutes=10))}
+    clock = checks["clock"]
+    assert clock.status is Status.FAIL and clock.code == "CLOCK_SKEW"
+    assert clock.found is not None
+    assert -660 < float(clock.found.removesuffix(" s")) < -540
+    assert checks["delete"].status is Status.PASS
