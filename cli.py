@@ -190,6 +190,53 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
     info("  next:    edoc --archive " + str(a.cfg.dir) + " ingest FILE --profile general")
 
 
+# -- shared options --------------------------------------------------------------------------
+
+def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(f: F) -> F:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+    return apply
+
+
+metadata_options = _options(
+    click.option("--doc-type", help="invoice, receipt, contract, delivery-note, quote, …"),
+    click.option("--date", "tx_date", metavar="YYYY-MM-DD", help="Transaction date."),
+    click.option("--amount", help="Amount in whole yen (10800, ¥10,800)."),
+    click.option("--counterparty", help="取引先 (counterparty) name."),
+    click.option("--ledger-ref", help="Voucher / journal reference linking to the books."),
+    click.option("--author", help="Author (required by some profiles, e.g. mhlw-medical)."),
+    click.option("--paper-size", help="Paper size for scans without dpi metadata (A4, B5, …)."),
+)
+
+retention_options = _options(
+    click.option("--retention", "retention", multiple=True, metavar="RULE",
+                 help="Retention rule (repeatable): corporate-tax, income-tax, …"),
+    click.option("--fiscal-year-end", metavar="YYYY-MM-DD"),
+    click.option("--extension-months", metavar="N"),
+    click.option("--loss-year", is_flag=True, help="欠損金 year: corporate-tax keeps 10 years."),
+    click.option("--tax-year", metavar="YYYY"),
+    click.option("--period-end", metavar="YYYY-MM-DD", help="Consumption-tax period end."),
+    click.option("--closing-date", metavar="YYYY-MM-DD", help="Book closing (Companies Act)."),
+    click.option("--completed", metavar="YYYY-MM-DD", help="Completion event date."),
+)
+
+
+def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
+    from edoc.ingest import IngestRequest
+
+    return IngestRequest(
+        path=path, profiles=profiles, doc_type=opts.get("doc_type"), date=opts.get("tx_date"),
+        amount=opts.get("amount"), counterparty=opts.get("counterparty"),
+        ledger_ref=opts.get("ledger_ref"), received=opts.get("received"),
+        author=opts.get("author"), paper_size=opts.get("paper_size"),
+        retention=opts.get("retention", ()), fiscal_year_end=opts.get("fiscal_year_end"),
+        extension_months=opts.get("extension_months"), loss_year=opts.get("loss_year", False),
+        tax_year=opts.get("tax_year"), period_end=opts.get("period_end"),
+        closing_date=opts.get("closing_date"), completed=opts.get("completed"))
+
+
 # -- ingest ----------------------------------------------------------------------------------
 
 @cli.command()
@@ -198,23 +245,9 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
               help="Ordinance profile (repeatable; the strictest rule wins).")
 @click.option("--manifest", "manifest_csv", metavar="FILE.csv",
               help="CSV with one row per file (column 'file' plus the option names).")
-@click.option("--doc-type", help="invoice, receipt, contract, delivery-note, quote, …")
-@click.option("--date", "tx_date", metavar="YYYY-MM-DD", help="Transaction date.")
-@click.option("--amount", help="Amount in whole yen (10800, ¥10,800).")
-@click.option("--counterparty", help="取引先 (counterparty) name.")
-@click.option("--ledger-ref", help="Voucher / journal reference linking to the books.")
+@metadata_options
 @click.option("--received", metavar="YYYY-MM-DD", help="Date the document was received.")
-@click.option("--author", help="Author (required by some profiles, e.g. mhlw-medical).")
-@click.option("--paper-size", help="Paper size for scans without dpi metadata (A4, B5, …).")
-@click.option("--retention", "retention", multiple=True, metavar="RULE",
-              help="Extra retention rule (repeatable): corporate-tax, income-tax, …")
-@click.option("--fiscal-year-end", metavar="YYYY-MM-DD")
-@click.option("--extension-months", metavar="N")
-@click.option("--loss-year", is_flag=True, help="欠損金 year: corporate-tax keeps 10 years.")
-@click.option("--tax-year", metavar="YYYY")
-@click.option("--period-end", metavar="YYYY-MM-DD", help="Consumption-tax period end.")
-@click.option("--closing-date", metavar="YYYY-MM-DD", help="Book closing (Companies Act).")
-@click.option("--completed", metavar="YYYY-MM-DD", help="Completion event date.")
+@retention_options
 @json_option
 @click.pass_context
 def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, ...],
@@ -223,7 +256,7 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
     """
-    from edoc.ingest import Ingestor, IngestRequest
+    from edoc.ingest import Ingestor
 
     if not files and not manifest_csv:
         raise ConfigError("no files given", code="USAGE_ERROR",
@@ -236,15 +269,7 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
         requests = read_manifest(Path(manifest_csv), default_profiles=profiles)
     else:
-        requests = [IngestRequest(
-            path=f, profiles=profiles, doc_type=opts["doc_type"], date=opts["tx_date"],
-            amount=opts["amount"], counterparty=opts["counterparty"],
-            ledger_ref=opts["ledger_ref"], received=opts["received"], author=opts["author"],
-            paper_size=opts["paper_size"], retention=opts["retention"],
-            fiscal_year_end=opts["fiscal_year_end"], extension_months=opts["extension_months"],
-            loss_year=opts["loss_year"], tax_year=opts["tax_year"],
-            period_end=opts["period_end"], closing_date=opts["closing_date"],
-            completed=opts["completed"]) for f in files]
+        requests = [_request(f, profiles, opts) for f in files]
     # Unknown profiles are a usage error for the whole run, not a per-file rejection.
     for pid in {p for r in requests if r.rejection is None
                 for p in (r.profiles or (a.cfg.default_profile,))}:
@@ -498,6 +523,163 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
         info(f"{summary['versions']} version(s): {summary['pass']} pass, {summary['fail']} fail, "
              f"{summary['indeterminate']} indeterminate")
     sys.exit(0 if ok else 1)
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+
+def _render_change(result: Any, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json({"ok": True, **result.as_dict()})
+    else:
+        click.echo(f"{result.record_id} v{result.version} {result.kind}  "
+                   f"retain-until {result.retain_until}")
+        info(f"{verb}; the earlier versions are kept unchanged")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.argument("file", required=False)
+@click.option("--reason", required=True, help="Why (kept in the history).")
+@metadata_options
+@json_option
+@click.pass_context
+def correct(ctx: click.Context, /, record_id: str, file: str | None, reason: str,
+            as_json: bool, **opts: Any) -> None:
+    """Correct a record: a new version with new content (FILE) and/or metadata (訂正)."""
+    from edoc.lifecycle import Lifecycle
+
+    a = _archive(ctx)
+    result = Lifecycle(a).correct(record_id, reason=reason, file=file,
+                                  changes=_request(file or "", (), opts))
+    _render_change(result, as_json, "corrected")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--reason", required=True, help="Why (kept in the history).")
+@json_option
+@click.pass_context
+def delete(ctx: click.Context, record_id: str, reason: str, as_json: bool) -> None:
+    """Delete a record: a tombstone version; history stays viewable until retention ends."""
+    from edoc.lifecycle import Lifecycle
+
+    result = Lifecycle(_archive(ctx)).delete(record_id, reason=reason)
+    _render_change(result, as_json, "deleted (tombstone)")
+
+
+@cli.group()
+def retention() -> None:
+    """Retention of records (extend only; never shortened)."""
+
+
+@retention.command("extend")
+@click.argument("record_id")
+@click.option("--reason", help="Why (kept in the history).")
+@retention_options
+@json_option
+@click.pass_context
+def retention_extend(ctx: click.Context, /, record_id: str, reason: str | None, as_json: bool,
+                     **opts: Any) -> None:
+    """Extend a record's retention, e.g. --loss-year once a loss is known."""
+    from edoc.lifecycle import Lifecycle
+
+    result = Lifecycle(_archive(ctx)).extend_retention(
+        record_id, reason=reason, changes=_request("", (), opts))
+    _render_change(result, as_json, "retention extended; storage locks extended too")
+
+
+@cli.command()
+@click.argument("record_ids", nargs=-1, required=True)
+@click.option("--reason", required=True)
+@click.option("--case", "case_ref", help="Case or matter reference.")
+@json_option
+@click.pass_context
+def hold(ctx: click.Context, record_ids: tuple[str, ...], reason: str, case_ref: str | None,
+         as_json: bool) -> None:
+    """Put records on legal hold: no disposal, however old, until released."""
+    from edoc.lifecycle import Lifecycle
+
+    out = Lifecycle(_archive(ctx)).hold(record_ids, reason=reason, case=case_ref)
+    if as_json:
+        emit_json({"ok": True, "holds": out})
+    else:
+        for h in out:
+            case = f" (case {h['case']})" if h["case"] else ""
+            click.echo(f"{h['record_id']}  on hold{case}")
+
+
+@cli.command()
+@click.argument("record_ids", nargs=-1, required=True)
+@click.option("--reason", required=True)
+@json_option
+@click.pass_context
+def release(ctx: click.Context, record_ids: tuple[str, ...], reason: str, as_json: bool
+            ) -> None:
+    """Release legal holds."""
+    from edoc.lifecycle import Lifecycle
+
+    out = Lifecycle(_archive(ctx)).release(record_ids, reason=reason)
+    if as_json:
+        emit_json({"ok": True, "released": out})
+    else:
+        for h in out:
+            click.echo(f"{h['record_id']}  released")
+
+
+@cli.command("holds")
+@click.option("--all", "include_released", is_flag=True, help="Include released holds.")
+@json_option
+@click.pass_context
+def holds_cmd(ctx: click.Context, include_released: bool, as_json: bool) -> None:
+    """List legal holds."""
+    from edoc.lifecycle import Lifecycle
+
+    rows = Lifecycle(_archive(ctx)).list_holds(include_released=include_released)
+    if as_json:
+        emit_json({"ok": True, "holds": rows})
+        return
+    for h in rows:
+        state = f"released {h['released_at']}" if h["released_at"] else "ACTIVE"
+        click.echo(f"{h['record_id']}  {state}  since {h['placed_at']}  by {h['actor']}  "
+                   f"case {h['case_ref'] or '-'}: {h['reason']}")
+    info(f"{len(rows)} hold(s)")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be disposed; change nothing.")
+@click.option("--yes", is_flag=True, help="Dispose for real.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N records this run.")
+@json_option
+@click.pass_context
+def purge(ctx: click.Context, dry_run: bool, yes: bool, limit: int | None,
+          as_json: bool) -> None:
+    """Dispose of records whose retention has ended (no hold) and certify it (廃棄証明).
+
+    "Now" is a fresh timestamp's time; there is no option to purge as of another date.
+    Exit 0 when everything selected was disposed, 1 otherwise.
+    """
+    from edoc.disposal import Disposer
+
+    if dry_run == yes:
+        raise ConfigError("purge needs exactly one of --dry-run or --yes", code="USAGE_ERROR")
+    report = Disposer(_archive(ctx)).run(dry_run=dry_run, limit=limit)
+    doc = report.as_dict()
+    if as_json:
+        emit_json(doc)
+    else:
+        sel = doc["selected"]
+        verb = "would dispose" if dry_run else "selected"
+        click.echo(f"{verb} {sel['records']} record(s), {sel['versions']} version(s), "
+                   f"{sel['bytes']:,} bytes (now = {doc['now']})")
+        for pid, n in sorted(sel["by_profile"].items()):
+            click.echo(f"  {pid}: {n['records']} record(s), {n['bytes']:,} bytes")
+        for rid in doc["resumed_runs"]:
+            info(f"resumed interrupted run {rid}")
+        for r in doc["refused"]:
+            info(f"refused: {r['record_id']}: {r['code']}: {r['message']}")
+        for key in doc["certificates"]:
+            click.echo(f"certificate: {key}")
+    sys.exit(0 if report.ok else 1)
 
 
 # -- profiles --------------------------------------------------------------------------------

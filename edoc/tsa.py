@@ -118,6 +118,28 @@ def validation_context(
     )
 
 
+class TimeStampResp(tsp.TimeStampResp):  # type: ignore[misc]  # asn1crypto is untyped
+    """``TimeStampResp`` with ``timeStampToken OPTIONAL`` as RFC 3161 §2.4.2 defines it.
+
+    asn1crypto 1.5 declares the token mandatory, so a rejection (status only) can be neither
+    encoded nor parsed with ``tsp.TimeStampResp``; this subclass fixes the field list and is
+    still a ``tsp.TimeStampResp`` for pyHanko.
+    """
+
+    _fields = [  # noqa: RUF012 - asn1crypto's class-level field spec
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
+def as_timestamp_resp(resp: tsp.TimeStampResp) -> TimeStampResp:
+    """Re-read a response from another client with the RFC-correct field list."""
+    if isinstance(resp, TimeStampResp):
+        return resp
+    reloaded: TimeStampResp = TimeStampResp.load(resp.dump())
+    return reloaded
+
+
 # --------------------------------------------------------------------------------------------
 # The embedded TSA
 # --------------------------------------------------------------------------------------------
@@ -360,7 +382,7 @@ class EmbeddedTsa:
         token = cms.ContentInfo(
             {"content_type": "signed_data", "content": cms.SignedData(signed_data)}
         )
-        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
+        return TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
 
 
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -405,7 +427,7 @@ def _accuracy(accuracy: timedelta) -> tsp.Accuracy:
 
 
 def _rejection(fail_info: str, text: str) -> tsp.TimeStampResp:
-    return tsp.TimeStampResp(
+    return TimeStampResp(
         {
             "status": {
                 "status": "rejection",
@@ -506,7 +528,7 @@ class HttpTimeStamper(TimeStamper):
                 code="TSA_RESPONSE_INVALID",
             )
         try:
-            resp = tsp.TimeStampResp.load(reply.content, strict=True)
+            resp = TimeStampResp.load(reply.content, strict=True)
             resp["status"].native  # noqa: B018 - force parsing now
         except Exception as e:  # asn1crypto raises several types for bad DER
             raise TimestampError(
@@ -612,6 +634,7 @@ def _accept_response(
     resp: tsp.TimeStampResp, nonce: int | None, digest: bytes, md: str
 ) -> TimestampResult:
     try:
+        resp = as_timestamp_resp(resp)
         status = resp["status"]["status"].native
         if status not in ("granted", "granted_with_mods"):
             texts = resp["status"]["status_string"].native or []
@@ -747,7 +770,7 @@ def _parse_token(der: bytes) -> cms.ContentInfo:
         raise
     except Exception:
         try:
-            resp = tsp.TimeStampResp.load(der, strict=True)
+            resp = TimeStampResp.load(der, strict=True)
             status = resp["status"]["status"].native
             token = resp["time_stamp_token"]
         except Exception as e:

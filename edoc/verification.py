@@ -253,9 +253,40 @@ class Verifier:
                         f"{info.retain_until.isoformat() if info.retain_until else '?'}")
 
     # -- public ----------------------------------------------------------------------------
+    def _check_disposal(self, row: Any) -> Check:
+        from edoc.disposal import certificate_for
+
+        key = certificate_for(self.a, row.record_id)
+        if key is None:
+            return Check.fail("disposal", "DISPOSAL_UNCERTIFIED",
+                              f"marked disposed at {row.disposed_at} but no certificate lists it")
+        try:
+            data = self.a.store.read(key)
+            seal = self.a.store.read(key.removesuffix(".json") + ".p7s")
+            tsr = self.a.store.read(key.removesuffix(".json") + ".tsr")
+        except ObjectMissing as exc:
+            return Check.fail("disposal", "CERTIFICATE_MISSING", str(exc))
+        for check in (self.a.notary.verify_seal(data, seal),
+                      self.a.notary.verify_timestamp(tsr, data)[0]):
+            if check.status is not Status.PASS:
+                return Check(name="disposal", status=check.status, code=check.code,
+                             detail=f"certificate {key}: {check.detail}")
+        listed = any(e.get("record_id") == row.record_id and e.get("version") == row.version
+                     and e.get("manifest_sha256") == row.manifest_sha256
+                     for e in canonical.loads(data).get("disposed", []))
+        if not listed:
+            return Check.fail("disposal", "DISPOSAL_UNCERTIFIED",
+                              f"certificate {key} does not list this version")
+        return Check(name="disposal", status=Status.PASS, code="DISPOSED",
+                     detail=f"disposed at {row.disposed_at}; certificate {key} "
+                     "(seal and timestamp verified)")
+
     def verify_version(self, row: Any) -> RecordReport:
         report = RecordReport(row.record_id, row.version)
         checks = report.checks
+        if row.disposed_at is not None:
+            checks.append(self._check_disposal(row))
+            return report
         entry_row = self.a.catalog.ledger_entry(row.ledger_index)
         entry_text = entry_row.entry if entry_row is not None else None
         entry: dict[str, Any] | None = None

@@ -80,7 +80,7 @@ class Identity:
 
 
 def _identities() -> dict[str, Identity]:
-    lock_read = ("GetObjectRetention", "GetObjectLegalHold")
+    lock_read = ("GetObjectRetention", "GetObjectLegalHold", "GetBucketObjectLockConfiguration")
     specs = {
         "admin": ("Admin", "Read", "Write", "List", "Tagging"),
         "writer": ("Read", "Write", "List", "Tagging",

@@ -805,18 +805,20 @@ def _safe_endpoint(client: S3Client) -> str:
 
 
 # -- edoc doctor -----------------------------------------------------------------------------
-
-
 def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60) -> list[Check]:
     """Probe whether the server really enforces write-once, and whether its clock agrees.
 
-    Writes a small canary under ``<prefix>/doctor/`` in COMPLIANCE mode for
-    ``retention_seconds`` (whatever the store's own mode, so the strongest promise is what is
-    tested) and checks that the server refuses deleting it, shortening its retention and
-    downgrading it to GOVERNANCE, that it rejects a PUT whose bytes do not match their
-    checksum, that reads give back the same bytes and SHA-256, and that the server's clock
-    is within ``MAX_CLOCK_SKEW`` of ``now``. Canaries from earlier runs whose retention has
-    passed are removed first. Never raises for a failed check; returns one ``Check`` each.
+    Writes a small canary under ``<prefix>/doctor/`` locked in COMPLIANCE mode for
+    ``retention_seconds`` (whatever the store's own mode: the strongest promise is the one
+    tested) and checks that the server refuses to delete it (also with the governance-bypass
+    header), to shorten its retention and to downgrade it to GOVERNANCE; that it rejects a
+    PUT whose bytes do not match their SHA-256; that reads give back the same bytes and
+    SHA-256; and that its clock is within ``MAX_CLOCK_SKEW`` of ``now``.
+
+    A refusal only proves the *lock* if the identity may do the same thing to an unlocked
+    object, so each refusal is paired with a control (delete an unlocked object, extend the
+    canary's retention); without it the check is INDETERMINATE, never a false PASS.
+    Expired canaries of earlier runs are removed first. Never raises for a failed check.
     """
     checks: list[Check] = []
     started = time.monotonic()
@@ -830,13 +832,15 @@ def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60
         return checks
     checks.append(Check.ok("bucket", f"s3://{store.bucket}: versioning and Object Lock enabled"))
 
-    checks.append(_clock_check(probe, now, started))
-    cleanup = _remove_old_canaries(probe, now)
+    clock, server_now = _clock_check(probe, now, started)
+    checks.append(clock)
+    cleanup = _remove_old_canaries(probe, min(now, server_now or now))
     if cleanup is not None:
         checks.append(cleanup)
 
+    stamp = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
     canary = f"edoc doctor canary {now.isoformat()} {secrets.token_hex(8)}\n".encode()
-    key = f"doctor/{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+    key = f"doctor/{stamp}"
     retain = _ceil_second(now + timedelta(seconds=retention_seconds))
     try:
         info = probe.put(key, io.BytesIO(canary), size=len(canary),
@@ -847,42 +851,52 @@ def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60
         return checks
     checks.append(Check.ok("canary", f"wrote {probe._where(key, info.version_id)} locked "
                                      f"COMPLIANCE until {_iso(info.retain_until)}"))
-
     checks.append(_read_check(probe, key, info.version_id, canary))
-    checks.append(_delete_check(probe, key, info.version_id))
+
+    may_delete = _control_delete(probe, f"doctor/{stamp}-control")
+    checks.append(_delete_check(probe, key, info.version_id, may_delete))
+
+    # Control: extending is allowed on a locked version, so success proves the identity may
+    # change retention at all; the refusals that follow are then the lock's doing.
+    extended = retain + timedelta(seconds=1)
+    try:
+        probe.extend_retention(key, info.version_id, extended)
+        may_change: str | None = None
+    except EdocError as exc:
+        may_change = f"extending the canary's retention failed too ({exc.code})"
     checks.append(_retention_change_check(
         probe, key, info.version_id, "shorten", "WORM_SHORTEN_ALLOWED", "COMPLIANCE",
-        retain - timedelta(seconds=max(1, retention_seconds // 2))))
+        extended - timedelta(seconds=max(1, retention_seconds // 2)), may_change))
     checks.append(_retention_change_check(
         probe, key, info.version_id, "downgrade", "WORM_DOWNGRADE_ALLOWED", "GOVERNANCE",
-        retain))
-    checks.append(_checksum_enforced_check(probe, now, retain))
+        extended, may_change))
+    checks.append(_checksum_enforced_check(probe, f"doctor/{stamp}-baddigest", retain))
     return checks
 
 
-def _clock_check(store: S3Store, now: datetime, started: float) -> Check:
+def _clock_check(store: S3Store, now: datetime, started: float) -> tuple[Check, datetime | None]:
     try:
         resp = store.client.head_bucket(Bucket=store.bucket)
     except (bce.BotoCoreError, bce.ClientError) as exc:
         err = store._error(exc, "reading the clock of", f"s3://{store.bucket}")
-        return Check.unknown("clock", "CLOCK_UNKNOWN", str(err))
+        return Check.unknown("clock", "CLOCK_UNKNOWN", str(err)), None
     header = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if not header:
-        return Check.unknown("clock", "CLOCK_UNKNOWN", "the server sent no Date header")
+        return Check.unknown("clock", "CLOCK_UNKNOWN", "the server sent no Date header"), None
     try:
         server = _utc(parsedate_to_datetime(header))
     except (TypeError, ValueError):
-        return Check.unknown("clock", "CLOCK_UNKNOWN", f"unreadable Date header {header!r}")
+        return Check.unknown("clock", "CLOCK_UNKNOWN", f"unreadable Date header {header!r}"), None
     ours = now + timedelta(seconds=time.monotonic() - started)
-    skew = (server - ours).total_seconds()
+    # The Date header (RFC 9110 §6.6.1) has one-second resolution: whole seconds only.
+    skew = round((server - ours).total_seconds())
+    limit = round(MAX_CLOCK_SKEW.total_seconds())
     detail = f"server clock {server.isoformat()} vs ours {ours.isoformat(timespec='seconds')}"
-    if abs(skew) > MAX_CLOCK_SKEW.total_seconds():
+    if abs(skew) > limit:
         return Check.fail("clock", "CLOCK_SKEW",
-                          f"{detail}: {skew:+.0f} s apart; retention is judged on the server's "
-                          f"clock", expected=f"|skew| <= {MAX_CLOCK_SKEW.total_seconds():.0f} s",
-                          found=f"{skew:+.0f} s")
-    # The Date header has one-second resolution, hence the rounding.
-    return Check.ok("clock", f"{detail} ({skew:+.0f} s)")
+                          f"{detail}: {skew:+d} s apart; retention is judged on the server's "
+                          f"clock", expected=f"|skew| <= {limit} s", found=f"{skew:+d} s"), server
+    return Check.ok("clock", f"{detail} ({skew:+d} s)"), server
 
 
 def _remove_old_canaries(store: S3Store, now: datetime) -> Check | None:
@@ -892,6 +906,8 @@ def _remove_old_canaries(store: S3Store, now: datetime) -> Check | None:
             if info.retain_until is not None and info.retain_until < now and not info.legal_hold:
                 try:
                     store.delete(info.key, info.version_id)
+                except RetentionActive:
+                    continue  # not expired on the server's clock yet: next time
                 except EdocError as exc:
                     failures.append(str(exc))
     except EdocError as exc:
@@ -923,34 +939,70 @@ def _read_check(store: S3Store, key: str, version_id: str, canary: bytes) -> Che
     return Check.ok("read", "same bytes and the same server SHA-256 read back")
 
 
-def _delete_check(store: S3Store, key: str, version_id: str) -> Check:
+def _control_delete(store: S3Store, key: str) -> str | None:
+    """Write an unlocked object and delete its version: ``None`` if that works, else why not."""
+    body = b"edoc doctor: unlocked control object\n"
+    full = store._full(key)
+    try:
+        put = store.client.put_object(Bucket=store.bucket, Key=full, Body=body,
+                                      ChecksumAlgorithm="SHA256",
+                                      ChecksumSHA256=_b64(hashlib.sha256(body).digest()),
+                                      IfNoneMatch="*")
+        store.client.delete_object(Bucket=store.bucket, Key=full, VersionId=put["VersionId"])
+    except (bce.BotoCoreError, bce.ClientError) as exc:
+        err = store._error(exc, "deleting the unlocked control object", store._where(key))
+        return f"this identity cannot delete even an unlocked object ({err.code})"
+    return None
+
+
+def _delete_check(store: S3Store, key: str, version_id: str, control: str | None) -> Check:
     try:
         store.delete(key, version_id)
     except RetentionActive:
-        return Check.ok("delete", "deleting the locked canary version was refused")
+        pass
     except EdocError as exc:
         return Check.unknown("delete", "WORM_DELETE_UNTESTED", f"delete failed otherwise: {exc}")
-    return Check.fail("delete", "WORM_DELETE_ALLOWED",
-                      "the server deleted a version locked in COMPLIANCE mode",
-                      expected="refused", found="deleted")
+    else:
+        return Check.fail("delete", "WORM_DELETE_ALLOWED",
+                          "the server deleted a version locked in COMPLIANCE mode",
+                          expected="refused", found="deleted")
+    # COMPLIANCE means nobody, not even with the governance-bypass header.
+    try:
+        store.client.delete_object(Bucket=store.bucket, Key=store._full(key),
+                                   VersionId=version_id, BypassGovernanceRetention=True)
+    except (bce.BotoCoreError, bce.ClientError):
+        pass
+    else:
+        return Check.fail("delete", "WORM_DELETE_ALLOWED",
+                          "the server deleted a COMPLIANCE-locked version when asked to bypass "
+                          "governance retention", expected="refused", found="deleted")
+    if control is not None:
+        return Check.unknown("delete", "WORM_DELETE_UNTESTED",
+                             f"delete of the locked canary was refused, but {control}")
+    return Check.ok("delete", "deleting the locked canary version was refused, also with the "
+                              "bypass header; an unlocked version could be deleted")
 
 
 def _retention_change_check(store: S3Store, key: str, version_id: str, name: str, code: str,
-                            mode: str, until: datetime) -> Check:
+                            mode: str, until: datetime, control: str | None) -> Check:
     # Sent straight to the server: S3Store itself refuses to shorten before asking.
+    untested = f"WORM_{name.upper()}_UNTESTED"
     try:
         store.client.put_object_retention(
             Bucket=store.bucket, Key=store._full(key), VersionId=version_id,
             Retention={"Mode": mode, "RetainUntilDate": until})
     except bce.ClientError as exc:
-        if _error_code(exc) in _LOCK_REFUSED_CODES:
-            return Check.ok(name, f"setting {mode} until {_iso(until)} was refused "
-                                  f"({_error_code(exc)})")
-        err = store._error(exc, f"probing {name} of", store._where(key, version_id))
-        return Check.unknown(name, f"WORM_{name.upper()}_UNTESTED", str(err))
+        if _error_code(exc) not in _LOCK_REFUSED_CODES:
+            err = store._error(exc, f"probing {name} of", store._where(key, version_id))
+            return Check.unknown(name, untested, str(err))
+        if control is not None:
+            return Check.unknown(name, untested, f"setting {mode} until {_iso(until)} was "
+                                                 f"refused, but {control}")
+        return Check.ok(name, f"setting {mode} until {_iso(until)} was refused "
+                              f"({_error_code(exc)})")
     except bce.BotoCoreError as exc:
         err = store._error(exc, f"probing {name} of", store._where(key, version_id))
-        return Check.unknown(name, f"WORM_{name.upper()}_UNTESTED", str(err))
+        return Check.unknown(name, untested, str(err))
     try:
         after = store.stat(key, version_id)
         found = f"{after.lock_mode} until {_iso(after.retain_until)}"
@@ -960,8 +1012,7 @@ def _retention_change_check(store: S3Store, key: str, version_id: str, name: str
                                   f"version locked COMPLIANCE", expected="refused", found=found)
 
 
-def _checksum_enforced_check(store: S3Store, now: datetime, retain: datetime) -> Check:
-    key = f"doctor/{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}-baddigest"
+def _checksum_enforced_check(store: S3Store, key: str, retain: datetime) -> Check:
     body = b"edoc doctor: these bytes do not match the checksum sent with them\n"
     wrong = hashlib.sha256(body + b"x").digest()
     try:

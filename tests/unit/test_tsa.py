@@ -337,7 +337,7 @@ def test_openssl_reads_the_rejection(pki: Pki, tmp_path: Path) -> None:
     [
         (lambda: _request(DIGEST[:20]), "bad_data_format"),
         (lambda: _request(hashlib.sha512(DOCUMENT).digest(), "sha384"), "bad_data_format"),
-        (lambda: _request(policy="1.2.392.200091.1.1"), "unaccepted_policy"),
+        (lambda: _request(policy="1.2.3.4.5"), "unaccepted_policy"),
         (lambda: _request(extensions=True), "unaccepted_extensions"),
         (lambda: tsp.TimeStampReq.load(bytes.fromhex("3003020101")), "bad_data_format"),
         (lambda: tsp.TimeStampReq.load(b"\x30\x05\x02\x01\x01\xff\xff"), "bad_data_format"),
@@ -693,6 +693,7 @@ def test_validity_is_judged_at_gen_time_not_today(pki: Pki, rsa_key: rsa.RSAPriv
 @dataclass
 class TsaServer:
     url: str
+    tsa: EmbeddedTsa
     connections: int = 0
     requests: int = 0
     authorizations: list[str | None] = field(default_factory=list)
@@ -702,8 +703,7 @@ class TsaServer:
 
 @pytest.fixture
 def tsa_server(pki: Pki, tmp_path: Path) -> Iterator[TsaServer]:
-    tsa = pki.tsa(tmp_path / "http.serial")
-    state = TsaServer(url="")
+    state = TsaServer(url="", tsa=pki.tsa(tmp_path / "http.serial"))
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -724,7 +724,7 @@ def tsa_server(pki: Pki, tmp_path: Path) -> Iterator[TsaServer]:
                 self._send(401, b"", "text/plain")
                 return
             assert self.headers["Content-Type"] == "application/timestamp-query"
-            reply = tsa.respond(tsp.TimeStampReq.load(body)).dump()
+            reply = state.tsa.respond(tsp.TimeStampReq.load(body)).dump()
             self._send(200, reply, state.content_type)
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
@@ -792,6 +792,19 @@ def test_http_stamper_rejects_a_wrong_content_type(tsa_server: TsaServer) -> Non
         request_timestamp(stamper, DIGEST)
     assert err.value.code == "TSA_RESPONSE_INVALID"
     assert "text/html" in str(err.value)
+
+
+def test_http_stamper_reports_a_tsa_rejection(
+    pki: Pki, tsa_server: TsaServer, tmp_path: Path
+) -> None:
+    expired = pki.tsa_cert.not_valid_after_utc + timedelta(days=1)
+    tsa_server.tsa = pki.tsa(tmp_path / "serial", clock=lambda: expired)
+    with HttpTimeStamper(tsa_server.url, timeout=5) as stamper, pytest.raises(
+        TimestampError
+    ) as err:
+        request_timestamp(stamper, DIGEST)
+    assert err.value.code == "TSA_REJECTED"
+    assert "system_failure" in str(err.value) and "renew" in str(err.value)
 
 
 def test_http_stamper_reports_a_closed_port_as_unreachable() -> None:
