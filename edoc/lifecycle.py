@@ -39,6 +39,11 @@ class ChangeResult:
                 "retain_until": self.retain_until}
 
 
+def _as_stored(decision: Any) -> datetime:
+    """A decision's instant as the manifest records it (compared like with like)."""
+    return datetime.fromisoformat(decision.to_manifest()["until_at"])
+
+
 def _reason(reason: str | None) -> str:
     if not reason or not reason.strip():
         raise InputError("a reason is required for every change (訂正削除履歴)",
@@ -83,9 +88,9 @@ class Lifecycle:
         retention_block = body["retention"]
         until_at, retain_until = prev_until, date.fromisoformat(
             body["retention"]["retain_until"])
-        if decision is not None and decision.until_at > prev_until:
+        if decision is not None and _as_stored(decision) > prev_until:
             retention_block = decision.to_manifest()
-            until_at, retain_until = decision.until_at, decision.retain_until
+            until_at, retain_until = _as_stored(decision), decision.retain_until
         out = dict(body)
         for k in ("record_id", "version", "ingested_at", "actor"):
             out.pop(k, None)
@@ -201,7 +206,7 @@ class Lifecycle:
             reqs, inputs, body["metadata"].get("transaction_date"),
             datetime.fromisoformat(body["ingested_at"]))
         prev = datetime.fromisoformat(body["retention"]["until_at"])
-        if decision.until_at <= prev:
+        if _as_stored(decision) <= prev:
             raise InputError(
                 f"retention would end {decision.retain_until}, not after the current "
                 f"{body['retention']['retain_until']}; retention is never shortened",

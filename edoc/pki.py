@@ -42,6 +42,8 @@ DEV_OU = "edoc development PKI - NOT ACCREDITED"
 
 # RFC 5280 Appendix A upper bound (ub-organization-name).
 _MAX_ORGANISATION = 64
+# OpenSSL's PEM password limit, which cryptography enforces when encrypting.
+_MAX_PASSPHRASE = 1023
 _KEY_MODE = 0o600
 _CERT_MODE = 0o644
 
@@ -92,9 +94,11 @@ def generate_dev_pki(
     """Create the root CA, seal and TSA keys and certificates in ``keys_dir``.
 
     Refuses (``KEYS_EXIST``) if any of the six files is already there: keys are never
-    overwritten. ``root_validity`` defaults to the longer leaf validity plus ten years, so that
-    ``openssl ts -verify`` and ``openssl cms -verify`` (which check the chain at the current
-    time) keep working for old evidence after the leaves are renewed.
+    overwritten. With a non-empty ``passphrase`` the keys are encrypted (PKCS#8, the best scheme
+    ``cryptography`` offers); ``None`` or ``b""`` leaves them unencrypted. ``root_validity``
+    defaults to the longer leaf validity plus ten years, so that ``openssl ts -verify`` and
+    ``openssl cms -verify`` (which check the chain at the current time) keep working for old
+    evidence after the leaves are renewed.
     """
     _check_organisation(organisation)
     now = _utc(now)
@@ -106,7 +110,11 @@ def generate_dev_pki(
             code="KEYS_EXIST",
             hint="keys are never overwritten; move the old keys directory away first",
         )
-    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if passphrase is not None and len(passphrase) > _MAX_PASSPHRASE:
+        raise ConfigError(
+            f"key passphrase has {len(passphrase)} bytes; at most {_MAX_PASSPHRASE} are supported",
+            code="KEY_PASSPHRASE_INVALID",
+        )
     if root_validity is None:
         root_validity = max(tsa_validity, seal_validity) + timedelta(days=3650)
     if root_validity < max(tsa_validity, seal_validity):
@@ -116,6 +124,7 @@ def generate_dev_pki(
             code="PKI_VALIDITY_INVALID",
         )
 
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name(ROOT_CN, organisation)
     root_cert = (
@@ -129,8 +138,6 @@ def generate_dev_pki(
         )
         .sign(root_key, _signing_hash(root_key))
     )
-    _write_key(paths.root_key, root_key, passphrase)
-    _write_cert(paths.root_cert, root_cert)
 
     seal_key = ec.generate_private_key(ec.SECP256R1())
     seal_cert = (
@@ -147,16 +154,29 @@ def generate_dev_pki(
         )
         .sign(root_key, _signing_hash(root_key))
     )
-    _write_key(paths.seal_key, seal_key, passphrase)
-    _write_cert(paths.seal_cert, seal_cert)
 
     tsa_key = ec.generate_private_key(ec.SECP256R1())
-    _write_key(paths.tsa_key, tsa_key, passphrase)
-    _write_cert(
-        paths.tsa_cert,
-        _tsa_certificate(tsa_key, root_key, root_cert, organisation, now, tsa_validity),
-    )
-    _fsync_dir(keys_dir)
+    tsa_cert = _tsa_certificate(tsa_key, root_key, root_cert, organisation, now, tsa_validity)
+
+    # Everything is built before anything is written; if a write fails, the files this call
+    # created are removed again, so a retry does not stop at KEYS_EXIST over a half-made PKI.
+    created: list[Path] = []
+    try:
+        for key_path, key, cert_path, cert in (
+            (paths.root_key, root_key, paths.root_cert, root_cert),
+            (paths.seal_key, seal_key, paths.seal_cert, seal_cert),
+            (paths.tsa_key, tsa_key, paths.tsa_cert, tsa_cert),
+        ):
+            _write_key(key_path, key, passphrase)
+            created.append(key_path)
+            _write_cert(cert_path, cert)
+            created.append(cert_path)
+        _fsync_dir(keys_dir)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
     return paths
 
 
@@ -179,6 +199,12 @@ def issue_tsa_certificate(
     root_cert = load_certificate(paths.root_cert)
     tsa_key = load_private_key(paths.tsa_key, passphrase)
     organisation = _organisation_of(root_cert)
+    if now + validity > root_cert.not_valid_after_utc:
+        raise ConfigError(
+            f"a TSA certificate valid until {now + validity:%Y-%m-%d} would outlive the root CA "
+            f"(valid until {root_cert.not_valid_after_utc:%Y-%m-%d})",
+            code="PKI_VALIDITY_INVALID",
+        )
     new_cert = _tsa_certificate(tsa_key, root_key, root_cert, organisation, now, validity)
     if paths.tsa_cert.exists():
         old = load_certificate(paths.tsa_cert)

@@ -59,6 +59,9 @@ T = TypeVar("T")
 #: The policy edoc's embedded TSA states in every token (TSTInfo.policy, RFC 3161 §2.4.2):
 #: edoc's private, non-accredited development policy. It only says "issued by an edoc embedded
 #: TSA"; it makes no claim of accreditation, clock traceability or key protection.
+#: Caution: the arc 1.3.6.1.4.1.57264 is registered to Sigstore, where 57264.1.1 names Fulcio's
+#: OIDC-issuer certificate extension; edoc should move to an arc it owns (an IANA enterprise
+#: number, or a 2.25 UUID OID per ITU-T X.667) before tokens are issued for real records.
 EDOC_DEV_TSA_POLICY = "1.3.6.1.4.1.57264.1.1"
 
 #: Message-imprint hash algorithms the embedded TSA accepts, with their digest lengths. SHA-1 and
@@ -178,7 +181,6 @@ class EmbeddedTsa:
         self.policy_oid = policy_oid
         self.serial_file = serial_file
         self._clock = clock
-        self._key = key
         # Everything that does not depend on the request is prepared once: a token must stay
         # cheap (DESIGN.md: ~1.5 ms in-process).
         cert_asn1 = asn1_certificate(cert)
@@ -244,7 +246,8 @@ class EmbeddedTsa:
             imprint = req["message_imprint"]
             algorithm = imprint["hash_algorithm"]["algorithm"].native
             hashed = imprint["hashed_message"].native
-            req_policy = req["req_policy"].native
+            policy_field = req["req_policy"]
+            req_policy = None if isinstance(policy_field, core.Void) else policy_field.dotted
             extensions = req["extensions"].native
             req["nonce"].native  # noqa: B018 - parse now so a malformed nonce is rejected here
             req["cert_req"].native  # noqa: B018
@@ -283,9 +286,9 @@ class EmbeddedTsa:
         # genTime to the millisecond (RFC 3161 §2.4.2 allows fractions of a second).
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if not self._not_before <= now <= self._not_after:
-            # A TSA must not vouch for a time its own certificate does not cover: such a token
-            # could never be validated (ETSI EN 319 421 §7.6.x: the TSU key ends with its
-            # certificate).
+            # A TSA must not vouch for a time its own certificate does not cover: outside the
+            # validity period (RFC 5280 §4.1.2.5) the certificate vouches for nothing, so such a
+            # token could never be validated.
             raise _Rejection(
                 "system_failure",
                 f"TSA certificate is valid {self._not_before:%Y-%m-%dT%H:%M:%SZ} to "

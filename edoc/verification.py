@@ -108,8 +108,9 @@ class Verifier:
     def _check_content(self, row: Any, manifest: dict[str, Any] | None) -> Check:
         if row.kind == "tombstone":
             return Check.ok("content", "tombstone version: no content")
-        expected = (manifest or {}).get("content", {}).get("sha256") or row.content_sha256
-        expected_size = (manifest or {}).get("content", {}).get("size", row.content_size)
+        content = (manifest or {}).get("content") or {}
+        expected = content.get("sha256") or row.content_sha256
+        expected_size = content.get("size", row.content_size)
         try:
             with self.a.store.open(row.content_key, row.content_version_id) as f:
                 digest = hashlib.sha256()
@@ -168,7 +169,7 @@ class Verifier:
                                   if meta.get("counterparty") else None, row.counterparty_norm),
             "ledger_ref": (meta.get("ledger_ref"), row.ledger_ref),
             "doc_type": (m.get("doc_type"), row.doc_type),
-            "content_sha256": (m.get("content", {}).get("sha256"), row.content_sha256),
+            "content_sha256": ((m.get("content") or {}).get("sha256"), row.content_sha256),
             "retain_until": (m.get("retention", {}).get("retain_until"), row.retain_until),
             "record_id": (m.get("record_id"), row.record_id),
             "version": (m.get("version"), row.version),

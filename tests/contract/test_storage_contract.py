@@ -451,5 +451,57 @@ def test_worm_self_test_reports_clock_skew(s3: S3Store) -> None:
     clock = checks["clock"]
     assert clock.status is Status.FAIL and clock.code == "CLOCK_SKEW"
     assert clock.found is not None
-    assert -660 < float(clock.found.removesuffix(" s")) < -540
+    assert -660 < int(clock.found.removesuffix(" s")) < -540
     assert checks["delete"].status is Status.PASS
+
+
+@pytest.mark.s3
+def test_worm_self_test_fails_on_a_bucket_without_object_lock(
+        s3_store_factory: Callable[..., S3Store], seaweed: Any) -> None:
+    name = f"edoc-plain-{os.urandom(4).hex()}"
+    seaweed.client("admin").create_bucket(Bucket=name)
+    store = S3Store(seaweed.client("writer"), name, "archive")
+    checks = worm_self_test(store, now=now())
+    assert [(c.name, c.status, c.code) for c in checks] == [
+        ("bucket", Status.FAIL, "BUCKET_NOT_WORM")]
+
+
+@pytest.mark.s3
+def test_worm_self_test_cannot_pass_for_a_read_only_identity(
+        s3_store_factory: Callable[..., S3Store]) -> None:
+    checks = {c.name: c for c in worm_self_test(s3_store_factory(identity="reader"), now=now())}
+    assert checks["canary"].status is Status.FAIL
+    assert checks["canary"].code == "WORM_CANARY_FAILED"
+    assert "STORAGE_ACCESS_DENIED" in checks["canary"].detail
+    assert bottom_line(list(checks.values())) is Status.FAIL
+
+
+class _Accepted:
+    """The raw body of an empty 2xx answer, for a server that says yes to everything."""
+
+    def stream(self, **_: Any) -> Any:
+        return iter([b""])
+
+
+@pytest.mark.s3
+def test_worm_self_test_reports_a_server_that_gives_in(s3: S3Store) -> None:
+    # A look-alike with Object Lock holes: it answers "done" to version deletes and retention
+    # changes. Everything else is the real server.
+    from botocore.awsrequest import AWSResponse
+
+    def give_in(request: Any, **_: Any) -> Any:
+        if "versionId=" in request.url:
+            status = 204 if request.method == "DELETE" else 200
+            return AWSResponse(request.url, status, {}, _Accepted())
+        return None
+
+    for operation in ("DeleteObject", "PutObjectRetention"):
+        s3.client.meta.events.register(f"before-send.s3.{operation}", give_in)
+    checks = {c.name: c for c in worm_self_test(s3, now=now())}
+    assert (checks["delete"].status, checks["delete"].code) == (Status.FAIL,
+                                                                "WORM_DELETE_ALLOWED")
+    assert (checks["shorten"].status, checks["shorten"].code) == (Status.FAIL,
+                                                                  "WORM_SHORTEN_ALLOWED")
+    assert (checks["downgrade"].status, checks["downgrade"].code) == (Status.FAIL,
+                                                                      "WORM_DOWNGRADE_ALLOWED")
+    assert checks["checksum"].status is Status.PASS

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edoc.errors import ConfigError
 from edoc.pki import (
@@ -85,7 +86,7 @@ def test_keys_are_encrypted_pkcs8_and_openssl_can_decrypt_them(pki: PkiPaths) ->
 
 def test_tsa_certificate_has_only_timestamping_eku_marked_critical(pki: PkiPaths) -> None:
     cert = load_certificate(pki.tsa_cert)
-    eku = cert.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE)
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical
     assert list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
@@ -156,7 +157,8 @@ def test_all_keys_are_ecdsa_p256_and_match_their_certificates(pki: PkiPaths) -> 
         (pki.tsa_cert, pki.tsa_key),
     ):
         key = load_private_key(key_path, PASSPHRASE)
-        assert getattr(key, "curve", None) is not None and key.curve.name == "secp256r1"
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        assert key.curve.name == "secp256r1"
         assert key_matches_certificate(key, load_certificate(cert_path))
     assert not key_matches_certificate(
         load_private_key(pki.seal_key, PASSPHRASE), load_certificate(pki.tsa_cert)
@@ -252,7 +254,7 @@ def test_naive_now_is_refused(tmp_path: Path) -> None:
         generate_dev_pki(
             tmp_path / "keys",
             organisation="Naive KK",
-            now=datetime(2025, 1, 1),  # noqa: DTZ001 - the point of the test
+            now=datetime(2025, 1, 1),
         )
 
 
@@ -277,7 +279,7 @@ def test_tsa_certificate_renewal_keeps_key_and_archives_old_certificate(tmp_path
     assert stat.S_IMODE(paths.tsa_cert.stat().st_mode) == 0o644
     archived = paths.tsa_cert.with_name(f"tsa.{old.serial_number:x}.pem")
     assert load_certificate(archived) == old
-    eku = new.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE)
+    eku = new.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     res = _openssl(
         "verify",
@@ -296,3 +298,25 @@ def test_renewal_needs_the_root_passphrase(tmp_path: Path) -> None:
         issue_tsa_certificate(paths, validity=timedelta(days=1), passphrase=b"wrong")
     assert err.value.code == "KEY_PASSPHRASE_WRONG"
     assert paths.tsa_cert.read_bytes() == before
+
+
+def test_renewal_may_not_outlive_the_root(tmp_path: Path) -> None:
+    paths = generate_dev_pki(
+        tmp_path / "keys",
+        organisation="Renew KK",
+        tsa_validity=timedelta(days=10),
+        seal_validity=timedelta(days=10),
+        root_validity=timedelta(days=20),
+    )
+    before = paths.tsa_cert.read_bytes()
+    with pytest.raises(ConfigError) as err:
+        issue_tsa_certificate(paths, validity=timedelta(days=30), passphrase=None)
+    assert err.value.code == "PKI_VALIDITY_INVALID"
+    assert paths.tsa_cert.read_bytes() == before
+
+
+def test_overlong_passphrase_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        generate_dev_pki(tmp_path / "keys", organisation="Long KK", passphrase=b"x" * 1024)
+    assert err.value.code == "KEY_PASSPHRASE_INVALID"
+    assert not (tmp_path / "keys").exists()

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from edoc.errors import ConfigError, TimestampError
 from edoc.pki import (
@@ -305,8 +306,8 @@ def test_serial_continues_after_restart_and_refuses_a_corrupt_file(
 @pytest.mark.parametrize(
     ("algorithm", "digest"),
     [
-        ("sha1", hashlib.sha1(DOCUMENT).digest()),  # noqa: S324 - the weak hash under test
-        ("md5", hashlib.md5(DOCUMENT).digest()),  # noqa: S324
+        ("sha1", hashlib.sha1(DOCUMENT).digest()),
+        ("md5", hashlib.md5(DOCUMENT).digest()),
         ("1.2.3.4.5.6", DIGEST),
     ],
 )
@@ -321,7 +322,7 @@ def test_weak_or_unknown_hash_is_rejected_with_bad_alg(
 
 
 def test_openssl_reads_the_rejection(pki: Pki, tmp_path: Path) -> None:
-    sha1 = hashlib.sha1(DOCUMENT).digest()  # noqa: S324
+    sha1 = hashlib.sha1(DOCUMENT).digest()
     resp_path = tmp_path / "rejected.tsr"
     resp_path.write_bytes(pki.tsa(tmp_path / "serial").respond(_request(sha1, "sha1")).dump())
     res = subprocess.run(
@@ -549,7 +550,7 @@ def test_verify_reports_garbage_as_malformed(pki: Pki, der: bytes) -> None:
 
 
 def test_verify_reports_a_rejection_response_as_malformed(pki: Pki, tmp_path: Path) -> None:
-    sha1 = hashlib.sha1(DOCUMENT).digest()  # noqa: S324
+    sha1 = hashlib.sha1(DOCUMENT).digest()
     rejection = pki.tsa(tmp_path / "serial").respond(_request(sha1, "sha1")).dump()
     check, _ = verify_timestamp(rejection, digest=DIGEST, trust_roots=[pki.root])
     assert check.code == "TSA_TOKEN_MALFORMED"
@@ -625,7 +626,12 @@ def _dummy_token(
         )
     )
     root_asn1 = asn1_x509.Certificate.load(pki.root.public_bytes(serialization.Encoding.DER))
-    stamper = DummyTimeStamper(cert_asn1, key_info, [root_asn1], fixed_dt=at)
+    stamper = DummyTimeStamper(
+        cert_asn1,
+        key_info,
+        SimpleCertificateStore.from_certs([root_asn1]),  # type: ignore[no-untyped-call]
+        fixed_dt=at,
+    )
     # request_timestamp goes through the same nonce and imprint checks as for any TSA.
     return request_timestamp(stamper, DIGEST).token_der
 
@@ -714,7 +720,7 @@ def tsa_server(pki: Pki, tmp_path: Path) -> Iterator[TsaServer]:
             with lock:
                 state.connections += 1  # one handler instance per TCP connection
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             auth = self.headers.get("Authorization")
             with lock:
@@ -734,7 +740,7 @@ def tsa_server(pki: Pki, tmp_path: Path) -> Iterator[TsaServer]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -845,7 +851,7 @@ def test_http_stamper_works_through_pyhanko_async_api(pki: Pki, tsa_server: TsaS
 
 def test_embedded_tsa_answers_requests_built_by_pyhanko(pki: Pki, tmp_path: Path) -> None:
     stamper = InProcessTimeStamper(pki.tsa(tmp_path / "serial"))
-    nonce, req = stamper.request_cms(DIGEST, "sha256")
+    nonce, req = stamper.request_cms(DIGEST, "sha256")  # type: ignore[no-untyped-call]
     resp = pki.tsa(tmp_path / "serial").respond(req)
     assert _tst_info(resp)["nonce"].native == nonce
     assert isinstance(req["message_imprint"]["hash_algorithm"], algos.DigestAlgorithm)
