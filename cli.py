@@ -682,6 +682,150 @@ def purge(ctx: click.Context, dry_run: bool, yes: bool, limit: int | None,
     sys.exit(0 if report.ok else 1)
 
 
+# -- operations: doctor, catalog, ledger, audit log ------------------------------------------
+
+def _render_checks(checks: list[Any]) -> None:
+    from edoc.verdict import Status
+
+    for c in checks:
+        mark = {Status.PASS: "ok  ", Status.FAIL: "FAIL", Status.INDETERMINATE: "note"}[c.status]
+        click.echo(f"{mark} {c.name:12} {c.code:34} {c.detail}")
+
+
+@cli.command()
+@click.option("--repair", is_flag=True,
+              help="Finish what interrupted runs left (pending leaves, orphans, checkpoint).")
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Health and WORM self-test of the archive and its store. Exit 1 on any failure."""
+    from edoc.doctor import Doctor
+
+    report = Doctor(_archive(ctx)).run(repair=repair)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for line in report.repaired:
+            info(f"repaired: {line}")
+        _render_checks(report.checks)
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.group()
+def catalog() -> None:
+    """The catalog (a derived index of the object store)."""
+
+
+@catalog.command("rebuild")
+@json_option
+@click.pass_context
+def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
+    """Recreate the catalog from the object store alone (the old one is kept aside)."""
+    from edoc import config as config_mod
+    from edoc.archive import Archive, open_store
+    from edoc.catalog import Catalog
+    from edoc.rebuild import rebuild_catalog
+
+    path = config_mod.locate(ctx.obj["archive"])
+    cfg = config_mod.load(path)
+    # The catalog may be missing or corrupt: open the archive without checking it.
+    a = Archive(cfg, open_store(cfg), Catalog(cfg.catalog_url, cfg.dir))
+    summary = rebuild_catalog(a, progress=None if as_json else info)
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
+    else:
+        click.echo(f"rebuilt: {summary.records} records, {summary.versions} versions, "
+                   f"{summary.ledger_entries} ledger entries, {summary.checkpoints} checkpoints")
+        if summary.replaced:
+            info(f"previous catalog kept as {summary.replaced}")
+        info("next: edoc verify --all")
+
+
+@cli.group("ledger")
+def ledger_group() -> None:
+    """The tamper-evident ledger: verify it, prove inclusion and consistency."""
+
+
+@ledger_group.command("verify")
+@json_option
+@click.pass_context
+def ledger_verify(ctx: click.Context, as_json: bool) -> None:
+    """Recompute the tree, check every checkpoint and cross-check the store."""
+    from edoc.audit import verify_ledger
+
+    rep = verify_ledger(_archive(ctx))
+    if as_json:
+        emit_json(rep.as_dict())
+    else:
+        _render_checks(rep.checks)
+        info(f"tree size {rep.tree_size}, {rep.checkpoints} checkpoint(s)")
+    sys.exit(0 if rep.ok else 1)
+
+
+@ledger_group.command("prove")
+@click.argument("record_id")
+@click.pass_context
+def ledger_prove(ctx: click.Context, record_id: str) -> None:
+    """Print the inclusion proof of every version of a record (JSON)."""
+    from edoc.audit import prove
+
+    emit_json(prove(_archive(ctx), record_id))
+
+
+@ledger_group.command("consistency")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@click.pass_context
+def ledger_consistency(ctx: click.Context, old: int, new: int) -> None:
+    """Print an RFC 9162 consistency proof between checkpoints of size OLD and NEW (JSON)."""
+    from edoc.audit import consistency
+
+    doc = consistency(_archive(ctx), old, new)
+    emit_json(doc)
+    sys.exit(0 if doc["verified"] else 1)
+
+
+@ledger_group.command("checkpoints")
+@json_option
+@click.pass_context
+def ledger_checkpoints(ctx: click.Context, as_json: bool) -> None:
+    """List checkpoints (tree size, root, timestamp)."""
+    from edoc.audit import list_checkpoints
+
+    rows = list_checkpoints(_archive(ctx))
+    if as_json:
+        emit_json({"ok": True, "checkpoints": rows})
+        return
+    for r in rows:
+        click.echo(f"{r['tree_size']:>8}  {r['root_hash']}  {r['gen_time']}")
+
+
+@cli.command("audit-log")
+@click.option("--from", "date_from", metavar="YYYY-MM-DD")
+@click.option("--to", "date_to", metavar="YYYY-MM-DD")
+@click.option("--csv", "as_csv", is_flag=True)
+@json_option
+@click.pass_context
+def audit_log(ctx: click.Context, date_from: str | None, date_to: str | None, as_csv: bool,
+              as_json: bool) -> None:
+    """Who read what, and when (search, show, get, evidence, export)."""
+    from edoc.audit import read_access_log
+    from edoc.values import parse_date
+
+    lo = parse_date(date_from, "--from").isoformat() if date_from else None
+    hi = parse_date(date_to, "--to").isoformat() if date_to else None
+    rows = list(read_access_log(_archive(ctx), lo, hi))
+    if as_json:
+        emit_json({"ok": True, "entries": rows})
+    elif as_csv:
+        write_csv(iter([r["id"], r["at"], r["actor"], r["action"], " ".join(r["record_ids"])]
+                       for r in rows), ["id", "at", "actor", "action", "record_ids"])
+    else:
+        for r in rows:
+            ids = ", ".join(r["record_ids"][:5]) + (" …" if len(r["record_ids"]) > 5 else "")
+            click.echo(f"{r['at']}  {r['actor']:12} {r['action']:8} {ids}")
+
+
 # -- profiles --------------------------------------------------------------------------------
 
 @cli.command()

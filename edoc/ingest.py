@@ -225,7 +225,19 @@ class Ingestor:
                 raise ProfileViolation(
                     f"{media_type} is not accepted by profile {p.id} "
                     f"(accepts {', '.join(p.media_types)})", code="MEDIA_TYPE_NOT_ACCEPTED")
-        measured = readability.inspect(path, media_type, paper_size=paper_size)
+        try:
+            measured = readability.inspect(path, media_type, paper_size=paper_size)
+        except InputError as exc:
+            # A scan profile needs measurements: no measurement, no acceptance. Otherwise
+            # an image without dpi metadata is simply unmeasured, and electronic-transaction
+            # data must be kept exactly as received (電帳法 第7条) even if it cannot be
+            # displayed here (e.g. a password-protected PDF invoice) — the manifest says so.
+            tolerated = not reqs.capture.demands_scan and (
+                exc.code == "RESOLUTION_UNKNOWN" or reqs.document_class == "electronic")
+            if not tolerated:
+                raise
+            return path, st.st_size, sha256, media_type, {
+                "measured": False, "error": exc.code, "detail": exc.message}
         readability.check_capture(measured, reqs.capture, "+".join(reqs.profiles))
         return path, st.st_size, sha256, media_type, measured.to_manifest()
 

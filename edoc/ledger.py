@@ -83,6 +83,15 @@ def make_checkpoint(catalog: Catalog, store: ObjectStore, notary: Notary,
     checkpoints of the same size (BEGIN IMMEDIATE serialises them).
     """
     with catalog.write() as c:
+        from edoc.audit import access_log_event, access_rows_document, pending_access_rows
+
+        access_rows = pending_access_rows(c)
+        access = access_log_event(c, datetime.now(UTC), access_rows)
+        if access is not None:
+            # Reads since the last checkpoint become one leaf (機密性: access history is
+            # tamper-evident); it is written to the store with the other pending leaves.
+            Catalog.append_ledger(c, event_type="access-log", entry=access.decode(),
+                                  leaf_hash=leaf_hex(access))
         size = Catalog.next_ledger_index(c)
         if size == 0:
             return None
@@ -111,10 +120,15 @@ def make_checkpoint(catalog: Catalog, store: ObjectStore, notary: Notary,
         retain = _far_retention(catalog, c, min_retain)
         for ext, blob in (("json", data), ("p7s", stamp.seal), ("tsr", stamp.tsr)):
             store.put_bytes(layout.checkpoint_key(size, ext), blob, retain_until=retain)
+        if access_rows:
+            store.put_bytes(f"access-log/{access_rows[-1].id:012d}.json",
+                            access_rows_document(access_rows), retain_until=retain)
         key = layout.checkpoint_key(size, "json")
         c.execute(checkpoints.insert().values(
             tree_size=size, root_hash=root, created_at=utc_text(now),
             gen_time=utc_text(stamp.gen_time), key=key))
+    if access is not None:
+        flush_ledger_objects(catalog, store, retain)
     return CheckpointInfo(size, root, stamp.gen_time, key)
 
 

@@ -238,6 +238,9 @@ class Lifecycle:
                 hid = inserted[0] if inserted else None
                 Catalog.append_ledger(c, event_type="hold", entry=entry.decode(),
                                       leaf_hash=leaf_hex(entry), record_id=rid)
+            self._put_doc(rid, f"hold-{hid}", {"type": "hold", "hold_id": hid,
+                                                "record_id": rid, "reason": why, "case": case,
+                                                "actor": self.a.actor, "at": utc_text(now)})
             out.append({"record_id": rid, "hold_id": hid, "case": case})
         self._checkpoint(datetime.now(UTC))
         return out
@@ -256,18 +259,30 @@ class Lifecycle:
             entry = event_entry("release", now, record_id=rid,
                                 reason_sha256=hashlib.sha256(why.encode()).hexdigest())
             with self.a.catalog.write() as c:
-                c.execute(holds.update().where(holds.c.record_id == rid,
-                                               holds.c.released_at.is_(None))
+                hold_ids = [h for (h,) in c.execute(sa.select(holds.c.id).where(
+                    holds.c.record_id == rid, holds.c.released_at.is_(None)))]
+                c.execute(holds.update().where(holds.c.id.in_(hold_ids))
                           .values(released_at=utc_text(now), release_reason=why,
                                   released_by=self.a.actor))
                 Catalog.append_ledger(c, event_type="release", entry=entry.decode(),
                                       leaf_hash=leaf_hex(entry), record_id=rid)
+            self._put_doc(rid, f"release-{'-'.join(map(str, hold_ids))}",
+                          {"type": "release", "hold_ids": hold_ids, "record_id": rid,
+                           "reason": why, "actor": self.a.actor, "at": utc_text(now)})
             for key, vid in self._objects(rid):
                 info = self.a.store.stat(key, vid)
                 self.a.store.set_legal_hold(key, info.version_id, False)
             out.append({"record_id": rid, "released": True})
         self._checkpoint(datetime.now(UTC))
         return out
+
+    def _put_doc(self, record_id: str, name: str, doc: dict[str, Any]) -> None:
+        """Hold and release documents live in the store too, so that `catalog rebuild`
+        restores holds (reasons included) from storage alone."""
+        rows = self.a.catalog.version_rows(record_id)
+        until = max(datetime.fromisoformat(r.retain_until_at) for r in rows)
+        self.a.store.put_bytes(f"holds/{record_id}/{name}.json", canonical.dumps(doc),
+                               retain_until=until)
 
     def list_holds(self, *, include_released: bool = False) -> list[dict[str, Any]]:
         stmt = sa.select(holds).order_by(holds.c.placed_at)

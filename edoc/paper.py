@@ -32,9 +32,7 @@ _NAMED_MM: dict[str, tuple[float, float]] = {
 }
 
 #: A custom size: ``210x297mm``, ``80 x 200 mm``, ``8.5x11in`` (``x``, ``×`` or ``*``).
-_CUSTOM = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*[x×*]\s*(\d+(?:\.\d+)?)\s*(mm|in)\s*$", re.IGNORECASE
-)
+_CUSTOM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[x×*]\s*(\d+(?:\.\d+)?)\s*(mm|in)\s*$", re.IGNORECASE)
 
 #: Sanity bounds for custom sizes: a receipt stub is a few cm, A0 is 841×1189 mm.
 _MIN_MM = 10.0

@@ -418,7 +418,9 @@ def combine(profiles: Sequence[Profile], doc_type: str | None) -> Requirements:
         c = p.capture
         capture = CaptureRules(
             min_dpi=_max_opt(capture.min_dpi, c.min_dpi),
-            min_dpi_bilevel=_max_opt(capture.min_dpi_bilevel, c.min_dpi_bilevel),
+            # an unset bilevel minimum means "same as min_dpi": compare effective values
+            min_dpi_bilevel=_max_opt(capture.min_dpi_bilevel or capture.min_dpi,
+                                     c.min_dpi_bilevel or c.min_dpi),
             colour=_strictest_colour(capture.colour, c.colour),
             lossy_allowed=capture.lossy_allowed and c.lossy_allowed,
             reject_active_content=capture.reject_active_content or c.reject_active_content,

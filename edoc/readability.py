@@ -10,12 +10,12 @@ This module owns three things:
   raising ``ProfileViolation`` with a one-line message naming what was measured and what was
   required.
 
-Why these measurements: scanner preservation under 電子帳簿保存法 施行規則 第2条第5項 requires
-a resolution of at least 200 dpi (解像度 25.4 mm 当たり 8 ドット以上) and 24-bit colour (赤・緑・青
-それぞれ 256 階調以上) for 重要書類, 8-bit gray allowed for 一般書類 (同項第2号ただし書). METI's
-e-文書法 guidance asks 150 dpi for colour/gray and 200 dpi for bilevel scans. 見読性 (e-文書法
-施行規則, each ministry's ordinance) also asks that a record display and print at once, which is
-why a document must render and why an encrypted PDF is refused.
+Why these measurements: scanner preservation under 電子帳簿保存法 施行規則 第2条第6項第2号
+requires a resolution of at least 200 dpi (イ: 25.4 mm 当たり 8 ドット以上 per JIS Z 6016) and
+24-bit colour (ロ: 赤・緑・青それぞれ 256 階調以上) for 重要書類; 第2条第7項 allows 8-bit gray
+for 一般書類. METI's e-文書法 guidance asks 150 dpi for colour/gray and 200 dpi for bilevel
+scans. 見読性 (e-文書法 施行規則, each ministry's ordinance) also asks that a record display and
+print at once, which is why a document must render and why an encrypted PDF is refused.
 
 What counts as a scan: an image file, or a PDF page that is essentially one image covering the
 page (see ``_classify_pdf_page``). Born-digital PDF pages ("vector") pass the resolution and
@@ -85,8 +85,10 @@ RENDER_MAX_SIDE: Final = 256
 DPI_TOLERANCE: Final = 0.01
 
 #: Resolutions that image writers put in by default rather than measure: 72 and 96 dpi
-#: (screen defaults, JFIF/EXIF defaults of cameras and phones). Values at or below 1 dpi are
-#: the JFIF "aspect ratio only" density and TIFF's default of 1 and are treated as absent.
+#: (screen defaults; Exif requires 72 dpi when the resolution is unknown, which is why the
+#: NTA's 一問一答 (スキャナ保存 問26) says a 72 dpi phone photo may not know its resolution).
+#: Values at or below 1 dpi (JFIF's "aspect ratio only" density, TIFF's default of 1) are
+#: treated as absent.
 _PLACEHOLDER_DPI: Final = (72.0, 96.0)
 
 #: A PDF page is a scan when images cover at least this fraction of its visible area …
@@ -241,8 +243,7 @@ class CaptureRules:
     def __post_init__(self) -> None:
         if self.colour not in _COLOUR_REQUIREMENTS:
             raise ConfigError(
-                f"capture colour {self.colour!r} is not one of "
-                f"{', '.join(_COLOUR_REQUIREMENTS)}",
+                f"capture colour {self.colour!r} is not one of {', '.join(_COLOUR_REQUIREMENTS)}",
                 code="CAPTURE_RULE_INVALID",
             )
         for name, value in (("min_dpi", self.min_dpi), ("min_dpi_bilevel", self.min_dpi_bilevel)):
@@ -393,7 +394,7 @@ def _colour_rank(colour: str | None) -> int:
     rgb48 and cmyk count as colour ≥ 24-bit. Lab (8 bits a channel) counts as colour too.
     A palette image does NOT satisfy rgb24 nor gray8 even when its palette has 256 entries:
     the palette may hold any 256 colours, so 256 levels per channel are not guaranteed
-    (conservative reading of 施行規則 第2条第5項第2号ロ). Separation/DeviceN scans and unknown
+    (conservative reading of 施行規則 第2条第6項第2号ロ). Separation/DeviceN scans and unknown
     modes satisfy only "any".
     """
     if colour is None:
@@ -433,10 +434,16 @@ def detect_media_type(path: Path) -> str:
     image/webp, image/jp2, application/zip (also Office files), application/xml (e-invoices;
     UTF-8/UTF-16, with or without BOM or declaration), text/csv (UTF-8 or CP932, the same
     number of fields on every sampled line), text/plain; application/octet-stream otherwise.
+    Raises ``InputError(FILE_UNREADABLE)`` when the file cannot be read.
     """
-    with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
-        complete = len(fh.read(1)) == 0
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+            complete = len(fh.read(1)) == 0
+    except OSError as exc:
+        raise InputError(
+            f"{path.name} cannot be read: {exc.strerror or exc}", code="FILE_UNREADABLE"
+        ) from exc
     # ISO 32000-1 §7.5.2 puts the header first; viewers accept it within the first 1024 bytes.
     if b"%PDF-" in head[:1024]:
         return PDF
@@ -514,7 +521,8 @@ def inspect(
 
     ``paper_size`` (``A4``, ``B5``, ``80x200mm``…) is the size of the original, used for images
     whose resolution is absent or a 72/96 dpi placeholder; PDFs carry their own page size.
-    Media types other than PDF/JPEG/PNG/TIFF are not measured (``pages=0``).
+    ``max_pixels`` bounds every image frame, and every image a PDF page draws (default
+    ``MAX_PIXELS``). Media types other than PDF/JPEG/PNG/TIFF are not measured (``pages=0``).
 
     Raises ``InputError`` with codes ``IMAGE_TOO_LARGE``, ``IMAGE_UNREADABLE``,
     ``RESOLUTION_UNKNOWN``, ``PDF_UNREADABLE``, ``PDF_ENCRYPTED``, ``PDF_UNRENDERABLE``, and
@@ -522,7 +530,7 @@ def inspect(
     """
     paper = paper_size_inches(paper_size) if paper_size is not None else None
     if media_type == PDF:
-        return _inspect_pdf(path)
+        return _inspect_pdf(path, max_pixels)
     if media_type in _PIL_FORMATS:
         return _inspect_image(path, media_type, paper, max_pixels)
     return Readability(
@@ -613,7 +621,7 @@ def _inspect_image(
         raise
     except _PIL_DATA_ERRORS as exc:
         raise InputError(
-            f"{fmt} image cannot be read: {exc}",
+            f"{fmt} image cannot be read: {_reason(exc, path)}",
             code="IMAGE_UNREADABLE",
             hint="the file is damaged or truncated; export or scan it again",
         ) from exc
@@ -624,6 +632,11 @@ def _inspect_image(
         rendered=True,
         active_content=(),
     )
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """A library's error text for a message: the file's name only, never where it lies."""
+    return str(exc).replace(str(path), path.name) or type(exc).__name__
 
 
 _PILLOW_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
@@ -796,7 +809,7 @@ def _is_placeholder(dpi: tuple[float, float]) -> bool:
 # ---- PDF ------------------------------------------------------------------------------------
 
 
-def _inspect_pdf(path: Path) -> Readability:
+def _inspect_pdf(path: Path, max_pixels: int) -> Readability:
     try:
         # No silent repair: a damaged or truncated file (broken cross-reference table) is
         # refused rather than reconstructed, because what is archived must display as it is,
@@ -811,7 +824,7 @@ def _inspect_pdf(path: Path) -> Readability:
         ) from exc
     except (pikepdf.PdfError, OSError, ValueError, RuntimeError) as exc:
         raise InputError(
-            f"the PDF cannot be opened: {str(exc).replace(f'{path}: ', '')}",
+            f"the PDF cannot be opened: {_reason(exc, path)}",
             code="PDF_UNREADABLE",
             hint="the file is damaged or truncated; obtain an intact copy",
         ) from exc
@@ -831,14 +844,15 @@ def _inspect_pdf(path: Path) -> Readability:
                 raise InputError("the PDF has no pages", code="PDF_UNREADABLE")
             forms = _FormCache()
             measures = tuple(
-                _measure_pdf_page(page, number, forms) for number, page in enumerate(pages, 1)
+                _measure_pdf_page(page, number, forms, max_pixels)
+                for number, page in enumerate(pages, 1)
             )
             active = _active_content(pdf)
         except EdocError:
             raise
         except (pikepdf.PdfError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
             raise InputError(
-                f"the PDF's structure cannot be read: {exc}",
+                f"the PDF's structure cannot be read: {_reason(exc, path)}",
                 code="PDF_UNREADABLE",
                 hint="the file is damaged; obtain an intact copy",
             ) from exc
@@ -962,7 +976,11 @@ _INVISIBLE_TEXT_MODES: Final = frozenset({3, 7})
 class _PageWalk:
     """State while walking one page's content: placed images and visible text over them."""
 
-    def __init__(self, box: tuple[float, float, float, float], user_unit: float) -> None:
+    def __init__(
+        self, page: int, box: tuple[float, float, float, float], user_unit: float, max_pixels: int
+    ) -> None:
+        self.page = page
+        self.max_pixels = max_pixels
         self.box = box
         self.area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
         self.user_unit = user_unit
@@ -971,10 +989,12 @@ class _PageWalk:
         self.instructions = 0
 
 
-def _measure_pdf_page(page: pikepdf.Page, number: int, forms: _FormCache) -> PageMeasure:
+def _measure_pdf_page(
+    page: pikepdf.Page, number: int, forms: _FormCache, max_pixels: int
+) -> PageMeasure:
     box = _visible_box(page)
     user_unit = _num(page.obj.get("/UserUnit", 1))
-    walk = _PageWalk(box, user_unit if user_unit > 0 else 1.0)
+    walk = _PageWalk(number, box, user_unit if user_unit > 0 else 1.0, max_pixels)
     resources = page.obj.get("/Resources")
     instructions = pikepdf.parse_content_stream(page, _OPERATORS)
     _walk_content(instructions, resources, _IDENTITY, 0, walk, forms)
@@ -1072,7 +1092,19 @@ def _shown_bytes(operands: Sequence[object]) -> int:
 
 def _place(info: _ImageInfo, ctm: _Matrix, walk: _PageWalk) -> None:
     """Record an image drawn with ``ctm``: the unit square maps to its displayed area
-    (ISO 32000-1 §8.9.4), so its effective dpi is pixels ÷ the length of each mapped side."""
+    (ISO 32000-1 §8.9.4), so its effective dpi is pixels ÷ the length of each mapped side.
+
+    An image a viewer would have to decode into more than ``max_pixels`` is refused here, as
+    for image files: the proof-of-display render (and any viewer) would decode it."""
+    pixels = info.width_px * info.height_px
+    if pixels > walk.max_pixels:
+        raise InputError(
+            f"page {walk.page} draws an image of {info.width_px}×{info.height_px} px = "
+            f"{pixels / 1e6:.1f} MP; the decompression-bomb limit is "
+            f"{walk.max_pixels / 1e6:.1f} MP",
+            code="IMAGE_TOO_LARGE",
+            hint="scan at a lower resolution or split the document",
+        )
     a, b, c, d, e, f = ctm
     side_x = math.hypot(a, b) * walk.user_unit / 72.0  # inches; 1 unit = 1/72 in × UserUnit
     side_y = math.hypot(c, d) * walk.user_unit / 72.0
@@ -1143,9 +1175,7 @@ _TRANSPARENT_FILTERS: Final = frozenset(
 )
 
 
-def _image_info(
-    image: pikepdf.Object, resources: object, *, inline: bool
-) -> _ImageInfo | None:
+def _image_info(image: pikepdf.Object, resources: object, *, inline: bool) -> _ImageInfo | None:
     """Size, colour and compression of an image XObject or inline image dictionary."""
     try:
         width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))

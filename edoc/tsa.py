@@ -54,15 +54,29 @@ from edoc.verdict import Check
 
 log = logging.getLogger(__name__)
 
+
+class _DemoteToDebug(logging.Filter):
+    """pyHanko logs each failed CMS validation as a WARNING with a traceback. edoc reports those
+    outcomes as ``Check`` results, so the records are demoted to DEBUG: they stay in a debug log
+    but never reach a clerk's terminal (not even through ``logging.lastResort``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING:
+            record.levelno = logging.DEBUG
+            record.levelname = "DEBUG"
+        return True
+
+
+logging.getLogger("pyhanko.sign.validation.generic_cms").addFilter(_DemoteToDebug())
+
 T = TypeVar("T")
 
 #: The policy edoc's embedded TSA states in every token (TSTInfo.policy, RFC 3161 §2.4.2):
 #: edoc's private, non-accredited development policy. It only says "issued by an edoc embedded
 #: TSA"; it makes no claim of accreditation, clock traceability or key protection.
-#: Caution: the arc 1.3.6.1.4.1.57264 is registered to Sigstore, where 57264.1.1 names Fulcio's
-#: OIDC-issuer certificate extension; edoc should move to an arc it owns (an IANA enterprise
-#: number, or a 2.25 UUID OID per ITU-T X.667) before tokens are issued for real records.
-EDOC_DEV_TSA_POLICY = "1.3.6.1.4.1.57264.1.1"
+#: The OID is a UUID-derived OID under the 2.25 arc (ITU-T X.667), which needs no registration
+#: and cannot collide with anyone else's policy.
+EDOC_DEV_TSA_POLICY = "2.25.45101948282859012514183875841942755682"
 
 #: Message-imprint hash algorithms the embedded TSA accepts, with their digest lengths. SHA-1 and
 #: MD5 are refused: a token over a collidable imprint proves nothing about the document.
@@ -90,6 +104,12 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        in_loop = False
+    else:
+        in_loop = True
+    if not in_loop:
+        # Outside the except block, so errors raised by the coroutine do not carry a spurious
+        # "no running event loop" context in tracebacks.
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()

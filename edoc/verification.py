@@ -83,8 +83,8 @@ class Verifier:
             verdict = _CheckpointVerdict(tree_size, None, checks, None)
             self._checkpoints[tree_size] = verdict
             return verdict
-        checks.append(notary.verify_seal(data, seal))
         ts_check, gen_time = notary.verify_timestamp(tsr, data)
+        checks.append(notary.verify_seal(data, seal, gen_time))
         checks.append(ts_check)
         try:
             body = canonical.loads(data)
@@ -108,6 +108,9 @@ class Verifier:
     def _check_content(self, row: Any, manifest: dict[str, Any] | None) -> Check:
         if row.kind == "tombstone":
             return Check.ok("content", "tombstone version: no content")
+        if row.content_key is None:
+            return Check.fail("content", "CONTENT_MISSING",
+                              "no content object is recorded for this version")
         content = (manifest or {}).get("content") or {}
         expected = content.get("sha256") or row.content_sha256
         expected_size = content.get("size", row.content_size)

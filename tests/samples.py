@@ -123,8 +123,7 @@ def scan_image(
         with path.open("w+b") as fh, TiffImagePlugin.AppendingTiffWriter(fh) as tf:
             for frame, value in zip(frames, recorded, strict=True):
                 options: dict[str, object] = {
-                    "compression": compression
-                    or ("group4" if frame.mode == "1" else "tiff_lzw")
+                    "compression": compression or ("group4" if frame.mode == "1" else "tiff_lzw")
                 }
                 if write_dpi:
                     options["resolution_unit"] = 3 if dpi_unit == "cm" else 2
@@ -272,9 +271,7 @@ def text_pdf(
             )
             ops.append(f"q {width_pt:.4f} 0 0 {height_pt:.4f} 0 0 cm /Bg Do Q".encode())
         if logo:
-            xobjects.Logo = _image_xobject(
-                pdf, _page_content((60, 60), seed=99), lossless=False
-            )
+            xobjects.Logo = _image_xobject(pdf, _page_content((60, 60), seed=99), lossless=False)
             ops.append(f"q 60 0 0 60 40 {height_pt - 100:.4f} cm /Logo Do Q".encode())
         ops.append(b"BT /F1 11 Tf 14 TL 72 " + f"{height_pt - 72:.4f}".encode() + b" Td")
         lines = [f"{line} (page {number})" for line in text.splitlines() or [""]]
@@ -321,9 +318,7 @@ def pdf_with_active_content(
             pdf.Root.OpenAction = js
         if launch:
             pdf.pages[0].obj.AA = pikepdf.Dictionary(
-                O=pikepdf.Dictionary(
-                    S=pikepdf.Name.Launch, F=pikepdf.String("calc.exe")
-                )
+                O=pikepdf.Dictionary(S=pikepdf.Name.Launch, F=pikepdf.String("calc.exe"))
             )
         if embedded_file or attachment_annotation:
             stream = pikepdf.Stream(pdf, b"hello", Type=pikepdf.Name.EmbeddedFile)

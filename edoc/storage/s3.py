@@ -81,8 +81,9 @@ DEFAULT_PART_SIZE = 16 * MiB
 #: S3 rejects parts smaller than 5 MiB (except the last) and uploads of more than 10 000 parts.
 MIN_PART_SIZE = 5 * MiB
 MAX_PARTS = 10_000
-#: Attempts per request, with backoff on throttling and 5xx (botocore "standard" retry mode).
-MAX_ATTEMPTS = 5
+#: Retries per request, with exponential backoff on throttling, 5xx and dropped connections
+#: (botocore "standard" mode; its ``max_attempts`` counts retries after the first request).
+RETRY_MAX_ATTEMPTS = 5
 #: Metadata key (sent as ``x-amz-meta-edoc-sha256``) holding the full-object digest of a
 #: multipart object, verified by edoc while streaming, before the upload was completed.
 SHA256_METADATA = "edoc-sha256"
@@ -296,7 +297,7 @@ class S3Store:
         ``~/.aws/credentials``, instance roles) unless given here. Nothing secret is logged.
         """
         config = Config(
-            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            retries={"mode": "standard", "max_attempts": RETRY_MAX_ATTEMPTS},
             s3={"addressing_style": addressing_style} if addressing_style else None,
         )
         try:
@@ -371,7 +372,8 @@ class S3Store:
             if code in _DENIED_CODES or status == 403:
                 return StorageError(f"access denied while {action} {where} ({said})",
                                     code="STORAGE_ACCESS_DENIED",
-                                    hint="check the S3 identity's permissions for this bucket")
+                                    hint="check the S3 identity's credentials and its permissions "
+                                         "for this bucket")
             if code in _EXISTS_CODES:
                 return ObjectExists(f"{where} already exists; objects are written once ({said})",
                                     hint="a correction is stored as a new version, never over "

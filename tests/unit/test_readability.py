@@ -7,6 +7,7 @@ import json
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pikepdf
 import pytest
@@ -50,8 +51,19 @@ METI = CaptureRules(min_dpi=150, min_dpi_bilevel=200, colour="any")
 SMALL = "74x105mm"
 
 
-def measure(path: Path, **kw: str) -> Readability:
-    return inspect(path, detect_media_type(path), **kw)
+def measure(path: Path, paper_size: str | None = None) -> Readability:
+    return inspect(path, detect_media_type(path), paper_size=paper_size)
+
+
+def approx(
+    expected: float | list[int], *, rel: float | None = None, abs: float | None = None
+) -> Any:
+    """``pytest.approx`` typed for comparisons inside tuples."""
+    return pytest.approx(expected, rel=rel, abs=abs)
+
+
+def listed_pages(manifest: dict[str, object]) -> list[object]:
+    return [p["page"] for p in cast(list[dict[str, object]], manifest["page_measures"])]
 
 
 def violation(r: Readability, rules: CaptureRules, profile: str = "p") -> ProfileViolation:
@@ -83,8 +95,8 @@ def violation(r: Readability, rules: CaptureRules, profile: str = "p") -> Profil
 )
 def test_paper_sizes_in_inches(name: str, mm: tuple[float, float]) -> None:
     short, long = paper_size_inches(name)
-    assert short == pytest.approx(mm[0] / 25.4, abs=1e-6)
-    assert long == pytest.approx(mm[1] / 25.4, abs=1e-6)
+    assert short == approx(mm[0] / 25.4, abs=1e-6)
+    assert long == approx(mm[1] / 25.4, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", ["A9", "B5ISO", "", "210x297", "0x297mm", "5x5mm", "x297mm"])
@@ -123,7 +135,7 @@ def test_media_type_is_sniffed_from_content_not_name(tmp_path: Path) -> None:
         (b"\xef\xbb\xbf<?xml version='1.0'?><a/>", XML),
         ('<?xml version="1.0" encoding="UTF-16"?><a/>'.encode("utf-16"), XML),
         (b"  \n<Invoice xmlns='urn:x'><ID>1</ID></Invoice>", XML),
-        (b"date,amount,counterparty\n2024-04-01,1000,ACME\n2024-04-02,20,\"A, B\"\n", CSV),
+        (b'date,amount,counterparty\n2024-04-01,1000,ACME\n2024-04-02,20,"A, B"\n', CSV),
         ("日付,金額,取引先\n2024-04-01,1000,株式会社テスト\n".encode("cp932"), CSV),
         ("日付,金額\n2024-04-01,1000\n".encode("utf-8-sig"), CSV),
         (b"just a note, nothing tabular\nsecond line\n", "text/plain"),
@@ -136,6 +148,13 @@ def test_media_type_by_magic(tmp_path: Path, content: bytes, expected: str) -> N
     path = tmp_path / "file.dat"
     path.write_bytes(content)
     assert detect_media_type(path) == expected
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        detect_media_type(tmp_path / "nowhere.pdf")
+    assert info.value.code == "FILE_UNREADABLE"
+    assert str(tmp_path) not in str(info.value)
 
 
 # ---- images: dpi × colour × format against the three rule sets -----------------------------
@@ -176,7 +195,7 @@ def test_image_measurements(
     m = r.page_measures[0]
     assert m.kind == "image"
     assert (m.width_px, m.height_px) == pixel_size(dpi, SMALL)
-    assert m.dpi == pytest.approx(dpi, abs=0.05)
+    assert m.dpi == approx(dpi, abs=0.05)
     assert m.dpi_source == "metadata"
     assert (m.colour, m.bits_per_component) == EXPECTED_COLOUR[mode]
     if fmt == "TIFF":
@@ -309,9 +328,9 @@ def test_placeholder_resolution_needs_paper_size(tmp_path: Path, placeholder: in
     assert f"{placeholder} dpi" in str(info.value)
     assert info.value.hint is not None and "--paper-size" in info.value.hint
     m = measure(path, paper_size="A6").page_measures[0]
-    assert (m.dpi_source, m.dpi) == ("paper-size", pytest.approx(200, rel=0.005))
+    assert (m.dpi_source, m.dpi) == ("paper-size", approx(200, rel=0.005))
     # The same pixels said to come from A4 paper: a coarser scan (A6 is half of A4's sides).
-    assert measure(path, paper_size="A4").page_measures[0].dpi == pytest.approx(100, rel=0.005)
+    assert measure(path, paper_size="A4").page_measures[0].dpi == approx(100, rel=0.005)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -321,21 +340,22 @@ def test_missing_resolution_needs_paper_size(tmp_path: Path, fmt: str) -> None:
         measure(path)
     assert info.value.code == "RESOLUTION_UNKNOWN"
     assert "no resolution" in str(info.value)
-    assert measure(path, paper_size=SMALL).page_measures[0].dpi == pytest.approx(150, rel=0.01)
+    assert measure(path, paper_size=SMALL).page_measures[0].dpi == approx(150, rel=0.01)
 
 
 def test_paper_size_matches_a_landscape_scan(tmp_path: Path) -> None:
-    path = scan_image(tmp_path / "l.png", dpi=200, fmt="PNG", paper="A6", landscape=True,
-                      write_dpi=False)
+    path = scan_image(
+        tmp_path / "l.png", dpi=200, fmt="PNG", paper="A6", landscape=True, write_dpi=False
+    )
     m = measure(path, paper_size="A6").page_measures[0]
     assert m.width_px is not None and m.height_px is not None and m.width_px > m.height_px
-    assert m.dpi == pytest.approx(200, rel=0.005)
+    assert m.dpi == approx(200, rel=0.005)
 
 
 def test_metadata_wins_over_paper_size(tmp_path: Path) -> None:
     path = scan_image(tmp_path / "x.jpg", dpi=300, paper=SMALL)
     m = measure(path, paper_size="A3").page_measures[0]
-    assert (m.dpi, m.dpi_source) == (pytest.approx(300, abs=0.05), "metadata")
+    assert (m.dpi, m.dpi_source) == (approx(300, abs=0.05), "metadata")
 
 
 def test_unknown_paper_size_is_refused_even_when_not_needed(tmp_path: Path) -> None:
@@ -346,20 +366,20 @@ def test_unknown_paper_size_is_refused_even_when_not_needed(tmp_path: Path) -> N
 
 def test_tiff_resolution_in_centimetres(tmp_path: Path) -> None:
     path = scan_image(tmp_path / "cm.tif", dpi=200, fmt="TIFF", paper=SMALL, dpi_unit="cm")
-    assert measure(path).page_measures[0].dpi == pytest.approx(200, abs=0.05)
+    assert measure(path).page_measures[0].dpi == approx(200, abs=0.05)
 
 
 def test_effective_dpi_is_the_coarser_axis(tmp_path: Path) -> None:
     path = tmp_path / "aniso.jpg"
     Image.new("RGB", (600, 300), "white").save(path, "JPEG", dpi=(300, 150))
-    assert measure(path).page_measures[0].dpi == pytest.approx(150, abs=0.05)
+    assert measure(path).page_measures[0].dpi == approx(150, abs=0.05)
 
 
 def test_multipage_tiff_names_the_bad_page(tmp_path: Path) -> None:
     path = scan_image(tmp_path / "m.tif", dpi=[300, 150, 300], fmt="TIFF", paper=SMALL)
     r = measure(path)
     assert r.pages == 3
-    assert [m.dpi for m in r.page_measures] == pytest.approx([300, 150, 300], abs=0.05)
+    assert [m.dpi for m in r.page_measures] == approx([300, 150, 300], abs=0.05)
     err = violation(r, IMPORTANT, "nta-scan-important")
     assert str(err) == (
         "SCAN_RESOLUTION_TOO_LOW: page 2 is 150 dpi; nta-scan-important requires 200"
@@ -421,6 +441,7 @@ def test_truncated_image_is_unreadable(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(InputError) as info:
         inspect(cut, detect_media_type(whole))
     assert info.value.code == "IMAGE_UNREADABLE"
+    assert str(tmp_path) not in str(info.value)
 
 
 def test_declared_type_must_match_content(tmp_path: Path) -> None:
@@ -438,7 +459,7 @@ def test_scanned_pdf_page_two_too_coarse_is_named(tmp_path: Path) -> None:
     r = measure(path)
     assert (r.media_type, r.pages, r.rendered) == (PDF, 3, True)
     assert [m.kind for m in r.page_measures] == ["image"] * 3
-    assert [m.dpi for m in r.page_measures] == pytest.approx([300, 150, 200], rel=0.002)
+    assert [m.dpi for m in r.page_measures] == approx([300, 150, 200], rel=0.002)
     assert {(m.colour, m.compression, m.lossy, m.dpi_source) for m in r.page_measures} == {
         ("rgb24", "jpeg", True, "pdf-page-size")
     }
@@ -484,7 +505,7 @@ def test_page_cut_into_strips_is_measured_per_strip(tmp_path: Path) -> None:
     path = scan_pdf(tmp_path / "strips.pdf", dpi_per_page=[200, 150], paper="A6", strips=5)
     r = measure(path)
     assert [m.kind for m in r.page_measures] == ["image", "image"]
-    assert [m.dpi for m in r.page_measures] == pytest.approx([200, 150], rel=0.005)
+    assert [m.dpi for m in r.page_measures] == approx([200, 150], rel=0.005)
 
 
 def test_born_digital_pdf_passes_scan_rules(tmp_path: Path) -> None:
@@ -545,7 +566,7 @@ def test_image_inside_a_form_xobject_is_found(tmp_path: Path) -> None:
         form=True,
     )
     m = measure(path).page_measures[0]
-    assert (m.kind, m.colour, m.dpi) == ("image", "gray8", pytest.approx(300))
+    assert (m.kind, m.colour, m.dpi) == ("image", "gray8", approx(300))
 
 
 def test_small_image_without_text_is_not_a_scan(tmp_path: Path) -> None:
@@ -590,6 +611,34 @@ def test_text_hidden_under_the_image_keeps_a_scan_a_scan(tmp_path: Path) -> None
     assert measure(over).page_measures[0].kind == "vector"
 
 
+def test_stencil_mask_is_bilevel(tmp_path: Path) -> None:
+    path = _one_page_pdf(
+        tmp_path / "mask.pdf",
+        {
+            "Type": pikepdf.Name.XObject,
+            "Subtype": pikepdf.Name.Image,
+            "Width": 400,
+            "Height": 400,
+            "ImageMask": True,
+            "BitsPerComponent": 1,
+            "Filter": pikepdf.Name.FlateDecode,
+        },
+        zlib.compress(b"\x55" * 50 * 400),
+        b"q 72 0 0 72 0 0 cm /Im0 Do Q",
+    )
+    m = measure(path).page_measures[0]
+    assert (m.colour, m.bits_per_component, m.dpi) == ("bilevel", 1, approx(400))
+
+
+def test_mixed_requirements_are_both_named() -> None:
+    r = _doc(_scan(1, 140, "rgb24"), _scan(2, 300, "gray8"), _scan(3, 180, "bilevel"))
+    err = violation(r, METI, "meti")
+    assert str(err) == (
+        "SCAN_RESOLUTION_TOO_LOW: pages 1 (140 dpi rgb24), 3 (180 dpi bilevel); "
+        "meti requires 150 (colour/gray) and 200 (bilevel)"
+    )
+
+
 def test_pdf_image_dpi_is_the_coarser_axis(tmp_path: Path) -> None:
     path = _one_page_pdf(
         tmp_path / "aniso.pdf",
@@ -597,7 +646,7 @@ def test_pdf_image_dpi_is_the_coarser_axis(tmp_path: Path) -> None:
         zlib.compress(b"\x00" * 300 * 150),
         b"q 72 0 0 72 0 0 cm /Im0 Do Q",
     )
-    assert measure(path).page_measures[0].dpi == pytest.approx(150)
+    assert measure(path).page_measures[0].dpi == approx(150)
 
 
 def test_image_drawn_rotated_on_a_rotated_page(tmp_path: Path) -> None:
@@ -613,7 +662,7 @@ def test_image_drawn_rotated_on_a_rotated_page(tmp_path: Path) -> None:
         pdf.pages[0].obj.Rotate = 90
         pdf.save(path)
     m = measure(path).page_measures[0]
-    assert (m.kind, m.dpi) == ("image", pytest.approx(300))
+    assert (m.kind, m.dpi) == ("image", approx(300))
 
 
 @pytest.mark.parametrize(
@@ -628,8 +677,14 @@ def test_image_drawn_rotated_on_a_rotated_page(tmp_path: Path) -> None:
 def test_pdf_colour_spaces(tmp_path: Path, colour_space: str, expected: str) -> None:
     pdf = pikepdf.new()
     spaces: dict[str, tuple[Callable[[], object], int]] = {
-        "icc-rgb": (lambda: pikepdf.Array([pikepdf.Name.ICCBased, pikepdf.Stream(pdf, b"", N=3)]), 3),
-        "icc-gray": (lambda: pikepdf.Array([pikepdf.Name.ICCBased, pikepdf.Stream(pdf, b"", N=1)]), 1),
+        "icc-rgb": (
+            lambda: pikepdf.Array([pikepdf.Name.ICCBased, pikepdf.Stream(pdf, b"", N=3)]),
+            3,
+        ),
+        "icc-gray": (
+            lambda: pikepdf.Array([pikepdf.Name.ICCBased, pikepdf.Stream(pdf, b"", N=1)]),
+            1,
+        ),
         "indexed": (
             lambda: pikepdf.Array(
                 [pikepdf.Name.Indexed, pikepdf.Name.DeviceRGB, 1, pikepdf.String(b"\0\0\0\xff\0\0")]
@@ -653,7 +708,7 @@ def test_pdf_colour_spaces(tmp_path: Path, colour_space: str, expected: str) -> 
     path = tmp_path / "cs.pdf"
     pdf.save(path)
     m = measure(path).page_measures[0]
-    assert (m.colour, m.dpi, m.lossy) == (expected, pytest.approx(200), False)
+    assert (m.colour, m.dpi, m.lossy) == (expected, approx(200), False)
 
 
 def test_jpeg2000_without_colour_space_takes_it_from_the_codestream(tmp_path: Path) -> None:
@@ -685,7 +740,26 @@ def test_inline_image_scan(tmp_path: Path) -> None:
     path = tmp_path / "inline.pdf"
     pdf.save(path)
     m = measure(path).page_measures[0]
-    assert (m.kind, m.colour, m.dpi, m.compression) == ("image", "gray8", pytest.approx(200), "none")
+    assert (m.kind, m.colour, m.dpi, m.compression) == (
+        "image",
+        "gray8",
+        approx(200),
+        "none",
+    )
+
+
+def test_huge_image_in_a_pdf_is_refused_before_rendering(tmp_path: Path) -> None:
+    # 20 000 × 20 000 px claimed by the dictionary; the data is never decoded.
+    path = _one_page_pdf(
+        tmp_path / "bomb.pdf",
+        _image(20_000, 20_000, ColorSpace=pikepdf.Name.DeviceGray, Filter=pikepdf.Name.FlateDecode),
+        zlib.compress(b"\x00" * 1000),
+        b"q 72 0 0 72 0 0 cm /Im0 Do Q",
+    )
+    with pytest.raises(InputError) as info:
+        measure(path)
+    assert info.value.code == "IMAGE_TOO_LARGE"
+    assert "page 1 draws an image of 20000×20000 px" in str(info.value)
 
 
 def test_encrypted_pdf_is_refused_even_with_an_empty_password(tmp_path: Path) -> None:
@@ -706,7 +780,7 @@ def test_truncated_pdf_is_unreadable(tmp_path: Path, fraction: float) -> None:
     with pytest.raises(InputError) as info:
         measure(cut)
     assert info.value.code == "PDF_UNREADABLE"
-    assert str(cut) not in str(info.value)  # one clean line, no temp paths
+    assert str(tmp_path) not in str(info.value)  # the file's name, not where it lies
 
 
 def test_pdf_header_with_garbage_is_unreadable(tmp_path: Path) -> None:
@@ -787,8 +861,9 @@ def _doc(*pages: PageMeasure) -> Readability:
     return Readability(TIFF, len(pages), pages, True, ())
 
 
-@pytest.mark.parametrize(("dpi", "passes"), [(200.0, True), (199.5, True), (198.0, True),
-                                              (197.9, False), (150.0, False)])
+@pytest.mark.parametrize(
+    ("dpi", "passes"), [(200.0, True), (199.5, True), (198.0, True), (197.9, False), (150.0, False)]
+)
 def test_one_percent_dpi_tolerance(dpi: float, passes: bool) -> None:
     r = _doc(_scan(1, dpi))
     if passes:
@@ -865,8 +940,8 @@ def test_manifest_of_a_small_document_lists_every_page(tmp_path: Path) -> None:
     manifest = r.to_manifest()
     assert json.loads(json.dumps(manifest, sort_keys=True)) == manifest
     assert manifest["pages"] == 2 and manifest["page_measures_complete"] is True
-    assert [p["page"] for p in manifest["page_measures"]] == [1, 2]  # type: ignore[union-attr]
-    assert manifest["min_dpi"] == pytest.approx(150, rel=0.002)
+    assert listed_pages(manifest) == [1, 2]
+    assert manifest["min_dpi"] == approx(150, rel=0.002)
     assert manifest["min_dpi_page"] == 2
     assert manifest["compressions"] == {"jpeg": 2}
 
@@ -877,8 +952,7 @@ def test_manifest_stays_bounded_for_a_thousand_pages() -> None:
     pages[849] = _scan(850, 400, "bilevel")
     pages[900] = PageMeasure(901, "vector", None, None, None, None, None, None, None, False)
     manifest = _doc(*pages).to_manifest()
-    listed = [p["page"] for p in manifest["page_measures"]]  # type: ignore[union-attr]
-    assert listed == [*range(1, MANIFEST_PAGES + 1), 700, 850]
+    assert listed_pages(manifest) == [*range(1, MANIFEST_PAGES + 1), 700, 850]
     assert manifest["page_measures_complete"] is False
     assert (manifest["scan_pages"], manifest["vector_pages"]) == (999, 1)
     assert (manifest["min_dpi"], manifest["min_dpi_page"]) == (180, 700)
@@ -903,7 +977,7 @@ def test_small_jpeg_receipts_are_distinct_scans_of_the_asked_size(tmp_path: Path
     assert small.stat().st_size == 60_000
     r = measure(a)
     check_capture(r, IMPORTANT, "nta-scan-important")
-    assert r.page_measures[0].dpi == pytest.approx(200)
+    assert r.page_measures[0].dpi == approx(200)
 
 
 def test_errors_are_one_line(tmp_path: Path) -> None:

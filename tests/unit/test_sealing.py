@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -300,3 +302,24 @@ def test_sealing_never_reparses_the_private_key(
     seal_der = sealer.seal(MANIFEST)
     monkeypatch.undo()
     assert verify_seal(MANIFEST, seal_der, trust_roots=[pki.root]).code == "OK"
+
+
+def test_verification_works_from_async_code(pki: Pki, seal: bytes) -> None:
+    async def main() -> str:
+        sealed_here = pki.sealer().seal(MANIFEST)
+        assert verify_seal(MANIFEST, sealed_here, trust_roots=[pki.root]).code == "OK"
+        return verify_seal(MANIFEST, seal, trust_roots=[pki.root]).code
+
+    assert asyncio.run(main()) == "OK"
+
+
+def test_failed_verification_logs_no_warning_traceback(
+    pki: Pki, other_pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A failed check is data (the Check); pyHanko's WARNING-with-traceback would reach the
+    # user's terminal through logging.lastResort, so it must arrive at DEBUG at most.
+    resealed = other_pki.sealer().seal(MANIFEST)
+    with caplog.at_level(logging.DEBUG):
+        assert verify_seal(MANIFEST, resealed, trust_roots=[pki.root]).code != "OK"
+    assert caplog.records, "expected pyHanko's diagnostics at DEBUG"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -714,6 +714,9 @@ def tsa_server(pki: Pki, tmp_path: Path) -> Iterator[TsaServer]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, so session reuse is observable
+        # http.server writes headers and body separately; with Nagle on, each kept-alive
+        # request would stall ~40 ms on the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def setup(self) -> None:
             super().setup()
@@ -746,7 +749,7 @@ def tsa_server(pki: Pki, tmp_path: Path) -> Iterator[TsaServer]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}/tsa"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state

@@ -1,0 +1,323 @@
+"""The ledger as a tamper-evident log: full verification, proofs, and the access log.
+
+``verify_ledger`` recomputes the tree from the stored entries and checks every checkpoint's
+seal, token, root and RFC 9162 §2.1.4 consistency with the next; then cross-checks the
+ledger against the store: every logged version is present (or covered by a disposal
+certificate), and every stored version is logged. It detects an entry removed, reordered or
+altered, a record deleted outside ``purge``, and a checkpoint replaced.
+
+The access log (機密性: who read what) lives in the catalog; at each checkpoint a digest of
+the entries added since the last one becomes a ledger leaf (``access-log`` event), so the
+access history is tamper-evident too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from edoc import canonical, layout, merkle
+from edoc.archive import Archive
+from edoc.catalog import access_log, checkpoints, ledger, versions
+from edoc.errors import EdocError, InputError, NotFound, ObjectMissing
+from edoc.verdict import Check, Status
+
+VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
+
+
+# -- access log -------------------------------------------------------------------------------
+
+def access_rows_digest(rows: list[Any]) -> str:
+    body = [[r.id, r.at, r.actor, r.action, json.loads(r.record_ids)] for r in rows]
+    return hashlib.sha256(canonical.dumps(body)).hexdigest()
+
+
+def access_rows_document(rows: list[Any]) -> bytes:
+    """The rows themselves, stored beside the checkpoint so `catalog rebuild` restores them."""
+    return canonical.dumps([{"id": r.id, "at": r.at, "actor": r.actor, "action": r.action,
+                             "record_ids": json.loads(r.record_ids),
+                             "detail": json.loads(r.detail) if r.detail else None}
+                            for r in rows])
+
+
+def pending_access_rows(conn: Connection) -> list[Any]:
+    last = 0
+    for (entry,) in conn.execute(sa.select(ledger.c.entry).where(
+            ledger.c.event == "access-log").order_by(ledger.c.idx.desc()).limit(1)):
+        last = int(json.loads(entry)["to_id"])
+    return list(conn.execute(sa.select(access_log).where(access_log.c.id > last)
+                             .order_by(access_log.c.id)))
+
+
+def access_log_event(conn: Connection, now: datetime, rows: list[Any]) -> bytes | None:
+    """The ``access-log`` leaf covering ``rows`` (entries since the last one), or None."""
+    from edoc.ledger import event_entry
+
+    if not rows:
+        return None
+    return event_entry("access-log", now, from_id=rows[0].id, to_id=rows[-1].id,
+                       count=len(rows), sha256=access_rows_digest(rows))
+
+
+def read_access_log(archive: Archive, date_from: str | None, date_to: str | None
+                    ) -> Iterator[dict[str, Any]]:
+    stmt = sa.select(access_log).order_by(access_log.c.id)
+    if date_from:
+        stmt = stmt.where(access_log.c.at >= date_from)
+    if date_to:
+        stmt = stmt.where(access_log.c.at < date_to + "T99")  # whole last day
+    with archive.catalog.read() as c:
+        for r in c.execute(stmt):
+            yield {"id": r.id, "at": r.at, "actor": r.actor, "action": r.action,
+                   "record_ids": json.loads(r.record_ids),
+                   "detail": json.loads(r.detail) if r.detail else None}
+
+
+# -- ledger verification ----------------------------------------------------------------------
+
+@dataclass
+class LedgerReport:
+    tree_size: int = 0
+    checkpoints: int = 0
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status is Status.PASS for c in self.checks)
+
+    def fail(self, name: str, code: str, detail: str, **kw: str | None) -> None:
+        self.checks.append(Check.fail(name, code, detail, **kw))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "tree_size": self.tree_size, "checkpoints": self.checkpoints,
+                "checks": [c.as_dict() for c in self.checks]}
+
+
+def _entries(archive: Archive) -> list[Any]:
+    with archive.catalog.read() as c:
+        return list(c.execute(sa.select(ledger).order_by(ledger.c.idx)))
+
+
+def verify_ledger(archive: Archive) -> LedgerReport:
+    a = archive
+    rep = LedgerReport()
+    rows = _entries(a)
+    rep.tree_size = len(rows)
+    leaves = [merkle.leaf_hash(r.entry.encode()) for r in rows]
+
+    # 1. the catalog's entries: contiguous, hashes agree, same bytes as the store's leaves
+    problems = 0
+    stored_keys = {info.key for info in a.store.list("ledger/")}
+    for pos, r in enumerate(rows):
+        if r.idx != pos:
+            rep.fail("ledger", "LEDGER_GAP", f"entry {pos} is missing (next is {r.idx})",
+                     expected=str(pos), found=str(r.idx))
+            problems += 1
+            break
+        if r.leaf_hash != leaves[pos].hex():
+            rep.fail("ledger", "LEDGER_ENTRY_ALTERED", f"entry {pos} does not hash to its leaf")
+            problems += 1
+        key = layout.ledger_key(r.idx)
+        if r.stored:
+            if key not in stored_keys:
+                rep.fail("ledger", "LEDGER_OBJECT_MISSING", f"{key} is not in the store")
+                problems += 1
+            elif a.store.read(key) != r.entry.encode():
+                rep.fail("ledger", "LEDGER_ENTRY_ALTERED",
+                         f"entry {r.idx} differs between the catalog and the store")
+                problems += 1
+    extra = sorted(stored_keys - {layout.ledger_key(r.idx) for r in rows})
+    if extra:
+        rep.fail("ledger", "LEDGER_ENTRY_REMOVED",
+                 f"{len(extra)} ledger leaves in the store are missing from the catalog",
+                 found=", ".join(extra[:5]))
+        problems += 1
+    if not problems:
+        rep.checks.append(Check.ok("ledger", f"{len(rows)} entries, contiguous, "
+                                   "catalog and store agree"))
+
+    # 2. checkpoints: seal, token, root, chain and consistency
+    tree = merkle.MerkleTree(leaves) if leaves else None
+    with a.catalog.read() as c:
+        cat_cps = {r.tree_size: r for r in c.execute(sa.select(checkpoints))}
+    stored_cps = sorted(int(info.key.split("/")[-1].split(".")[0])
+                        for info in a.store.list("checkpoints/") if info.key.endswith(".json"))
+    rep.checkpoints = len(stored_cps)
+    prev: tuple[int, str] | None = None
+    cp_problems = 0
+    for size in stored_cps:
+        data = a.store.read(layout.checkpoint_key(size, "json"))
+        try:
+            seal = a.store.read(layout.checkpoint_key(size, "p7s"))
+            tsr = a.store.read(layout.checkpoint_key(size, "tsr"))
+        except ObjectMissing as exc:
+            rep.fail("checkpoint", "CHECKPOINT_INCOMPLETE", str(exc))
+            cp_problems += 1
+            continue
+        body = canonical.loads(data)
+        ts_check, gen_time = a.notary.verify_timestamp(tsr, data)
+        for check in (a.notary.verify_seal(data, seal, gen_time), ts_check):
+            if check.status is not Status.PASS:
+                rep.checks.append(Check(check.name, check.status, check.code,
+                                        f"checkpoint {size}: {check.detail}"))
+                cp_problems += 1
+        root = body.get("root_hash")
+        cat = cat_cps.get(size)
+        if cat is not None and cat.root_hash != root:
+            rep.fail("checkpoint", "CHECKPOINT_REPLACED",
+                     f"checkpoint {size} in the store differs from the catalog's",
+                     expected=cat.root_hash, found=root)
+            cp_problems += 1
+        if tree is None or size > tree.size:
+            rep.fail("checkpoint", "LEDGER_TRUNCATED",
+                     f"checkpoint {size} covers more leaves than the ledger holds",
+                     expected=str(size), found=str(tree.size if tree else 0))
+            cp_problems += 1
+        else:
+            computed = merkle.root(leaves[:size]).hex()
+            if computed != root:
+                rep.fail("checkpoint", "CHECKPOINT_ROOT_MISMATCH",
+                         f"the ledger's first {size} leaves do not hash to checkpoint {size}'s "
+                         "sealed root: an entry was removed, reordered or altered",
+                         expected=root, found=computed)
+                cp_problems += 1
+            if prev is not None:
+                declared = body.get("previous") or {}
+                if declared.get("tree_size") != prev[0] or declared.get("root_hash") != prev[1]:
+                    rep.fail("checkpoint", "CHECKPOINT_CHAIN_BROKEN",
+                             f"checkpoint {size} does not name checkpoint {prev[0]} as previous")
+                    cp_problems += 1
+                proof = tree.consistency_proof(prev[0]) if prev[0] < size else None
+                if proof is not None and size == tree.size:
+                    ok = proof.verify(bytes.fromhex(prev[1]), bytes.fromhex(str(root)))
+                else:
+                    sub = merkle.consistency_proof(leaves[:size], prev[0])
+                    ok = merkle.verify_consistency(prev[0], size, bytes.fromhex(prev[1]),
+                                                   bytes.fromhex(str(root)), sub)
+                if not ok:
+                    rep.fail("checkpoint", "CONSISTENCY_FAILED",
+                             f"checkpoint {size} is not an append-only extension of {prev[0]}")
+                    cp_problems += 1
+        prev = (size, str(root))
+    missing = sorted(set(cat_cps) - set(stored_cps))
+    if missing:
+        rep.fail("checkpoint", "CHECKPOINT_MISSING",
+                 f"catalog checkpoints not in the store: {missing[:5]}")
+        cp_problems += 1
+    if not cp_problems:
+        rep.checks.append(Check.ok("checkpoint", f"{len(stored_cps)} checkpoints sealed, "
+                                   "timestamped, chained and consistent"))
+
+    # 3. the ledger against the store: nothing deleted outside purge, nothing unlogged
+    purged = {(json.loads(r.entry)["record_id"], json.loads(r.entry)["version"])
+              for r in rows if r.event == "purge"}
+    logged: dict[str, str] = {}
+    x_problems = 0
+    for r in rows:
+        if r.event not in VERSION_EVENTS:
+            continue
+        e = json.loads(r.entry)
+        key = layout.manifest_key(e["record_id"], int(e["version"]))
+        logged[key] = e["manifest_sha256"]
+        if (e["record_id"], e["version"]) in purged:
+            continue
+        try:
+            data = a.store.read(key)
+        except ObjectMissing:
+            rep.fail("store", "DELETED_OUTSIDE_PURGE",
+                     f"{key} is logged but gone, and no disposal certificate covers it")
+            x_problems += 1
+            continue
+        if hashlib.sha256(data).hexdigest() != e["manifest_sha256"]:
+            rep.fail("store", "MANIFEST_ALTERED", f"{key} differs from its ledger entry")
+            x_problems += 1
+    for info in a.store.list("records/"):
+        if info.key.endswith("/manifest.json") and info.key not in logged:
+            rep.fail("store", "UNLOGGED_OBJECT",
+                     f"{info.key} is in the store but not in the ledger",
+                     found=info.key)
+            x_problems += 1
+    # access-log digests
+    with a.catalog.read() as c:
+        for r in rows:
+            if r.event != "access-log":
+                continue
+            e = json.loads(r.entry)
+            acc = list(c.execute(sa.select(access_log).where(
+                access_log.c.id >= e["from_id"], access_log.c.id <= e["to_id"])
+                .order_by(access_log.c.id)))
+            if not acc:
+                rep.checks.append(Check.unknown(
+                    "access_log", "ACCESS_LOG_MISSING",
+                    f"access log entries {e['from_id']}..{e['to_id']} are not in the catalog "
+                    "(a rebuilt catalog restores them from access-log/ objects)"))
+            elif len(acc) != e["count"] or access_rows_digest(acc) != e["sha256"]:
+                rep.fail("access_log", "ACCESS_LOG_ALTERED",
+                         f"access log entries {e['from_id']}..{e['to_id']} changed after "
+                         "they were logged")
+                x_problems += 1
+    if not x_problems:
+        rep.checks.append(Check.ok("store", "every logged version is stored or certified "
+                                   "disposed; every stored version is logged"))
+    return rep
+
+
+# -- proofs -----------------------------------------------------------------------------------
+
+def prove(archive: Archive, record_id: str) -> dict[str, Any]:
+    """Inclusion proofs (RFC 9162 §2.1.3) of every version's leaf in its checkpoint."""
+    with archive.catalog.read() as c:
+        rows = list(c.execute(sa.select(versions).where(versions.c.record_id == record_id)
+                              .order_by(versions.c.version)))
+    if not rows:
+        raise NotFound(f"no record {record_id} in this archive")
+    leaves = [merkle.leaf_hash(r.entry.encode()) for r in _entries(archive)]
+    out = []
+    for v in rows:
+        cp = archive.catalog.checkpoint_covering(v.ledger_index)
+        if cp is None:
+            raise EdocError(f"{record_id} v{v.version} is not covered by a checkpoint yet",
+                            code="NOT_YET_CHECKPOINTED", hint="run 'edoc doctor --repair'")
+        proof = merkle.MerkleTree(leaves[:cp.tree_size]).inclusion_proof(v.ledger_index)
+        root = canonical.loads(archive.store.read(layout.checkpoint_key(cp.tree_size, "json"))
+                               )["root_hash"]
+        out.append({"version": v.version, "checkpoint": cp.key,
+                    "checkpoint_root": root, "verified": proof.verify(bytes.fromhex(root)),
+                    "proof": proof.to_json()})
+    return {"record_id": record_id, "versions": out}
+
+
+def consistency(archive: Archive, old: int, new: int) -> dict[str, Any]:
+    """An RFC 9162 §2.1.4 consistency proof between two checkpoints' trees."""
+    if not 0 < old <= new:
+        raise InputError(f"need 0 < OLD <= NEW (got {old}, {new})", code="BAD_VALUE")
+    roots = {}
+    for size in (old, new):
+        try:
+            roots[size] = canonical.loads(archive.store.read(
+                layout.checkpoint_key(size, "json")))["root_hash"]
+        except ObjectMissing:
+            raise NotFound(f"no checkpoint of tree size {size}",
+                           hint="see 'edoc ledger checkpoints'") from None
+    leaves = [merkle.leaf_hash(r.entry.encode()) for r in _entries(archive)]
+    if len(leaves) < new:
+        raise EdocError(f"the ledger holds {len(leaves)} leaves, fewer than {new}",
+                        code="LEDGER_TRUNCATED")
+    path = merkle.consistency_proof(leaves[:new], old) if old < new else []
+    ok = merkle.verify_consistency(old, new, bytes.fromhex(roots[old]),
+                                   bytes.fromhex(roots[new]), path)
+    return {"old_size": old, "new_size": new, "old_root": roots[old], "new_root": roots[new],
+            "path": [h.hex() for h in path], "verified": ok}
+
+
+def list_checkpoints(archive: Archive) -> list[dict[str, Any]]:
+    with archive.catalog.read() as c:
+        return [dict(r._mapping) for r in c.execute(sa.select(checkpoints)
+                                                     .order_by(checkpoints.c.tree_size))]

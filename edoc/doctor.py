@@ -1,0 +1,295 @@
+"""`edoc doctor`: is this archive healthy, and can it prove what it claims?
+
+Findings are ``Check`` values with stable codes, so a monitoring job can alert on them:
+
+- ``store``: a WORM self-test against the configured store. S3 look-alikes have shipped
+  Object Lock holes, so the archive does not trust headers: it writes a short-lived canary
+  and checks that deleting it, shortening its retention (and, on S3, downgrading its mode)
+  are all refused, and compares the server clock with ours.
+- ``clock``: our clock is not behind the newest checkpoint's timestamp.
+- ``ledger``: no leaf waits to be written to the store, and the tree head is checkpointed.
+- ``orphans``: no stored record version lacks a catalog row (an interrupted ingest).
+- ``evidence``: no record's retention outlives the TSA certificate that vouches for its
+  checkpoints (renew evidence before it expires), and whether the TSA is accredited.
+- ``permissions``: private keys and the archive directory are not readable by others.
+
+``--repair`` finishes what interrupted runs left: writes pending ledger leaves, adopts
+complete orphan versions (content and manifest stored, digest intact) into the catalog and
+the ledger, and checkpoints the tree head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from edoc import canonical, layout
+from edoc.archive import Archive
+from edoc.catalog import checkpoints, ledger, versions
+from edoc.errors import EdocError, ObjectExists, RetentionActive
+from edoc.verdict import Check, Status
+
+CANARY_SECONDS = 60
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status is not Status.FAIL for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks],
+                "repaired": self.repaired}
+
+
+def local_worm_self_test(archive: Archive, now: datetime) -> list[Check]:
+    """The local store's software enforcement, exercised exactly as on S3."""
+    store = archive.store
+    checks: list[Check] = []
+    # Old canaries whose retention has ended are cleaned up first (that delete must work).
+    for info in list(store.list("doctor/")):
+        if info.retain_until and info.retain_until < now and not info.legal_hold:
+            try:
+                store.delete(info.key, info.version_id)
+            except EdocError as exc:
+                checks.append(Check.fail("store", "WORM_EXPIRED_DELETE_REFUSED",
+                                         f"an expired canary could not be deleted: {exc}"))
+    key = f"doctor/canary-{now.strftime('%Y%m%dT%H%M%S%f')}"
+    payload = b"edoc doctor canary " + now.isoformat().encode()
+    until = now + timedelta(seconds=CANARY_SECONDS)
+    try:
+        info = store.put_bytes(key, payload, retain_until=until)
+    except EdocError as exc:
+        return [Check.fail("store", "WORM_WRITE_FAILED", f"cannot write a canary: {exc}")]
+    try:
+        store.put_bytes(key, b"overwrite", retain_until=until)
+        checks.append(Check.fail("store", "WORM_OVERWRITE_ALLOWED",
+                                 "the store let a canary be overwritten"))
+    except ObjectExists:
+        checks.append(Check.ok("store", "overwrite refused"))
+    try:
+        store.delete(key, info.version_id)
+        checks.append(Check.fail("store", "WORM_DELETE_ALLOWED",
+                                 "the store deleted a canary before its retain-until"))
+    except RetentionActive:
+        checks.append(Check.ok("store", "early delete refused"))
+    try:
+        store.extend_retention(key, info.version_id, now)
+        checks.append(Check.fail("store", "WORM_SHORTEN_ALLOWED",
+                                 "the store shortened a canary's retention"))
+    except RetentionActive:
+        checks.append(Check.ok("store", "shortening retention refused"))
+    if store.read(key, info.version_id) != payload:
+        checks.append(Check.fail("store", "WORM_READBACK_MISMATCH",
+                                 "the canary read back differently"))
+    return checks
+
+
+class Doctor:
+    def __init__(self, archive: Archive) -> None:
+        self.a = archive
+
+    def run(self, *, repair: bool) -> DoctorReport:
+        report = DoctorReport()
+        now = datetime.now(UTC)
+        report.checks.extend(self._store(now))
+        report.checks.append(self._clock(now))
+        report.checks.extend(self._permissions())
+        if repair:
+            report.repaired.extend(self._repair())
+        report.checks.extend(self._ledger())
+        report.checks.append(self._orphans())
+        report.checks.extend(self._evidence())
+        return report
+
+    # -- checks ----------------------------------------------------------------------------
+    def _store(self, now: datetime) -> list[Check]:
+        if self.a.store.kind == "s3":
+            from edoc.storage.s3 import S3Store, worm_self_test
+
+            assert isinstance(self.a.store, S3Store)
+            return worm_self_test(self.a.store, now=now)
+        return [*local_worm_self_test(self.a, now),
+                Check.unknown("store", "WORM_SOFTWARE_ONLY",
+                              f"{self.a.store.kind} store: {self.a.store.guarantee}")]
+
+    def _clock(self, now: datetime) -> Check:
+        latest = self.a.catalog.latest_checkpoint()
+        if latest is None:
+            return Check.ok("clock", "no checkpoint yet")
+        newest = datetime.fromisoformat(latest.gen_time)
+        if now + timedelta(seconds=5) < newest:
+            return Check.fail("clock", "CLOCK_BEHIND",
+                              "this machine's clock is behind the newest checkpoint's timestamp",
+                              expected=f">= {latest.gen_time}", found=now.isoformat())
+        return Check.ok("clock", f"newest checkpoint {latest.gen_time}")
+
+    def _permissions(self) -> list[Check]:
+        out = []
+        paths = [self.a.cfg.dir, self.a.cfg.keys_path,
+                 *sorted(self.a.cfg.keys_path.glob("*.key"))]
+        loose = [str(p) for p in paths if p.exists()
+                 and p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
+        if loose:
+            out.append(Check.fail("permissions", "PERMISSIONS_TOO_OPEN",
+                                  f"readable by group/others: {', '.join(loose)}",
+                                  expected="0700 directories, 0600 keys"))
+        else:
+            out.append(Check.ok("permissions", "archive and keys private to their owner"))
+        encrypted = all(b"ENCRYPTED" in p.read_bytes()
+                        for p in self.a.cfg.keys_path.glob("*.key"))
+        if not encrypted:
+            out.append(Check.unknown("permissions", "KEYS_NOT_ENCRYPTED",
+                                     "private keys are not passphrase-encrypted (set "
+                                     f"{self.a.cfg.passphrase_env} at init)"))
+        return out
+
+    def _ledger(self) -> list[Check]:
+        with self.a.catalog.read() as c:
+            pending = c.execute(sa.select(sa.func.count()).select_from(ledger)
+                                .where(ledger.c.stored.is_(False))).scalar() or 0
+            size = c.execute(sa.select(sa.func.count()).select_from(ledger)).scalar() or 0
+            top = c.execute(sa.select(sa.func.max(checkpoints.c.tree_size))).scalar() or 0
+        out = []
+        if pending:
+            out.append(Check.fail("ledger", "LEDGER_LEAVES_PENDING",
+                                  f"{pending} ledger leaves are not in the store yet",
+                                  expected="0", found=str(pending)))
+        else:
+            out.append(Check.ok("ledger", "every leaf is in the store"))
+        if top < size:
+            out.append(Check.fail("ledger", "TREE_HEAD_NOT_CHECKPOINTED",
+                                  f"{size - top} newest leaves are not covered by a checkpoint",
+                                  expected=str(size), found=str(top)))
+        else:
+            out.append(Check.ok("ledger", f"tree head {size} checkpointed"))
+        return out
+
+    def _orphan_manifests(self) -> list[tuple[str, Any]]:
+        with self.a.catalog.read() as c:
+            known = {k for (k,) in c.execute(sa.select(versions.c.manifest_key))}
+        return [(info.key, info) for info in self.a.store.list("records/")
+                if info.key.endswith("/manifest.json") and info.key not in known]
+
+    def _orphans(self) -> Check:
+        orphans = self._orphan_manifests()
+        if orphans:
+            return Check.fail("orphans", "ORPHAN_VERSIONS",
+                              f"{len(orphans)} stored version(s) have no catalog row "
+                              "(an interrupted run); 'edoc doctor --repair' adopts them",
+                              found=", ".join(k for k, _ in orphans[:5]))
+        return Check.ok("orphans", "every stored version is catalogued")
+
+    def _evidence(self) -> list[Check]:
+        from edoc import pki
+
+        out = []
+        if self.a.cfg.tsa.kind == "embedded":
+            out.append(Check.unknown("evidence", "TSA_NOT_ACCREDITED",
+                                     "timestamps come from the embedded development TSA; "
+                                     "電子帳簿保存法 needs an accredited (総務大臣認定) TSA"))
+        with self.a.catalog.read() as c:
+            latest = c.execute(sa.select(sa.func.max(versions.c.retain_until_at))
+                               .where(versions.c.disposed_at.is_(None))).scalar()
+        tsa_cert = pki.load_certificate(self.a.notary.paths.tsa_cert)
+        expires = tsa_cert.not_valid_after_utc
+        if latest and datetime.fromisoformat(latest) > expires:
+            # Expected for long retention (a TSA certificate lives ~10 years): a note now,
+            # a failure once renewal is due within a year (RFC 3161 tokens are verifiable
+            # only while the TSA certificate is; JIS X 5093 archive timestamps renew them).
+            due = expires - datetime.now(UTC) < timedelta(days=365)
+            out.append(Check(
+                "evidence", Status.FAIL if due else Status.INDETERMINATE,
+                "EVIDENCE_EXPIRES_BEFORE_RETENTION",
+                f"the TSA certificate expires {expires.date()} but records are kept until "
+                f"{latest[:10]}; renew evidence before it expires ('edoc renew')",
+                expected=f">= {latest[:10]}", found=expires.date().isoformat()))
+        else:
+            out.append(Check.ok("evidence", f"TSA certificate valid until {expires.date()}"))
+        return out
+
+    # -- repair ----------------------------------------------------------------------------
+    def _repair(self) -> list[str]:
+        from edoc.ledger import flush_ledger_objects, make_checkpoint
+
+        done = []
+        far = datetime.now(UTC) + timedelta(days=1)
+        for key, _info in self._orphan_manifests():
+            adopted = self._adopt(key)
+            if adopted:
+                done.append(adopted)
+        n = flush_ledger_objects(self.a.catalog, self.a.store, far)
+        if n:
+            done.append(f"wrote {n} pending ledger leaves")
+        cp = make_checkpoint(self.a.catalog, self.a.store, self.a.notary, min_retain=far)
+        if cp is not None:
+            done.append(f"checkpointed tree head {cp.tree_size}")
+        return done
+
+    def _adopt(self, manifest_key: str) -> str | None:
+        """Complete a version an interrupted run stored but never catalogued."""
+        from edoc.catalog import Catalog, normalise_counterparty, records, utc_text
+        from edoc.ledger import event_entry, leaf_hex
+
+        store = self.a.store
+        data = store.read(manifest_key)
+        m = canonical.loads(data)
+        rid, ver = m["record_id"], int(m["version"])
+        c_meta = m.get("content") or {}
+        ckey = layout.content_key(rid, ver) if c_meta else None
+        cver = None
+        if ckey:
+            try:
+                digest = hashlib.sha256()
+                with store.open(ckey) as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                if digest.hexdigest() != c_meta["sha256"]:
+                    return None
+                cver = store.stat(ckey).version_id
+            except EdocError:
+                return None  # content never arrived: nothing to adopt, the user re-ingests
+        if ver != 1:
+            return None  # corrections are re-run by the user; only first versions adopted
+        sha = hashlib.sha256(data).hexdigest()
+        meta = m["metadata"]
+        now = datetime.now(UTC)
+        entry = event_entry("ingest", now, record_id=rid, version=1, manifest_sha256=sha,
+                            content_sha256=c_meta.get("sha256"),
+                            previous_version_sha256=None)
+        seal = layout.manifest_seal_key(rid, 1)
+        with self.a.catalog.write() as c:
+            if c.execute(sa.select(records.c.record_id).where(records.c.record_id == rid)
+                         ).first():
+                return None
+            c.execute(records.insert().values(record_id=rid, created_at=m["ingested_at"],
+                                              latest_version=1, state="active"))
+            idx = Catalog.append_ledger(c, event_type="ingest", entry=entry.decode(),
+                                        leaf_hash=leaf_hex(entry), record_id=rid, version=1)
+            c.execute(versions.insert().values(
+                record_id=rid, version=1, kind=m["kind"], content_sha256=c_meta.get("sha256"),
+                content_size=c_meta.get("size"), media_type=c_meta.get("media_type"),
+                original_name=c_meta.get("original_name"), content_key=ckey,
+                content_version_id=cver, manifest_key=manifest_key,
+                manifest_version_id=store.stat(manifest_key).version_id, manifest_sha256=sha,
+                seal_key=seal if store.versions(seal) else None,
+                profiles=canonical.dumps(m["profiles"]).decode(),
+                document_class=m.get("document_class"), doc_type=m.get("doc_type"),
+                transaction_date=meta.get("transaction_date"), amount=meta.get("amount"),
+                counterparty=meta.get("counterparty"),
+                counterparty_norm=normalise_counterparty(meta["counterparty"])
+                if meta.get("counterparty") else None,
+                ledger_ref=meta.get("ledger_ref"),
+                retain_until=m["retention"]["retain_until"],
+                retain_until_at=utc_text(datetime.fromisoformat(m["retention"]["until_at"])),
+                ingested_at=m["ingested_at"], ledger_index=idx))
+        return f"adopted {rid} v1 (stored by an interrupted ingest)"
