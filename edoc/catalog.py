@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from edoc.errors import CatalogError
+from edoc.errors import CatalogError, ConfigError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30
@@ -228,17 +228,24 @@ class Catalog:
             c.execute(schema_info.insert().values(version=SCHEMA_VERSION))
 
     def check_schema(self) -> None:
+        hint = "run 'edoc catalog rebuild' to recreate it from storage"
+        if self.is_sqlite:
+            path = Path(self.url.removeprefix("sqlite:///"))
+            if not path.is_file():  # never let sqlite create an empty catalog silently
+                raise ConfigError(f"catalog {path} is missing", code="CATALOG_UNAVAILABLE",
+                                  hint=hint)
         try:
             with self.engine.connect() as c:
                 found = c.execute(sa.select(schema_info.c.version)).scalar()
         except sa.exc.OperationalError as exc:
-            raise CatalogError(f"catalog cannot be opened: {exc.orig}",
-                               code="CATALOG_UNAVAILABLE",
-                               hint="run 'edoc catalog rebuild' to recreate it from storage"
-                               ) from None
+            raise ConfigError(f"catalog cannot be opened: {exc.orig}",
+                              code="CATALOG_UNAVAILABLE", hint=hint) from None
+        except sa.exc.DatabaseError as exc:
+            raise ConfigError(f"catalog is not a database: {exc.orig}",
+                              code="CATALOG_UNAVAILABLE", hint=hint) from None
         if found != SCHEMA_VERSION:
-            raise CatalogError(f"catalog schema is version {found}; this edoc needs "
-                               f"{SCHEMA_VERSION}", code="CATALOG_SCHEMA")
+            raise ConfigError(f"catalog schema is version {found}; this edoc needs "
+                              f"{SCHEMA_VERSION}", code="CATALOG_SCHEMA")
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -379,9 +379,10 @@ class S3Store:
                                     hint="a correction is stored as a new version, never over "
                                          "the old")
             if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "InternalError"}:
-                return StorageError(f"the S3 server failed while {action} {where} ({said}, "
-                                    f"after retries)", code="STORAGE_SERVER_ERROR",
-                                    hint="retry later; check the object store's health")
+                return StorageError(f"the S3 server failed while {action} {where} ({said})",
+                                    code="STORAGE_SERVER_ERROR",
+                                    hint="retry later; check the object store's health (a "
+                                         "damaged object also fails this way)")
             detail = _server_message(exc)
             return StorageError(
                 f"{action} {where} failed ({said}{': ' + detail if detail else ''})",

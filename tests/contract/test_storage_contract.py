@@ -410,7 +410,7 @@ class _Body(io.BytesIO):
 
 @pytest.mark.s3
 def test_a_read_corrupted_in_flight_is_detected(s3: S3Store) -> None:
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
     from botocore.httpsession import URLLib3Session
 
     data = os.urandom(50_000)
@@ -421,7 +421,8 @@ def test_a_read_corrupted_in_flight_is_detected(s3: S3Store) -> None:
         real = wire.send(request)
         body = real.raw.read()
         damaged = body[:100] + bytes([body[100] ^ 1]) + body[101:]
-        return AWSResponse(request.url, real.status_code, real.headers, _Body(damaged))
+        return AWSResponse(request.url, real.status_code, HTTPHeaders.from_dict(dict(real.headers)),
+                           _Body(damaged))
 
     s3.client.meta.events.register("before-send.s3.GetObject", damage_on_the_way_back)
     with pytest.raises(StorageError) as caught:
@@ -432,6 +433,7 @@ def test_a_read_corrupted_in_flight_is_detected(s3: S3Store) -> None:
 
 
 @pytest.mark.s3
+@pytest.mark.slow  # SeaweedFS retries the damaged chunk for ~13 s before it gives up
 def test_tampering_at_rest_is_never_returned(s3_store_factory: Any, seaweed: Any) -> None:
     # Flip one byte inside SeaweedFS's volume file, under the server's feet.
     bucket = s3_store_factory.bucket("edoc-contract")
@@ -469,7 +471,7 @@ def test_the_server_refuses_to_give_up_a_locked_version(s3: S3Store) -> None:
     retain = now() + timedelta(hours=1)
     info = put(s3, "records/r27/v1/content", b"locked", retain)
     full = f"{s3.prefix}/records/r27/v1/content"
-    attempts = {
+    attempts: dict[str, Callable[[], Any]] = {
         "delete": lambda: s3.client.delete_object(Bucket=s3.bucket, Key=full,
                                                   VersionId=info.version_id),
         "shorten": lambda: s3.client.put_object_retention(
@@ -482,7 +484,7 @@ def test_the_server_refuses_to_give_up_a_locked_version(s3: S3Store) -> None:
                                                   VersionId=info.version_id,
                                                   BypassGovernanceRetention=True),
     }
-    allowed = []
+    allowed: list[str] = []
     for name, attempt in attempts.items():
         try:
             attempt()
@@ -551,12 +553,12 @@ class _Accepted:
 def test_worm_self_test_reports_a_server_that_gives_in(s3: S3Store) -> None:
     # A look-alike with Object Lock holes: it answers "done" to version deletes and retention
     # changes. Everything else is the real server.
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
     def give_in(request: Any, **_: Any) -> Any:
         if "versionId=" in request.url:
             status = 204 if request.method == "DELETE" else 200
-            return AWSResponse(request.url, status, {}, _Accepted())
+            return AWSResponse(request.url, status, HTTPHeaders(), _Accepted())
         return None
 
     for operation in ("DeleteObject", "PutObjectRetention"):
