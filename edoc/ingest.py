@@ -315,6 +315,15 @@ class Ingestor:
             v = inputs.get(key)
             return date.fromisoformat(v) if v else None
 
+        fye, tx = d("fiscal_year_end"), date.fromisoformat(tx_date) if tx_date else None
+        if fye and tx and not timedelta(0) <= fye - tx <= timedelta(days=366):
+            # A fiscal year that cannot contain the transaction would start retention from
+            # the wrong filing deadline (possibly a year too early): refuse, don't guess.
+            raise InputError(f"--fiscal-year-end {fye} is not the end of the fiscal year "
+                             f"containing the transaction date {tx}",
+                             code="RETENTION_INPUT_INVALID",
+                             hint="give the end of the fiscal year the transaction belongs to")
+
         facts = retention.RetentionFacts(
             ingested_at=ingested_at,
             transaction_date=date.fromisoformat(tx_date) if tx_date else None,

@@ -67,7 +67,7 @@ def main() -> None:
     run("init", str(ARCHIVE), "--org", "デモ商事株式会社")
 
     step("2. Generate sample documents")
-    samples.scan_image(INBOX / "receipt-2025-04-03.jpg", dpi=200, mode="RGB", fmt="JPEG")
+    samples.scan_image(INBOX / "receipt.jpg", dpi=200, mode="RGB", fmt="JPEG")
     samples.scan_pdf(INBOX / "invoice-0815.pdf", dpi_per_page=[300, 300])
     samples.scan_image(INBOX / "delivery-note.png", dpi=300, mode="RGB", fmt="PNG")
     samples.scan_image(INBOX / "quote.tiff", dpi=200, mode="L", fmt="TIFF")
@@ -77,13 +77,13 @@ def main() -> None:
         print(f"  {p.name:28} {p.stat().st_size:>9,} bytes")
 
     step("3. Ingest: scanner preservation (重要書類) — the 150 dpi scan is refused")
-    run("ingest", str(INBOX / "receipt-2025-04-03.jpg"), str(INBOX / "blurry-receipt.jpg"),
+    run("ingest", str(INBOX / "receipt.jpg"), str(INBOX / "blurry-receipt.jpg"),
         "--profile", "nta-scan-important", "--doc-type", "receipt", "--date", d[3],
         "--received", d[2], "--amount", "¥10,800", "--counterparty", "ｶﾌﾞｼｷｶﾞｲｼｬ山田",
-        "--ledger-ref", "JV-2025-0412", "--fiscal-year-end", "2026-03-31", expect=1)
+        "--ledger-ref", "JV-0412", expect=1)
     run("ingest", str(INBOX / "invoice-0815.pdf"), "--profile", "nta-scan-important",
         "--doc-type", "invoice", "--date", d[2], "--amount", "54000",
-        "--counterparty", "Ｓｕｚｕｋｉ Trading", "--ledger-ref", "JV-2025-0815")
+        "--counterparty", "Ｓｕｚｕｋｉ Trading", "--ledger-ref", "JV-0815")
     run("ingest", str(INBOX / "quote.tiff"), "--profile", "nta-scan-general",
         "--doc-type", "quote", "--date", d[1], "--amount", "120000",
         "--counterparty", "佐藤工業", "--paper-size", "A4")
