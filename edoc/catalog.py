@@ -360,6 +360,15 @@ class Catalog:
             for (rid,) in c.execute(stmt):
                 yield str(rid)
 
+    def count_records(self, date_from: date | None = None, date_to: date | None = None) -> int:
+        stmt = sa.select(sa.func.count(sa.distinct(versions.c.record_id)))
+        if date_from:
+            stmt = stmt.where(versions.c.transaction_date >= date_from.isoformat())
+        if date_to:
+            stmt = stmt.where(versions.c.transaction_date <= date_to.isoformat())
+        with self.read() as c:
+            return int(c.execute(stmt).scalar() or 0)
+
     def ledger_entry(self, idx: int) -> sa.Row[Any] | None:
         with self.read() as c:
             return c.execute(sa.select(ledger).where(ledger.c.idx == idx)).first()

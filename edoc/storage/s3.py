@@ -110,6 +110,12 @@ _AUTH_CODES = frozenset({
 })
 _LOCK_REFUSED_CODES = _DENIED_CODES | frozenset({"InvalidRequest", "ObjectLocked"})
 _EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+# "This version has no retention / no legal hold": AWS says NoSuchObjectLockConfiguration,
+# SeaweedFS says ObjectLockConfigurationNotFoundError (404) for a version written unlocked.
+_NO_LOCK_CODES = frozenset({
+    "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError",
+    "NoSuchObjectLegalHold", "InvalidRequest",
+})
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -246,8 +252,18 @@ class S3Store:
         lock_mode: LockMode = "COMPLIANCE",
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_size: int = DEFAULT_PART_SIZE,
+        list_page_size: int = 1000,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
+        """``client`` is a boto3 S3 client (see ``from_config``); ``prefix`` scopes every key.
+
+        Objects above ``multipart_threshold`` bytes are uploaded in parts of ``part_size``
+        (one part in memory at a time); listings ask for ``list_page_size`` keys per request
+        (S3 answers at most 1000). ``clock`` is only used to word refusals, never to decide.
+        """
+        if not 1 <= list_page_size <= 1000:
+            raise ConfigError(f"list page size {list_page_size} is not within 1..1000",
+                              code="STORAGE_PAGE_SIZE_INVALID")
         if lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
             raise ConfigError(f"lock mode {lock_mode!r} is not COMPLIANCE or GOVERNANCE",
                               code="STORAGE_LOCK_MODE_INVALID")
@@ -266,6 +282,7 @@ class S3Store:
         self.lock_mode: LockMode = lock_mode
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
+        self.list_page_size = list_page_size
         self._clock = clock
         self._root = f"{prefix}/" if prefix else ""
         if lock_mode == "COMPLIANCE":
@@ -678,8 +695,7 @@ class S3Store:
             resp = self.client.get_object_retention(Bucket=self.bucket, Key=full,
                                                     VersionId=version_id)
         except bce.ClientError as exc:
-            if _error_code(exc) in _DENIED_CODES | {"NoSuchObjectLockConfiguration",
-                                                    "InvalidRequest"}:
+            if _error_code(exc) in _DENIED_CODES | _NO_LOCK_CODES:
                 return None, None
             raise self._error(exc, "reading the retention of", full) from exc
         except bce.BotoCoreError as exc:
@@ -692,9 +708,7 @@ class S3Store:
             resp = self.client.get_object_legal_hold(Bucket=self.bucket, Key=full,
                                                      VersionId=version_id)
         except bce.ClientError as exc:
-            if _error_code(exc) in _DENIED_CODES | {"NoSuchObjectLegalHold",
-                                                    "NoSuchObjectLockConfiguration",
-                                                    "InvalidRequest"}:
+            if _error_code(exc) in _DENIED_CODES | _NO_LOCK_CODES:
                 return None
             raise self._error(exc, "reading the legal hold of", full) from exc
         except bce.BotoCoreError as exc:
@@ -708,7 +722,8 @@ class S3Store:
         paginator = self.client.get_paginator("list_object_versions")
         where = f"s3://{self.bucket}/{prefix}"
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix,
+                                           PaginationConfig={"PageSize": self.list_page_size}):
                 yield from page.get("Versions", [])
         except (bce.BotoCoreError, bce.ClientError) as exc:
             raise self._error(exc, "listing", where) from exc
@@ -721,8 +736,9 @@ class S3Store:
         for entry in self._iter_versions(full):
             if entry.get("Key") != full:
                 continue
-            with contextlib.suppress(ObjectMissing):  # deleted since the listing
-                found.append(self.stat(key, str(entry["VersionId"])))
+            # No ObjectMissing is swallowed here or in ``list``: a version that vanishes
+            # between listing and HEAD is worth an error, a silently shorter answer is not.
+            found.append(self.stat(key, str(entry["VersionId"])))
         return found
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -735,8 +751,7 @@ class S3Store:
                 # Not a key edoc writes (a folder marker, a foreign upload): say so, skip it.
                 log.warning("skipping %s: not an edoc object key", self._where(key))
                 continue
-            with contextlib.suppress(ObjectMissing):
-                yield self.stat(key, str(entry["VersionId"]))
+            yield self.stat(key, str(entry["VersionId"]))
 
     # -- retention -----------------------------------------------------------------------
     def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
