@@ -43,22 +43,15 @@ def info(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def safe_cell(value: Any) -> str:
-    """Neutralise spreadsheet formulas (CWE-1236): a cell starting with = + - @ or a control
-    character is prefixed with an apostrophe, so Excel shows it as text."""
-    text = "" if value is None else str(value)
-    if text and (text[0] in "=+-@" or text[0] in "\t\r\n"):
-        return "'" + text
-    return text
-
-
 def write_csv(rows: Iterator[Sequence[Any]], header: Sequence[str]) -> None:
+    from edoc.spreadsheet import neutralise
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     if header:
         w.writerow(header)
     for row in rows:
-        w.writerow([safe_cell(v) for v in row])
+        w.writerow([neutralise(v) for v in row])
     click.echo(buf.getvalue(), nl=False)
 
 
@@ -315,40 +308,53 @@ def _row_values(r: Any) -> list[Any]:
             r.content_sha256]
 
 
-@cli.command()
-@click.option("--from", "date_from", metavar="YYYY-MM-DD", help="Transaction date from.")
-@click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Transaction date to.")
-@click.option("--min-amount")
-@click.option("--max-amount")
-@click.option("--counterparty", help="Part of the name (NFKC, case-insensitive).")
-@click.option("--doc-type")
-@click.option("--ledger-ref")
-@click.option("--profile")
-@click.option("--include-deleted", is_flag=True)
-@click.option("--all-versions", is_flag=True)
-@click.option("--limit", type=int)
-@click.option("--csv", "as_csv", is_flag=True, help="CSV output (formulas neutralised).")
-@json_option
-@click.pass_context
-def search(ctx: click.Context, date_from: str | None, date_to: str | None,
-           min_amount: str | None, max_amount: str | None, counterparty: str | None,
-           doc_type: str | None, ledger_ref: str | None, profile: str | None,
-           include_deleted: bool, all_versions: bool, limit: int | None, as_csv: bool,
-           as_json: bool) -> None:
-    """Search records; all filters combine with AND."""
+search_options = _options(
+    click.option("--from", "date_from", metavar="YYYY-MM-DD", help="Transaction date from."),
+    click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Transaction date to."),
+    click.option("--min-amount", help="Amount at least (yen)."),
+    click.option("--max-amount", help="Amount at most (yen)."),
+    click.option("--counterparty", help="Part of the name (NFKC, case-insensitive)."),
+    click.option("--doc-type"),
+    click.option("--ledger-ref"),
+    click.option("--profile"),
+    click.option("--include-deleted", is_flag=True, help="Also deleted (tombstoned) records."),
+    click.option("--all-versions", is_flag=True, help="Every version, not only the latest."),
+)
+
+
+def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
     from edoc.catalog import SearchQuery
     from edoc.values import parse_amount, parse_date, parse_doc_type
 
     q = SearchQuery(
-        date_from=parse_date(date_from, "--from") if date_from else None,
-        date_to=parse_date(date_to, "--to") if date_to else None,
-        min_amount=parse_amount(min_amount, "--min-amount") if min_amount else None,
-        max_amount=parse_amount(max_amount, "--max-amount") if max_amount else None,
-        counterparty=counterparty, doc_type=parse_doc_type(doc_type) if doc_type else None,
-        ledger_ref=ledger_ref, profile=profile, include_deleted=include_deleted,
-        all_versions=all_versions, limit=limit)
+        date_from=parse_date(opts["date_from"], "--from") if opts["date_from"] else None,
+        date_to=parse_date(opts["date_to"], "--to") if opts["date_to"] else None,
+        min_amount=parse_amount(opts["min_amount"], "--min-amount")
+        if opts["min_amount"] else None,
+        max_amount=parse_amount(opts["max_amount"], "--max-amount")
+        if opts["max_amount"] else None,
+        counterparty=opts["counterparty"],
+        doc_type=parse_doc_type(opts["doc_type"]) if opts["doc_type"] else None,
+        ledger_ref=opts["ledger_ref"], profile=opts["profile"],
+        include_deleted=opts["include_deleted"], all_versions=opts["all_versions"],
+        limit=limit)
     if q.date_from and q.date_to and q.date_from > q.date_to:
         raise InputError("--from is after --to", code="BAD_DATE")
+    if q.min_amount is not None and q.max_amount is not None and q.min_amount > q.max_amount:
+        raise InputError("--min-amount is above --max-amount", code="BAD_AMOUNT")
+    return q
+
+
+@cli.command()
+@search_options
+@click.option("--limit", type=click.IntRange(min=1))
+@click.option("--csv", "as_csv", is_flag=True, help="CSV output (formulas neutralised).")
+@json_option
+@click.pass_context
+def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool,
+           **opts: Any) -> None:
+    """Search records; all filters combine with AND (検索性: ranges on date and amount)."""
+    q = _search_query(opts, limit)
     a = _archive(ctx)
     rows = list(a.catalog.search(q))
     a.catalog.log_access(actor=a.actor, action="search",
@@ -368,6 +374,27 @@ def search(ctx: click.Context, date_from: str | None, date_to: str | None,
             click.echo(f"{r.record_id}  v{r.version}  {r.transaction_date or '-':10}  "
                        f"{amount:>12}  {r.doc_type or '-':14}  {r.counterparty or '-'}{state}")
         info(f"{len(rows)} record(s)")
+
+
+@cli.command()
+@search_options
+@click.option("-o", "--output", required=True, metavar="DIR|FILE.zip",
+              help="A new directory, or a .zip file.")
+@json_option
+@click.pass_context
+def export(ctx: click.Context, /, output: str, as_json: bool, **opts: Any) -> None:
+    """Export originals + index.csv for a tax-office download request (ダウンロードの求め).
+
+    All or nothing; the CSV is UTF-8 with BOM for Excel, formulas neutralised.
+    """
+    from edoc.export import export as run_export
+
+    summary = run_export(_archive(ctx), _search_query(opts), Path(output))
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
+    else:
+        click.echo(f"exported {summary.records} record(s), {summary.bytes:,} bytes to "
+                   f"{summary.path}")
 
 
 @cli.command()
