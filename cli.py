@@ -152,8 +152,19 @@ def _archive(ctx: click.Context) -> Any:
               help="Fiscal-year end used when a record gives none (default 03-31).")
 @click.option("--retention", "retention", multiple=True, metavar="RULE",
               help="Retention rules for every record, e.g. corporate-tax (repeatable).")
+@click.option("--storage", default="local", metavar="local|s3://BUCKET/PREFIX",
+              help="Object store (default: a local directory inside the archive).")
+@click.option("--s3-endpoint-url", metavar="URL",
+              help="S3 endpoint (else AWS_ENDPOINT_URL_S3 / AWS config).")
+@click.option("--s3-region", metavar="REGION")
+@click.option("--s3-profile", metavar="NAME", help="AWS profile name (credentials).")
+@click.option("--s3-addressing-style", type=click.Choice(["auto", "path", "virtual"]))
+@click.option("--lock-mode", type=click.Choice(["COMPLIANCE", "GOVERNANCE"]),
+              default="COMPLIANCE", show_default=True, help="S3 Object Lock mode.")
 @json_option
 def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...],
+         storage: str, s3_endpoint_url: str | None, s3_region: str | None,
+         s3_profile: str | None, s3_addressing_style: str | None, lock_mode: str,
          as_json: bool) -> None:
     """Create an archive in DIRECTORY with the embedded defaults.
 
@@ -162,15 +173,28 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
     """
     from edoc import retention as retention_mod
     from edoc.archive import init_archive
-    from edoc.config import _month_day
+    from edoc.config import StorageConfig, _month_day
 
     for rule in retention:
         if not retention_mod.is_known_rule(rule):
             raise ConfigError(f"--retention {rule} is not a known rule",
                               code="RETENTION_UNKNOWN")
+    if storage == "local":
+        store_cfg = StorageConfig()
+    elif storage.startswith("s3://"):
+        bucket, _, prefix = storage.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ConfigError(f"--storage {storage} names no bucket", code="USAGE_ERROR")
+        store_cfg = StorageConfig(kind="s3", bucket=bucket, prefix=prefix.strip("/"),
+                                  endpoint_url=s3_endpoint_url, region=s3_region,
+                                  profile=s3_profile, lock_mode=lock_mode,
+                                  addressing_style=s3_addressing_style)
+    else:
+        raise ConfigError(f"--storage {storage!r} is not local or s3://BUCKET/PREFIX",
+                          code="USAGE_ERROR")
     a = init_archive(Path(directory), organisation=organisation,
                      fiscal_year_end=_month_day("--fiscal-year-end", "value", fye),
-                     default_retention=retention)
+                     default_retention=retention, storage=store_cfg)
     doc = {"ok": True, "archive": str(a.cfg.dir), "archive_id": a.cfg.archive_id,
            "storage": a.store.kind, "guarantee": a.store.guarantee,
            "tsa": "embedded (NOT ACCREDITED)", "pki": "development (NOT ACCREDITED)"}
@@ -876,6 +900,34 @@ def audit_log(ctx: click.Context, date_from: str | None, date_to: str | None, as
         for r in rows:
             ids = ", ".join(r["record_ids"][:5]) + (" …" if len(r["record_ids"]) > 5 else "")
             click.echo(f"{r['at']}  {r['actor']:12} {r['action']:8} {ids}")
+
+
+@cli.command()
+@click.option("--before", metavar="YYYY-MM-DD",
+              help="Renew evidence whose TSA certificate expires before this date "
+                   "(default: within a year).")
+@json_option
+@click.pass_context
+def renew(ctx: click.Context, before: str | None, as_json: bool) -> None:
+    """Renew evidence before TSA certificates expire (archive-timestamp style)."""
+    from edoc.renewal import renew as run_renew
+    from edoc.values import parse_date
+
+    when = None
+    if before:
+        d = parse_date(before, "--before")
+        when = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    summary = run_renew(_archive(ctx), when)
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
+        return
+    if summary.tsa_certificate_reissued:
+        info("re-issued the embedded TSA certificate (NOT ACCREDITED)")
+    if summary.renewed:
+        click.echo(f"renewed {len(summary.renewed)} checkpoint(s) under checkpoint "
+                   f"{summary.checkpoint}")
+    else:
+        click.echo("nothing to renew before " + summary.before.date().isoformat())
 
 
 # -- profiles --------------------------------------------------------------------------------

@@ -50,8 +50,12 @@ def open_store(cfg: ArchiveConfig) -> ObjectStore:
                               "GOVERNANCE", code="CONFIG_INVALID")
         mode: Literal["COMPLIANCE", "GOVERNANCE"] = (
             "COMPLIANCE" if st.lock_mode == "COMPLIANCE" else "GOVERNANCE")
+        style: Literal["auto", "path", "virtual"] | None = (
+            st.addressing_style if st.addressing_style in ("auto", "path", "virtual")
+            else None)  # type: ignore[assignment]
         return S3Store.from_config(st.bucket, st.prefix, endpoint_url=st.endpoint_url,
-                                   region=st.region, profile=st.profile, lock_mode=mode)
+                                   region=st.region, profile=st.profile, lock_mode=mode,
+                                   addressing_style=style)
     raise ConfigError(f"storage.kind {st.kind!r} is not known", code="CONFIG_INVALID",
                       hint="use local or s3")
 
@@ -83,6 +87,26 @@ class Archive:
         self.catalog.dispose()
 
 
+def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> None:
+    """Before anything is written locally: the bucket exists (or is created) with
+    versioning and Object Lock, and the server really refuses what WORM forbids."""
+    from edoc.storage.s3 import S3Store, worm_self_test
+    from edoc.verdict import Status
+
+    probe = ArchiveConfig(dir=directory, archive_id="", organisation="", created="",
+                          storage=storage)
+    store = open_store(probe)
+    assert isinstance(store, S3Store)
+    store.ensure_bucket(create=True)
+    failed = [c for c in worm_self_test(store, now=now) if c.status is Status.FAIL]
+    if failed:
+        raise ConfigError(
+            "the store does not behave as write-once: " + "; ".join(
+                f"{c.code} ({c.detail})" for c in failed),
+            code="STORE_NOT_WORM",
+            hint="use a bucket and server with working S3 Object Lock (see 'edoc doctor')")
+
+
 def init_archive(directory: Path, *, organisation: str, storage: StorageConfig | None = None,
                  fiscal_year_end: tuple[int, int] | None = None,
                  default_retention: tuple[str, ...] = ()) -> Archive:
@@ -98,9 +122,12 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
                           hint="choose an empty directory")
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory", code="ARCHIVE_NOT_A_DIRECTORY")
+    now = datetime.now(UTC)
+    storage = storage or StorageConfig()
+    if storage.kind == "s3":
+        _check_s3_store(storage, directory, now)
     os.umask(0o077)  # archive files are private to the archive's OS user
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    now = datetime.now(UTC)
     cfg = ArchiveConfig(
         dir=directory,
         archive_id=ids.new_record_id(),
@@ -108,7 +135,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
         created=now.isoformat(timespec="seconds"),
         default_retention=default_retention,
         fiscal_year_end=fiscal_year_end or (3, 31),
-        storage=storage or StorageConfig(),
+        storage=storage,
     )
     passphrase = cfg.passphrase()
     keys_dir.mkdir(mode=0o700, exist_ok=True)

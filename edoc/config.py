@@ -30,6 +30,8 @@ class StorageConfig:
     region: str | None = None
     profile: str | None = None
     lock_mode: str = "COMPLIANCE"
+    #: ``path`` for most S3 look-alikes on a plain host:port; ``auto`` for AWS.
+    addressing_style: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def load(archive_dir: Path) -> ArchiveConfig:
                 region=st.get("region") or None,
                 profile=st.get("profile") or None,
                 lock_mode=str(st.get("lock_mode", "COMPLIANCE")),
+                addressing_style=st.get("addressing_style") or None,
             ),
             tsa=TsaConfig(
                 kind=str(ts.get("kind", "embedded")),
@@ -203,7 +206,10 @@ def render(cfg: ArchiveConfig) -> str:
                   f"lock_mode = {_q(st.lock_mode)}",
                   "# endpoint_url / region / profile override the standard AWS settings.",
                   f"endpoint_url = {_q(st.endpoint_url or '')}",
-                  f"region = {_q(st.region or '')}", f"profile = {_q(st.profile or '')}"]
+                  f"region = {_q(st.region or '')}", f"profile = {_q(st.profile or '')}",
+                  f"addressing_style = {_q(st.addressing_style or '')}",
+                  "# Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE",
+                  "# or ~/.aws — never from this file."]
     ts = cfg.tsa
     lines += [
         "",

@@ -51,6 +51,7 @@ class Verifier:
         self._leaf_gaps: list[int] = []
         self._checkpoints: dict[int, _CheckpointVerdict] = {}
         self._root_cache: dict[int, bytes] = {}
+        self._renewals: dict[int, list[tuple[int, dict[str, Any]]]] | None = None
 
     # -- shared, cached state --------------------------------------------------------------
     def leaves(self) -> list[bytes]:
@@ -85,6 +86,9 @@ class Verifier:
             return verdict
         ts_check, gen_time = notary.verify_timestamp(tsr, data)
         checks.append(notary.verify_seal(data, seal, gen_time))
+        if ts_check.status is Status.PASS:
+            ts_check = self._still_valid(tree_size, ts_check, {"json": data, "p7s": seal,
+                                                              "tsr": tsr})
         checks.append(ts_check)
         try:
             body = canonical.loads(data)
@@ -98,6 +102,35 @@ class Verifier:
         verdict = _CheckpointVerdict(tree_size, root_hash, checks, gen_time)
         self._checkpoints[tree_size] = verdict
         return verdict
+
+    def _still_valid(self, tree_size: int, ts_check: Check, files: dict[str, bytes]) -> Check:
+        """A token whose TSA certificate has expired proves nothing on its own any more; it
+        still counts when a ``renew`` leaf covering these exact files sits under a later
+        checkpoint whose own timestamp is valid (see edoc.renewal)."""
+        from edoc.renewal import digests, renewal_entries, token_expiry
+
+        expiry = token_expiry(files["tsr"])
+        if expiry is None or expiry > datetime.now(UTC):
+            return ts_check
+        if self._renewals is None:
+            self._renewals = renewal_entries(self.a)
+        want = digests(files)
+        for idx, entry in self._renewals.get(tree_size, []):
+            if any(entry.get(k) != v for k, v in want.items()):
+                continue
+            cover = self._covering_checkpoint(idx)
+            if cover is None or cover <= tree_size:
+                continue
+            later = self.checkpoint(cover)
+            if all(c.status is Status.PASS for c in later.checks):
+                return Check(name="timestamp", status=Status.PASS, code="RENEWED",
+                             detail=f"TSA certificate expired {expiry.date()}; renewed by "
+                             f"checkpoint {cover}")
+        return Check.fail("timestamp", "EVIDENCE_EXPIRED",
+                          f"the TSA certificate of checkpoint {tree_size}'s token expired "
+                          f"{expiry.date()} and no renewal covers it",
+                          expected="a renewal before expiry ('edoc renew')",
+                          found=expiry.isoformat())
 
     def _covering_checkpoint(self, ledger_index: int) -> int | None:
         with self.a.catalog.read() as c:

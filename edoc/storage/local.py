@@ -118,6 +118,8 @@ class LocalStore:
     @contextlib.contextmanager
     def _meta_lock(self, meta_path: Path) -> Iterator[None]:
         lock_path = meta_path.with_name(f".{meta_path.name}.lock")
+        if not lock_path.parent.is_dir():
+            raise ObjectMissing(f"{meta_path.name.removesuffix('.json')} is not in the store")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -236,12 +238,20 @@ class LocalStore:
         except ObjectMissing:
             return []
 
+    @staticmethod
+    def _check_version(key: str, meta: dict[str, object], version_id: str) -> None:
+        # One version per key here, but a caller naming another version must not act on
+        # this one (on S3 it would address a different object).
+        if meta.get("version_id") != version_id:
+            raise ObjectMissing(f"{key} version {version_id} is not in the store")
+
     def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
         obj, meta_path = self._paths(key)
         with self._meta_lock(meta_path):
             meta = self._read_meta(key, meta_path)
             if meta is None or not obj.exists():
                 raise ObjectMissing(f"{key} is not in the store")
+            self._check_version(key, meta, version_id)
             current = datetime.fromisoformat(str(meta["retain_until"]))
             if retain_until < current:
                 raise RetentionActive(
@@ -256,6 +266,7 @@ class LocalStore:
             meta = self._read_meta(key, meta_path)
             if meta is None or not obj.exists():
                 raise ObjectMissing(f"{key} is not in the store")
+            self._check_version(key, meta, version_id)
             meta["legal_hold"] = on
             self._write_meta(meta_path, meta)
 
@@ -268,6 +279,7 @@ class LocalStore:
             if meta is None:
                 raise RetentionActive(f"{key} has no retention metadata; kept until repaired",
                                       hint="run edoc doctor --repair")
+            self._check_version(key, meta, version_id)
             if meta.get("legal_hold"):
                 raise RetentionActive(f"{key} is under legal hold; delete refused")
             until = datetime.fromisoformat(str(meta["retain_until"]))
@@ -284,12 +296,17 @@ class LocalStore:
             _fsync_dir(obj.parent)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        # Only the directory the prefix names is walked; keys are yielded in key order
+        # (as S3 lists them), which a plain directory walk does not give.
         base = self._objects
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                key = path.relative_to(base).as_posix()
+        top = base / prefix.rsplit("/", 1)[0] if "/" in prefix else base
+        keys = []
+        for dirpath, _dirnames, filenames in os.walk(top):
+            for name in filenames:
+                key = (Path(dirpath) / name).relative_to(base).as_posix()
                 if key.startswith(prefix):
-                    meta = self._read_meta(key, self._meta / (key + ".json"))
-                    yield self._info(key, path, meta)
+                    keys.append(key)
+        for key in sorted(keys):
+            path = base / key
+            meta = self._read_meta(key, self._meta / (key + ".json"))
+            yield self._info(key, path, meta)
