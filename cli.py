@@ -266,10 +266,13 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
 @metadata_options
 @click.option("--received", metavar="YYYY-MM-DD", help="Date the document was received.")
 @retention_options
+@click.option("--skip-existing", is_flag=True,
+              help="A file already in the archive (same SHA-256) counts as done, not as a "
+                   "duplicate: for re-running a batch after a failure.")
 @json_option
 @click.pass_context
 def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, ...],
-           manifest_csv: str | None, as_json: bool, **opts: Any) -> None:
+           manifest_csv: str | None, skip_existing: bool, as_json: bool, **opts: Any) -> None:
     """Ingest FILES: check, hash, seal, timestamp and store them write-once.
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
@@ -298,25 +301,35 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
     def progress(r: Any) -> None:
         done[0] += 1
-        if r.status != "stored" and not as_json:
+        if r.status not in ("stored", "exists") and not as_json:
             info(f"{r.status}: {r.file}: {r.error['code']}: {r.error['message']}")
         elif tty:
             info(f"[{done[0]}/{total}] stored {r.file} -> {r.record_id}")
 
-    run = Ingestor(a).run(requests, progress, validate_all_first=bool(manifest_csv))
+    run = Ingestor(a, skip_existing=skip_existing).run(
+        requests, progress, validate_all_first=bool(manifest_csv))
     stored = sum(r.status == "stored" for r in run.results)
     if as_json:
-        emit_json({"ok": run.ok, "stored": stored, "failed": len(run.results) - stored,
+        emit_json({"ok": run.ok, "stored": stored,
+                   "existing": sum(r.status == "exists" for r in run.results),
+                   "failed": sum(r.status not in ("stored", "exists") for r in run.results),
                    "results": [r.as_dict() for r in run.results],
-                   "checkpoint": run.checkpoint})
+                   "checkpoint": run.checkpoint, "checkpoint_error": run.checkpoint_error})
     else:
         for r in run.results:
             if r.status == "stored":
                 late = "  LATE_INPUT" if r.input_verdict == "late" else ""
                 click.echo(f"{r.record_id}  {r.file}  retain-until {r.retain_until}{late}")
+            elif r.status == "exists":
+                click.echo(f"{r.record_id}  {r.file}  already stored")
         cp = run.checkpoint
         info(f"{stored} stored, {len(run.results) - stored} not stored"
              + (f"; checkpoint {cp['tree_size']} timestamped {cp['gen_time']}" if cp else ""))
+        if run.checkpoint_error:
+            err = run.checkpoint_error
+            info(f"error: {err['code']}: checkpoint not made: {err['message']}")
+            info("hint: the records are stored; the next run or 'edoc doctor --repair' "
+                 "checkpoints them")
     sys.exit(0 if run.ok else 1)
 
 

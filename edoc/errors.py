@@ -55,6 +55,8 @@ class ProfileViolation(InputError):
 
 class DuplicateContent(InputError):
     code = "DUPLICATE_CONTENT"
+    #: The record that already holds these bytes.
+    record_id: str | None = None
 
 
 class NotFound(EdocError):

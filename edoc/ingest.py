@@ -91,10 +91,14 @@ class IngestResult:
 class IngestRun:
     results: list[IngestResult] = field(default_factory=list)
     checkpoint: dict[str, Any] | None = None
+    #: Why the closing checkpoint could not be made (the records are stored; the next run
+    #: or ``edoc doctor --repair`` checkpoints them).
+    checkpoint_error: dict[str, str | None] | None = None
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "stored" for r in self.results)
+        return self.checkpoint_error is None and all(
+            r.status in ("stored", "exists") for r in self.results)
 
 
 @dataclass(frozen=True)
@@ -155,9 +159,10 @@ def _opt_date(value: str | None, field_name: str) -> date | None:
 class Ingestor:
     """Ingests files into one archive; holds per-run state (profiles, calendar)."""
 
-    def __init__(self, archive: Archive, *, clock: Callable[[], datetime] | None = None
-                 ) -> None:
+    def __init__(self, archive: Archive, *, clock: Callable[[], datetime] | None = None,
+                 skip_existing: bool = False) -> None:
         self.archive = archive
+        self.skip_existing = skip_existing
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # -- validation (nothing stored) -------------------------------------------------------
@@ -383,9 +388,12 @@ class Ingestor:
     def store(self, prep: Prepared) -> IngestResult:
         existing = self.archive.catalog.find_by_sha(prep.sha256)
         if existing:
-            raise DuplicateContent(f"{prep.request.path} has the same SHA-256 as record "
+            dup = DuplicateContent(f"{prep.request.path} has the same SHA-256 as record "
                                    f"{existing}; not stored twice",
-                                   hint="use 'edoc show " + existing + "'")
+                                   hint=f"see 'edoc show {existing}'; --skip-existing "
+                                   "treats this as success when re-running a batch")
+            dup.record_id = existing
+            raise dup
         record_id = ids.new_record_id()
         commit_version(self.archive, record_id=record_id, version=1, body=prep.manifest_body,
                        content=NewContent(prep.path, prep.size, prep.sha256),
@@ -435,7 +443,13 @@ class Ingestor:
             try:
                 result = self.store(item)
             except DuplicateContent as exc:
-                result = _failed(item.request, exc, status="duplicate", sha256=item.sha256)
+                if self.skip_existing:
+                    # Re-running a batch after a failure: what is already stored is fine.
+                    result = IngestResult(str(item.request.path), "exists",
+                                          record_id=exc.record_id, sha256=item.sha256)
+                else:
+                    result = _failed(item.request, exc, status="duplicate",
+                                     sha256=item.sha256)
             except EdocError as exc:
                 result = _failed(item.request, exc, sha256=item.sha256)
             except Exception as exc:
@@ -452,8 +466,12 @@ class Ingestor:
             return
         a = self.archive
         far = self._clock() + timedelta(days=1)
-        flush_ledger_objects(a.catalog, a.store, far)
-        cp = make_checkpoint(a.catalog, a.store, a.notary, min_retain=far)
+        try:
+            flush_ledger_objects(a.catalog, a.store, far)
+            cp = make_checkpoint(a.catalog, a.store, a.notary, min_retain=far)
+        except EdocError as exc:
+            run.checkpoint_error = exc.as_dict()
+            return
         if cp is not None:
             run.checkpoint = {"tree_size": cp.tree_size, "root_hash": cp.root_hash,
                               "gen_time": utc_text(cp.gen_time), "key": cp.key}
