@@ -205,6 +205,7 @@ class _VersionPlan:
     content_version_id: str | None = None
     content_path: str | None = None
     content_sha256: str | None = None
+    content_size: int | None = None
     manifest: bytes | None = None
     manifest_obj: dict[str, Any] | None = None
     manifest_seal: bytes | None = None
@@ -349,6 +350,8 @@ def _plan_record(archive: Archive, rid: str, problems: list[str]) -> _RecordPlan
                 plan.content_version_id = row.content_version_id
                 content = (plan.manifest_obj or {}).get("content") or {}
                 plan.content_sha256 = content.get("sha256") or row.content_sha256
+                size = content.get("size", row.content_size)
+                plan.content_size = int(size) if size is not None else None
         plans.append(plan)
     # Bundle paths mirror the store's layout, so a metadata-only correction (content_key of
     # an earlier version) names that version's content member instead of a second copy.
@@ -449,7 +452,7 @@ def _write_members(archive: Archive, w: _ZipWriter, plans: list[_RecordPlan],
             if v.content_path is not None and v.content_path not in w.digests:
                 assert v.content_key is not None
                 with store.open(v.content_key, v.content_version_id) as src:
-                    found, _n = w.add_stream(v.content_path, src, None)
+                    found, _n = w.add_stream(v.content_path, src, v.content_size)
                 if v.content_sha256 and found != v.content_sha256:
                     problems.append(f"{v.rid} v{v.version}: stored content hashes to {found}, "
                                     f"its manifest says {v.content_sha256}")
@@ -547,6 +550,23 @@ def _index(archive: Archive, plans: list[_RecordPlan], sizes: list[int], created
 # verify.sh — one POSIX sh script per version
 # =============================================================================================
 
+_SH_FUNCS = r"""ok() { printf 'ok    %s\n' "$*"; }
+bad() { printf 'FAIL  %s\n' "$*"; failed=1; }
+# hex SHA-256 of standard input
+sha() { sha256sum | sed 's/ .*//'; }
+# the last "KEY":"<64 hex digits>" in FILE (canonical JSON: one line, sorted keys)
+hexfield() { sed -n "s/.*\"$1\":\"\([0-9a-f]\{64\}\)\".*/\1/p" "$2"; }
+# the last "KEY":<integer> in FILE
+intfield() { sed -n "s/.*\"$1\":\([0-9]\{1,\}\).*/\1/p" "$2"; }
+# hex digits to bytes, with printf octal escapes only (POSIX printf has no \x)
+unhex() {
+  for b in $(printf '%s' "$1" | sed 's/../& /g'); do printf "\\$(printf '%03o' "0x$b")"; done
+}
+# the first line openssl printed that says something (for FAIL messages)
+why() { grep -v '^Using configuration' "$1" | sed -n '1p'; }
+
+"""
+
 _SH_HEAD = r"""#!/bin/sh
 # edoc evidence bundle: independent check of record @RID@ version @N@.
 #
@@ -567,22 +587,7 @@ TSA_CA=${EDOC_TSA_CA:-${EDOC_TRUST:-@TSA_CA@}}
 T=$(mktemp -d) || exit 2
 trap 'rm -rf "$T"' EXIT
 failed=0
-ok() { printf 'ok    %s\n' "$*"; }
-bad() { printf 'FAIL  %s\n' "$*"; failed=1; }
-# hex SHA-256 of standard input
-sha() { sha256sum | sed 's/ .*//'; }
-# the last "KEY":"<64 hex digits>" in FILE (canonical JSON: one line, sorted keys)
-hexfield() { sed -n "s/.*\"$1\":\"\([0-9a-f]\{64\}\)\".*/\1/p" "$2"; }
-# the last "KEY":<integer> in FILE
-intfield() { sed -n "s/.*\"$1\":\([0-9]\{1,\}\).*/\1/p" "$2"; }
-# hex digits to bytes, with printf octal escapes only (POSIX printf has no \x)
-unhex() {
-  for b in $(printf '%s' "$1" | sed 's/../& /g'); do printf "\\$(printf '%03o' "0x$b")"; done
-}
-# the first line openssl printed that says something (for FAIL messages)
-why() { grep -v '^Using configuration' "$1" | sed -n '1p'; }
-
-echo "record @RID@ v@N@"
+@FUNCS@echo "record @RID@ v@N@"
 # 1. The ledger entry is this version's.
 if grep -q '"record_id":"@RID@"' "$R/ledger-entry.json" \
     && [ "$(intfield version "$R/ledger-entry.json")" = @N@ ]; then
@@ -671,7 +676,9 @@ if [ "$walk" = ok ] && [ "$sn" -eq 0 ] && [ -n "$root" ] && [ "$cur" = "$root" ]
 else
   bad "inclusion: the path ends at $cur, $CP.json states root ${root:-nothing}"
 fi
-# 5. The checkpoint is sealed (CAdES detached signature, RFC 5652 SignedData).
+"""
+
+_SH_CHECKPOINT = r"""# 5. The checkpoint is sealed (CAdES detached signature, RFC 5652 SignedData).
 if openssl cms -verify -binary -inform DER -in "$CP.p7s" -content "$CP.json" \
     -CAfile "$SEAL_CA" -purpose any -out /dev/null 2>"$T/err"; then
   ok "checkpoint seal verifies and chains to $SEAL_CA"
@@ -762,11 +769,12 @@ def _verify_sh(v: _VersionPlan, tsa_ca: str) -> str:
         if v.manifest_seal is not None:
             parts.append(_SH_MANIFEST_SEAL)
     parts.append(_SH_INCLUSION)
+    parts.append(_SH_CHECKPOINT)
     parts.append(_SH_HISTORY_FIRST if v.version == 1 else _SH_HISTORY_NEXT)
     if v.disposed:
         parts.append(_SH_DISPOSAL if v.disposal else _SH_NO_CERT)
     parts.append(_SH_TAIL)
-    return _fill("".join(parts), values)
+    return _fill("".join(parts).replace("@FUNCS@", _SH_FUNCS), values)
 
 
 # =============================================================================================
@@ -776,6 +784,7 @@ def _verify_sh(v: _VersionPlan, tsa_ca: str) -> str:
 _SED_CONTENT = r"""sed -n 's/.*"sha256":"\([0-9a-f]\{64\}\)".*/\1/p'"""
 _SED_MANIFEST = r"""sed -n 's/.*"manifest_sha256":"\([0-9a-f]\{64\}\)".*/\1/p'"""
 _SED_PREVIOUS = r"""sed -n 's/.*"previous_version_sha256":"\([0-9a-f]\{64\}\)".*/\1/p'"""
+_SED_LEAF = r"""sed -n 's/.*"leaf_hash":"\([0-9a-f]\{64\}\)".*/\1/p'"""
 _SED_ROOT = r"""sed -n 's/.*"root_hash":"\([0-9a-f]\{64\}\)".*/\1/p'"""
 
 
@@ -859,6 +868,10 @@ def _verify_md(index: dict[str, Any], plans: list[_RecordPlan], root_ca: x509.Ce
     add("- `bundle.json` and `SHA256SUMS` are an unsigned index. They catch accidental damage "
         "in transit; anyone who alters a record can also rewrite them. The proof rests on "
         "steps 1-8 above, which end in a seal and a timestamp.\n"
+        "- A bundle proves what it contains. It cannot prove that no later version of a "
+        "record exists (a correction or deletion made after it was written, or left out): "
+        "each record's `history.json` lists the versions known when the bundle was written, "
+        "and the archive's `edoc show --history` or a newer bundle shows any since.\n"
         "- openssl checks certificates as of today. Seal and TSA certificates last about ten "
         "years; evidence older than that needs renewal timestamps, which this bundle version "
         "does not carry.\n\n")
@@ -936,7 +949,12 @@ def _md_worked_example(o: list[str], v: _VersionPlan, plans: list[_RecordPlan],
     leaf = v.proof.leaf_hash
     add("**3. Leaf hash** (RFC 9162 §2.1.1: a 0x00 byte, then the entry's bytes):\n\n"
         "```sh\n(printf '\\000'; cat \"$R/ledger-entry.json\") | openssl dgst -sha256\n```\n\n"
-        f"It prints `{leaf.hex()}`, the `leaf_hash` in `inclusion-proof.json`.\n\n")
+        f"It prints `{leaf.hex()}`, which must be the `leaf_hash` in `inclusion-proof.json`:"
+        "\n\n```sh\n"
+        "a=$( (printf '\\000'; cat \"$R/ledger-entry.json\") | openssl dgst -sha256 -r "
+        "| sed 's/ .*//'); echo \"leaf  $a\"\n"
+        f"b=$({_SED_LEAF} \"$R/inclusion-proof.json\"); echo \"proof $b\"\n"
+        + _compare("$a", "$b") + "```\n\n")
     steps = v.proof.walk()
     add(f"**4. Inclusion path.** The entry is leaf `leaf_index` = {v.proof.index} of a tree of "
         f"`tree_size` = {v.proof.tree_size} leaves. RFC 9162 §2.1.3.2 says on which side each "
@@ -947,6 +965,7 @@ def _md_worked_example(o: list[str], v: _VersionPlan, plans: list[_RecordPlan],
         "0x01 byte, the left hash and the right hash; `printf` writes the 32-byte hashes as "
         "octal escapes (`\\ddd`), which every POSIX `printf` understands. The hash each line "
         "prints is the one spelled out in the next line.\n\n")
+    last = "(printf '\\000'; cat \"$R/ledger-entry.json\")"
     if not steps:
         add("This tree has a single leaf: the leaf hash is itself the root.\n\n")
     else:
@@ -954,15 +973,16 @@ def _md_worked_example(o: list[str], v: _VersionPlan, plans: list[_RecordPlan],
         prev = leaf
         for i, ((side, h), sib) in enumerate(zip(steps, v.proof.path, strict=True), 1):
             left, right = (sib, prev) if side == "left" else (prev, sib)
-            add(f"# step {i}: sibling on the {side}; prints {h.hex()}\n"
-                f"(printf '\\001'; printf '{_octal(left)}'; printf '{_octal(right)}') "
+            last = f"(printf '\\001'; printf '{_octal(left)}'; printf '{_octal(right)}')"
+            add(f"# step {i}: sibling on the {side}; prints {h.hex()}\n{last} "
                 "| openssl dgst -sha256\n")
             prev = h
         add("```\n\n")
-    add("The last hash must be the checkpoint's root:\n\n```sh\n"
+    add("The last hash must be the checkpoint's root (the last step once more, compared):"
+        "\n\n```sh\n"
         f"r=$({_SED_ROOT} \"$CP.json\"); echo \"root     $r\"\n"
-        f"echo \"computed {(steps[-1][1] if steps else leaf).hex()}\"\n"
-        + _compare(f"{(steps[-1][1] if steps else leaf).hex()}", "$r") + "```\n\n"
+        f"h=$( {last} | openssl dgst -sha256 -r | sed 's/ .*//'); echo \"computed $h\"\n"
+        + _compare("$h", "$r") + "```\n\n"
         "(`root_hash` appears twice in a checkpoint that names its predecessor, inside "
         "`previous`; the greedy `sed` picks the last one, the checkpoint's own, because keys "
         "are sorted.)\n\n")
@@ -1545,6 +1565,13 @@ class _Verifier:
                                   f"previous_version_sha256 is not version {n - 1}'s manifest",
                                   expected=str(want), found=str(named))
         doc = self._history_doc(rid)
+        known = [x.get("version") for x in (doc or {}).get("versions", [])
+                 if isinstance(x, dict)]
+        later = sorted(k for k in known if isinstance(k, int) and k > max(listed))
+        if n == max(listed) and later:
+            return Check.fail("history", "HISTORY_BROKEN",
+                              f"history.json lists later version(s) {later} the bundle "
+                              "leaves out", expected=str(later[-1]), found=str(n))
         row = next((x for x in (doc or {}).get("versions", [])
                     if isinstance(x, dict) and x.get("version") == n), None)
         if row is None:
@@ -1641,6 +1668,9 @@ def _index_problem(data: object) -> str | None:
     records = data.get("records")
     if not isinstance(records, list) or not records:
         return "lists no records"
+    ids = [r.get("record_id") if isinstance(r, dict) else None for r in records]
+    if len(set(map(str, ids))) != len(ids):
+        return "lists a record twice"
     for rec in records:
         if not isinstance(rec, dict) or not isinstance(rec.get("record_id"), str) \
                 or not layout.RECORD_ID.fullmatch(rec["record_id"]):
