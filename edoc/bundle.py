@@ -580,10 +580,15 @@ _SH_HEAD = r"""#!/bin/sh
 #     EDOC_TRUST=/path/to/roots.pem sh @R@/verify.sh
 # (or EDOC_SEAL_CA / EDOC_TSA_CA to set the two separately).
 set -u
+# Paths you give are taken relative to where you are; the bundle's own, to its top directory.
+abs() { case "$1" in ""|/*) printf '%s' "$1" ;; *) printf '%s/%s' "$(pwd)" "$1" ;; esac; }
+TRUST=$(abs "${EDOC_TRUST:-}")
+SEAL_IN=$(abs "${EDOC_SEAL_CA:-}")
+TSA_IN=$(abs "${EDOC_TSA_CA:-}")
 cd "$(dirname "$0")/../../.." || exit 2
 R=@R@
-SEAL_CA=${EDOC_SEAL_CA:-${EDOC_TRUST:-certs/root-ca.pem}}
-TSA_CA=${EDOC_TSA_CA:-${EDOC_TRUST:-@TSA_CA@}}
+SEAL_CA=${SEAL_IN:-${TRUST:-certs/root-ca.pem}}
+TSA_CA=${TSA_IN:-${TRUST:-@TSA_CA@}}
 T=$(mktemp -d) || exit 2
 trap 'rm -rf "$T"' EXIT
 failed=0
@@ -1255,9 +1260,9 @@ class _Verifier:
             try:
                 roots.extend(_load_certs(self.b.read(name), name))
             except _MemberError as exc:
-                self.bundle_checks.append(Check.fail("files", exc.code, exc.detail))
+                self.bundle_checks.append(Check.fail("trust", exc.code, exc.detail))
             except ValueError as exc:
-                self.bundle_checks.append(Check.fail("files", "BUNDLE_MALFORMED", str(exc)))
+                self.bundle_checks.append(Check.fail("trust", "BUNDLE_MALFORMED", str(exc)))
         return roots
 
     # -- the run ---------------------------------------------------------------------------

@@ -143,6 +143,31 @@ disposal_items = sa.Table(
     sa.PrimaryKeyConstraint("run_id", "record_id", "version"),
 )
 
+#: Versions being written (the ingest commit protocol, ``edoc.ingest``): reserved here before
+#: any object is stored, deleted by the transaction that catalogues the version. A row whose
+#: writer died is finished or dropped by the next run (``edoc.ingest.recover_intents``).
+intents = sa.Table(
+    "intents", metadata,
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("event", sa.String(24), nullable=False),
+    #: the record's state once the version is catalogued
+    sa.Column("state", sa.String(16), nullable=False),
+    #: a new record's content digest: the duplicate check sees versions still being written
+    sa.Column("content_sha256", sa.String(64), index=True),
+    #: whether this version stores content of its own (else it reuses an earlier object)
+    sa.Column("own_content", sa.Boolean, nullable=False),
+    sa.Column("manifest", sa.Text, nullable=False),
+    sa.Column("seal", sa.Boolean, nullable=False),
+    #: the ledger event, exactly as it will be logged
+    sa.Column("entry", sa.Text, nullable=False),
+    #: the ``versions`` row as JSON, less what only the store and the ledger assign
+    sa.Column("row", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(120), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.PrimaryKeyConstraint("record_id", "version"),
+)
+
 access_log = sa.Table(
     "access_log", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

@@ -74,10 +74,28 @@ def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: dat
     return written
 
 
-def _adopt_checkpoint(store: ObjectStore, notary: Notary, size: int, root: str
-                      ) -> tuple[bytes, datetime] | None:
+#: A checkpoint's three objects, in the order they are written: the JSON body last, so a
+#: stored ``.json`` always has its seal and token beside it (``edoc ledger verify`` lists
+#: checkpoints by their ``.json``).
+CHECKPOINT_EXTS = ("tsr", "p7s", "json")
+
+
+def work_pending(catalog: Catalog) -> bool:
+    """Whether a leaf waits to be written to the store or the tree head is not checkpointed
+    (an interrupted or failed run left steps 4–5 of the commit protocol undone)."""
+    with catalog.read() as c:
+        unstored = c.execute(sa.select(ledger.c.idx).where(ledger.c.stored.is_(False))
+                             .limit(1)).first()
+        size = Catalog.next_ledger_index(c)
+        top = c.execute(sa.select(sa.func.max(checkpoints.c.tree_size))).scalar() or 0
+    return unstored is not None or top < size
+
+
+def _adopt_checkpoint(store: ObjectStore, notary: Notary, size: int, root: str,
+                      previous: Any) -> tuple[bytes, datetime] | None:
     """A checkpoint an interrupted run stored but never catalogued: usable if all three
-    files are there, it proves this very tree, and its seal and token verify."""
+    files are there, it proves this very tree, names the catalog's newest checkpoint as its
+    previous one, and its seal and token verify."""
     from edoc.errors import ObjectMissing
     from edoc.verdict import Status
 
@@ -86,7 +104,12 @@ def _adopt_checkpoint(store: ObjectStore, notary: Notary, size: int, root: str
                            for ext in ("json", "p7s", "tsr"))
     except ObjectMissing:
         return None
-    if canonical.loads(data).get("root_hash") != root:
+    body = canonical.loads(data)
+    if body.get("root_hash") != root or body.get("tree_size") != size:
+        return None
+    want = ({"tree_size": previous.tree_size, "root_hash": previous.root_hash}
+            if previous is not None else None)
+    if body.get("previous") != want:
         return None
     ts_check, gen_time = notary.verify_timestamp(tsr, data)
     if ts_check.status is not Status.PASS or gen_time is None:
@@ -96,51 +119,97 @@ def _adopt_checkpoint(store: ObjectStore, notary: Notary, size: int, root: str
     return data, gen_time
 
 
+def _stored_sizes(store: ObjectStore, low: int, high: int) -> list[int]:
+    """Tree sizes in ``low..high`` with a checkpoint body in the store. Keys are zero-padded,
+    so listing their common prefix lists only the candidates."""
+    first, last = layout.checkpoint_key(low, "json"), layout.checkpoint_key(high, "json")
+    prefix = first[:next((i for i, (a, b) in enumerate(zip(first, last, strict=True))
+                          if a != b), len(first))]
+    out = []
+    for info in store.list(prefix):
+        stem, _, ext = info.key.rpartition("/")[2].partition(".")
+        if ext == "json" and stem.isdigit() and low <= int(stem) <= high:
+            out.append(int(stem))
+    return sorted(out)
+
+
+def _root(conn: sa.Connection, size: int) -> str:
+    hashes = [bytes.fromhex(h) for (h,) in conn.execute(
+        sa.select(ledger.c.leaf_hash).where(ledger.c.idx < size).order_by(ledger.c.idx))]
+    return merkle.root(hashes).hex()
+
+
+def _log_access(catalog: Catalog, store: ObjectStore, min_retain: datetime) -> None:
+    """Reads since the last checkpoint become one ``access-log`` leaf (機密性: the access
+    history is tamper-evident), with the rows themselves stored for ``catalog rebuild``.
+
+    The rows' document is stored before the leaf is committed and is keyed by its first row:
+    if a run died in between, the next one finds that document and logs exactly the rows it
+    holds (later reads go to the next leaf), so document and leaf always agree."""
+    from edoc.audit import access_log_event, access_rows_document, pending_access_rows
+
+    with catalog.write() as c:
+        rows = pending_access_rows(c)
+        if not rows:
+            return
+        key = f"access-log/{rows[0].id:012d}.json"
+        try:
+            store.put_bytes(key, access_rows_document(rows),
+                            retain_until=_far_retention(catalog, c, min_retain))
+        except ObjectExists:
+            stored = {int(r["id"]) for r in canonical.loads(store.read(key))}
+            rows = [r for r in rows if r.id in stored]
+        access = access_log_event(c, datetime.now(UTC), rows)
+        if access is not None:
+            Catalog.append_ledger(c, event_type="access-log", entry=access.decode(),
+                                  leaf_hash=leaf_hex(access))
+
+
 def make_checkpoint(catalog: Catalog, store: ObjectStore, notary: Notary,
                     *, min_retain: datetime) -> CheckpointInfo | None:
     """Seal and timestamp the current tree head, unless a checkpoint already covers it.
 
-    Runs inside one catalog write transaction so concurrent ingest runs never make two
-    checkpoints of the same size (BEGIN IMMEDIATE serialises them). If a run died after
-    storing a checkpoint but before cataloguing it, that checkpoint is adopted when whole
-    and valid; a partial one can never be completed (write-once), so a ``checkpoint-skip``
-    leaf moves the tree past that size and the new head is checkpointed instead.
+    Runs inside one catalog write transaction so concurrent runs never make two checkpoints
+    of the same size (BEGIN IMMEDIATE serialises them); every leaf it covers was committed
+    before. Its objects are written token, seal, then body. A run that died after storing a
+    whole checkpoint but before cataloguing it left a valid checkpoint of committed leaves:
+    it is adopted (whatever leaves were added since). A partial one (no body) can never be
+    completed (write-once), so a ``checkpoint-skip`` leaf moves the tree past that size.
     """
-    from edoc.audit import access_log_event, access_rows_document, pending_access_rows
-
+    _log_access(catalog, store, min_retain)
     with catalog.write() as c:
-        access_rows = pending_access_rows(c)
-        access = access_log_event(c, datetime.now(UTC), access_rows)
-        if access is not None:
-            # Reads since the last checkpoint become one leaf (機密性: access history is
-            # tamper-evident); it is written to the store with the other pending leaves.
-            Catalog.append_ledger(c, event_type="access-log", entry=access.decode(),
-                                  leaf_hash=leaf_hex(access))
         last = c.execute(sa.select(checkpoints).order_by(checkpoints.c.tree_size.desc())
                          .limit(1)).first()
+        size = Catalog.next_ledger_index(c)
+        if size == 0 or (last is not None and last.tree_size >= size):
+            return None
+        adopted_info: CheckpointInfo | None = None
+        for found in _stored_sizes(store, last.tree_size + 1 if last else 1, size):
+            root = _root(c, found)
+            adopted = _adopt_checkpoint(store, notary, found, root, last)
+            if adopted is None:
+                continue  # not ours to adopt; `edoc ledger verify` reports it
+            data, gen_time = adopted
+            key = layout.checkpoint_key(found, "json")
+            c.execute(checkpoints.insert().values(
+                tree_size=found, root_hash=root,
+                created_at=canonical.loads(data)["created_at"],
+                gen_time=utc_text(gen_time), key=key))
+            adopted_info = CheckpointInfo(found, root, gen_time, key)
+            last = c.execute(sa.select(checkpoints).where(checkpoints.c.tree_size == found)
+                             ).one()
+        if adopted_info is not None and adopted_info.tree_size == size:
+            return adopted_info
         while True:
             size = Catalog.next_ledger_index(c)
-            if size == 0 or (last is not None and last.tree_size >= size):
-                return None
-            hashes = [bytes.fromhex(h) for (h,) in c.execute(
-                sa.select(ledger.c.leaf_hash).where(ledger.c.idx < size)
-                .order_by(ledger.c.idx))]
-            root = merkle.root(hashes).hex()
-            key = layout.checkpoint_key(size, "json")
-            if not store.versions(key):
+            if not any(store.versions(layout.checkpoint_key(size, ext))
+                       for ext in CHECKPOINT_EXTS):
                 break
-            adopted = _adopt_checkpoint(store, notary, size, root)
-            if adopted is not None:
-                data, gen_time = adopted
-                c.execute(checkpoints.insert().values(
-                    tree_size=size, root_hash=root,
-                    created_at=canonical.loads(data)["created_at"],
-                    gen_time=utc_text(gen_time), key=key))
-                return CheckpointInfo(size, root, gen_time, key)
             skip = event_entry("checkpoint-skip", datetime.now(UTC), tree_size=size,
                                reason="a partial checkpoint of this size is in the store")
             Catalog.append_ledger(c, event_type="checkpoint-skip", entry=skip.decode(),
                                   leaf_hash=leaf_hex(skip))
+        root = _root(c, size)
         now = datetime.now(UTC)
         body: dict[str, Any] = {
             "schema": CHECKPOINT_SCHEMA,
@@ -157,13 +226,10 @@ def make_checkpoint(catalog: Catalog, store: ObjectStore, notary: Notary,
         data = canonical.dumps(body)
         stamp = notary.stamp(data)
         retain = _far_retention(catalog, c, min_retain)
-        for ext, blob in (("json", data), ("p7s", stamp.seal), ("tsr", stamp.tsr)):
-            store.put_bytes(layout.checkpoint_key(size, ext), blob, retain_until=retain)
-        if access_rows:
-            # Same rows, same bytes: a copy left by an interrupted attempt is the same one.
-            with contextlib.suppress(ObjectExists):
-                store.put_bytes(f"access-log/{access_rows[-1].id:012d}.json",
-                                access_rows_document(access_rows), retain_until=retain)
+        blobs = {"json": data, "p7s": stamp.seal, "tsr": stamp.tsr}
+        for ext in CHECKPOINT_EXTS:
+            store.put_bytes(layout.checkpoint_key(size, ext), blobs[ext], retain_until=retain)
+        key = layout.checkpoint_key(size, "json")
         c.execute(checkpoints.insert().values(
             tree_size=size, root_hash=root, created_at=utc_text(now),
             gen_time=utc_text(stamp.gen_time), key=key))

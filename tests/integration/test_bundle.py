@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import stat
@@ -22,7 +23,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from edoc.bundle import BundleSummary, select_records, verify_bundle, write_bund
 from edoc.errors import InputError, NotFound
 from edoc.verdict import Status
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus
+from tests.helpers import Edoc, jst_today_minus, writable
 
 SEALED_PROFILE = ('id = "t-sealed"\nextends = "general"\ntitle = "sealed manifests (tests)"\n'
                   "[authenticity]\nseal_manifest = true\n")
@@ -272,6 +273,10 @@ def test_layout_index_and_history(world: World) -> None:
         hashlib.sha256(v1_manifest).hexdigest()
     dhist = json.loads(members[f"records/{d}/history.json"])
     assert [v["kind"] for v in dhist["versions"]] == ["original", "tombstone"]
+    if shutil.which("unzip"):  # an ordinary unzip reads it (and tests every CRC)
+        res = subprocess.run(["unzip", "-tq", str(world.bundle)], capture_output=True,
+                             text=True, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
     # verify.sh is executable when unzipped.
     with zipfile.ZipFile(world.bundle) as zf:
         mode = zf.getinfo(f"records/{c}/v1/verify.sh").external_attr >> 16
@@ -328,10 +333,29 @@ def test_verify_md_commands_succeed_and_detect_a_change(world: World, tmp_path: 
     assert f"{example.group(1)}: FAILED" in out  # sha256sum -c names the damaged file
 
 
-def test_independently_obtained_root_is_the_only_trust(world: World) -> None:
+def test_independently_obtained_root_is_the_only_trust(world: World, tmp_path: Path) -> None:
     report = verify_bundle(world.bundle, trust=[world.independent_root])
     assert report.ok
     assert report.as_dict()["trust"]["source"] == "given"
+    # The scripts take the auditor's root too, relative to where the auditor stands.
+    root = _extract(world.bundle, tmp_path / "x")
+    rel = os.path.relpath(world.independent_root, tmp_path)
+    script = root / "records" / world.ids["sealed"] / "v1" / "verify.sh"
+    res = _sh(str(script), tmp_path, env={"PATH": "/usr/bin:/bin", "EDOC_TRUST": rel})
+    assert res.returncode == 0, res.stdout
+    assert f"chains to {tmp_path.resolve()}/{rel}" in res.stdout
+
+
+def test_ledger_entry_of_another_version(world: World, tmp_path: Path) -> None:
+    c, p = world.ids["corrected"], world.ids["plain"]
+
+    def swap(m: dict[str, bytes]) -> None:
+        m[f"records/{c}/v1/ledger-entry.json"] = m[f"records/{p}/v1/ledger-entry.json"]
+
+    report = verify_bundle(_rewrite(world.bundle, tmp_path / "bad.zip", swap))
+    codes = _codes(report, c, 1)
+    assert codes["ledger"] == "LEDGER_ENTRY_MISMATCH"
+    assert codes["manifest"] == "MANIFEST_ALTERED"
 
 
 def test_foreign_root_fails_seals_and_tokens(world: World, foreign: Foreign,
@@ -642,6 +666,51 @@ def test_not_a_bundle(tmp_path: Path) -> None:
     assert err.value.code == "BUNDLE_MALFORMED"
 
 
+class _Pattern(io.RawIOBase):
+    """``size`` bytes of a repeating pattern, produced on demand (a stand-in for a big scan)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = min(len(buf), self.left)
+        buf[:n] = (b"edoc-streaming-" * (n // 15 + 1))[:n]
+        self.left -= n
+        return n
+
+
+def test_content_is_streamed_not_held_in_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    size = 48 << 20
+    path = tmp_path / "big.zip"
+    tracemalloc.start()
+    try:
+        with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
+            w = bundle._ZipWriter(zf, datetime.now(UTC))
+            digest, written = w.add_stream("records/x/v1/content", io.BufferedReader(
+                _Pattern(size)), None)
+        _, peak_write = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        reader = bundle._BundleReader(path, max_total_bytes=1 << 30, max_entries=10)
+        try:
+            assert reader.digest("records/x/v1/content") == (digest, size)
+        finally:
+            reader.close()
+        _, peak_read = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert written == size
+    assert peak_write < 8 << 20 and peak_read < 8 << 20, (peak_write, peak_read)
+    if shutil.which("unzip"):  # the ZIP64 member is readable by Info-ZIP as well
+        res = subprocess.run(["unzip", "-tq", str(path)], capture_output=True, text=True,
+                             check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
 # ------------------------------------------------------------------------------ on a live archive
 
 
@@ -685,6 +754,27 @@ def test_select_write_refuse_overwrite_and_log(live: Edoc, tmp_path: Path) -> No
                           ).fetchall()
     assert [(actor, sorted(json.loads(ids))) for actor, ids in rows] == [
         ("auditor-x", sorted([recent, old]))]
+
+
+def test_damage_in_the_store_is_exported_as_found(live: Edoc, tmp_path: Path) -> None:
+    """Export copies evidence faithfully and says what did not check out; the auditor's
+    verification then shows the damage instead of the archive hiding it."""
+    rid = _ingest(live, _scan(tmp_path, "c.png", 200), "general", jst_today_minus(1))
+    stored = writable(live.objects / "records" / rid / "v1" / "content")
+    data = bytearray(stored.read_bytes())
+    data[-10] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    a = Archive.open(str(live.archive))
+    try:
+        summary = write_bundle(a, [rid], tmp_path / "e.zip", actor="auditor-z")
+    finally:
+        a.close()
+    assert any("stored content hashes to" in p for p in summary.problems), summary.problems
+    report = verify_bundle(summary.path)
+    codes = _codes(report, rid, 1)
+    assert codes["content"] == "DIGEST_MISMATCH"
+    assert codes["files"] == "OK"  # bundle.json honestly lists what was exported
+    assert codes["manifest"] == "OK" and codes["inclusion"] == "OK"
 
 
 def test_disposed_record_carries_its_certificate(live: Edoc, tmp_path: Path) -> None:
