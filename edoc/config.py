@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edoc.errors import ConfigError
+from edoc.roles import RoleMap, load_roles
 
 CONFIG_NAME = "edoc.toml"
 ENV_ARCHIVE = "EDOC_ARCHIVE"
@@ -64,6 +65,7 @@ class ArchiveConfig:
     passphrase_env: str = "EDOC_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tsa: TsaConfig = field(default_factory=TsaConfig)
+    roles: RoleMap = field(default_factory=RoleMap)
 
     @property
     def keys_path(self) -> Path:
@@ -149,6 +151,7 @@ def load(archive_dir: Path) -> ArchiveConfig:
                 trust_roots=tuple(ts.get("trust_roots", ())),
                 timeout=float(ts.get("timeout", 10.0)),
             ),
+            roles=load_roles(raw, source),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: missing or invalid setting {exc}",
@@ -220,6 +223,14 @@ def render(cfg: ArchiveConfig) -> str:
         f"kind = {_q(ts.kind)}",
         f"url = {_q(ts.url or '')}",
         f"timeout = {ts.timeout}",
+        "",
+        "# [roles]  Who may do what (identity = EDOC_ACTOR or the OS user). Without this",
+        "# table everyone is admin. Example:",
+        "#   clerk = [\"hanako\"]",
+        "#   auditor = [\"kansa\"]",
+        "#   records-manager = [\"taro\"]",
+        "#   admin = [\"root\"]",
+        "#   default = []          # roles for unlisted identities ([] = refused)",
         "",
     ]
     return "\n".join(lines)

@@ -8,12 +8,15 @@ Findings are ``Check`` values with stable codes, so a monitoring job can alert o
   are all refused, and compares the server clock with ours.
 - ``clock``: our clock is not behind the newest checkpoint's timestamp.
 - ``ledger``: no leaf waits to be written to the store, and the tree head is checkpointed.
+- ``intents``: no version was left half-written by a run that died (``edoc.ingest``).
 - ``orphans``: no stored record version lacks a catalog row (an interrupted ingest).
+- ``disposal``: no purge run stopped before its certificate (``edoc purge`` finishes it).
 - ``evidence``: no record's retention outlives the TSA certificate that vouches for its
   checkpoints (renew evidence before it expires), and whether the TSA is accredited.
 - ``permissions``: private keys and the archive directory are not readable by others.
 
-``--repair`` finishes what interrupted runs left: writes pending ledger leaves, adopts
+``--repair`` finishes what interrupted runs left: finishes or drops the versions dead runs
+were writing (``edoc.ingest.recover_intents``), writes pending ledger leaves, adopts
 complete orphan versions (content and manifest stored, digest intact) into the catalog and
 the ledger, and checkpoints the tree head.
 """
@@ -107,7 +110,9 @@ class Doctor:
         if repair:
             report.repaired.extend(self._repair())
         report.checks.extend(self._ledger())
+        report.checks.append(self._intents())
         report.checks.append(self._orphans())
+        report.checks.append(self._disposals())
         report.checks.extend(self._evidence())
         return report
 
@@ -174,9 +179,41 @@ class Doctor:
             out.append(Check.ok("ledger", f"tree head {size} checkpointed"))
         return out
 
+    def _intents(self) -> Check:
+        from edoc.ingest import pending_intents
+
+        dead, live = pending_intents(self.a)
+        if dead:
+            return Check.fail("intents", "INTERRUPTED_WRITES",
+                              f"{len(dead)} version(s) were being written by a run that died; "
+                              "'edoc doctor --repair' or the next ingest finishes or drops "
+                              "them", found=", ".join(dead[:5]))
+        return Check.ok("intents", f"{len(live)} version(s) being written by running "
+                        "processes" if live else "no interrupted writes")
+
+    def _disposals(self) -> Check:
+        from edoc.catalog import disposal_runs
+
+        with self.a.catalog.read() as c:
+            running = [r for (r,) in c.execute(sa.select(disposal_runs.c.run_id)
+                                                .where(disposal_runs.c.state == "running"))]
+        if running:
+            # Not repaired here: finishing a disposal destroys records, which only `purge`
+            # does (under its run lock, with a fresh trusted time).
+            return Check.fail("disposal", "DISPOSAL_UNFINISHED",
+                              f"{len(running)} purge run(s) stopped before their certificate; "
+                              "'edoc purge --yes' finishes them first",
+                              found=", ".join(running[:5]))
+        return Check.ok("disposal", "every purge run is certified")
+
     def _orphan_manifests(self) -> list[tuple[str, Any]]:
+        from edoc.catalog import intents
+
         with self.a.catalog.read() as c:
             known = {k for (k,) in c.execute(sa.select(versions.c.manifest_key))}
+            # A version being written has its manifest stored just before it is catalogued.
+            known |= {f"records/{rid}/v{v}/manifest.json" for rid, v in c.execute(
+                sa.select(intents.c.record_id, intents.c.version))}
         return [(info.key, info) for info in self.a.store.list("records/")
                 if info.key.endswith("/manifest.json") and info.key not in known]
 
@@ -219,9 +256,10 @@ class Doctor:
 
     # -- repair ----------------------------------------------------------------------------
     def _repair(self) -> list[str]:
+        from edoc.ingest import recover_intents
         from edoc.ledger import flush_ledger_objects, make_checkpoint
 
-        done = []
+        done = recover_intents(self.a)
         far = datetime.now(UTC) + timedelta(days=1)
         for key, _info in self._orphan_manifests():
             adopted = self._adopt(key)

@@ -4,37 +4,60 @@ The commit protocol (what is written in which order, and what a restart finds):
 
 1. Everything is checked before anything is stored: the file (exists, regular, non-empty,
    readable), the readability gate (見読性), metadata and required search fields (検索性),
-   the input deadline, retention, and duplicates.
-2. The content, then the manifest (then its seal, when the profile asks) are written
-   write-once under ``records/<id>/v1/``. The store checks the SHA-256 it received.
-3. One catalog transaction inserts the record, its version and its ledger leaf. Only now does
-   the record exist for users (search, show, verify).
+   the input deadline, retention, and duplicates. Then one catalog transaction records the
+   *intent* to write the version — manifest bytes, ledger entry, catalog row, writer — after
+   checking again, under the write lock, that no record holds or is being given the same
+   content (two runs racing on one file both pass the first check) and, for a new version,
+   that the record is still at the version it builds on.
+2. The content, then the manifest's seal (when the profile asks), then the manifest are
+   written write-once under ``records/<id>/v<n>/``. The store checks the SHA-256 it
+   received. The manifest is last: a stored manifest means the whole version is stored.
+3. One catalog transaction inserts the record, its version and its ledger leaf, and deletes
+   the intent. Only now does the record exist for users (search, show, verify).
 4. The ledger leaf is written to the store (``ledger/<index>.json``).
 5. At the end of the run (or per record when the profile asks), a checkpoint seals and
    timestamps the tree head covering the new leaves.
 
-A crash after 2 leaves objects no catalog row points to; a crash after 3 leaves a leaf to
-write or a tree head to checkpoint — the next run writes pending leaves and checkpoints.
+What a restart finds: a writer holds a lock file in the archive directory while it lives
+(``flock``: the kernel drops it when the process dies, however it dies). An intent whose
+writer is dead is finished by the next ingest, correction, purge or ``edoc doctor --repair``
+(``recover_intents``): if its content reached the store, the manifest is (re)written from
+the intent and the version catalogued — the dead run may never have reported it, but it is
+then whole and verifiable; otherwise the intent is dropped and nothing was stored. A failure
+the user is told about (a full disk, say) drops the intent at once: the objects stored
+before the manifest are unreferenced and no check counts them. A crash after 3 leaves a leaf
+to write or a tree head to checkpoint: every later run, even one that stores nothing new,
+and ``edoc doctor --repair`` write pending leaves and checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
 from edoc import canonical, ids, layout
 from edoc.archive import Archive
-from edoc.catalog import Catalog, normalise_counterparty, records, utc_text, versions
-from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
-from edoc.ledger import event_entry, flush_ledger_objects, leaf_hex, make_checkpoint
+from edoc.catalog import Catalog, intents, normalise_counterparty, records, utc_text, versions
+from edoc.errors import DuplicateContent, EdocError, InputError, ObjectExists, ProfileViolation
+from edoc.ledger import (
+    event_entry,
+    flush_ledger_objects,
+    leaf_hex,
+    make_checkpoint,
+    work_pending,
+)
 from edoc.profiles import Requirements, combine
 from edoc.values import clean_text, parse_amount, parse_date, parse_doc_type
 
@@ -388,12 +411,7 @@ class Ingestor:
     def store(self, prep: Prepared) -> IngestResult:
         existing = self.archive.catalog.find_by_sha(prep.sha256)
         if existing:
-            dup = DuplicateContent(f"{prep.request.path} has the same SHA-256 as record "
-                                   f"{existing}; not stored twice",
-                                   hint=f"see 'edoc show {existing}'; --skip-existing "
-                                   "treats this as success when re-running a batch")
-            dup.record_id = existing
-            raise dup
+            raise _duplicate(str(prep.request.path), existing)
         record_id = ids.new_record_id()
         commit_version(self.archive, record_id=record_id, version=1, body=prep.manifest_body,
                        content=NewContent(prep.path, prep.size, prep.sha256),
@@ -407,6 +425,8 @@ class Ingestor:
             progress: Callable[[IngestResult], None] | None = None,
             validate_all_first: bool = False) -> IngestRun:
         """Ingest every request; a bad file is reported and the batch goes on."""
+        for line in recover_intents(self.archive):  # what a dead run left, before duplicates
+            log.info("recovered: %s", line)
         run = IngestRun()
         prepared: list[Prepared | IngestResult] = []
         for req in requests:
@@ -462,7 +482,10 @@ class Ingestor:
             progress(result)
 
     def _finish(self, run: IngestRun) -> None:
-        if not any(r.status == "stored" for r in run.results):
+        # Also when nothing new was stored: what an interrupted or failed run left (steps
+        # 4-5) is covered by this run's checkpoint.
+        if not any(r.status == "stored" for r in run.results) and \
+                not work_pending(self.archive.catalog):
             return
         a = self.archive
         far = self._clock() + timedelta(days=1)
@@ -506,56 +529,323 @@ def commit_version(archive: Archive, *, record_id: str, version: int, body: dict
                 actor=a.actor)
     manifest = canonical.dumps(body)
     manifest_sha = hashlib.sha256(manifest).hexdigest()
-    mkey = layout.manifest_key(record_id, version)
-    ckey: str | None = None
-    cver: str | None = None
-    if content is not None:
-        ckey = layout.content_key(record_id, version)
-        with content.path.open("rb") as f:
-            cver = a.store.put(ckey, f, size=content.size, sha256=content.sha256,
-                               retain_until=until_at).version_id
-    elif reuse_content is not None:
-        ckey, cver = reuse_content
-    minfo = a.store.put_bytes(mkey, manifest, retain_until=until_at)
-    seal_key = None
-    if reqs.authenticity.seal_manifest:
-        seal_key = layout.manifest_seal_key(record_id, version)
-        a.store.put_bytes(seal_key, a.notary.seal(manifest), retain_until=until_at)
-
     c_meta = body.get("content") or {}
     meta = body["metadata"]
     entry = event_entry(event, now, record_id=record_id, version=version,
                         manifest_sha256=manifest_sha, content_sha256=c_meta.get("sha256"),
                         previous_version_sha256=body.get("previous_version_sha256"))
-    with a.catalog.write() as c:
+    ckey, cver = ((layout.content_key(record_id, version), None) if content is not None
+                  else reuse_content or (None, None))
+    row: dict[str, Any] = dict(
+        record_id=record_id, version=version, kind=body["kind"],
+        content_sha256=c_meta.get("sha256"), content_size=c_meta.get("size"),
+        media_type=c_meta.get("media_type"), original_name=c_meta.get("original_name"),
+        content_key=ckey, content_version_id=cver,
+        manifest_key=layout.manifest_key(record_id, version),
+        manifest_sha256=manifest_sha,
+        seal_key=layout.manifest_seal_key(record_id, version)
+        if reqs.authenticity.seal_manifest else None,
+        profiles=canonical.dumps(list(reqs.profiles)).decode(),
+        document_class=reqs.document_class,
+        doc_type=body["doc_type"],
+        transaction_date=meta["transaction_date"], amount=meta["amount"],
+        counterparty=meta["counterparty"],
+        counterparty_norm=normalise_counterparty(meta["counterparty"])
+        if meta["counterparty"] else None,
+        ledger_ref=meta["ledger_ref"],
+        retain_until=retain_until.isoformat(),
+        retain_until_at=utc_text(until_at),
+        ingested_at=utc_text(now))
+    intent = _Intent(record_id=record_id, version=version, event=event, state=state,
+                     content_sha256=c_meta.get("sha256") if version == 1 else None,
+                     own_content=content is not None, manifest=manifest,
+                     seal=reqs.authenticity.seal_manifest, entry=entry, row=row)
+    _reserve(a, intent)  # step 1 ends: duplicates and concurrent changes are excluded here
+    try:
+        if content is not None:
+            with content.path.open("rb") as f:
+                row["content_version_id"] = a.store.put(
+                    ckey or "", f, size=content.size, sha256=content.sha256,
+                    retain_until=until_at).version_id
+        manifest_version = _put_seal_and_manifest(a, intent, until_at)
+    except Exception:
+        # Nothing was promised: the manifest (written last) is not stored, so what did get
+        # stored (content, seal) is an unreferenced object no check counts; the user is told.
+        _drop_intent(a, record_id, version)
+        raise
+    if not _catalogue(a, intent, row["content_version_id"], manifest_version):
+        raise EdocError(f"record {record_id} changed while v{version} was written; "
+                        "nothing catalogued", code="RECORD_CHANGED",
+                        hint="run the command again")
+    try:
+        flush_ledger_objects(a.catalog, a.store, until_at)
+        if reqs.authenticity.checkpoint == "record":
+            make_checkpoint(a.catalog, a.store, a.notary, min_retain=until_at)
+    except EdocError as exc:
+        # Step 3 committed the version: it exists. Steps 4-5 are idempotent and are finished
+        # at the end of the run, by the next run or by `edoc doctor --repair`.
+        log.warning("%s v%d is stored; its ledger leaf or checkpoint is left for later: %s",
+                    record_id, version, exc)
+    return manifest_sha
+
+
+# -- intents: versions being written ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Intent:
+    record_id: str
+    version: int
+    event: str
+    state: str
+    content_sha256: str | None
+    own_content: bool
+    manifest: bytes
+    seal: bool
+    entry: bytes
+    row: dict[str, Any]
+
+
+#: Lock files of live writers, ``<archive>/.writers/<owner>.lock``: a writer holds an
+#: exclusive flock(2) on its own for as long as it lives, so the kernel releases it the
+#: moment the writer dies, however it dies. Keyed by (archive directory, pid): a forked
+#: child is a writer of its own.
+_OWNERS: dict[tuple[Path, int], str] = {}
+_WRITERS_DIR = ".writers"
+
+
+def _owner(archive: Archive) -> str:
+    import atexit
+    import fcntl
+    import re
+    import secrets
+    import socket
+
+    key = (archive.cfg.dir, os.getpid())
+    token = _OWNERS.get(key)
+    if token is not None:
+        return token
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:60]
+    token = f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
+    lock_dir = archive.cfg.dir / _WRITERS_DIR
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    path = lock_dir / f"{token}.lock"
+    # Locked under a temporary name, then renamed: no one ever sees the file unlocked.
+    tmp = lock_dir / f".{token}.tmp"
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    tmp.replace(path)
+    _OWNERS[key] = token
+    pid = os.getpid()
+
+    def release() -> None:
+        if os.getpid() == pid:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    atexit.register(release)
+    return token
+
+
+@contextlib.contextmanager
+def _dead_owner(archive: Archive, owner: str, *, release: bool = True) -> Iterator[bool]:
+    """Yields whether ``owner`` is dead; while True, this process holds its lock, so no
+    other process recovers the same writer's versions at the same time. ``release``
+    removes a dead writer's lock file afterwards (its versions were recovered)."""
+    import fcntl
+
+    path = archive.cfg.dir / _WRITERS_DIR / f"{owner}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        yield True  # never got a lock file, or was recovered by a run that just finished
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+        if release:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    finally:
+        os.close(fd)
+
+
+def _duplicate(path: str, existing: str, *, in_flight: bool = False) -> DuplicateContent:
+    how = "is being stored by another run as record" if in_flight else \
+        "has the same SHA-256 as record"
+    dup = DuplicateContent(f"{path} {how} {existing}; not stored twice",
+                           hint=f"see 'edoc show {existing}'; --skip-existing "
+                           "treats this as success when re-running a batch")
+    dup.record_id = existing
+    return dup
+
+
+def _reserve(archive: Archive, intent: _Intent) -> None:
+    """Record the intent to write ``intent``'s version, in one transaction with the checks
+    that must hold when it is catalogued: a new record's content is not already stored or
+    being stored (two runs racing on one file both pass the early check), and a new version
+    builds on the record's latest one."""
+    owner = _owner(archive)
+    rid, version = intent.record_id, intent.version
+    with archive.catalog.write() as c:
+        if intent.content_sha256 is not None:
+            holder = c.execute(
+                sa.select(versions.c.record_id)
+                .join(records, records.c.record_id == versions.c.record_id)
+                .where(versions.c.content_sha256 == intent.content_sha256,
+                       records.c.state == "active").limit(1)).scalar()
+            pending = c.execute(sa.select(intents.c.record_id).where(
+                intents.c.content_sha256 == intent.content_sha256).limit(1)).scalar()
+            if holder or pending:
+                raise _duplicate(str(intent.row.get("original_name")),
+                                 str(holder or pending), in_flight=not holder)
+        if version > 1:
+            cur = c.execute(sa.select(records.c.latest_version, records.c.state)
+                            .where(records.c.record_id == rid)).first()
+            busy = c.execute(sa.select(intents.c.owner).where(
+                intents.c.record_id == rid, intents.c.version == version)).first()
+            if cur is None or cur.latest_version != version - 1 or \
+                    cur.state == "disposed" or busy:
+                raise EdocError(f"record {rid} is being changed by another run (v{version} "
+                                "is taken); nothing stored", code="RECORD_CHANGED",
+                                hint="run the command again")
+        c.execute(intents.insert().values(
+            record_id=rid, version=version, event=intent.event, state=intent.state,
+            content_sha256=intent.content_sha256, own_content=intent.own_content,
+            manifest=intent.manifest.decode(), seal=intent.seal, entry=intent.entry.decode(),
+            row=json.dumps(intent.row, sort_keys=True), owner=owner,
+            created_at=utc_text(datetime.now(UTC))))
+
+
+def _drop_intent(archive: Archive, record_id: str, version: int) -> None:
+    try:
+        with archive.catalog.write() as c:
+            c.execute(intents.delete().where(intents.c.record_id == record_id,
+                                             intents.c.version == version))
+    except EdocError:
+        # Left for the next run: once this process is gone, recovery finds no manifest in
+        # the store for it and drops it then.
+        log.warning("could not drop the intent for %s v%d", record_id, version)
+
+
+def _put_seal_and_manifest(archive: Archive, intent: _Intent, until: datetime) -> str:
+    """Store the manifest's seal (when asked), then the manifest: the manifest is the last
+    object of a version, so a stored manifest means every object of it is there. Objects an
+    interrupted attempt stored are kept: a seal of the same bytes is as good as a new one."""
+    a = archive
+    rid, version = intent.record_id, intent.version
+    if intent.seal:
+        with contextlib.suppress(ObjectExists):
+            a.store.put_bytes(layout.manifest_seal_key(rid, version),
+                              a.notary.seal(intent.manifest), retain_until=until)
+    mkey = layout.manifest_key(rid, version)
+    try:
+        return a.store.put_bytes(mkey, intent.manifest, retain_until=until).version_id
+    except ObjectExists:
+        if a.store.read(mkey) != intent.manifest:
+            raise EdocError(f"{mkey} exists with other contents; not catalogued",
+                            code="MANIFEST_CONFLICT", hint="run 'edoc ledger verify'") from None
+        return a.store.stat(mkey).version_id
+
+
+def _catalogue(archive: Archive, intent: _Intent, content_version: str | None,
+               manifest_version: str) -> bool:
+    """Step 3: one transaction inserts the version, its ledger leaf and the record (or moves
+    the record to this version) and deletes the intent. False if the intent is gone (another
+    process recovered it) or the record moved on meanwhile (then the intent is dropped)."""
+    rid, version = intent.record_id, intent.version
+    with archive.catalog.write() as c:
+        if c.execute(intents.delete().where(intents.c.record_id == rid,
+                                            intents.c.version == version)).rowcount == 0:
+            return False
         if version == 1:
-            c.execute(records.insert().values(record_id=record_id, created_at=utc_text(now),
-                                              latest_version=1, state=state))
+            c.execute(records.insert().values(record_id=rid,
+                                              created_at=intent.row["ingested_at"],
+                                              latest_version=1, state=intent.state))
         else:
-            c.execute(records.update().where(records.c.record_id == record_id)
-                      .values(latest_version=version, state=state))
-        idx = Catalog.append_ledger(c, event_type=event, entry=entry.decode(),
-                                    leaf_hash=leaf_hex(entry), record_id=record_id,
+            cur = c.execute(sa.select(records.c.latest_version, records.c.state)
+                            .where(records.c.record_id == rid)).first()
+            if cur is None or cur.latest_version != version - 1 or cur.state == "disposed":
+                return False
+            c.execute(records.update().where(records.c.record_id == rid)
+                      .values(latest_version=version, state=intent.state))
+        idx = Catalog.append_ledger(c, event_type=intent.event, entry=intent.entry.decode(),
+                                    leaf_hash=leaf_hex(intent.entry), record_id=rid,
                                     version=version)
         c.execute(versions.insert().values(
-            record_id=record_id, version=version, kind=body["kind"],
-            content_sha256=c_meta.get("sha256"), content_size=c_meta.get("size"),
-            media_type=c_meta.get("media_type"), original_name=c_meta.get("original_name"),
-            content_key=ckey, content_version_id=cver,
-            manifest_key=mkey, manifest_version_id=minfo.version_id,
-            manifest_sha256=manifest_sha, seal_key=seal_key,
-            profiles=canonical.dumps(list(reqs.profiles)).decode(),
-            document_class=reqs.document_class,
-            doc_type=body["doc_type"],
-            transaction_date=meta["transaction_date"], amount=meta["amount"],
-            counterparty=meta["counterparty"],
-            counterparty_norm=normalise_counterparty(meta["counterparty"])
-            if meta["counterparty"] else None,
-            ledger_ref=meta["ledger_ref"],
-            retain_until=retain_until.isoformat(),
-            retain_until_at=utc_text(until_at),
-            ingested_at=utc_text(now), ledger_index=idx))
-    flush_ledger_objects(a.catalog, a.store, until_at)
-    if reqs.authenticity.checkpoint == "record":
-        make_checkpoint(a.catalog, a.store, a.notary, min_retain=until_at)
-    return manifest_sha
+            **dict(intent.row, content_version_id=content_version,
+                   manifest_version_id=manifest_version, ledger_index=idx)))
+    return True
+
+
+def pending_intents(archive: Archive) -> tuple[list[str], list[str]]:
+    """Versions being written, as ``<record id> v<n>``: (those whose writer died, those of
+    live writers). Changes nothing."""
+    with archive.catalog.read() as c:
+        rows = list(c.execute(sa.select(intents.c.record_id, intents.c.version,
+                                        intents.c.owner)))
+    dead: list[str] = []
+    live: list[str] = []
+    verdicts: dict[str, bool] = {}
+    for rid, version, owner in rows:
+        if owner not in verdicts:
+            with _dead_owner(archive, owner, release=False) as is_dead:
+                verdicts[owner] = is_dead
+        (dead if verdicts[owner] else live).append(f"{rid} v{version}")
+    return dead, live
+
+
+def recover_intents(archive: Archive) -> list[str]:
+    """Finish or drop the versions whose writer died between reserving and cataloguing them
+    (commit protocol, module docstring); versions of live writers are left alone. Returns
+    what was done, one line each."""
+    from edoc.errors import ObjectMissing
+
+    a = archive
+    with a.catalog.read() as c:
+        pending = list(c.execute(sa.select(intents).order_by(intents.c.created_at)))
+    by_owner: dict[str, list[Any]] = {}
+    for r in pending:
+        by_owner.setdefault(r.owner, []).append(r)
+    done: list[str] = []
+    for owner, rows in by_owner.items():
+        with _dead_owner(a, owner) as dead:
+            if not dead:
+                continue
+            for r in rows:
+                intent = _Intent(r.record_id, r.version, r.event, r.state, r.content_sha256,
+                                 r.own_content, r.manifest.encode(), r.seal, r.entry.encode(),
+                                 json.loads(r.row))
+                what = f"{r.record_id} v{r.version}"
+                until = datetime.fromisoformat(intent.row["retain_until_at"])
+                cver = intent.row["content_version_id"]
+                try:
+                    if r.own_content:
+                        ckey = intent.row["content_key"]
+                        try:
+                            cver = a.store.stat(ckey).version_id
+                            digest = hashlib.sha256()
+                            with a.store.open(ckey, cver) as f:
+                                while chunk := f.read(1 << 20):
+                                    digest.update(chunk)
+                        except ObjectMissing:
+                            _drop_intent(a, r.record_id, r.version)
+                            done.append(f"dropped {what}: its writer died before storing it")
+                            continue
+                        if digest.hexdigest() != intent.row["content_sha256"]:
+                            _drop_intent(a, r.record_id, r.version)
+                            done.append(f"dropped {what}: its stored content does not match")
+                            continue
+                    mver = _put_seal_and_manifest(a, intent, until)
+                    if _catalogue(a, intent, cver, mver):
+                        done.append(f"completed {what} (its writer died before cataloguing "
+                                    "it)")
+                    else:
+                        _drop_intent(a, r.record_id, r.version)
+                except EdocError as exc:
+                    log.warning("could not recover %s: %s", what, exc)
+                    done.append(f"left {what} for later: {exc}")
+    return done

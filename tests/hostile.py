@@ -209,8 +209,11 @@ def _garble(src: bytes, at: int, length: int, seed: int) -> bytes:
 
 
 def _image_bytes(fmt: str, seed: int) -> bytes:
+    """A valid 200 dpi scan; TIFF LZW-compressed (uncompressed pixels have no structure to
+    damage: garbage in them is just other pixels)."""
     buf = io.BytesIO()
-    _scan(seed, 200).save(buf, fmt, dpi=(200, 200))
+    options = {"compression": "tiff_lzw"} if fmt == "TIFF" else {}
+    _scan(seed, 200).save(buf, fmt, dpi=(200, 200), **options)
     return buf.getvalue()
 
 
@@ -240,34 +243,45 @@ def _image_cases(d: Path) -> list[Hostile]:
     no_size = jpeg[:sof + 5] + b"\x00\x00\x00\x00" + jpeg[sof + 9:]  # SOF0 height = width = 0
     cases.append(Hostile("jpeg-zero-size", _write(d / "zero-size.jpg", no_size),
                          "IMAGE_UNREADABLE", f"a JPEG frame of 0×0 pixels: {unreadable}"))
-    cases.append(Hostile("tiff-ifd-loop", _write(d / "ifd-loop.tif", _tiff_ifd_loop()),
+    cases.append(Hostile("tiff-ifd-loop", _write(d / "ifd-loop.tif",
+                                                 _tiff(8, 8, pages=2, loop=True)),
                          "IMAGE_UNREADABLE",
-                         "a TIFF whose IFD chain points back to itself (endless pages)"))
+                         "a TIFF whose page chain loops back to page 1: endless pages"))
     cases.append(Hostile("tiff-ifd-outside", _write(d / "ifd-outside.tif",
                                                     b"II*\x00" + struct.pack("<I", 1 << 30)),
                          "IMAGE_UNREADABLE", "a TIFF whose first IFD lies beyond the file"))
     return cases
 
 
-def _tiff_ifd_loop() -> bytes:
-    """A tiny valid 1×1 TIFF whose IFD's next-IFD offset is the IFD itself (TIFF 6.0 §2)."""
-    entries = [
-        (256, 3, 1, 1), (257, 3, 1, 1),  # ImageWidth, ImageLength
-        (258, 3, 1, 8), (259, 3, 1, 1),  # BitsPerSample, Compression none
-        (262, 3, 1, 1), (273, 4, 1, 0),  # Photometric BlackIsZero, StripOffsets (patched)
-        (277, 3, 1, 1), (278, 3, 1, 1),  # SamplesPerPixel, RowsPerStrip
-        (279, 4, 1, 1),  # StripByteCounts
-    ]
-    ifd_at = 8
-    data_at = ifd_at + 2 + 12 * len(entries) + 4
-    ifd = struct.pack("<H", len(entries))
-    for tag, kind, count, value in entries:
-        if tag == 273:
-            value = data_at
-        packed = struct.pack("<H", value) + b"\0\0" if kind == 3 else struct.pack("<I", value)
-        ifd += struct.pack("<HHI", tag, kind, count) + packed
-    ifd += struct.pack("<I", ifd_at)  # next IFD: this one again
-    return b"II*\x00" + struct.pack("<I", ifd_at) + ifd + b"\x80"
+def _tiff(width: int, height: int, *, pages: int = 1, loop: bool = False) -> bytes:
+    """A little-endian, uncompressed 8-bit gray TIFF (TIFF 6.0 §2, §8) recording 200 dpi, with
+    ``pages`` IFDs sharing one strip; ``loop`` points the last IFD's next-IFD offset back at
+    the first, so the chain of pages never ends."""
+    n_entries = 12
+    ifd_size = 2 + 12 * n_entries + 4
+    first_ifd = 8
+    rational_at = first_ifd + pages * ifd_size
+    strip_at = rational_at + 8
+    strip_len = min(width * height, 64)
+    out = b"II*\x00" + struct.pack("<I", first_ifd)
+    for page in range(pages):
+        entries = [
+            (256, 4, 1, width), (257, 4, 1, height),  # ImageWidth, ImageLength
+            (258, 3, 1, 8), (259, 3, 1, 1),  # BitsPerSample 8, Compression none
+            (262, 3, 1, 1), (273, 4, 1, strip_at),  # BlackIsZero, StripOffsets
+            (277, 3, 1, 1), (278, 4, 1, height),  # SamplesPerPixel, RowsPerStrip
+            (279, 4, 1, strip_len),  # StripByteCounts
+            (282, 5, 1, rational_at), (283, 5, 1, rational_at),  # X/YResolution 200/1
+            (296, 3, 1, 2),  # ResolutionUnit inch
+        ]
+        ifd = struct.pack("<H", len(entries))
+        for tag, kind, count, value in entries:
+            packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+            ifd += struct.pack("<HHI", tag, kind, count) + packed
+        last = page == pages - 1
+        following = (first_ifd if loop else 0) if last else first_ifd + (page + 1) * ifd_size
+        out += ifd + struct.pack("<I", following)
+    return out + struct.pack("<II", 200, 1) + b"\x80" * strip_len
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,19 +294,6 @@ def _jpeg_with_size(width: int, height: int) -> bytes:
     jpeg = _image_bytes("JPEG", seed=92)
     sof = jpeg.find(b"\xff\xc0")
     return jpeg[:sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9:]
-
-
-def _tiff_with_size(width: int, height: int) -> bytes:
-    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1),
-               (262, 3, 1, 1), (273, 4, 1, 0), (277, 3, 1, 1), (278, 4, 1, height),
-               (279, 4, 1, 16)]
-    data_at = 8 + 2 + 12 * len(entries) + 4
-    ifd = struct.pack("<H", len(entries))
-    for tag, kind, count, value in entries:
-        value = data_at if tag == 273 else value
-        packed = struct.pack("<H", value) + b"\0\0" if kind == 3 else struct.pack("<I", value)
-        ifd += struct.pack("<HHI", tag, kind, count) + packed
-    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + b"\0" * 16
 
 
 def _bomb_pdf(where: str, mib: int) -> bytes:
@@ -376,7 +377,7 @@ def _bomb_cases(d: Path) -> list[Hostile]:
                 f"30000×30000 px PNG header: {too_large}"),
         Hostile("jpeg-bomb-header", _write(d / "bomb.jpg", _jpeg_with_size(65000, 65000)),
                 "IMAGE_TOO_LARGE", f"65000×65000 px JPEG header: {too_large}"),
-        Hostile("tiff-bomb-header", _write(d / "bomb.tif", _tiff_with_size(200_000, 200_000)),
+        Hostile("tiff-bomb-header", _write(d / "bomb.tif", _tiff(200_000, 200_000)),
                 "IMAGE_TOO_LARGE", f"200000×200000 px TIFF header: {too_large}"),
         Hostile("pdf-image-bomb", _write(d / "image-bomb.pdf", raw_pdf([
             _CATALOG, _PAGES, _page(contents=b"4 0 R",
@@ -412,10 +413,15 @@ def _pdf_cases(d: Path) -> list[Hostile]:
                       "no-eof": n - 8}.items():
         cases.append(Hostile(f"pdf-cut-{label}", _write(d / f"cut-{label}.pdf", src[:at]),
                              "PDF_UNREADABLE", f"cut at byte {at} of {n}: {unreadable}"))
-    xref = src.rfind(b"xref")
-    cases.append(Hostile("pdf-garbage-xref",
-                         _write(d / "garbage-xref.pdf", _garble(src, xref + 20, 40, 3)),
-                         "PDF_UNREADABLE", f"random bytes over the xref table: {unreadable}"))
+    cases.append(Hostile("pdf-garbage-middle",
+                         _write(d / "garbage-middle.pdf", _garble(src, n // 2, 64, 3)),
+                         "PDF_UNREADABLE", f"64 random bytes in the middle: {unreadable}"))
+    classic = raw_pdf(_simple_pdf())
+    table = classic.index(b"xref\n") + len(b"xref\n0 6\n0000000000 65535 f \n")
+    garbled = classic[:table + 20] + b"0000999999" + classic[table + 30:]  # object 2's offset
+    cases.append(Hostile("pdf-garbage-xref", _write(d / "garbage-xref.pdf", garbled),
+                         "PDF_UNREADABLE", "the xref table sends object 2 (the page tree) past "
+                         f"the end of the file; a broken xref is not reconstructed: {unreadable}"))
     bad_flate = _stream(b"/Filter /FlateDecode", b"x\x9c" + random.Random(5).randbytes(200))
     cases.append(Hostile("pdf-corrupt-content",
                          _write(d / "corrupt-content.pdf", raw_pdf([
@@ -624,7 +630,7 @@ def _special_cases(d: Path) -> list[Hostile]:
     ]
     png = good_scan(d / "really-a-png.pdf", 501)
     jpg_pdf = samples.text_pdf(d / "really-a-pdf.jpg", "a PDF with a .jpg name")
-    text = _write(d / "really-text.png", "請求書 invoice, not an image\n".encode())
+    text = _write(d / "really-text.png", "請求書 invoice (not an image)\n".encode())
     cases += [
         Hostile("png-named-pdf", png, STORED, "media type by magic bytes: a PNG",
                 media_type="image/png"),
