@@ -139,11 +139,32 @@ def cli(ctx: click.Context, archive: str | None, debug: bool) -> None:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 
 
+SIGNING_COMMANDS = {"ingest", "correct", "delete", "hold", "release", "purge", "renew",
+                    "retention", "doctor"}
+
+
+def _ensure_passphrase(a: Any) -> None:
+    """Encrypted keys and no passphrase in the environment: ask, if a person is there.
+    The passphrase stays in this process (never echoed, logged or written)."""
+    env = a.cfg.passphrase_env
+    if os.environ.get(env):
+        return
+    seal_key = a.cfg.keys_path / "seal.key"
+    try:
+        encrypted = b"ENCRYPTED" in seal_key.read_bytes()
+    except OSError:
+        return
+    if encrypted and sys.stdin.isatty():
+        os.environ[env] = click.prompt("key passphrase", hide_input=True, err=True)
+
+
 def _archive(ctx: click.Context) -> Any:
     a = _open(ctx.obj["archive"])
     # The top-level command name decides (e.g. "ledger" for "ledger verify").
     command = ctx.command_path.split()[1] if len(ctx.command_path.split()) > 1 else ""
     a.cfg.roles.authorize(a.actor, command)
+    if command in SIGNING_COMMANDS:
+        _ensure_passphrase(a)
     return a
 
 
@@ -165,11 +186,13 @@ def _archive(ctx: click.Context) -> Any:
 @click.option("--s3-addressing-style", type=click.Choice(["auto", "path", "virtual"]))
 @click.option("--lock-mode", type=click.Choice(["COMPLIANCE", "GOVERNANCE"]),
               default="COMPLIANCE", show_default=True, help="S3 Object Lock mode.")
+@click.option("--encrypt-keys", is_flag=True,
+              help="Encrypt private keys with a passphrase (EDOC_KEY_PASSPHRASE, or asked).")
 @json_option
 def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...],
          storage: str, s3_endpoint_url: str | None, s3_region: str | None,
          s3_profile: str | None, s3_addressing_style: str | None, lock_mode: str,
-         as_json: bool) -> None:
+         encrypt_keys: bool, as_json: bool) -> None:
     """Create an archive in DIRECTORY with the embedded defaults.
 
     Local write-once store, SQLite catalog, and a development PKI and TSA that are
@@ -183,6 +206,12 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
         if not retention_mod.is_known_rule(rule):
             raise ConfigError(f"--retention {rule} is not a known rule",
                               code="RETENTION_UNKNOWN")
+    if encrypt_keys and not os.environ.get("EDOC_KEY_PASSPHRASE"):
+        if not sys.stdin.isatty():
+            raise ConfigError("--encrypt-keys needs EDOC_KEY_PASSPHRASE (no terminal to ask)",
+                              code="KEY_PASSPHRASE_REQUIRED")
+        os.environ["EDOC_KEY_PASSPHRASE"] = click.prompt(
+            "new key passphrase", hide_input=True, confirmation_prompt=True, err=True)
     if storage == "local":
         store_cfg = StorageConfig()
     elif storage.startswith("s3://"):

@@ -154,6 +154,7 @@ class Disposer:
         return out
 
     def run(self, *, dry_run: bool, limit: int | None = None) -> PurgeReport:
+        self.a.notary.ready_to_sign()
         with _run_lock(self.a):
             now = self.trusted_now()
             report = PurgeReport(now=now, dry_run=dry_run)

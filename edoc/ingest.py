@@ -425,6 +425,7 @@ class Ingestor:
             progress: Callable[[IngestResult], None] | None = None,
             validate_all_first: bool = False) -> IngestRun:
         """Ingest every request; a bad file is reported and the batch goes on."""
+        self.archive.notary.ready_to_sign()
         for line in recover_intents(self.archive):  # what a dead run left, before duplicates
             log.info("recovered: %s", line)
         run = IngestRun()

@@ -89,6 +89,11 @@ class Notary:
         raise ConfigError(f"tsa.kind {t.kind!r} needs a url", code="CONFIG_INVALID",
                           hint="use kind = \"embedded\" or kind = \"http\" with url = ...")
 
+    def ready_to_sign(self) -> None:
+        """Load the seal key and the TSA now, so a run that could not seal stops before it
+        stores anything (a wrong passphrase is a configuration error, exit 2)."""
+        _ = self._sealer, self._stamper
+
     def seal(self, data: bytes) -> bytes:
         from edoc.sealing import Sealer
 
