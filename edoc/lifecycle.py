@@ -133,6 +133,7 @@ class Lifecycle:
                 changes: IngestRequest | None = None) -> ChangeResult:
         """A new version on top of the latest: new content (re-checked by the readability
         gate) and/or corrected metadata. Unchanged fields carry over."""
+        self.a.notary.ready_to_sign()
         why = _reason(reason)
         row, body = self._latest(record_id)
         if body["kind"] == "tombstone":
@@ -178,6 +179,7 @@ class Lifecycle:
     def delete(self, record_id: str, *, reason: str | None) -> ChangeResult:
         """A tombstone version: gone from default search, kept (and verifiable) with its
         whole history until retention ends."""
+        self.a.notary.ready_to_sign()
         why = _reason(reason)
         row, body = self._latest(record_id)
         if body["kind"] == "tombstone":
@@ -191,6 +193,7 @@ class Lifecycle:
                          changes: IngestRequest) -> ChangeResult:
         """Recompute retention with more facts (e.g. a loss year known after filing);
         refused unless it ends later (retention is never shortened)."""
+        self.a.notary.ready_to_sign()
         why = _reason(reason or "retention extended")
         row, body = self._latest(record_id)
         reqs = self._requirements(body)
@@ -219,6 +222,7 @@ class Lifecycle:
     # -- legal holds -----------------------------------------------------------------------
     def hold(self, record_ids: Sequence[str], *, reason: str | None, case: str | None
              ) -> list[dict[str, Any]]:
+        self.a.notary.ready_to_sign()
         why = _reason(reason)
         out = []
         for rid in record_ids:
@@ -246,6 +250,7 @@ class Lifecycle:
         return out
 
     def release(self, record_ids: Sequence[str], *, reason: str | None) -> list[dict[str, Any]]:
+        self.a.notary.ready_to_sign()
         why = _reason(reason)
         out = []
         for rid in record_ids:
