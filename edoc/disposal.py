@@ -44,7 +44,14 @@ from edoc.catalog import (
     versions,
 )
 from edoc.errors import EdocError, ObjectExists, ObjectMissing
-from edoc.ledger import event_entry, flush_ledger_objects, leaf_hex, make_checkpoint
+from edoc.ingest import recover_intents
+from edoc.ledger import (
+    event_entry,
+    flush_ledger_objects,
+    leaf_hex,
+    make_checkpoint,
+    work_pending,
+)
 
 CERTIFICATE_SCHEMA = "edoc.disposal-certificate/1"
 #: Certificates prove destruction; they hold no personal data and are kept ten years.
@@ -158,16 +165,25 @@ class Disposer:
         with _run_lock(self.a):
             now = self.trusted_now()
             report = PurgeReport(now=now, dry_run=dry_run)
-            if not dry_run:
-                for run_id in self._unfinished_runs():
-                    report.resumed_runs.append(run_id)
-                    self._finish_run(run_id, report)
-            report.selected = self.select(now, limit)
-            if dry_run or not report.selected:
+            if dry_run:
+                report.selected = self.select(now, limit)
                 return report
-            run_id = ids.new_record_id()
-            self._journal(run_id, now, report.selected)
-            self._finish_run(run_id, report)
+            # Versions a dead run left half-written are finished first, so selection sees
+            # every version of a record (edoc.ingest commit protocol).
+            recover_intents(self.a)
+            for run_id in self._unfinished_runs():
+                report.resumed_runs.append(run_id)
+                self._finish_run(run_id, report)
+            report.selected = self.select(now, limit)
+            if report.selected:
+                run_id = ids.new_record_id()
+                self._journal(run_id, now, report.selected)
+                self._finish_run(run_id, report)
+            elif work_pending(self.a.catalog):
+                # An interrupted run's last leaves and checkpoint (certificate included).
+                keep = datetime.now(UTC) + CERTIFICATE_RETENTION
+                flush_ledger_objects(self.a.catalog, self.a.store, keep)
+                make_checkpoint(self.a.catalog, self.a.store, self.a.notary, min_retain=keep)
             return report
 
     # -- the journal -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from edoc import canonical
 from edoc.archive import Archive
 from edoc.catalog import Catalog, holds, utc_text
 from edoc.errors import EdocError, InputError, NotFound
-from edoc.ingest import Ingestor, IngestRequest, NewContent, commit_version
+from edoc.ingest import Ingestor, IngestRequest, NewContent, commit_version, recover_intents
 from edoc.ledger import event_entry, flush_ledger_objects, leaf_hex, make_checkpoint
 from edoc.profiles import Requirements, combine
 from edoc.values import clean_text
@@ -58,6 +58,9 @@ class Lifecycle:
 
     # -- reading the current state ---------------------------------------------------------
     def _latest(self, record_id: str) -> tuple[Any, dict[str, Any]]:
+        # A change a dead run left half-written is finished (or dropped) first: the new
+        # version must build on what the record really is (edoc.ingest commit protocol).
+        recover_intents(self.a)
         rec = self.a.catalog.record_row(record_id)
         if rec is None:
             raise NotFound(f"no record {record_id} in this archive")
@@ -100,11 +103,14 @@ class Lifecycle:
         version = row.version + 1
         reuse = (row.content_key, row.content_version_id) if content is None and \
             kind != "tombstone" else None
+        if until_at > prev_until:
+            # Before the new version exists: once it is catalogued its history must already
+            # be locked as long as it. Extending is idempotent, and harmless if the version
+            # never gets catalogued (retention is only ever lengthened).
+            self._extend_objects(row.record_id, until_at)
         commit_version(self.a, record_id=row.record_id, version=version, body=out,
                        content=content, until_at=until_at, retain_until=retain_until,
                        reqs=reqs, event=event, now=now, reuse_content=reuse, state=state)
-        if until_at > prev_until:
-            self._extend_objects(row.record_id, until_at)
         self._checkpoint(until_at)
         return ChangeResult(row.record_id, version, kind, retain_until.isoformat())
 
