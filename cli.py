@@ -188,11 +188,18 @@ def _archive(ctx: click.Context) -> Any:
               default="COMPLIANCE", show_default=True, help="S3 Object Lock mode.")
 @click.option("--encrypt-keys", is_flag=True,
               help="Encrypt private keys with a passphrase (EDOC_KEY_PASSPHRASE, or asked).")
+@click.option("--pkcs11-module", metavar="PATH",
+              help="Keep the seal key in a PKCS#11 token (e.g. an HSM); module path.")
+@click.option("--pkcs11-token", metavar="LABEL", help="Token label.")
+@click.option("--pkcs11-key-label", default="edoc-seal", show_default=True)
+@click.option("--pkcs11-pin-env", default="EDOC_PKCS11_PIN", show_default=True,
+              help="Environment variable holding the user PIN.")
 @json_option
 def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...],
          storage: str, s3_endpoint_url: str | None, s3_region: str | None,
          s3_profile: str | None, s3_addressing_style: str | None, lock_mode: str,
-         encrypt_keys: bool, as_json: bool) -> None:
+         encrypt_keys: bool, pkcs11_module: str | None, pkcs11_token: str | None,
+         pkcs11_key_label: str, pkcs11_pin_env: str, as_json: bool) -> None:
     """Create an archive in DIRECTORY with the embedded defaults.
 
     Local write-once store, SQLite catalog, and a development PKI and TSA that are
@@ -225,9 +232,17 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
     else:
         raise ConfigError(f"--storage {storage!r} is not local or s3://BUCKET/PREFIX",
                           code="USAGE_ERROR")
+    token = None
+    if pkcs11_module or pkcs11_token:
+        from edoc.hsm import TokenConfig
+
+        if not (pkcs11_module and pkcs11_token):
+            raise ConfigError("--pkcs11-module and --pkcs11-token go together",
+                              code="USAGE_ERROR")
+        token = TokenConfig(pkcs11_module, pkcs11_token, pkcs11_key_label, pkcs11_pin_env)
     a = init_archive(Path(directory), organisation=organisation,
                      fiscal_year_end=_month_day("--fiscal-year-end", "value", fye),
-                     default_retention=retention, storage=store_cfg)
+                     default_retention=retention, storage=store_cfg, pkcs11=token)
     doc = {"ok": True, "archive": str(a.cfg.dir), "archive_id": a.cfg.archive_id,
            "storage": a.store.kind, "guarantee": a.store.guarantee,
            "tsa": "embedded (NOT ACCREDITED)", "pki": "development (NOT ACCREDITED)"}

@@ -20,6 +20,7 @@ from edoc import config as config_mod
 from edoc.catalog import Catalog
 from edoc.config import ArchiveConfig, StorageConfig
 from edoc.errors import ConfigError
+from edoc.hsm import TokenConfig
 from edoc.notary import Notary
 from edoc.profiles import ProfileSet, policies_dirs
 from edoc.storage.base import ObjectStore
@@ -109,7 +110,8 @@ def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> N
 
 def init_archive(directory: Path, *, organisation: str, storage: StorageConfig | None = None,
                  fiscal_year_end: tuple[int, int] | None = None,
-                 default_retention: tuple[str, ...] = ()) -> Archive:
+                 default_retention: tuple[str, ...] = (),
+                 pkcs11: TokenConfig | None = None) -> Archive:
     """Create a new archive with the embedded defaults; refuse to touch an existing one."""
     from edoc import ids, pki
 
@@ -136,11 +138,18 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
         default_retention=default_retention,
         fiscal_year_end=fiscal_year_end or (3, 31),
         storage=storage,
+        seal_backend="pkcs11" if pkcs11 else "file",
+        pkcs11=pkcs11,
     )
     passphrase = cfg.passphrase()
     keys_dir.mkdir(mode=0o700, exist_ok=True)
+    seal_public = None
+    if pkcs11 is not None:
+        from edoc.hsm import generate_key
+
+        seal_public = generate_key(pkcs11)
     pki.generate_dev_pki(keys_dir, organisation=organisation or "edoc archive",
-                         passphrase=passphrase)
+                         passphrase=passphrase, seal_public_key=seal_public)
     store = open_store(cfg)
     catalog = Catalog(cfg.catalog_url, cfg.dir)
     catalog.create()

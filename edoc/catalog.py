@@ -279,6 +279,11 @@ class Catalog:
                     conn.begin():
                 yield conn
         except sa.exc.OperationalError as exc:
+            if "readonly" in str(exc.orig):
+                raise CatalogError(f"catalog is read-only ({exc.orig}); nothing changed",
+                                   code="CATALOG_READ_ONLY",
+                                   hint="run edoc where the archive directory is writable"
+                                   ) from None
             if "locked" in str(exc.orig) or "busy" in str(exc.orig):
                 raise CatalogError(
                     f"catalog is busy: another edoc process held the write lock for more "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edoc.errors import ConfigError
+from edoc.hsm import TokenConfig
 from edoc.roles import RoleMap, load_roles
 
 CONFIG_NAME = "edoc.toml"
@@ -63,6 +64,9 @@ class ArchiveConfig:
     catalog_url: str = "sqlite:///catalog.sqlite"
     keys_dir: str = "keys"
     passphrase_env: str = "EDOC_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
+    #: ``file`` (PKCS#8 in keys/) or ``pkcs11`` (the seal key stays in a token)
+    seal_backend: str = "file"
+    pkcs11: TokenConfig | None = None
     storage: StorageConfig = field(default_factory=StorageConfig)
     tsa: TsaConfig = field(default_factory=TsaConfig)
     roles: RoleMap = field(default_factory=RoleMap)
@@ -131,6 +135,12 @@ def load(archive_dir: Path) -> ArchiveConfig:
             catalog_url=str(raw.get("catalog", {}).get("url", "sqlite:///catalog.sqlite")),
             keys_dir=str(keys.get("dir", "keys")),
             passphrase_env=str(keys.get("passphrase_env", "EDOC_KEY_PASSPHRASE")),
+            seal_backend=str(keys.get("seal_backend", "file")),
+            pkcs11=TokenConfig(module=str(keys["pkcs11_module"]),
+                               token=str(keys["pkcs11_token"]),
+                               key_label=str(keys.get("pkcs11_key_label", "edoc-seal")),
+                               pin_env=str(keys.get("pkcs11_pin_env", "EDOC_PKCS11_PIN")))
+            if keys.get("seal_backend") == "pkcs11" else None,
             storage=StorageConfig(
                 kind=str(st.get("kind", "local")),
                 path=str(st.get("path", "store")),
@@ -198,6 +208,12 @@ def render(cfg: ArchiveConfig) -> str:
         "# Development PKI (NOT ACCREDITED). Keys are encrypted when this variable is set at init.",
         f"dir = {_q(cfg.keys_dir)}",
         f"passphrase_env = {_q(cfg.passphrase_env)}",
+        f"seal_backend = {_q(cfg.seal_backend)}",
+        *([f"pkcs11_module = {_q(cfg.pkcs11.module)}",
+           f"pkcs11_token = {_q(cfg.pkcs11.token)}",
+           f"pkcs11_key_label = {_q(cfg.pkcs11.key_label)}",
+           f"pkcs11_pin_env = {_q(cfg.pkcs11.pin_env)}  # the PIN itself never goes here"]
+          if cfg.pkcs11 else []),
         "",
         "[storage]",
         f"kind = {_q(st.kind)}",

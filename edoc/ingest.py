@@ -628,13 +628,22 @@ def _owner(archive: Archive) -> str:
     host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:60]
     token = f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
     lock_dir = archive.cfg.dir / _WRITERS_DIR
-    lock_dir.mkdir(mode=0o700, exist_ok=True)
     path = lock_dir / f"{token}.lock"
     # Locked under a temporary name, then renamed: no one ever sees the file unlocked.
     tmp = lock_dir / f".{token}.tmp"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    tmp.replace(path)
+    try:
+        lock_dir.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        tmp.replace(path)
+    except OSError as exc:
+        import errno
+
+        raise EdocError(f"cannot write in the archive directory {archive.cfg.dir} "
+                        f"({exc.strerror}); nothing stored",
+                        code="ARCHIVE_READ_ONLY" if exc.errno == errno.EROFS
+                        else "ARCHIVE_NOT_WRITABLE",
+                        hint="run edoc where the archive directory is writable") from None
     _OWNERS[key] = token
     pid = os.getpid()
 

@@ -65,9 +65,14 @@ class Notary:
     def _sealer(self) -> object:
         from edoc.sealing import Sealer
 
-        key = pki.load_private_key(self.paths.seal_key, self.cfg.passphrase())
         root = pki.load_certificate(self.paths.root_cert)
-        return Sealer(pki.load_certificate(self.paths.seal_cert), key, [root])
+        cert = pki.load_certificate(self.paths.seal_cert)
+        if self.cfg.seal_backend == "pkcs11" and self.cfg.pkcs11 is not None:
+            from edoc.hsm import TokenSealer
+
+            return TokenSealer(self.cfg.pkcs11, cert, [root])
+        key = pki.load_private_key(self.paths.seal_key, self.cfg.passphrase())
+        return Sealer(cert, key, [root])
 
     @functools.cached_property
     def _stamper(self) -> object:
@@ -95,10 +100,11 @@ class Notary:
         _ = self._sealer, self._stamper
 
     def seal(self, data: bytes) -> bytes:
+        from edoc.hsm import TokenSealer
         from edoc.sealing import Sealer
 
         sealer = self._sealer
-        assert isinstance(sealer, Sealer)
+        assert isinstance(sealer, Sealer | TokenSealer)
         return sealer.seal(data)
 
     def timestamp(self, digest: bytes) -> tuple[bytes, datetime]:

@@ -90,8 +90,12 @@ def generate_dev_pki(
     seal_validity: timedelta = timedelta(days=3650),
     now: datetime | None = None,
     root_validity: timedelta | None = None,
+    seal_public_key: ec.EllipticCurvePublicKey | None = None,
 ) -> PkiPaths:
     """Create the root CA, seal and TSA keys and certificates in ``keys_dir``.
+
+    ``seal_public_key``: the seal key lives in a PKCS#11 token; certify that public key
+    instead of generating a seal key file.
 
     Refuses (``KEYS_EXIST``) if any of the six files is already there: keys are never
     overwritten. With a non-empty ``passphrase`` the keys are encrypted (PKCS#8, the best scheme
@@ -139,10 +143,16 @@ def generate_dev_pki(
         .sign(root_key, _signing_hash(root_key))
     )
 
-    seal_key = ec.generate_private_key(ec.SECP256R1())
+    # With a PKCS#11 token the seal key is generated inside the token and never leaves it:
+    # only its public key is certified here, and no seal.key file is written.
+    seal_key: ec.EllipticCurvePrivateKey | None = (
+        None if seal_public_key is not None else ec.generate_private_key(ec.SECP256R1()))
+    seal_public = seal_public_key if seal_public_key is not None else (
+        seal_key.public_key() if seal_key is not None else None)
+    assert seal_public is not None
     seal_cert = (
         _builder(
-            _name(SEAL_CN, organisation), root_name, seal_key.public_key(),
+            _name(SEAL_CN, organisation), root_name, seal_public,
             root_key.public_key(), now, seal_validity,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -167,8 +177,9 @@ def generate_dev_pki(
             (paths.seal_key, seal_key, paths.seal_cert, seal_cert),
             (paths.tsa_key, tsa_key, paths.tsa_cert, tsa_cert),
         ):
-            _write_key(key_path, key, passphrase)
-            created.append(key_path)
+            if key is not None:
+                _write_key(key_path, key, passphrase)
+                created.append(key_path)
             _write_cert(cert_path, cert)
             created.append(cert_path)
         _fsync_dir(keys_dir)
