@@ -563,12 +563,19 @@ def get(ctx: click.Context, record_id: str, output: str, version: int | None,
     out = Path(output)
     if out.exists() and not force:
         raise InputError(f"{out} exists", code="OUTPUT_EXISTS", hint="use --force to replace it")
+    if not out.parent.is_dir():
+        raise InputError(f"directory {out.parent} does not exist", code="OUTPUT_DIR_MISSING")
     digest = hashlib.sha256()
     tmp = out.with_name(f".{out.name}.part")
-    with a.store.open(row.content_key, row.content_version_id) as f, tmp.open("wb") as o:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            o.write(chunk)
+    try:
+        with a.store.open(row.content_key, row.content_version_id) as f, tmp.open("wb") as o:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                o.write(chunk)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {out}: {exc.strerror}", code="OUTPUT_UNWRITABLE"
+                         ) from None
     if digest.hexdigest() != row.content_sha256:
         tmp.unlink()
         raise EdocError(f"stored content of {record_id} v{row.version} does not match its "

@@ -22,7 +22,13 @@ from edoc.archive import Archive
 from edoc.catalog import Catalog, holds, utc_text
 from edoc.errors import EdocError, InputError, NotFound
 from edoc.ingest import Ingestor, IngestRequest, NewContent, commit_version, recover_intents
-from edoc.ledger import event_entry, flush_ledger_objects, leaf_hex, make_checkpoint
+from edoc.ledger import (
+    event_entry,
+    flush_ledger_objects,
+    leaf_hex,
+    make_checkpoint,
+    work_pending,
+)
 from edoc.profiles import Requirements, combine
 from edoc.values import clean_text
 
@@ -59,8 +65,11 @@ class Lifecycle:
     # -- reading the current state ---------------------------------------------------------
     def _latest(self, record_id: str) -> tuple[Any, dict[str, Any]]:
         # A change a dead run left half-written is finished (or dropped) first: the new
-        # version must build on what the record really is (edoc.ingest commit protocol).
-        recover_intents(self.a)
+        # version must build on what the record really is (edoc.ingest commit protocol);
+        # it, and whatever else an interrupted run left, is checkpointed now, whether or
+        # not this change goes ahead.
+        if recover_intents(self.a) or work_pending(self.a.catalog):
+            self._checkpoint(datetime.now(UTC))
         rec = self.a.catalog.record_row(record_id)
         if rec is None:
             raise NotFound(f"no record {record_id} in this archive")
