@@ -585,7 +585,19 @@ def get(ctx: click.Context, record_id: str, output: str, version: int | None,
     info(f"wrote {out} ({row.content_size} bytes, sha256 {row.content_sha256})")
 
 
-# -- verify ----------------------------------------------------------------------------------
+# -- verify ------------------------------------------------------------------------------
+
+def _render_report(rep: Any) -> None:
+    """One line per record version on stdout; each failing check on stderr."""
+    from edoc.verdict import Status
+
+    click.echo(f"{rep.status.value.upper():13} {rep.record_id} v{rep.version}  "
+               f"({len(rep.checks)} checks)")
+    for c in rep.checks:
+        if c.status is not Status.PASS:
+            info(f"{rep.record_id} v{rep.version}: {c.status.value.upper()} {c.name} "
+                 f"{c.code}: {c.detail}")
+
 
 @cli.command()
 @click.argument("record_ids", nargs=-1)
@@ -647,12 +659,7 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
                 cells.append(" ".join(bad) if bad else ("OK" if mine else ""))
             write_csv(iter([[rep.record_id, rep.version, rep.status.value, *cells]]), [])
         else:
-            click.echo(f"{rep.status.value.upper():13} {rep.record_id} v{rep.version}  "
-                       f"({len(rep.checks)} checks)")
-            for c in rep.checks:
-                if c.status is not Status.PASS:
-                    info(f"{rep.record_id} v{rep.version}: {c.status.value.upper()} {c.name} "
-                         f"{c.code}: {c.detail}")
+            _render_report(rep)
         if tty and n % 100 == 0:
             click.echo(f"\r{n}/{total} verified", err=True, nl=False)
     if tty and n >= 100:
@@ -882,12 +889,7 @@ def verify_bundle_cmd(bundle: str, trust: tuple[str, ...], as_json: bool) -> Non
             if c.status is not Status.PASS:
                 info(f"bundle: {c.status.value.upper()} {c.name} {c.code}: {c.detail}")
         for r in report.reports:
-            click.echo(f"{r.status.value.upper():13} {r.record_id} v{r.version}  "
-                       f"({len(r.checks)} checks)")
-            for c in r.checks:
-                if c.status is not Status.PASS:
-                    info(f"{r.record_id} v{r.version}: {c.status.value.upper()} {c.name} "
-                         f"{c.code}: {c.detail}")
+            _render_report(r)
         roots = "the roots you gave (--trust)" if trust else "the bundle's own roots"
         info(f"verified against {roots}: {'OK' if report.ok else 'FAILED'}")
     sys.exit(0 if report.ok else 1)

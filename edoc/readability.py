@@ -105,12 +105,13 @@ _MAX_VISIBLE_TEXT_BYTES: Final = 256
 _SIGNIFICANT_IMAGE: Final = 0.10
 
 #: Form XObjects nest; a crafted file can nest them endlessly or draw one a million times
-#: ("billion laughs": each form drawing the next one 16 times). The walk follows forms as
-#: deep as pdfium renders them (its recursion limit is 64), and refuses a page, or a
-#: document, whose walk or display costs more than these budgets: parsed operators, and
-#: content bytes a viewer interprets (a form counts each time it is drawn).
+#: ("billion laughs": each form drawing the next one 16 times, 7 deep, is 2.7e8 drawings from
+#: a 2 KiB file). Forms are followed as deep as pdfium renders them (its recursion limit is
+#: 64), and a page is refused before it is walked when drawing it costs more than these
+#: budgets — operators, and content bytes a viewer interprets — with a form counted each
+#: time it is drawn (``_drawing_cost``).
 _MAX_FORM_DEPTH: Final = 64
-_MAX_INSTRUCTIONS_PER_PAGE: Final = 2_000_000
+_MAX_INSTRUCTIONS_PER_PAGE: Final = 1_000_000
 _MAX_INSTRUCTIONS_PER_DOCUMENT: Final = 10_000_000
 #: Objects examined when looking for active content; a larger graph is reported as
 #: ``incomplete-scan`` (and refused where active content is refused).
@@ -1400,7 +1401,7 @@ def _too_large(obj: tuple[int, int], budget: _Budget) -> InputError:
 
 
 def _mib(n: int) -> str:
-    return f"{n / 1024**2:g} MiB"
+    return f"{n / 1024**2:.0f} MiB"
 
 
 _Matrix = tuple[float, float, float, float, float, float]
@@ -1466,7 +1467,9 @@ class _FormCache:
     def __init__(self, stream_sizes: dict[tuple[int, int], int] | None = None) -> None:
         self._parsed: dict[tuple[int, int], list[_Instruction]] = {}
         self.stream_sizes = stream_sizes or {}
+        #: Drawing operations of the pages measured so far (``_drawing_cost``).
         self.operations = 0
+        self.costs: dict[tuple[tuple[int, int], int, _ResourcesKey], tuple[int, int]] = {}
 
     def size(self, stream: pikepdf.Object) -> int:
         """Decoded size of a stream as measured from the file (0 if not measured)."""
@@ -1503,19 +1506,6 @@ class _PageWalk:
         self.user_unit = user_unit
         self.placements: list[_Placement] = []
         self.visible_text_bytes = 0
-        self.instructions = 0
-        #: Content bytes a viewer interprets to display the page (forms once per drawing).
-        self.drawn_bytes = 0
-
-    def draw(self, size: int, what: str) -> None:
-        self.drawn_bytes += size
-        if self.drawn_bytes > MAX_CONTENT_BYTES:
-            raise InputError(
-                f"page {self.page} draws more than {_mib(MAX_CONTENT_BYTES)} of content "
-                f"({what}); the limit is {_mib(MAX_CONTENT_BYTES)}",
-                code="PDF_TOO_COMPLEX",
-                hint="print the document to a new PDF (or rasterise it) and ingest that",
-            )
 
 
 def _measure_pdf_page(
@@ -1527,11 +1517,82 @@ def _measure_pdf_page(
     resources = page.obj.get("/Resources")
     contents = page.obj.get("/Contents")
     parts = contents if isinstance(contents, pikepdf.Array) else [contents]
-    walk.draw(sum(forms.size(part) for part in parts if isinstance(part, pikepdf.Stream)),
-              "its content streams")
+    content_bytes = sum(forms.size(part) for part in parts if isinstance(part, pikepdf.Stream))
+    if content_bytes > MAX_CONTENT_BYTES:
+        raise _too_complex(f"page {number}'s content decodes to {_mib(content_bytes)}; the "
+                           f"limit is {_mib(MAX_CONTENT_BYTES)}")
     instructions = pikepdf.parse_content_stream(page, _OPERATORS)
+    operations, drawn = _drawing_cost(instructions, resources, 0, forms, ("page", number))
+    drawn += content_bytes
+    forms.operations += operations
+    if operations > _MAX_INSTRUCTIONS_PER_PAGE:
+        raise _too_complex(f"page {number} takes more than {_MAX_INSTRUCTIONS_PER_PAGE:,} "
+                           "drawing operations (forms counted each time they are drawn)")
+    if drawn > MAX_CONTENT_BYTES:
+        raise _too_complex(f"page {number} draws more than {_mib(MAX_CONTENT_BYTES)} of "
+                           "content (forms counted each time they are drawn); the limit is "
+                           f"{_mib(MAX_CONTENT_BYTES)}")
+    if forms.operations > _MAX_INSTRUCTIONS_PER_DOCUMENT:
+        raise _too_complex(f"the PDF takes more than {_MAX_INSTRUCTIONS_PER_DOCUMENT:,} drawing "
+                           f"operations by page {number}")
     _walk_content(instructions, resources, _IDENTITY, 0, walk, forms)
     return _classify_pdf_page(number, walk)
+
+
+def _too_complex(found: str) -> InputError:
+    return InputError(
+        f"{found}; displaying it would take too long",
+        code="PDF_TOO_COMPLEX",
+        hint="print the document to a new PDF (or rasterise it) and ingest that",
+    )
+
+
+_ResourcesKey = tuple[str, object]
+
+
+def _drawing_cost(
+    instructions: Sequence[_Instruction],
+    resources: object,
+    depth: int,
+    forms: _FormCache,
+    resources_key: _ResourcesKey,
+) -> tuple[int, int]:
+    """(operators, content bytes) walked — and interpreted by a viewer — to draw
+    ``instructions``, each form counted every time it is drawn.
+
+    Memoised per (form, depth, resources it is drawn with), so the cost of finding the cost is
+    proportional to the number of forms and not to the number of drawings; the count stops
+    growing once a page's budget is passed, which is all the caller needs to know.
+    """
+    operations, drawn = len(instructions), 0
+    xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+    if depth >= _MAX_FORM_DEPTH or not isinstance(xobjects, pikepdf.Dictionary):
+        return operations, drawn
+    for instruction in instructions:
+        if (
+            not isinstance(instruction, pikepdf.ContentStreamInstruction)
+            or str(instruction.operator) != "Do"
+            or not instruction.operands
+        ):
+            continue
+        xobj = xobjects.get(str(instruction.operands[0]))
+        if not isinstance(xobj, pikepdf.Stream) or xobj.get("/Subtype") != pikepdf.Name.Form:
+            continue
+        own = "/Resources" in xobj
+        key: _ResourcesKey = ("form", xobj.objgen) if own else resources_key
+        memo = (xobj.objgen, depth + 1, key)
+        cost = forms.costs.get(memo)
+        if cost is None:
+            form_ops, form_drawn = _drawing_cost(
+                forms.instructions(xobj), xobj.get("/Resources") if own else resources,
+                depth + 1, forms, key)
+            cost = (form_ops, form_drawn + forms.size(xobj))
+            forms.costs[memo] = cost
+        operations += cost[0]
+        drawn += cost[1]
+        if operations > _MAX_INSTRUCTIONS_PER_PAGE or drawn > MAX_CONTENT_BYTES:
+            break
+    return operations, drawn
 
 
 def _visible_box(page: pikepdf.Page) -> tuple[float, float, float, float]:
@@ -1565,19 +1626,6 @@ def _walk_content(
     render_mode = 0
     xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
     for instruction in instructions:
-        walk.instructions += 1
-        forms.operations += 1
-        if (walk.instructions > _MAX_INSTRUCTIONS_PER_PAGE
-                or forms.operations > _MAX_INSTRUCTIONS_PER_DOCUMENT):
-            per_page = walk.instructions > _MAX_INSTRUCTIONS_PER_PAGE
-            raise InputError(
-                (f"page {walk.page} has more than {_MAX_INSTRUCTIONS_PER_PAGE:,} drawing "
-                 "operations (counting forms each time they are drawn)") if per_page else
-                (f"the PDF has more than {_MAX_INSTRUCTIONS_PER_DOCUMENT:,} drawing operations "
-                 f"by page {walk.page}") + "; displaying it would take too long",
-                code="PDF_TOO_COMPLEX",
-                hint="print the document to a new PDF (or rasterise it) and ingest that",
-            )
         if isinstance(instruction, pikepdf.ContentStreamInlineImage):
             info = _image_info(instruction.iimage.obj, resources, inline=True)
             if info is not None:
@@ -1611,7 +1659,6 @@ def _walk_content(
                 if info is not None:
                     _place(info, ctm, walk)
             elif subtype == pikepdf.Name.Form and depth < _MAX_FORM_DEPTH:
-                walk.draw(forms.size(xobj), "forms drawn repeatedly")
                 form_matrix = _matrix(list(xobj.get("/Matrix", [])) or list(_IDENTITY))
                 form_resources = xobj.get("/Resources", resources)
                 _walk_content(

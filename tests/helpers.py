@@ -52,3 +52,19 @@ def writable(path: Path) -> Path:
     attacker with file-system access would)."""
     path.chmod(0o600)
     return path
+
+
+def short_profile(directory: Path, seconds: int, profile_id: str = "test-short") -> Path:
+    """A test profile that keeps records ``seconds`` only (``extends`` general with a plain
+    duration): records expire for real, no clock override. Point EDOC_POLICIES at it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{profile_id}.toml"
+    path.write_text(f'id = "{profile_id}"\nextends = "general"\ntitle = "expires fast (tests)"\n'
+                    f'[retention]\nduration = "PT{seconds}S"\n', encoding="utf-8")
+    return directory
+
+
+def drop_catalog(archive: Path) -> None:
+    """Lose the catalog, as a disk failure would (with its WAL files)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(archive / "catalog.sqlite") + suffix).unlink(missing_ok=True)

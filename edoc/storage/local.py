@@ -245,13 +245,19 @@ class LocalStore:
         if meta.get("version_id") != version_id:
             raise ObjectMissing(f"{key} version {version_id} is not in the store")
 
-    def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
+    @contextlib.contextmanager
+    def _locked_meta(self, key: str, version_id: str) -> Iterator[tuple[Path, dict[str, object]]]:
+        """The metadata of ``key`` at ``version_id``, locked against concurrent changes."""
         obj, meta_path = self._paths(key)
         with self._meta_lock(meta_path):
             meta = self._read_meta(key, meta_path)
             if meta is None or not obj.exists():
                 raise ObjectMissing(f"{key} is not in the store")
             self._check_version(key, meta, version_id)
+            yield meta_path, meta
+
+    def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
+        with self._locked_meta(key, version_id) as (meta_path, meta):
             current = datetime.fromisoformat(str(meta["retain_until"]))
             if retain_until < current:
                 raise RetentionActive(
@@ -261,12 +267,7 @@ class LocalStore:
             self._write_meta(meta_path, meta)
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> None:
-        obj, meta_path = self._paths(key)
-        with self._meta_lock(meta_path):
-            meta = self._read_meta(key, meta_path)
-            if meta is None or not obj.exists():
-                raise ObjectMissing(f"{key} is not in the store")
-            self._check_version(key, meta, version_id)
+        with self._locked_meta(key, version_id) as (meta_path, meta):
             meta["legal_hold"] = on
             self._write_meta(meta_path, meta)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, writable
+from tests.helpers import Edoc, drop_catalog, jst_today_minus, writable
 
 
 @pytest.fixture
@@ -144,9 +144,7 @@ def test_catalog_rebuild_from_storage_alone(edoc: Edoc, tmp_path: Path) -> None:
     assert edoc.json("correct", rid, "--reason", "typo", "--amount", "1234")[0] == 0
     assert edoc.json("hold", rid, "--reason", "audit", "--case", "C-1")[0] == 0
     before = edoc.json("search", "--all-versions")[1]["records"]
-    (edoc.archive / "catalog.sqlite").unlink()
-    for suffix in ("-wal", "-shm"):
-        Path(str(edoc.archive / "catalog.sqlite") + suffix).unlink(missing_ok=True)
+    drop_catalog(edoc.archive)
     code, doc = edoc.json("search")
     assert code == 2 and doc["error"]["code"] in {"CATALOG_UNAVAILABLE", "CATALOG_SCHEMA"}
     code, summary = edoc.json("catalog", "rebuild")

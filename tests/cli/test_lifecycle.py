@@ -7,6 +7,7 @@ Records expire quickly through a short test profile (``extends`` a shipped one w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import subprocess
 import time
@@ -15,19 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, writable
+from tests.helpers import Edoc, jst_today_minus, short_profile, writable
 
 SHORT = 3  # seconds a test-short record is kept
 
 
 @pytest.fixture
 def edoc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Edoc:
-    pol = tmp_path / "policies"
-    pol.mkdir()
-    (pol / "test-short.toml").write_text(
-        'id = "test-short"\nextends = "general"\ntitle = "expires fast (tests)"\n'
-        f'[retention]\nduration = "PT{SHORT}S"\n', encoding="utf-8")
-    monkeypatch.setenv("EDOC_POLICIES", str(pol))
+    monkeypatch.setenv("EDOC_POLICIES", str(short_profile(tmp_path / "policies", SHORT)))
     e = Edoc(tmp_path / "archive")
     assert e("init", str(e.archive)).exit_code == 0
     return e
@@ -73,7 +69,7 @@ def test_correction_keeps_history_byte_for_byte(edoc: Edoc, tmp_path: Path) -> N
     assert vs[1]["reason"] == "amount mistyped" and vs[1]["actor"]
     assert vs[2]["content"]["sha256"] == hashlib.sha256(new_file.read_bytes()).hexdigest()
     # each version points at the one before it
-    for prev, cur in zip(vs, vs[1:], strict=False):
+    for prev, cur in itertools.pairwise(vs):
         raw = (edoc.objects / "records" / rid / f"v{prev['version']}" / "manifest.json")
         assert cur["previous_version_sha256"] == hashlib.sha256(raw.read_bytes()).hexdigest()
     code, report = edoc.json("verify", rid)

@@ -151,8 +151,8 @@ def test_retention_that_already_ended_is_refused(edoc: Edoc, tmp_path: Path) -> 
 def test_electronic_transaction_keeps_any_data_byte_for_byte(edoc: Edoc, tmp_path: Path
                                                              ) -> None:
     xml = tmp_path / "invoice.xml"
-    xml.write_bytes('<?xml version="1.0" encoding="UTF-8"?><Invoice><ID>INV-1</ID>'
-                    '<Total currency="JPY">10800</Total></Invoice>'.encode())
+    xml.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?><Invoice><ID>INV-1</ID>'
+                    b'<Total currency="JPY">10800</Total></Invoice>')
     locked = tmp_path / "locked-invoice.pdf"
     samples.encrypted_pdf(locked, user_password="secret")
     code, doc = edoc.json("ingest", str(xml), str(locked), "--profile",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus
+from tests.helpers import Edoc, drop_catalog, jst_today_minus, short_profile
 from tests.seaweed import REGION, SeaweedServer, StoreFactory
 
 pytestmark = pytest.mark.s3
@@ -32,12 +32,7 @@ def s3_edoc(tmp_path: Path, seaweed: SeaweedServer, s3_store_factory: StoreFacto
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweed.endpoint_url)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    pol = tmp_path / "policies"
-    pol.mkdir()
-    (pol / "test-short.toml").write_text(
-        'id = "test-short"\nextends = "general"\ntitle = "expires fast (tests)"\n'
-        f'[retention]\nduration = "PT{SHORT}S"\n', encoding="utf-8")
-    monkeypatch.setenv("EDOC_POLICIES", str(pol))
+    monkeypatch.setenv("EDOC_POLICIES", str(short_profile(tmp_path / "policies", SHORT)))
     prefix = f"arch-{tmp_path.name[-12:]}"
     e = Edoc(tmp_path / "archive")
     res = e("init", str(e.archive), "--storage", f"s3://{bucket}/{prefix}",
@@ -118,9 +113,7 @@ def test_catalog_rebuilt_from_bucket(s3_edoc: tuple[Edoc, str, str], tmp_path: P
     rid = doc["results"][1]["record_id"]
     assert e.json("correct", rid, "--reason", "amount", "--amount", "5500")[0] == 0
     before = e.json("search", "--all-versions")[1]["records"]
-    (e.archive / "catalog.sqlite").unlink()
-    for suffix in ("-wal", "-shm"):
-        Path(str(e.archive / "catalog.sqlite") + suffix).unlink(missing_ok=True)
+    drop_catalog(e.archive)
     code, summary = e.json("catalog", "rebuild")
     assert code == 0, summary
     after = e.json("search", "--all-versions")[1]["records"]
@@ -134,7 +127,7 @@ def test_server_stopped_mid_batch(s3_edoc: tuple[Edoc, str, str], tmp_path: Path
     """The server goes away after two files: the rest are reported, nothing is half-stored,
     and a re-run with --skip-existing finishes the job without duplicates."""
     from edoc.archive import Archive
-    from edoc.ingest import IngestRequest, Ingestor
+    from edoc.ingest import Ingestor, IngestRequest
 
     e, _bucket, _prefix = s3_edoc
     files = _docs(tmp_path, 4)
