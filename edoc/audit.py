@@ -17,13 +17,12 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from edoc import canonical, layout, merkle
+from edoc.access_log import row_dict, rows_digest
 from edoc.archive import Archive
 from edoc.catalog import access_log, checkpoints, ledger, versions
 from edoc.errors import EdocError, InputError, NotFound, ObjectMissing
@@ -34,38 +33,6 @@ VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
 
 # -- access log -------------------------------------------------------------------------------
 
-def access_rows_digest(rows: list[Any]) -> str:
-    body = [[r.id, r.at, r.actor, r.action, json.loads(r.record_ids)] for r in rows]
-    return hashlib.sha256(canonical.dumps(body)).hexdigest()
-
-
-def access_rows_document(rows: list[Any]) -> bytes:
-    """The rows themselves, stored beside the checkpoint so `catalog rebuild` restores them."""
-    return canonical.dumps([{"id": r.id, "at": r.at, "actor": r.actor, "action": r.action,
-                             "record_ids": json.loads(r.record_ids),
-                             "detail": json.loads(r.detail) if r.detail else None}
-                            for r in rows])
-
-
-def pending_access_rows(conn: Connection) -> list[Any]:
-    last = 0
-    for (entry,) in conn.execute(sa.select(ledger.c.entry).where(
-            ledger.c.event == "access-log").order_by(ledger.c.idx.desc()).limit(1)):
-        last = int(json.loads(entry)["to_id"])
-    return list(conn.execute(sa.select(access_log).where(access_log.c.id > last)
-                             .order_by(access_log.c.id)))
-
-
-def access_log_event(conn: Connection, now: datetime, rows: list[Any]) -> bytes | None:
-    """The ``access-log`` leaf covering ``rows`` (entries since the last one), or None."""
-    from edoc.ledger import event_entry
-
-    if not rows:
-        return None
-    return event_entry("access-log", now, from_id=rows[0].id, to_id=rows[-1].id,
-                       count=len(rows), sha256=access_rows_digest(rows))
-
-
 def read_access_log(archive: Archive, date_from: str | None, date_to: str | None
                     ) -> Iterator[dict[str, Any]]:
     stmt = sa.select(access_log).order_by(access_log.c.id)
@@ -75,9 +42,7 @@ def read_access_log(archive: Archive, date_from: str | None, date_to: str | None
         stmt = stmt.where(access_log.c.at < date_to + "T99")  # whole last day
     with archive.catalog.read() as c:
         for r in c.execute(stmt):
-            yield {"id": r.id, "at": r.at, "actor": r.actor, "action": r.action,
-                   "record_ids": json.loads(r.record_ids),
-                   "detail": json.loads(r.detail) if r.detail else None}
+            yield row_dict(r)
 
 
 # -- ledger verification ----------------------------------------------------------------------
@@ -258,7 +223,7 @@ def verify_ledger(archive: Archive) -> LedgerReport:
                     "access_log", "ACCESS_LOG_MISSING",
                     f"access log entries {e['from_id']}..{e['to_id']} are not in the catalog "
                     "(a rebuilt catalog restores them from access-log/ objects)"))
-            elif len(acc) != e["count"] or access_rows_digest(acc) != e["sha256"]:
+            elif len(acc) != e["count"] or rows_digest(acc) != e["sha256"]:
                 rep.fail("access_log", "ACCESS_LOG_ALTERED",
                          f"access log entries {e['from_id']}..{e['to_id']} changed after "
                          "they were logged")

@@ -146,20 +146,21 @@ def _log_access(catalog: Catalog, store: ObjectStore, min_retain: datetime) -> N
     The rows' document is stored before the leaf is committed and is keyed by its first row:
     if a run died in between, the next one finds that document and logs exactly the rows it
     holds (later reads go to the next leaf), so document and leaf always agree."""
-    from edoc.audit import access_log_event, access_rows_document, pending_access_rows
+    from edoc.access_log import event_fields, pending_rows, rows_document
 
     with catalog.write() as c:
-        rows = pending_access_rows(c)
+        rows = pending_rows(c)
         if not rows:
             return
         key = f"access-log/{rows[0].id:012d}.json"
         try:
-            store.put_bytes(key, access_rows_document(rows),
+            store.put_bytes(key, rows_document(rows),
                             retain_until=_far_retention(catalog, c, min_retain))
         except ObjectExists:
             stored = {int(r["id"]) for r in canonical.loads(store.read(key))}
             rows = [r for r in rows if r.id in stored]
-        access = access_log_event(c, datetime.now(UTC), rows)
+        access = (event_entry("access-log", datetime.now(UTC), **event_fields(rows))
+                  if rows else None)
         if access is not None:
             Catalog.append_ledger(c, event_type="access-log", entry=access.decode(),
                                   leaf_hash=leaf_hex(access))
