@@ -14,16 +14,19 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from edoc import config as config_mod
 from edoc.catalog import Catalog
 from edoc.config import ArchiveConfig, StorageConfig
 from edoc.errors import ConfigError
-from edoc.hsm import TokenConfig
-from edoc.notary import Notary
-from edoc.profiles import ProfileSet, policies_dirs
 from edoc.storage.base import ObjectStore
+
+if TYPE_CHECKING:  # heavy (PDF/image and crypto libraries): imported when first used, so
+    # that `edoc search` starts fast
+    from edoc.hsm import TokenConfig
+    from edoc.notary import Notary
+    from edoc.profiles import ProfileSet
 
 
 def current_actor() -> str:
@@ -78,10 +81,14 @@ class Archive:
 
     @functools.cached_property
     def profiles(self) -> ProfileSet:
+        from edoc.profiles import ProfileSet, policies_dirs
+
         return ProfileSet.load(policies_dirs(self.cfg.policies_dir, self.cfg.dir))
 
     @functools.cached_property
     def notary(self) -> Notary:
+        from edoc.notary import Notary
+
         return Notary(self.cfg)
 
     def close(self) -> None:

@@ -16,12 +16,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Any
 
 from edoc.errors import ConfigError, SealError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def _session(cfg: TokenConfig, *, rw: bool = False) -> Any:
 def generate_key(cfg: TokenConfig) -> ec.EllipticCurvePublicKey:
     """A new P-256 key pair inside the token (refused if the label is taken)."""
     import pkcs11
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_der_public_key
     from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
