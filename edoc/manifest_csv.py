@@ -6,16 +6,28 @@ Columns: ``file`` (required), and any of ``profile`` (``;``-separated for severa
 ``extension_months``, ``loss_year`` (true/1/yes), ``tax_year``, ``period_end``,
 ``closing_date``, ``completed``. Hyphens and underscores are interchangeable in names.
 
-Encodings: UTF-8 (with or without BOM) and Shift_JIS/CP932 (what Japanese Excel writes).
-Relative file paths are resolved against the CSV's own directory and may not leave it.
-A cell that starts like a spreadsheet formula (``=``, ``+``, ``@``) is refused: a manifest
-carrying ``=cmd|…`` came from somewhere it should not have.
+Encodings: UTF-8 (with or without BOM) and Shift_JIS/CP932 (what Japanese Excel writes);
+UTF-16 (Excel's "Unicode text") is refused with a hint, as is anything else.
+
+Nothing a manifest names is trusted as a path: file paths, relative or absolute, are resolved
+(symlinks included) and must lie inside the CSV's own directory.
+
+A cell that starts like a spreadsheet formula (``=``, ``+``, ``@``, or ``-`` other than a
+plain negative number) is refused (CWE-1236): spreadsheets save a formula's value, not the
+formula, so a manifest carrying ``=cmd|…`` came from somewhere it should not have.
+
+The manifest itself must be a regular file: a FIFO or a device (``/dev/zero``) would block
+or never end.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import os
+import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,9 +39,61 @@ COLUMNS = ("file", "profile", "doc_type", "date", "amount", "counterparty", "led
            "extension_months", "loss_year", "tax_year", "period_end", "closing_date",
            "completed")
 _MAX_BYTES = 64 * 1024 * 1024
+#: What a spreadsheet takes for the start of a formula (OWASP "CSV injection"); a cell that
+#: is only a negative number (``-5``) is a number, not a formula, and is left to the field's
+#: own check (an amount may not be negative).
+_FORMULA_START = ("=", "+", "@")
+_NEGATIVE_NUMBER = re.compile(r"-[\d,]+(?:\.\d+)?")
+
+
+def _looks_like_formula(cell: str) -> bool:
+    if cell[:1] in _FORMULA_START:
+        return True
+    return cell[:1] == "-" and len(cell) > 1 and not _NEGATIVE_NUMBER.fullmatch(cell)
+
+
+def _read(source: Path) -> bytes:
+    """The manifest's bytes: a regular file of at most 64 MiB (read no further)."""
+    try:
+        st = source.stat()
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such file", code="FILE_NOT_FOUND") from None
+    except OSError as exc:
+        raise InputError(f"{source}: cannot be read ({exc.strerror})",
+                         code="FILE_UNREADABLE") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{source} is a directory", code="NOT_A_FILE")
+    if not stat.S_ISREG(st.st_mode):
+        # A FIFO would block until someone writes to it, /dev/zero would never end.
+        raise InputError(f"{source} is not a regular file", code="NOT_A_FILE")
+    if st.st_size > _MAX_BYTES:
+        raise InputError(f"{source} is {st.st_size:,} bytes; a manifest may have at most "
+                         f"{_MAX_BYTES:,}", code="CSV_TOO_LARGE")
+    try:
+        # O_NONBLOCK: should the name be swapped for a FIFO after the check, open() must
+        # not wait for a writer.
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise InputError(f"{source} is not a regular file", code="NOT_A_FILE")
+            raw = f.read(_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{source}: cannot be read ({exc.strerror})",
+                         code="FILE_UNREADABLE") from None
+    if len(raw) > _MAX_BYTES:
+        raise InputError(f"{source} has grown past {_MAX_BYTES:,} bytes while read",
+                         code="CSV_TOO_LARGE")
+    return raw
 
 
 def _decode(raw: bytes, source: Path) -> str:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+            len(raw) >= 4 and (raw[1::2].count(0) > len(raw) // 4
+                               or raw[0::2].count(0) > len(raw) // 4)):
+        # UTF-16 text (with a BOM, or ASCII-range text with a NUL in every other byte).
+        raise InputError(f"{source} is UTF-16 text; manifests are UTF-8 or Shift_JIS",
+                         code="CSV_ENCODING",
+                         hint="save the manifest as 'CSV UTF-8' from your spreadsheet")
     for encoding in ("utf-8-sig", "cp932"):
         try:
             return raw.decode(encoding)
@@ -41,21 +105,12 @@ def _decode(raw: bytes, source: Path) -> str:
 
 def read_manifest(source: Path, *, default_profiles: Sequence[str] = ()) -> list[IngestRequest]:
     """Every row as a request; structural problems of the file itself raise InputError."""
-    try:
-        if source.stat().st_size > _MAX_BYTES:
-            raise InputError(f"{source} is larger than 64 MiB", code="CSV_TOO_LARGE")
-        raw = source.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{source}: no such file", code="FILE_NOT_FOUND") from None
-    except IsADirectoryError:
-        raise InputError(f"{source} is a directory", code="NOT_A_FILE") from None
-    except OSError as exc:
-        raise InputError(f"{source}: cannot be read ({exc.strerror})",
-                         code="FILE_UNREADABLE") from None
+    raw = _read(source)
     text = _decode(raw, source)
     if "\x00" in text:
         raise InputError(f"{source} contains NUL bytes; not a CSV file", code="CSV_MALFORMED")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: an unbalanced quote is an error, not a cell swallowing the rest of the file.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -88,7 +143,7 @@ def read_manifest(source: Path, *, default_profiles: Sequence[str] = ()) -> list
                 f"has {len(cells)} cells; the header has {len(names)}", code="CSV_ROW_SHAPE")))
             continue
         row = {k: v.strip() for k, v in zip(names, cells, strict=True)}
-        formula = next((k for k, v in row.items() if v[:1] in ("=", "+", "@")), None)
+        formula = next((k for k, v in row.items() if _looks_like_formula(v)), None)
         if formula:
             requests.append(_bad_row(origin, row.get("file", ""), InputError(
                 f"column {formula} starts like a spreadsheet formula", code="CSV_FORMULA")))
@@ -98,13 +153,17 @@ def read_manifest(source: Path, *, default_profiles: Sequence[str] = ()) -> list
             requests.append(_bad_row(origin, "", InputError("the file cell is empty",
                                                             code="CSV_MISSING_VALUE")))
             continue
-        path = Path(file_cell)
-        if not path.is_absolute():
-            path = (base / path).resolve()
-            if not path.is_relative_to(base):
-                requests.append(_bad_row(origin, file_cell, InputError(
-                    f"{file_cell} leaves the manifest's directory", code="PATH_ESCAPE")))
-                continue
+        try:
+            path = (base / file_cell).resolve()  # an absolute file_cell replaces base
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, an impossible name
+            path = base / file_cell
+        if not path.is_relative_to(base):
+            requests.append(_bad_row(origin, file_cell, InputError(
+                f"{file_cell} is outside the manifest's directory {base}",
+                code="PATH_ESCAPE",
+                hint="put the manifest in the folder that holds the files, and name them "
+                     "relative to it")))
+            continue
         key = str(path)
         if key in seen:
             requests.append(_bad_row(origin, file_cell, InputError(

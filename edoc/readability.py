@@ -21,14 +21,24 @@ What counts as a scan: an image file, or a PDF page that is essentially one imag
 page (see ``_classify_pdf_page``). Born-digital PDF pages ("vector") pass the resolution and
 colour rules: they have no scan resolution to measure.
 
+Hostile input: whatever the bytes, only ``InputError`` leaves this module, in bounded time
+and memory. An image's header is checked against ``MAX_PIXELS`` before a pixel is decoded. A
+PDF's streams are measured from the file's own bytes — incrementally, with a cap — before
+qpdf or pdfium decode anything (``_pdf_stream_sizes``), since both inflate a stream in full
+and a few KiB of Flate can claim gigabytes; a page whose drawing costs more than a budget
+(forms drawing forms, "billion laughs") is refused before it is walked (``_drawing_cost``);
+object graphs are walked with visited sets and depth limits.
+
 Performance: opening an image reads its header only; the one pixel decode is the bounded
 render proving the document displays (a JPEG is decoded at 1/8 scale, ~2 ms for 200 KB).
+Measuring a PDF's streams inflates its Flate data once (~0.25 s for 100 MB decoded).
 """
 
 from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import csv
 import io
 import logging
@@ -36,6 +46,8 @@ import math
 import os
 import re
 import struct
+import sys
+import tempfile
 import threading
 import warnings
 import zlib
@@ -123,6 +135,12 @@ _MAX_NESTING: Final = 64
 MANIFEST_PAGES: Final = 20
 
 _log = logging.getLogger(__name__)
+#: qpdf reports damage it works around ("Pages tree includes non-dictionary object;
+#: ignoring") through pikepdf's logger at ERROR level. pikepdf gives that logger no handler,
+#: so without one logging's last-resort handler prints it on stderr after edoc's one-line
+#: answer. A NullHandler stops that and nothing else: with ``--debug`` the records still
+#: reach the root logger's handlers.
+logging.getLogger("pikepdf").addHandler(logging.NullHandler())
 
 #: pdfium is not thread-safe; one render at a time in this process.
 _PDFIUM_LOCK = threading.Lock()
@@ -534,8 +552,9 @@ def inspect(
     ``MAX_PIXELS``). Media types other than PDF/JPEG/PNG/TIFF are not measured (``pages=0``).
 
     Raises ``InputError`` with codes ``IMAGE_TOO_LARGE``, ``IMAGE_UNREADABLE``,
-    ``RESOLUTION_UNKNOWN``, ``PDF_UNREADABLE``, ``PDF_ENCRYPTED``, ``PDF_UNRENDERABLE``, and
-    ``UsageError(PAPER_SIZE_UNKNOWN)`` for a paper size that is not known.
+    ``RESOLUTION_UNKNOWN``, ``PDF_UNREADABLE``, ``PDF_ENCRYPTED``, ``PDF_UNRENDERABLE``,
+    ``PDF_STREAM_TOO_LARGE`` (a decompression bomb), ``PDF_TOO_COMPLEX`` (a page too costly
+    to draw), and ``UsageError(PAPER_SIZE_UNKNOWN)`` for a paper size that is not known.
     """
     paper = paper_size_inches(paper_size) if paper_size is not None else None
     if media_type == PDF:
@@ -628,7 +647,9 @@ def _inspect_image(
         ) from exc
     except EdocError:
         raise
-    except _PIL_DATA_ERRORS as exc:
+    except (*_PIL_DATA_ERRORS, UserWarning) as exc:
+        # UserWarning: raised as an error while decoding (``_render_image``), e.g. Pillow's
+        # "Corrupt EXIF data" when a TIFF's EXIF directory runs past the end of the file.
         raise InputError(
             f"{fmt} image cannot be read: {_reason(exc, path)}",
             code="IMAGE_UNREADABLE",
@@ -675,10 +696,40 @@ def _render_image(im: Image.Image, fmt: str) -> None:
     truncated file fails here; other formats are decoded in full (bounded by ``MAX_PIXELS``)."""
     if fmt == "JPEG":
         im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _native_stderr_to_log(fmt == "TIFF"):
         # Pillow warns (not raises) on some damaged data; while decoding, that is a failure.
         warnings.simplefilter("error", UserWarning)
         im.load()
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log(active: bool) -> Iterator[None]:
+    """While active, file descriptor 2 goes to a temporary file whose text is then logged.
+
+    libtiff, inside Pillow, reports damaged data ("Using code not yet in table") by writing to
+    the process's stderr itself, below Python: a second line after edoc's one-line error,
+    which scripts reading stderr do not expect. Only the few milliseconds of a TIFF decode
+    are redirected."""
+    if not active:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to protect
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(4096).decode("utf-8", "replace").strip()
+            if text:
+                _log.debug("libtiff: %s", " | ".join(text.splitlines()))
 
 
 def _png_header(path: Path) -> tuple[int, int]:
@@ -906,11 +957,11 @@ def _render_first_pdf_page(path: Path) -> None:
 
 # ---- PDF stream sizes (decompression bombs) -------------------------------------------------
 
-#: Decoded bytes allowed for one PDF stream: the raster of the largest image edoc accepts
-#: (``MAX_PIXELS`` at 4 bytes a pixel, CMYK). Flate reaches ~1000:1 and filters can be chained
-#: (ISO 32000-1 §7.4), so a few KiB can claim gigabytes, and qpdf and pdfium inflate a content
-#: stream, font program or object stream in full before they use it.
-MAX_STREAM_BYTES: Final = 4 * MAX_PIXELS
+#: Decoded bytes allowed for one PDF stream: at least the raster of the largest image edoc
+#: accepts (``MAX_PIXELS`` at 4 bytes a pixel, CMYK). Flate reaches ~1000:1 and filters can
+#: be chained (ISO 32000-1 §7.4), so a few KiB can claim gigabytes, and qpdf and pdfium
+#: inflate a content stream, font program or object stream in full before they use it.
+MAX_STREAM_BYTES: Final = 320 * 1024 * 1024
 #: Decoded bytes allowed for one page's content streams, or one form's: what pikepdf parses
 #: and pdfium interprets (dense born-digital pages have a few MiB).
 MAX_CONTENT_BYTES: Final = 64 * 1024 * 1024
@@ -933,6 +984,12 @@ _PIECE: Final = 1024 * 1024
 _MAX_PARSE_DEPTH: Final = 32
 #: The longest stream dictionary parsed (a font's /Widths can be long; 8 MiB is absurd).
 _MAX_DICT_BYTES: Final = 8 * 1024 * 1024
+#: How far after an object's header a ``stream`` keyword is looked for when its dictionary
+#: cannot be parsed.
+_FALLBACK_SPAN: Final = 64 * 1024
+_STREAM_ANYWHERE: Final = re.compile(rb"(?<![A-Za-z])stream(?:\r\n|\n|\r)")
+#: Marks a stream dictionary that could not be parsed (not a PDF name: no leading slash).
+_UNPARSED: Final = "unparsed"
 
 
 class _Ref(tuple[int, int]):
@@ -1259,6 +1316,8 @@ def _decoded_size(chain: Sequence[_Decoder], chunks: Iterable[bytes], budget: _B
             if size > budget.limit or budget.total > budget.total_limit:
                 raise _StreamTooLarge
             return
+        if chain[stage].done:
+            return  # bytes after a filter's end-of-data marker are ignored (§7.4)
         for piece in chain[stage].feed(data):
             push(stage + 1, piece)
 
@@ -1318,20 +1377,30 @@ class _FileWindow:
 
 def _stream_dictionary(win: _FileWindow, pos: int) -> tuple[dict[str, object], int] | None:
     """The dictionary of the object whose value starts at ``pos`` and the offset of its
-    stream data, or None when the object is not a stream (or cannot be parsed)."""
+    stream data; None when the object is not a stream.
+
+    A dictionary this parser cannot read (pdfium's parser is more lenient than any strict
+    one) still counts as a stream when a ``stream`` keyword follows before ``endobj``: it is
+    then returned as ``{}``, and its data is measured as Flate, the common case."""
     for need in (_SCAN_BLOCK // 4, _MAX_DICT_BYTES):
         i = win.at(pos, need)
         try:
             value, end = _parse_object(win.data, i)
         except _Unparsable:
             if win.end >= win.size:
-                return None
+                break
             continue
         keyword = _STREAM_KEYWORD.match(win.data, end)
         if not isinstance(value, dict) or keyword is None:
             return None
         return value, win.start + keyword.end()
-    return None
+    i = win.at(pos, _FALLBACK_SPAN)
+    span = win.data[i:i + _FALLBACK_SPAN]
+    endobj = span.find(b"endobj")
+    keyword = _STREAM_ANYWHERE.search(span, 0, endobj if endobj >= 0 else len(span))
+    if keyword is None:
+        return None
+    return {_UNPARSED: True}, win.start + i + keyword.end()
 
 
 def _pdf_stream_sizes(path: Path, *, limit: int = MAX_STREAM_BYTES,
@@ -1371,7 +1440,8 @@ def _pdf_stream_sizes(path: Path, *, limit: int = MAX_STREAM_BYTES,
             length = stream_dict.get("Length")
             known = length if isinstance(length, int) and 0 <= length <= win.size else None
             chain = _filter_chain(stream_dict)
-            if chain is None:  # /Filter is an indirect reference: try the common case
+            if chain is None or _UNPARSED in stream_dict:
+                # An indirect /Filter, or a dictionary not understood: try the common case.
                 chain = [_Flate()]
             size = known or 0
             if chain:
@@ -1478,10 +1548,22 @@ class _FormCache:
     def instructions(self, form: pikepdf.Object) -> list[_Instruction]:
         key = form.objgen
         if key == (0, 0):
-            return pikepdf.parse_content_stream(form, _OPERATORS)
+            return _parse_content(form)
         if key not in self._parsed:
-            self._parsed[key] = pikepdf.parse_content_stream(form, _OPERATORS)
+            self._parsed[key] = _parse_content(form)
         return self._parsed[key]
+
+
+def _parse_content(stream: pikepdf.Object | pikepdf.Page) -> list[_Instruction]:
+    """The operators that matter from a content stream. pikepdf warns (UserWarning) about
+    damage a viewer skips, such as a content stream ending inside an operation; like Pillow's
+    warnings on images, those go to the debug log, not to the user's terminal."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parsed: list[_Instruction] = pikepdf.parse_content_stream(stream, _OPERATORS)
+    for warning in caught:
+        _log.debug("content stream: %s", warning.message)
+    return parsed
 
 
 #: The operators that matter for classifying a page: graphics state, transformations, images
@@ -1521,7 +1603,7 @@ def _measure_pdf_page(
     if content_bytes > MAX_CONTENT_BYTES:
         raise _too_complex(f"page {number}'s content decodes to {_mib(content_bytes)}; the "
                            f"limit is {_mib(MAX_CONTENT_BYTES)}")
-    instructions = pikepdf.parse_content_stream(page, _OPERATORS)
+    instructions = _parse_content(page)
     operations, drawn = _drawing_cost(instructions, resources, 0, forms, ("page", number))
     drawn += content_bytes
     forms.operations += operations
@@ -1936,9 +2018,11 @@ def _active_content(pdf: pikepdf.Pdf) -> tuple[str, ...]:
             pending.extend((item, depth + 1) for item in node)
             continue
         _classify_dict(node, found)
-        for key in list(node.keys()):
+        # items(), not get(key): a key naming bytes that are not UTF-8 (/A#FF) comes back as a
+        # str with surrogates, which pikepdf cannot take as a key again.
+        for key, value in node.items():
             if key not in _INERT_KEYS:
-                pending.append((node.get(key), depth + 1))
+                pending.append((value, depth + 1))
     return tuple(sorted(found))
 
 

@@ -1,8 +1,11 @@
 """Parsing what users type: dates, yen amounts, counterparties, document types.
 
 Amounts are integer yen (REQUIREMENTS.md search requirements): ``10800``, ``10,800``,
-``¥10,800``, ``１０８００`` and ``10800円`` are accepted; negatives, fractions and anything
-else are refused with a one-line error naming the field.
+``¥10,800``, ``１０８００`` and ``10800円`` are accepted; negatives, fractions, amounts above
+``MAX_AMOUNT`` and anything else are refused with a one-line error naming the field.
+
+Everything here raises ``InputError`` and nothing else, whatever the input: these functions
+are the first to see what users type (and what CSV manifests carry).
 """
 
 from __future__ import annotations
@@ -13,18 +16,33 @@ from datetime import date
 
 from edoc.errors import InputError
 
-_AMOUNT = re.compile(r"^\d{1,3}(,\d{3})+$|^\d+$")
-_DOC_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# re.ASCII: after NFKC, full-width digits are ASCII; other scripts' digits (٣, ३) are refused
+# rather than silently read as numbers.
+_AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+|\d+", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_DOC_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}", re.ASCII)
+
+#: The largest amount accepted: 999兆円 (15 digits). The catalog keeps amounts in a 64-bit
+#: integer column (SQLite INTEGER, PostgreSQL BIGINT, at most 9.2e18), and no single
+#: transaction document comes near; a longer number is a typing or parsing error.
+MAX_AMOUNT = 999_999_999_999_999
+
+#: Characters refused in free text (counterparty, ledger reference, author), beyond control
+#: characters: line and paragraph separators (U+2028/U+2029 end a line in many viewers, so
+#: they break one-line log and CSV output) and the bidirectional embedding/override/isolate
+#: controls, which make text display in another order than it is stored ("Trojan Source",
+#: CVE-2021-42574) — a counterparty could then look like another.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def parse_date(value: str, field: str) -> date:
     text = unicodedata.normalize("NFKC", value).strip()
     try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if not _DATE.fullmatch(text):
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
-        raise InputError(f"{field} must be a date YYYY-MM-DD (got {value!r})",
+        raise InputError(f"{field} must be a date YYYY-MM-DD (got {_shown(value)})",
                          code="BAD_DATE") from None
 
 
@@ -32,23 +50,48 @@ def parse_amount(value: str | int, field: str = "amount") -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise InputError(f"{field} must not be negative (got {value})", code="BAD_AMOUNT")
-        return value
+        return _at_most_max(value, field)
     text = unicodedata.normalize("NFKC", str(value)).strip()
     text = text.removeprefix("¥").removeprefix("\\").removesuffix("円").strip()
-    if not _AMOUNT.match(text):
+    if not _AMOUNT.fullmatch(text):
         raise InputError(
-            f"{field} must be whole yen, e.g. 10800 or ¥10,800 (got {value!r})",
+            f"{field} must be whole yen, e.g. 10800 or ¥10,800 (got {_shown(str(value))})",
             code="BAD_AMOUNT", hint="negative amounts and fractions are not accepted")
-    return int(text.replace(",", ""))
+    digits = text.replace(",", "")
+    if len(digits.lstrip("0")) > len(str(MAX_AMOUNT)):
+        # Checked on the text: int() of a 5000-digit string raises ValueError (CPython's
+        # integer string conversion limit), and the catalog could not hold it anyway.
+        raise _too_large(field)
+    return _at_most_max(int(digits), field)
+
+
+def _at_most_max(amount: int, field: str) -> int:
+    if amount > MAX_AMOUNT:
+        raise _too_large(field)
+    return amount
+
+
+def _too_large(field: str) -> InputError:
+    return InputError(f"{field} is larger than the largest amount accepted, "
+                      f"¥{MAX_AMOUNT:,}", code="BAD_AMOUNT")
 
 
 def clean_text(value: str, field: str, *, max_len: int = 200) -> str:
     """Trim, NFC-normalise and refuse control characters (they break CSV/log lines)."""
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        # Lone surrogates: bytes that were not UTF-8 (os.fsdecode's surrogateescape of a
+        # command-line argument); they cannot be stored, printed or put in JSON as UTF-8.
+        raise InputError(f"{field} is not valid text (bytes that are not UTF-8)",
+                         code="BAD_VALUE", hint="give the value in UTF-8")
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
         raise InputError(f"{field} is empty", code="BAD_VALUE")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise InputError(f"{field} contains control characters", code="BAD_VALUE")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+        raise InputError(f"{field} contains control characters or line breaks",
+                         code="BAD_VALUE")
+    if any(ch in _BIDI_CONTROLS for ch in text):
+        raise InputError(f"{field} contains bidirectional override characters (they make "
+                         "text display in another order than it is stored)", code="BAD_VALUE")
     if len(text) > max_len:
         raise InputError(f"{field} is longer than {max_len} characters", code="BAD_VALUE")
     return text
@@ -56,7 +99,13 @@ def clean_text(value: str, field: str, *, max_len: int = 200) -> str:
 
 def parse_doc_type(value: str) -> str:
     text = unicodedata.normalize("NFKC", value).strip().lower().replace("_", "-")
-    if not _DOC_TYPE.match(text):
+    if not _DOC_TYPE.fullmatch(text):
         raise InputError(f"doc type must be a short lower-case word such as invoice, receipt, "
-                         f"delivery-note (got {value!r})", code="BAD_DOC_TYPE")
+                         f"delivery-note (got {_shown(value)})", code="BAD_DOC_TYPE")
     return text
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """``value`` quoted for a message: escaped (no control characters reach the terminal)
+    and cut short, so a megabyte of input makes a one-line error, not a megabyte one."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")

@@ -38,7 +38,7 @@ import random
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pikepdf
@@ -85,6 +85,10 @@ class Hostile:
     #: For ``STORED`` under a tolerant profile: the readability error recorded instead of
     #: measurements (``"measured": false``).
     unmeasured: str | None = None
+    #: For ``STORED`` documents: the page count the manifest must record.
+    pages: int | None = None
+    #: Which generator made it: image, bomb, pdf, cyclic, active, special, name.
+    group: str = ""
 
     @property
     def stored(self) -> bool:
@@ -162,6 +166,8 @@ def zeros_flate(mib: int) -> bytes:
     """A zlib stream (RFC 1950) that inflates to ``mib`` MiB of zero bytes, built in a few ms
     by repeating one fully flushed deflate block (a full flush resets the compressor's state,
     so every later 1 MiB block compresses to the same bytes); ~1 KiB per MiB."""
+    if mib < 1:
+        raise ValueError("a bomb of at least 1 MiB")
     c = zlib.compressobj(9)
     block = b"\0" * (1 << 20)
     first = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
@@ -245,19 +251,25 @@ def _image_cases(d: Path) -> list[Hostile]:
                          "IMAGE_UNREADABLE", f"a JPEG frame of 0×0 pixels: {unreadable}"))
     cases.append(Hostile("tiff-ifd-loop", _write(d / "ifd-loop.tif",
                                                  _tiff(8, 8, pages=2, loop=True)),
-                         "IMAGE_UNREADABLE",
-                         "a TIFF whose page chain loops back to page 1: endless pages"))
+                         STORED, "a 2-page TIFF whose next-page link loops back to page 1: "
+                         "readers (libtiff, Pillow) stop at the repeated page and show two",
+                         media_type="image/tiff", pages=2))
+    cases.append(Hostile("tiff-exif-cut", _write(d / "exif-cut.tif", _tiff(8, 8, exif_cut=True)),
+                         "IMAGE_UNREADABLE", "a TIFF whose EXIF directory runs past the end of "
+                         f"the file (a truncated file): {unreadable}"))
     cases.append(Hostile("tiff-ifd-outside", _write(d / "ifd-outside.tif",
                                                     b"II*\x00" + struct.pack("<I", 1 << 30)),
                          "IMAGE_UNREADABLE", "a TIFF whose first IFD lies beyond the file"))
     return cases
 
 
-def _tiff(width: int, height: int, *, pages: int = 1, loop: bool = False) -> bytes:
+def _tiff(width: int, height: int, *, pages: int = 1, loop: bool = False,
+          exif_cut: bool = False) -> bytes:
     """A little-endian, uncompressed 8-bit gray TIFF (TIFF 6.0 §2, §8) recording 200 dpi, with
     ``pages`` IFDs sharing one strip; ``loop`` points the last IFD's next-IFD offset back at
-    the first, so the chain of pages never ends."""
-    n_entries = 12
+    the first, so the chain of pages never ends; ``exif_cut`` adds an EXIF IFD (tag 34665)
+    whose one 12-byte entry is cut after 3 bytes by the end of the file."""
+    n_entries = 13 if exif_cut else 12
     ifd_size = 2 + 12 * n_entries + 4
     first_ifd = 8
     rational_at = first_ifd + pages * ifd_size
@@ -274,6 +286,8 @@ def _tiff(width: int, height: int, *, pages: int = 1, loop: bool = False) -> byt
             (282, 5, 1, rational_at), (283, 5, 1, rational_at),  # X/YResolution 200/1
             (296, 3, 1, 2),  # ResolutionUnit inch
         ]
+        if exif_cut:
+            entries.append((34665, 4, 1, strip_at + strip_len))  # ExifIFD: after the strip
         ifd = struct.pack("<H", len(entries))
         for tag, kind, count, value in entries:
             packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
@@ -281,7 +295,8 @@ def _tiff(width: int, height: int, *, pages: int = 1, loop: bool = False) -> byt
         last = page == pages - 1
         following = (first_ifd if loop else 0) if last else first_ifd + (page + 1) * ifd_size
         out += ifd + struct.pack("<I", following)
-    return out + struct.pack("<II", 200, 1) + b"\x80" * strip_len
+    tail = struct.pack("<H", 1) + b"\x0f\x01\x02" if exif_cut else b""  # 1 entry, 3 bytes
+    return out + struct.pack("<II", 200, 1) + b"\x80" * strip_len + tail
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,6 +326,15 @@ def _bomb_pdf(where: str, mib: int) -> bytes:
         return raw_pdf([_CATALOG, _PAGES, _page(resources=b"<< >>"),
                         _stream(b"/Filter [/ASCIIHexDecode /FlateDecode]",
                                 bomb.hex().encode() + b">")])
+    if where == "odd-dict":  # a dictionary no strict parser reads; lenient readers do
+        return raw_pdf([_CATALOG, _PAGES, _page(resources=b"<< >>"),
+                        _stream(b"/Filter /FlateDecode )", bomb)])
+    if where == "indirect-filter":
+        return raw_pdf([_CATALOG, _PAGES, _page(resources=b"<< >>"),
+                        _stream(b"/Filter 5 0 R", bomb), b"/FlateDecode"])
+    if where == "name-escape":  # /Fl#61teDecode is /FlateDecode (ISO 32000-1 §7.3.5)
+        return raw_pdf([_CATALOG, _PAGES, _page(resources=b"<< >>"),
+                        _stream(b"/Filter /Fl#61teDecode", bomb)])
     if where == "font":
         return raw_pdf([
             _CATALOG, _PAGES, _page(), _stream(b"", _HELLO),
@@ -388,7 +412,8 @@ def _bomb_cases(d: Path) -> list[Hostile]:
                     zeros_flate(1))])),
             "IMAGE_TOO_LARGE", f"a PDF page drawing a 100000×100000 px image: {too_large}"),
     ]
-    for where in ("content", "font", "objstm", "nested", "hex"):
+    for where in ("content", "font", "objstm", "nested", "hex", "odd-dict", "indirect-filter",
+                  "name-escape"):
         cases.append(Hostile(f"pdf-flate-bomb-{where}",
                              _write(d / f"flate-bomb-{where}.pdf", _bomb_pdf(where, 2048)),
                              "PDF_STREAM_TOO_LARGE", f"{where}: {stream}"))
@@ -413,10 +438,12 @@ def _pdf_cases(d: Path) -> list[Hostile]:
                       "no-eof": n - 8}.items():
         cases.append(Hostile(f"pdf-cut-{label}", _write(d / f"cut-{label}.pdf", src[:at]),
                              "PDF_UNREADABLE", f"cut at byte {at} of {n}: {unreadable}"))
-    cases.append(Hostile("pdf-garbage-middle",
-                         _write(d / "garbage-middle.pdf", _garble(src, n // 2, 64, 3)),
-                         "PDF_UNREADABLE", f"64 random bytes in the middle: {unreadable}"))
     classic = raw_pdf(_simple_pdf())
+    page_at = classic.index(b"3 0 obj")
+    cases.append(Hostile("pdf-garbage-middle",
+                         _write(d / "garbage-middle.pdf", _garble(classic, page_at, 24, 3)),
+                         "PDF_UNREADABLE", "random bytes over the page object in the middle of "
+                         f"the file: {unreadable}"))
     table = classic.index(b"xref\n") + len(b"xref\n0 6\n0000000000 65535 f \n")
     garbled = classic[:table + 20] + b"0000999999" + classic[table + 30:]  # object 2's offset
     cases.append(Hostile("pdf-garbage-xref", _write(d / "garbage-xref.pdf", garbled),
@@ -433,7 +460,8 @@ def _pdf_cases(d: Path) -> list[Hostile]:
     cases.append(Hostile("pdf-zero-mediabox", _write(d / "zero-mediabox.pdf", raw_pdf([
         _CATALOG, _PAGES, _page(extra=b"/MediaBox [0 0 0 0]").replace(
             b"/MediaBox [0 0 595 842] ", b""), _stream(b"", _HELLO), _FONT])),
-        "PDF_UNRENDERABLE", "a page of zero size cannot be displayed"))
+        STORED, "a zero-size MediaBox: viewers fall back to a default page size (pdfium: US "
+        "Letter) and the text displays", media_type="application/pdf"))
     cases.append(Hostile("pdf-header-late", _write(d / "header-late.pdf",
                                                    b"\0" * 2048 + src),
                          STORED, "the PDF header comes after 1024 bytes: not a PDF for viewers "
@@ -478,14 +506,21 @@ def _cyclic_cases(d: Path) -> list[Hostile]:
     cases = [Hostile(f"pdf-{label}", _write(d / f"{label}.pdf", raw_pdf(objects)),
                      "PDF_UNREADABLE", broken)
              for label, objects in tree_cases.items()]
+    kids_null = raw_pdf([_CATALOG, b"<< /Type /Pages /Kids [3 0 R 9 0 R] /Count 2 >>",
+                         _page(), hello, _FONT])
+    cases.append(Hostile("pdf-kids-missing", _write(d / "kids-missing.pdf", kids_null), STORED,
+                         "the page tree names an object that does not exist: readers skip it "
+                         "(qpdf logs 'Pages tree includes non-dictionary object') and display "
+                         "the one real page", media_type="application/pdf", pages=1))
     # /Parent pointing at the page itself; the MediaBox must be inherited through it.
     parent_loop = raw_pdf([
         _CATALOG, _PAGES,
         b"<< /Type /Page /Parent 3 0 R /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
         hello, _FONT])
     cases.append(Hostile("pdf-parent-loop", _write(d / "parent-loop.pdf", parent_loop),
-                         "PDF_UNREADABLE", "the page's /Parent is itself, so its inherited "
-                         "MediaBox loops: the page has no size to display"))
+                         STORED, "the page's /Parent is itself, so looking up its inherited "
+                         "MediaBox loops; readers stop at the loop, use a default size and "
+                         "display the page", media_type="application/pdf"))
     # A Form XObject drawing itself: a viewer stops the recursion and shows the text.
     self_form = raw_pdf([
         _CATALOG, _PAGES, _page(resources=b"<< /Font << /F1 5 0 R >> /XObject << /Fm 6 0 R >> >>"),
@@ -517,7 +552,8 @@ def _cyclic_cases(d: Path) -> list[Hostile]:
     outline = raw_pdf([
         b"<< /Type /Catalog /Pages 2 0 R /Outlines 6 0 R >>", _PAGES, _page(), hello, _FONT,
         b"<< /Type /Outlines /First 7 0 R /Last 7 0 R /Count 1 >>",
-        b"<< /Title (loop) /Parent 6 0 R /Next 7 0 R /Prev 7 0 R /First 7 0 R /Dest [3 0 R /Fit] >>"])
+        b"<< /Title (loop) /Parent 6 0 R /Next 7 0 R /Prev 7 0 R /First 7 0 R "
+        b"/Dest [3 0 R /Fit] >>"])
     cases.append(Hostile("pdf-outline-loop", _write(d / "outline-loop.pdf", outline), STORED,
                          "an outline item that is its own next/child: not displayed content",
                          media_type="application/pdf"))
@@ -538,14 +574,15 @@ def _cyclic_cases(d: Path) -> list[Hostile]:
     length_self = raw_pdf([_CATALOG, _PAGES, _page(),
                            b"<< /Length 4 0 R >>\nstream\n" + _HELLO + b"\nendstream", _FONT])
     cases.append(Hostile("pdf-length-self", _write(d / "length-self.pdf", length_self),
-                         "PDF_UNREADABLE", "a stream whose /Length is the stream itself"))
+                         STORED, "a stream whose /Length is the stream itself: readers take "
+                         "the data up to 'endstream' (qpdf and pdfium alike) and display it",
+                         media_type="application/pdf"))
     prev = raw_pdf([_CATALOG, _PAGES, _page(), hello, _FONT])
     startxref = int(prev.rsplit(b"startxref\n", 1)[1].split(b"\n", 1)[0])
     prev_loop = prev.replace(b"/Root 1 0 R ", b"/Root 1 0 R /Prev %d " % startxref)
     cases.append(Hostile("pdf-xref-prev-loop", _write(d / "xref-prev-loop.pdf", prev_loop),
-                         STORED, "a trailer /Prev naming its own xref section: the chain is "
-                         "followed once (qpdf keeps a visited set); the document is intact",
-                         media_type="application/pdf"))
+                         "PDF_UNREADABLE", "a trailer /Prev naming its own xref section: a "
+                         "broken cross-reference chain, refused rather than repaired"))
     return cases
 
 
@@ -628,6 +665,10 @@ def _special_cases(d: Path) -> list[Hostile]:
         Hostile("symlink-dangling", dangling, "FILE_NOT_FOUND", "a symlink to nothing"),
         Hostile("missing", d / "never-written.pdf", "FILE_NOT_FOUND", "no such file"),
     ]
+    (d / "sub").mkdir()
+    cases.append(Hostile("dotdot-path", good_scan(d / "sub" / ".." / "dotdot.png", 502), STORED,
+                         "a path through '..' names an ordinary file; the record keeps its "
+                         "name only (dotdot.png), never the path", media_type="image/png"))
     png = good_scan(d / "really-a-png.pdf", 501)
     jpg_pdf = samples.text_pdf(d / "really-a-pdf.jpg", "a PDF with a .jpg name")
     text = _write(d / "really-text.png", "請求書 invoice (not an image)\n".encode())
@@ -685,9 +726,10 @@ def build_corpus(directory: Path) -> list[Hostile]:
         name_cases]
     cases: list[Hostile] = []
     for group in groups:
-        sub = directory / group.__name__.strip("_").removesuffix("_cases")
+        name = group.__name__.strip("_").removesuffix("_cases")
+        sub = directory / name
         sub.mkdir(exist_ok=True)
-        cases += group(sub)
+        cases += [replace(c, group=name) for c in group(sub)]
     ids = [c.case for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
