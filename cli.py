@@ -326,6 +326,7 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
     """
     from edoc.ingest import Ingestor
+    from edoc.values import printable_name
 
     if not files and not manifest_csv:
         raise ConfigError("no files given", code="USAGE_ERROR",
@@ -349,10 +350,11 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
     def progress(r: Any) -> None:
         done[0] += 1
+        name = printable_name(r.file)  # a file name must not forge lines or escapes
         if r.status not in ("stored", "exists") and not as_json:
-            info(f"{r.status}: {r.file}: {r.error['code']}: {r.error['message']}")
+            info(f"{r.status}: {name}: {r.error['code']}: {r.error['message']}")
         elif tty:
-            info(f"[{done[0]}/{total}] stored {r.file} -> {r.record_id}")
+            info(f"[{done[0]}/{total}] stored {name} -> {r.record_id}")
 
     run = Ingestor(a, skip_existing=skip_existing).run(
         requests, progress, validate_all_first=bool(manifest_csv))
@@ -367,9 +369,10 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         for r in run.results:
             if r.status == "stored":
                 late = "  LATE_INPUT" if r.input_verdict == "late" else ""
-                click.echo(f"{r.record_id}  {r.file}  retain-until {r.retain_until}{late}")
+                click.echo(f"{r.record_id}  {printable_name(r.file)}  "
+                           f"retain-until {r.retain_until}{late}")
             elif r.status == "exists":
-                click.echo(f"{r.record_id}  {r.file}  already stored")
+                click.echo(f"{r.record_id}  {printable_name(r.file)}  already stored")
         cp = run.checkpoint
         info(f"{stored} stored, {len(run.results) - stored} not stored"
              + (f"; checkpoint {cp['tree_size']} timestamped {cp['gen_time']}" if cp else ""))

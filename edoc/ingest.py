@@ -59,7 +59,14 @@ from edoc.ledger import (
     work_pending,
 )
 from edoc.profiles import Requirements, combine
-from edoc.values import clean_text, parse_amount, parse_date, parse_doc_type
+from edoc.values import (
+    clean_text,
+    parse_amount,
+    parse_date,
+    parse_doc_type,
+    printable_name,
+    stored_name,
+)
 
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
@@ -143,6 +150,7 @@ def _today_jst(now: datetime) -> date:
 
 def _open_input(raw: str) -> tuple[Path, os.stat_result]:
     path = Path(raw)
+    raw = printable_name(raw)  # for messages only: names may hold newlines or odd bytes
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -244,7 +252,7 @@ class Ingestor:
             with path.open("rb") as f:
                 sha256 = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as exc:
-            raise InputError(f"{raw_path}: cannot be read ({exc.strerror})",
+            raise InputError(f"{printable_name(raw_path)}: cannot be read ({exc.strerror})",
                              code="FILE_UNREADABLE") from None
         media_type = readability.detect_media_type(path)
         for pid in reqs.profiles:
@@ -388,7 +396,7 @@ class Ingestor:
             "archive_id": a.cfg.archive_id,
             "kind": "original",
             "content": {"sha256": sha256, "size": size, "media_type": media_type,
-                        "original_name": path.name},
+                        "original_name": stored_name(path.name)},
             "profiles": list(reqs.profiles),
             "document_class": reqs.document_class,
             "doc_type": doc_type,
@@ -411,14 +419,14 @@ class Ingestor:
     def store(self, prep: Prepared) -> IngestResult:
         existing = self.archive.catalog.find_by_sha(prep.sha256)
         if existing:
-            raise _duplicate(str(prep.request.path), existing)
+            raise _duplicate(printable_name(prep.request.path), existing)
         record_id = ids.new_record_id()
         commit_version(self.archive, record_id=record_id, version=1, body=prep.manifest_body,
                        content=NewContent(prep.path, prep.size, prep.sha256),
                        until_at=prep.until_at, retain_until=prep.retain_until,
                        reqs=prep.requirements, event="ingest", now=self._clock())
         verdict = (prep.manifest_body["input"] or {}).get("verdict")
-        return IngestResult(str(prep.request.path), "stored", record_id, prep.sha256,
+        return IngestResult(stored_name(prep.request.path), "stored", record_id, prep.sha256,
                             prep.retain_until.isoformat(), verdict)
 
     def run(self, requests: Iterable[IngestRequest],
@@ -445,11 +453,14 @@ class Ingestor:
         if validate_all_first and any(isinstance(p, IngestResult) for p in prepared):
             # CSV manifests are all-or-nothing at validation: report every row, store none.
             for p in prepared:
-                run.results.append(p if isinstance(p, IngestResult) else IngestResult(
-                    str(p.request.path), "not-stored", sha256=p.sha256,
+                result = p if isinstance(p, IngestResult) else IngestResult(
+                    stored_name(p.request.path), "not-stored", sha256=p.sha256,
                     error={"code": "BATCH_NOT_STORED",
                            "message": "valid, but not stored because other rows failed",
-                           "hint": "fix the failing rows and run the manifest again"}))
+                           "hint": "fix the failing rows and run the manifest again"})
+                run.results.append(result)
+                if progress:
+                    progress(result)
             return run
         for p in prepared:
             self._store_one(p, run, progress)
@@ -466,7 +477,7 @@ class Ingestor:
             except DuplicateContent as exc:
                 if self.skip_existing:
                     # Re-running a batch after a failure: what is already stored is fine.
-                    result = IngestResult(str(item.request.path), "exists",
+                    result = IngestResult(stored_name(item.request.path), "exists",
                                           record_id=exc.record_id, sha256=item.sha256)
                 else:
                     result = _failed(item.request, exc, status="duplicate",
@@ -506,7 +517,7 @@ def _failed(req: IngestRequest, exc: EdocError, *, status: str = "rejected",
     where = f"{req.origin}: " if req.origin else ""
     err = exc.as_dict()
     err["message"] = where + (err["message"] or "")
-    return IngestResult(str(req.path), status, sha256=sha256, error=err)
+    return IngestResult(stored_name(req.path), status, sha256=sha256, error=err)
 
 
 @dataclass(frozen=True)
@@ -665,7 +676,7 @@ def _dead_owner(archive: Archive, owner: str, *, release: bool = True) -> Iterat
 
     path = archive.cfg.dir / _WRITERS_DIR / f"{owner}.lock"
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDONLY)  # flock(2) needs no write access
     except FileNotFoundError:
         yield True  # never got a lock file, or was recovered by a run that just finished
         return
@@ -849,6 +860,14 @@ def recover_intents(archive: Archive) -> list[str]:
                             _drop_intent(a, r.record_id, r.version)
                             done.append(f"dropped {what}: its stored content does not match")
                             continue
+                        if a.store.stat(ckey, cver).retain_until is None:
+                            # The writer died inside the store's put (bytes stored, their
+                            # retention not): the same bytes again complete it.
+                            with contextlib.suppress(ObjectExists), a.store.open(ckey) as src:
+                                cver = a.store.put(
+                                    ckey, src, size=int(intent.row["content_size"]),
+                                    sha256=intent.row["content_sha256"],
+                                    retain_until=until).version_id
                     mver = _put_seal_and_manifest(a, intent, until)
                     if _catalogue(a, intent, cver, mver):
                         done.append(f"completed {what} (its writer died before cataloguing "

@@ -109,3 +109,24 @@ def _shown(value: str, limit: int = 40) -> str:
     """``value`` quoted for a message: escaped (no control characters reach the terminal)
     and cut short, so a megabyte of input makes a one-line error, not a megabyte one."""
     return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def stored_name(name: str) -> str:
+    """A file name as the manifest keeps it: exactly as given, except that bytes which are not
+    UTF-8 (file-system names arrive with surrogate escapes) become ``\\xNN`` — canonical
+    JSON is UTF-8 and must not lose or reject the record over its label."""
+    import os
+
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def printable_name(name: str) -> str:
+    """A user's file name made safe for JSON, logs and terminals: bytes that are not UTF-8
+    become ``\\xNN`` (names come from the file system with surrogate escapes), and control,
+    format and line-separator characters (Unicode Cc, Cf, Zl, Zp, Cs) are escaped, so a name
+    can neither forge an output line nor send escape sequences; 請求書 stays as it is."""
+    import os
+
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs")
+                   else ch.encode("unicode_escape").decode("ascii") for ch in text)

@@ -16,8 +16,10 @@ Layout under ``root``::
 Write protocol (why this order): bytes go to ``tmp/``, are fsynced, checked against the
 caller's SHA-256, made read-only and then hard-linked to their final name — ``link(2)``
 fails if the name exists, so two writers can never both win a key. The metadata follows;
-an object found without metadata is treated as retained indefinitely (the conservative
-reading) until ``edoc doctor --repair`` restores it.
+an object found without metadata (its writer died in between) is treated as retained
+indefinitely (the conservative reading), reports the version id its bytes give, and is
+completed by the next ``put`` of the same bytes (the interrupted run's retry, or edoc's
+recovery of that run): the bytes are never rewritten, only their metadata written.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _storage_error(exc: OSError, action: str, key: str) -> StorageError:
@@ -130,11 +137,17 @@ class LocalStore:
     def _info(self, key: str, obj: Path, meta: dict[str, object] | None) -> ObjectInfo:
         st = obj.stat()
         retain = meta.get("retain_until") if meta else None
+        # Without metadata, the version id is the one ``put`` derives from the bytes, so a
+        # version pinned now still names the object once its metadata is completed.
+        try:
+            digest = None if meta else _file_sha256(obj)
+        except OSError as exc:
+            raise _storage_error(exc, "reading", key) from exc
         return ObjectInfo(
             key=key,
-            version_id=str(meta.get("version_id", "unknown")) if meta else "unknown",
+            version_id=str(meta.get("version_id", "unknown")) if meta else str(digest)[:32],
             size=st.st_size,
-            sha256=str(meta["sha256"]) if meta and meta.get("sha256") else None,
+            sha256=str(meta["sha256"]) if meta and meta.get("sha256") else digest,
             retain_until=datetime.fromisoformat(str(retain)) if retain else None,
             lock_mode="LOCAL",
             legal_hold=bool(meta.get("legal_hold")) if meta else False,
@@ -154,6 +167,11 @@ class LocalStore:
     ) -> ObjectInfo:
         obj, meta_path = self._paths(key)
         if obj.exists():
+            finished = self._finish_interrupted_put(key, obj, meta_path, size=size,
+                                                    sha256=sha256, retain_until=retain_until,
+                                                    legal_hold=legal_hold)
+            if finished is not None:
+                return finished
             raise ObjectExists(f"{key} already exists; objects are written once",
                                hint="a correction is stored as a new version, never over the old")
         tmp = self._tmp / f"{secrets.token_hex(12)}.part"
@@ -181,20 +199,43 @@ class LocalStore:
             except FileExistsError:
                 raise ObjectExists(f"{key} already exists; objects are written once") from None
             _fsync_dir(obj.parent)
-            meta: dict[str, object] = {
-                "version_id": sha256[:32],
-                "sha256": sha256,
-                "size": size,
-                "retain_until": retain_until.astimezone(UTC).isoformat(),
-                "legal_hold": legal_hold,
-                "stored_at": self._clock().isoformat(),
-            }
+            meta = self._new_meta(sha256, size, retain_until, legal_hold)
             self._write_meta(meta_path, meta)
         except OSError as exc:
             raise _storage_error(exc, "writing", key) from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+        return self._info(key, obj, meta)
+
+    def _new_meta(self, sha256: str, size: int, retain_until: datetime,
+                  legal_hold: bool) -> dict[str, object]:
+        return {
+            "version_id": sha256[:32],
+            "sha256": sha256,
+            "size": size,
+            "retain_until": retain_until.astimezone(UTC).isoformat(),
+            "legal_hold": legal_hold,
+            "stored_at": self._clock().isoformat(),
+        }
+
+    def _finish_interrupted_put(self, key: str, obj: Path, meta_path: Path, *, size: int,
+                                sha256: str, retain_until: datetime, legal_hold: bool
+                                ) -> ObjectInfo | None:
+        """A put that died between linking the object and writing its metadata: the same
+        bytes put again complete it (write protocol, module docstring). None when the
+        object has metadata (an ordinary second put) or other bytes."""
+        try:
+            meta_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with self._meta_lock(meta_path):
+                if self._read_meta(key, meta_path) is not None:
+                    return None
+                if obj.stat().st_size != size or _file_sha256(obj) != sha256:
+                    return None
+                meta = self._new_meta(sha256, size, retain_until, legal_hold)
+                self._write_meta(meta_path, meta)
+        except OSError as exc:
+            raise _storage_error(exc, "writing", key) from exc
         return self._info(key, obj, meta)
 
     def put_bytes(self, key: str, data: bytes, *, retain_until: datetime) -> ObjectInfo:

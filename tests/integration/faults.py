@@ -7,10 +7,14 @@ operation that changes something (put, put_bytes, delete, extend_retention, set_
 and every catalog commit is one numbered *operation*; the child can
 
 - ``SIGKILL`` itself right before or right after operation N (for a commit: "before" is
-  inside the transaction with its statements executed, "after" is once it committed), as a
-  power cut or OOM kill would stop it — no ``finally``, no rollback handler, no atexit;
+  inside the transaction with its statements executed, "after" is once it committed; for
+  a put on the local store also "torn": the object stored, its metadata not yet), as
+  the OOM killer or ``kill -9`` would stop it — no ``finally``, no rollback handler, no
+  atexit (not a power cut: what the kernel already accepted survives);
 - make every store write from operation N on fail with an ``OSError`` (``ENOSPC``: the disk
-  is full), raised inside the real store's write path, as the kernel would raise it.
+  is full), raised inside the real store's write path, as the kernel would raise it;
+- freeze itself (``SIGSTOP``) there instead, until the parent resumes it: a live writer
+  caught mid-commit, for deterministic races.
 
 The child reports, one JSON line at a time into a report file (``write(2)`` with
 ``O_APPEND``: a line written before the kill survives it), each operation it is about to do,
@@ -19,9 +23,13 @@ a fault is the *counting run*: its trace names every operation, and ``fault_poin
 it into the list of (operation, before/after) points a test kills at.
 
 Children are forked from the test process by default (``fork=True``): the child process
-starts with edoc already imported, which keeps a loop over a hundred fault points fast. The
-same child also runs as ``python -m tests.integration.faults SPEC.json`` (``fork=False``),
-e.g. under ``unshare``.
+starts with edoc already imported, which keeps a loop over a hundred fault points fast. A
+forked child must only open archives this process does not have open: SQLite keeps its
+POSIX-lock bookkeeping per process, keyed by inode, and a child inheriting it for an open
+catalog skips locks it does not hold (https://www.sqlite.org/howtocorrupt.html, §2.6).
+Fresh copies of a template archive are safe. Otherwise use ``fork=False``: the same child
+runs as ``python -m tests.integration.faults SPEC.json REPORT`` in a new interpreter (also
+under a prefix such as ``unshare …``).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,16 +59,20 @@ STORE_OPS = ("put", "put_bytes", "delete", "extend_retention", "set_legal_hold")
 CHILD_BUG = 70
 REPO = Path(__file__).resolve().parents[2]
 
-When = Literal["before", "after"]
+#: "torn": inside a put, after the object is stored and before its metadata is (the local
+#: store's write protocol; only meaningful for a ``LocalStore``).
+When = Literal["before", "after", "torn"]
 
 
 @dataclass(frozen=True)
 class FaultPoint:
-    """Kill right ``when`` the ``op``-th operation (1-based) of the run."""
+    """Kill (or, with ``action="stop"``, SIGSTOP: freeze until the parent resumes it) the
+    child right ``when`` the ``op``-th operation (1-based) of the run."""
 
     op: int
     when: When
     label: str = ""
+    action: Literal["kill", "stop"] = "kill"
 
     def __str__(self) -> str:
         return f"{self.when} #{self.op} {self.label}"
@@ -125,6 +138,12 @@ def fault_points(trace: Sequence[str]) -> list[FaultPoint]:
             for when in ("before", "after")]
 
 
+def torn_points(trace: Sequence[str]) -> list[FaultPoint]:
+    """Every put of a counting run, torn between storing the object and its metadata."""
+    return [FaultPoint(n, "torn", label) for n, label in enumerate(trace, 1)
+            if label.startswith("put")]
+
+
 # -- the child ------------------------------------------------------------------------------
 
 class _Report:
@@ -145,16 +164,28 @@ class _Injector:
         self.disk_full = spec.disk_full
         self.report = report
         self.n = 0
+        #: Set while the put to tear runs: its metadata write kills the child.
+        self.tearing = False
 
     def begin(self, label: str) -> int:
         self.n += 1
         self.report(op=self.n, label=label)
-        if self.kill is not None and self.kill.op == self.n and self.kill.when == "before":
-            _die()
+        if self.kill is not None and self.kill.op == self.n:
+            if self.kill.when == "before":
+                self._act()
+            self.tearing = self.kill.when == "torn"
         return self.n
 
     def end(self, n: int) -> None:
+        self.tearing = False
         if self.kill is not None and self.kill.op == n and self.kill.when == "after":
+            self._act()
+
+    def _act(self) -> None:
+        assert self.kill is not None
+        if self.kill.action == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)  # the parent sends SIGCONT when it is ready
+        else:
             _die()
 
     def failing(self, n: int) -> int | None:
@@ -190,6 +221,15 @@ class KillingStore:
         self._inj = injector
         self.kind: str = inner.kind
         self.guarantee: str = inner.guarantee
+        if injector.kill is not None and injector.kill.when == "torn":
+            write_meta = inner._write_meta  # LocalStore: the step after link(2)
+
+            def torn(*args: Any) -> None:
+                if injector.tearing:
+                    _die()
+                write_meta(*args)
+
+            inner._write_meta = torn
 
     def _run(self, label: str, fn: Callable[[], Any]) -> Any:
         n = self._inj.begin(label)
@@ -277,7 +317,7 @@ def _service(spec: ChildSpec, archive: Any, report: _Report) -> dict[str, Any] |
                     for f in args["files"]]
         run = Ingestor(archive).run(requests, lambda r: report(result=r.as_dict()))
         return {"ok": run.ok, "checkpoint": run.checkpoint,
-                "checkpoint_error": getattr(run, "checkpoint_error", None)}
+                "checkpoint_error": run.checkpoint_error}
     if spec.service == "purge":
         from edoc.disposal import Disposer
 
@@ -344,28 +384,69 @@ def _read_report(path: Path) -> tuple[list[str], list[dict[str, Any]], dict[str,
     return trace, results, done, error
 
 
-def run_child(spec: ChildSpec, *, fork: bool = True, prefix: Sequence[str] = (),
-              timeout: float = 120) -> ChildOutcome:
-    """Run ``spec`` in a child process and wait for it (killed or not)."""
-    with tempfile.TemporaryDirectory(prefix="edoc-fault-") as tmp:
-        report = Path(tmp) / "report.jsonl"
-        report.touch()
-        stderr = ""
+class Child:
+    """A running child (forked, or a subprocess when ``fork=False`` or with a ``prefix``
+    such as ``unshare …``); ``wait()`` collects its outcome."""
+
+    def __init__(self, spec: ChildSpec, *, fork: bool = True, prefix: Sequence[str] = ()
+                 ) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="edoc-fault-")
+        self.report = Path(self._tmp.name) / "report.jsonl"
+        self.report.touch()
+        self._proc: subprocess.Popen[str] | None = None
+        self.pid: int
         if fork and not prefix:
-            code = _fork_child(spec, str(report))
+            self.pid = _fork(spec, str(self.report))
         else:
-            spec_file = Path(tmp) / "spec.json"
+            spec_file = Path(self._tmp.name) / "spec.json"
             spec_file.write_text(spec.to_json(), encoding="utf-8")
-            proc = subprocess.run(
+            self._proc = subprocess.Popen(
                 [*prefix, sys.executable, "-m", "tests.integration.faults", str(spec_file),
-                 str(report)], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                env={**os.environ, **spec.env})
-            code, stderr = proc.returncode, proc.stderr
-        trace, results, done, error = _read_report(report)
-    return ChildOutcome(code, trace, results, done, error, stderr)
+                 str(self.report)], cwd=REPO, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True, env={**os.environ, **spec.env})
+            self.pid = self._proc.pid
+
+    def wait_stopped(self, timeout: float = 60) -> None:
+        """Until the child froze itself at its ``action="stop"`` fault point."""
+        if self._proc is None:
+            _, status = os.waitpid(self.pid, os.WUNTRACED)
+            if not os.WIFSTOPPED(status):
+                raise AssertionError(f"child ended ({os.waitstatus_to_exitcode(status)}) "
+                                     "instead of stopping")
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # a subprocess's state, as the kernel shows it
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "T":
+                return
+            if self._proc.poll() is not None:
+                raise AssertionError("child ended instead of stopping")
+            time.sleep(0.01)
+        raise AssertionError("child did not stop in time")
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def wait(self, timeout: float = 120) -> ChildOutcome:
+        stderr = ""
+        if self._proc is None:
+            _, status = os.waitpid(self.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        else:
+            _, stderr = self._proc.communicate(timeout=timeout)
+            code = self._proc.returncode
+        trace, results, done, error = _read_report(self.report)
+        self._tmp.cleanup()
+        return ChildOutcome(code, trace, results, done, error, stderr)
 
 
-def _fork_child(spec: ChildSpec, report: str) -> int:
+def run_child(spec: ChildSpec, *, fork: bool = True, prefix: Sequence[str] = ()
+              ) -> ChildOutcome:
+    """Run ``spec`` in a child process and wait for it (killed or not)."""
+    return Child(spec, fork=fork, prefix=prefix).wait()
+
+
+def _fork(spec: ChildSpec, report: str) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -379,8 +460,7 @@ def _fork_child(spec: ChildSpec, report: str) -> int:
             status = child_main(spec, report)
         finally:
             os._exit(status)
-    _, wait_status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(wait_status)
+    return pid
 
 
 def main(argv: Sequence[str]) -> int:

@@ -8,7 +8,7 @@ one JSON document, nothing of it stored (catalog, ``store/objects/records``, led
 the good files of the same run are stored and ``verify --all`` still passes.
 
 Cases that fail because of bugs outside the files this suite owns are listed in
-``KNOWN_BROKEN`` and tested by ``xfail(strict=True)`` tests naming the fix.
+``KNOWN_BROKEN`` (empty now) and tested by ``xfail(strict=True)`` tests naming the fix.
 """
 
 from __future__ import annotations
@@ -46,32 +46,15 @@ from tests.hostile import (
 #: counterparty, nta-electronic-transaction also the amount).
 META = ("--date", jst_today_minus(1), "--amount", "1000", "--counterparty", "山田商店")
 
-_NON_UTF8 = (
-    "ingest.py Ingestor.prepare stores content.original_name = path.name, which keeps "
-    "os.fsdecode's surrogate escapes for bytes that are not UTF-8: canonical.dumps raises "
-    "UnicodeEncodeError (the file is rejected as INTERNAL_ERROR) and cli.emit_json then "
-    "crashes on IngestResult.file (the whole run answers INTERNAL_ERROR). Fix: in "
-    "Ingestor.prepare use os.fsencode(path.name).decode('utf-8', 'backslashreplace') for "
-    "original_name, and build IngestResult.file the same way (ingest._failed / store)"
-)
-_LINE_BREAKS = (
-    "cli.py ingest prints r.file raw (click.echo of record lines on stdout and of "
-    "'rejected: …' lines on stderr), so a name holding \\n or \\r spans two lines and can "
-    "forge an output line (and ESC sequences reach a terminal). Fix: a cli helper that "
-    "escapes characters of Unicode categories Cc, Cf, Zl, Zp and Cs as \\n / \\x1b / "
-    "\\u202e (leaving 請求書 as it is), applied wherever a file name is echoed"
-)
 #: Corpus cases whose right answer edoc does not give yet, and why (outside this suite).
-KNOWN_BROKEN: dict[str, str] = {
-    f"name-{ODD_NAMES.index(raw):02d}": _NON_UTF8
-    for raw in (b"latin1-caf\xe9.png", b"\xff\xfe-not-utf8.png",
-                b"sjis-\x90\xbf\x8b\x81\x8f\x91.png")
-}
+KNOWN_BROKEN: dict[str, str] = {}
+#: File names that are not UTF-8, and names that hold line breaks (each has its own test).
+NON_UTF8 = {f"name-{ODD_NAMES.index(raw):02d}" for raw in (
+    b"latin1-caf\xe9.png", b"\xff\xfe-not-utf8.png", b"sjis-\x90\xbf\x8b\x81\x8f\x91.png")}
+LINE_BREAKS = {f"name-{ODD_NAMES.index(raw):02d}" for raw in (
+    b"line\nbreak.png", b"carriage\rreturn.png")}
 #: Cases answered right in JSON, but whose text-mode output breaks the one-line rule.
-TEXT_LINES_BROKEN: dict[str, str] = {
-    f"name-{ODD_NAMES.index(raw):02d}": _LINE_BREAKS
-    for raw in (b"line\nbreak.png", b"carriage\rreturn.png")
-}
+TEXT_LINES_BROKEN: dict[str, str] = {}
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -195,8 +178,9 @@ def manifest_problems(e: Edoc, case: Hostile, record_id: str) -> list[str]:
     problems = []
     if case.media_type and content["media_type"] != case.media_type:
         problems.append(f"media type {content['media_type']}, expected {case.media_type}")
-    if content["original_name"] != case.path.name:
-        problems.append(f"original_name {content['original_name']!r} != {case.path.name!r}")
+    kept = os.fsencode(case.path.name).decode("utf-8", "backslashreplace")
+    if content["original_name"] != kept:
+        problems.append(f"original_name {content['original_name']!r} != {kept!r}")
     if case.active and not set(case.active) <= set(readability.get("active_content", [])):
         problems.append(f"active content {readability.get('active_content')}, expected "
                         f"{case.active} reported")
@@ -311,7 +295,9 @@ def test_whole_corpus_in_one_batch_per_profile(corpus: list[Hostile], template: 
         doc = one_json(res.stdout)
         assert res.exit_code == (0 if all(c.stored for c in mine) else 1), doc
         results = doc["results"]
-        assert [r["file"] for r in results] == [str(f) for f in files]
+        # JSON carries names as given; bytes that are not UTF-8 as \xNN
+        assert [r["file"] for r in results] == [
+            os.fsencode(f).decode("utf-8", "backslashreplace") for f in files]
         by_file = dict(zip(map(str, files), results, strict=True))
         for ok in goods:
             assert by_file[str(ok)]["status"] == "stored", by_file[str(ok)]
@@ -361,10 +347,9 @@ def test_a_real_process_prints_one_line_per_rejected_file(corpus: list[Hostile],
 
 # -- names ------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=_NON_UTF8)
 def test_names_that_are_not_utf8_are_stored_and_reported(tmp_path: Path,
                                                          fresh: Callable[[], Edoc]) -> None:
-    cases = [c for c in name_cases(tmp_path) if c.case in KNOWN_BROKEN]
+    cases = [c for c in name_cases(tmp_path) if c.case in NON_UTF8]
     assert len(cases) == 3
     e = fresh()
     code, doc = e.json("ingest", *(str(c.path) for c in cases), "--profile", "general")
@@ -378,10 +363,9 @@ def test_names_that_are_not_utf8_are_stored_and_reported(tmp_path: Path,
     assert len(res.stderr.splitlines()) == 4  # three duplicates and the summary
 
 
-@pytest.mark.xfail(strict=True, reason=_LINE_BREAKS)
 def test_names_with_line_breaks_print_on_one_line(tmp_path: Path,
                                                   fresh: Callable[[], Edoc]) -> None:
-    cases = [c for c in name_cases(tmp_path) if c.case in TEXT_LINES_BROKEN]
+    cases = [c for c in name_cases(tmp_path) if c.case in LINE_BREAKS]
     assert len(cases) == 2
     e = fresh()
     res = e("ingest", *(str(c.path) for c in cases), "--profile", "general")
@@ -492,15 +476,6 @@ def test_bad_manifests(manifests: list[ManifestCase], fresh: Callable[[], Edoc])
     assert not failures, "\n".join(f"{case}: {'; '.join(p)}" for case, p in failures.items())
 
 
-_ROWS_SILENT = (
-    "ingest.py Ingestor.run: with validate_all_first (CSV manifests) and a failing row, the "
-    "results are appended without calling progress(), so in text mode the clerk sees only "
-    "'0 stored, N not stored' and no reason. Fix: call progress(result) for each result "
-    "appended in that branch (rejected rows and the not-stored ones)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_ROWS_SILENT)
 def test_rejected_manifest_rows_are_named_on_stderr(manifests: list[ManifestCase],
                                                     fresh: Callable[[], Edoc]) -> None:
     rows = [c for c in manifests if c.level == "row"]
