@@ -319,6 +319,18 @@ class Verifier:
                      "(seal and timestamp verified)")
 
     def verify_version(self, row: Any) -> RecordReport:
+        report = self._verify_version(row)
+        missing = {"CONTENT_MISSING", "MANIFEST_MISSING"}
+        if report.status is Status.FAIL and any(c.code in missing for c in report.checks):
+            # A purge running beside this verification may have disposed the record since
+            # its row was read: judge it by the catalog as it is now.
+            fresh = next((r for r in self.a.catalog.version_rows(row.record_id)
+                          if r.version == row.version), None)
+            if fresh is not None and fresh.disposed_at is not None:
+                return self._verify_version(fresh)
+        return report
+
+    def _verify_version(self, row: Any) -> RecordReport:
         report = RecordReport(row.record_id, row.version)
         checks = report.checks
         if row.disposed_at is not None:
