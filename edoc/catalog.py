@@ -190,6 +190,38 @@ def utc_text(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def version_row(m: dict[str, Any], *, manifest_sha256: str,
+                content_ref: tuple[str | None, str | None], seal_key: str | None,
+                manifest_version_id: str | None = None, ledger_index: int | None = None
+                ) -> dict[str, Any]:
+    """The ``versions`` row for manifest ``m``: every searchable column comes from the sealed
+    manifest, the one mapping used by ingest, recovery and ``catalog rebuild`` alike."""
+    from edoc import canonical
+
+    c = m.get("content") or {}
+    meta = m.get("metadata") or {}
+    ret = m["retention"]
+    return {
+        "record_id": m["record_id"], "version": m["version"], "kind": m["kind"],
+        "content_sha256": c.get("sha256"), "content_size": c.get("size"),
+        "media_type": c.get("media_type"), "original_name": c.get("original_name"),
+        "content_key": content_ref[0], "content_version_id": content_ref[1],
+        "manifest_key": f"records/{m['record_id']}/v{m['version']}/manifest.json",
+        "manifest_version_id": manifest_version_id, "manifest_sha256": manifest_sha256,
+        "seal_key": seal_key,
+        "profiles": canonical.dumps(list(m["profiles"])).decode(),
+        "document_class": m.get("document_class"), "doc_type": m.get("doc_type"),
+        "transaction_date": meta.get("transaction_date"), "amount": meta.get("amount"),
+        "counterparty": meta.get("counterparty"),
+        "counterparty_norm": normalise_counterparty(meta["counterparty"])
+        if meta.get("counterparty") else None,
+        "ledger_ref": meta.get("ledger_ref"),
+        "retain_until": ret["retain_until"],
+        "retain_until_at": utc_text(datetime.fromisoformat(ret["until_at"])),
+        "ingested_at": m["ingested_at"], "ledger_index": ledger_index, "disposed_at": None,
+    }
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     date_from: date | None = None

@@ -275,7 +275,7 @@ class Doctor:
 
     def _adopt(self, manifest_key: str) -> str | None:
         """Complete a version an interrupted run stored but never catalogued."""
-        from edoc.catalog import Catalog, normalise_counterparty, records, utc_text
+        from edoc.catalog import Catalog, records, version_row
         from edoc.ledger import event_entry, leaf_hex
 
         store = self.a.store
@@ -299,7 +299,6 @@ class Doctor:
         if ver != 1:
             return None  # corrections are re-run by the user; only first versions adopted
         sha = hashlib.sha256(data).hexdigest()
-        meta = m["metadata"]
         now = datetime.now(UTC)
         entry = event_entry("ingest", now, record_id=rid, version=1, manifest_sha256=sha,
                             content_sha256=c_meta.get("sha256"),
@@ -313,21 +312,8 @@ class Doctor:
                                               latest_version=1, state="active"))
             idx = Catalog.append_ledger(c, event_type="ingest", entry=entry.decode(),
                                         leaf_hash=leaf_hex(entry), record_id=rid, version=1)
-            c.execute(versions.insert().values(
-                record_id=rid, version=1, kind=m["kind"], content_sha256=c_meta.get("sha256"),
-                content_size=c_meta.get("size"), media_type=c_meta.get("media_type"),
-                original_name=c_meta.get("original_name"), content_key=ckey,
-                content_version_id=cver, manifest_key=manifest_key,
-                manifest_version_id=store.stat(manifest_key).version_id, manifest_sha256=sha,
+            c.execute(versions.insert().values(**version_row(
+                m, manifest_sha256=sha, content_ref=(ckey, cver),
                 seal_key=seal if store.versions(seal) else None,
-                profiles=canonical.dumps(m["profiles"]).decode(),
-                document_class=m.get("document_class"), doc_type=m.get("doc_type"),
-                transaction_date=meta.get("transaction_date"), amount=meta.get("amount"),
-                counterparty=meta.get("counterparty"),
-                counterparty_norm=normalise_counterparty(meta["counterparty"])
-                if meta.get("counterparty") else None,
-                ledger_ref=meta.get("ledger_ref"),
-                retain_until=m["retention"]["retain_until"],
-                retain_until_at=utc_text(datetime.fromisoformat(m["retention"]["until_at"])),
-                ingested_at=m["ingested_at"], ledger_index=idx))
+                manifest_version_id=store.stat(manifest_key).version_id, ledger_index=idx)))
         return f"adopted {rid} v1 (stored by an interrupted ingest)"

@@ -49,7 +49,7 @@ import sqlalchemy as sa
 
 from edoc import canonical, ids, layout
 from edoc.archive import Archive
-from edoc.catalog import Catalog, intents, normalise_counterparty, records, utc_text, versions
+from edoc.catalog import Catalog, intents, records, utc_text, version_row, versions
 from edoc.errors import DuplicateContent, EdocError, InputError, ObjectExists, ProfileViolation
 from edoc.ledger import (
     event_entry,
@@ -423,7 +423,7 @@ class Ingestor:
         record_id = ids.new_record_id()
         commit_version(self.archive, record_id=record_id, version=1, body=prep.manifest_body,
                        content=NewContent(prep.path, prep.size, prep.sha256),
-                       until_at=prep.until_at, retain_until=prep.retain_until,
+                       until_at=prep.until_at,
                        reqs=prep.requirements, event="ingest", now=self._clock())
         verdict = (prep.manifest_body["input"] or {}).get("verdict")
         return IngestResult(stored_name(prep.request.path), "stored", record_id, prep.sha256,
@@ -530,7 +530,7 @@ class NewContent:
 
 
 def commit_version(archive: Archive, *, record_id: str, version: int, body: dict[str, Any],
-                   content: NewContent | None, until_at: datetime, retain_until: date,
+                   content: NewContent | None, until_at: datetime,
                    reqs: Requirements, event: str, now: datetime,
                    reuse_content: tuple[str, str | None] | None = None,
                    state: str = "active") -> str:
@@ -542,32 +542,16 @@ def commit_version(archive: Archive, *, record_id: str, version: int, body: dict
     manifest = canonical.dumps(body)
     manifest_sha = hashlib.sha256(manifest).hexdigest()
     c_meta = body.get("content") or {}
-    meta = body["metadata"]
     entry = event_entry(event, now, record_id=record_id, version=version,
                         manifest_sha256=manifest_sha, content_sha256=c_meta.get("sha256"),
                         previous_version_sha256=body.get("previous_version_sha256"))
     ckey, cver = ((layout.content_key(record_id, version), None) if content is not None
                   else reuse_content or (None, None))
-    row: dict[str, Any] = dict(
-        record_id=record_id, version=version, kind=body["kind"],
-        content_sha256=c_meta.get("sha256"), content_size=c_meta.get("size"),
-        media_type=c_meta.get("media_type"), original_name=c_meta.get("original_name"),
-        content_key=ckey, content_version_id=cver,
-        manifest_key=layout.manifest_key(record_id, version),
-        manifest_sha256=manifest_sha,
-        seal_key=layout.manifest_seal_key(record_id, version)
-        if reqs.authenticity.seal_manifest else None,
-        profiles=canonical.dumps(list(reqs.profiles)).decode(),
-        document_class=reqs.document_class,
-        doc_type=body["doc_type"],
-        transaction_date=meta["transaction_date"], amount=meta["amount"],
-        counterparty=meta["counterparty"],
-        counterparty_norm=normalise_counterparty(meta["counterparty"])
-        if meta["counterparty"] else None,
-        ledger_ref=meta["ledger_ref"],
-        retain_until=retain_until.isoformat(),
-        retain_until_at=utc_text(until_at),
-        ingested_at=utc_text(now))
+    # The catalog row is derived from the manifest alone, exactly as `catalog rebuild`
+    # derives it, so the two can never disagree.
+    row = version_row(body, manifest_sha256=manifest_sha, content_ref=(ckey, cver),
+                      seal_key=layout.manifest_seal_key(record_id, version)
+                      if reqs.authenticity.seal_manifest else None)
     intent = _Intent(record_id=record_id, version=version, event=event, state=state,
                      content_sha256=c_meta.get("sha256") if version == 1 else None,
                      own_content=content is not None, manifest=manifest,

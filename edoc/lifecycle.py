@@ -118,7 +118,7 @@ class Lifecycle:
             # never gets catalogued (retention is only ever lengthened).
             self._extend_objects(row.record_id, until_at)
         commit_version(self.a, record_id=row.record_id, version=version, body=out,
-                       content=content, until_at=until_at, retain_until=retain_until,
+                       content=content, until_at=until_at,
                        reqs=reqs, event=event, now=now, reuse_content=reuse, state=state)
         self._checkpoint(until_at)
         return ChangeResult(row.record_id, version, kind, retain_until.isoformat())

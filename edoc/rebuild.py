@@ -29,9 +29,9 @@ from edoc.catalog import (
     disposal_runs,
     holds,
     ledger,
-    normalise_counterparty,
     records,
     utc_text,
+    version_row,
     versions,
 )
 from edoc.errors import CatalogError, ObjectMissing
@@ -51,32 +51,6 @@ class RebuildSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
-
-
-def _version_row(m: dict[str, Any], manifest_key: str, manifest_sha: str, store_info: Any,
-                 content_ref: tuple[str | None, str | None], seal_key: str | None,
-                 ledger_index: int) -> dict[str, Any]:
-    c = m.get("content") or {}
-    meta = m.get("metadata") or {}
-    ret = m["retention"]
-    return {
-        "record_id": m["record_id"], "version": m["version"], "kind": m["kind"],
-        "content_sha256": c.get("sha256"), "content_size": c.get("size"),
-        "media_type": c.get("media_type"), "original_name": c.get("original_name"),
-        "content_key": content_ref[0], "content_version_id": content_ref[1],
-        "manifest_key": manifest_key, "manifest_version_id": store_info.version_id,
-        "manifest_sha256": manifest_sha, "seal_key": seal_key,
-        "profiles": canonical.dumps(list(m["profiles"])).decode(),
-        "document_class": m.get("document_class"), "doc_type": m.get("doc_type"),
-        "transaction_date": meta.get("transaction_date"), "amount": meta.get("amount"),
-        "counterparty": meta.get("counterparty"),
-        "counterparty_norm": normalise_counterparty(meta["counterparty"])
-        if meta.get("counterparty") else None,
-        "ledger_ref": meta.get("ledger_ref"),
-        "retain_until": ret["retain_until"],
-        "retain_until_at": utc_text(datetime.fromisoformat(ret["until_at"])),
-        "ingested_at": m["ingested_at"], "ledger_index": ledger_index, "disposed_at": None,
-    }
 
 
 def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = None
@@ -135,7 +109,9 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
             raise CatalogError(f"{key} has no ledger leaf in the store; the store is "
                                "incomplete (run 'edoc doctor --repair' first)",
                                code="REBUILD_INCOMPLETE")
-        version_rows.append(_version_row(m, key, sha, info, ref, seal_key, found))
+        version_rows.append(version_row(m, manifest_sha256=sha, content_ref=ref,
+                                        seal_key=seal_key, manifest_version_id=info.version_id,
+                                        ledger_index=found))
 
     # 3. disposal certificates: versions whose manifests are gone
     run_rows, item_rows = [], []
