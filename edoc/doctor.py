@@ -268,6 +268,11 @@ class Doctor:
         n = flush_ledger_objects(self.a.catalog, self.a.store, far)
         if n:
             done.append(f"wrote {n} pending ledger leaves")
+        from edoc.lifecycle import Lifecycle
+
+        n = Lifecycle(self.a).restore_hold_documents()
+        if n:
+            done.append(f"wrote {n} missing hold/release documents")
         cp = make_checkpoint(self.a.catalog, self.a.store, self.a.notary, min_retain=far)
         if cp is not None:
             done.append(f"checkpointed tree head {cp.tree_size}")

@@ -304,6 +304,29 @@ class Lifecycle:
         self.a.store.put_bytes(f"holds/{record_id}/{name}.json", canonical.dumps(doc),
                                retain_until=until)
 
+    def restore_hold_documents(self) -> int:
+        """Write hold/release documents a run that died after its catalog commit never
+        stored (holds survive a catalog rebuild only through them). Returns how many."""
+        written = 0
+        with self.a.catalog.read() as c:
+            rows = list(c.execute(sa.select(holds).order_by(holds.c.id)))
+        for h in rows:
+            prefix = f"holds/{h.record_id}/"
+            docs = [canonical.loads(self.a.store.read(i.key)) for i in self.a.store.list(prefix)]
+            if not any(d.get("type") == "hold" and d.get("hold_id") == h.id for d in docs):
+                self._put_doc(h.record_id, f"hold-{h.id}", {
+                    "type": "hold", "hold_id": h.id, "record_id": h.record_id,
+                    "reason": h.reason, "case": h.case_ref, "actor": h.actor,
+                    "at": h.placed_at})
+                written += 1
+            if h.released_at and not any(d.get("type") == "release" and
+                                         h.id in d.get("hold_ids", []) for d in docs):
+                self._put_doc(h.record_id, f"release-{h.id}", {
+                    "type": "release", "hold_ids": [h.id], "record_id": h.record_id,
+                    "reason": h.release_reason, "actor": h.released_by, "at": h.released_at})
+                written += 1
+        return written
+
     def list_holds(self, *, include_released: bool = False) -> list[dict[str, Any]]:
         stmt = sa.select(holds).order_by(holds.c.placed_at)
         if not include_released:

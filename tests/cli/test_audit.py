@@ -178,3 +178,21 @@ def test_doctor_passes_and_repairs(edoc: Edoc) -> None:
     assert code == 0, doc
     assert any("ledger leaves" in r for r in doc["repaired"])
     assert edoc.json("ledger", "verify")[0] == 0
+
+
+def test_repair_restores_a_hold_document_lost_in_a_crash(edoc: Edoc) -> None:
+    rid = edoc.json("search")[1]["records"][0]["record_id"]
+    assert edoc.json("hold", rid, "--reason", "audit", "--case", "C-9")[0] == 0
+    # the run died after its catalog commit, before the hold document reached the store
+    doc = next((edoc.objects / "holds" / rid).glob("hold-*.json"))
+    doc.chmod(0o600)
+    doc.unlink()
+    meta = edoc.archive / "store" / "meta" / "holds" / rid / (doc.name + ".json")
+    meta.unlink()
+    code, out = edoc.json("doctor", "--repair")
+    assert code == 0, out
+    assert any("hold/release documents" in r for r in out["repaired"])
+    drop_catalog(edoc.archive)
+    assert edoc.json("catalog", "rebuild")[0] == 0
+    holds = edoc.json("holds")[1]["holds"]
+    assert [(h["record_id"], h["case_ref"]) for h in holds] == [(rid, "C-9")]
