@@ -57,21 +57,38 @@ def _far_retention(catalog: Catalog, conn: sa.Connection, fallback: datetime) ->
 
 
 def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: datetime) -> int:
-    """Write ledger leaves not yet in the store (write-once) and mark them stored."""
+    """Write ledger leaves not yet in the store (write-once) and mark them stored.
+
+    Leaves are kept as long as the longest-kept record (like checkpoints: together they prove
+    every record), and marked stored in batches — a crash only means re-putting leaves that
+    are already there, which write-once turns into a no-op."""
     written = 0
     with catalog.read() as c:
         pending = list(c.execute(sa.select(ledger.c.idx, ledger.c.entry)
                                  .where(ledger.c.stored.is_(False)).order_by(ledger.c.idx)))
+        if pending:
+            retain_until = _far_retention(catalog, c, retain_until)
+    done: list[int] = []
     for idx, entry in pending:
         data = entry.encode()
         # Already there: written by an earlier run that stopped before marking it; whether
         # the bytes agree is for `edoc ledger verify` to judge, never silently overwritten.
         with contextlib.suppress(ObjectExists):
             store.put_bytes(layout.ledger_key(idx), data, retain_until=retain_until)
-        with catalog.write() as c:
-            c.execute(ledger.update().where(ledger.c.idx == idx).values(stored=True))
-        written += 1
+        done.append(idx)
+        if len(done) >= 500:
+            _mark_stored(catalog, done)
+            written += len(done)
+            done = []
+    if done:
+        _mark_stored(catalog, done)
+        written += len(done)
     return written
+
+
+def _mark_stored(catalog: Catalog, indices: list[int]) -> None:
+    with catalog.write() as c:
+        c.execute(ledger.update().where(ledger.c.idx.in_(indices)).values(stored=True))
 
 
 #: A checkpoint's three objects, in the order they are written: the JSON body last, so a
