@@ -154,8 +154,9 @@ class Doctor:
                         for p in self.a.cfg.keys_path.glob("*.key"))
         if not encrypted:
             out.append(Check.unknown("permissions", "KEYS_NOT_ENCRYPTED",
-                                     "private keys are not passphrase-encrypted (set "
-                                     f"{self.a.cfg.passphrase_env} at init)"))
+                                     "private keys are not passphrase-encrypted (create "
+                                     "archives with 'edoc init --encrypt-keys', or keep the "
+                                     "seal key in a PKCS#11 token)"))
         return out
 
     def _ledger(self) -> list[Check]:
