@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict edoc
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/run.py
 
 clean:

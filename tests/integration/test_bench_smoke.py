@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench import run as bench_run
-from bench.common import PARTS, render_table
+from bench.common import PARTS, percentile, render_table
 from tests.seaweed import find_weed
 
 #: Rows every quick run must produce, by part: (substring of the measurement, needs S3).
@@ -25,7 +25,9 @@ EXPECTED = {
                ("what-if, 3 objects/record", True),
                ("CLI, one process for", True),
                ("local store, default profile, images", False),
-               ("local store, per-record seals, PDFs", False)],
+               ("local store, per-record seals, PDFs", False),
+               ("component: CAdES seal of one manifest", False),
+               ("component: readability gate", False)],
     "verify": [("edoc verify --all --json (CLI", False),
                ("verify_stream, 1 worker (library)", False)],
     "search": [("date range + amount range + counterparty: p95", False),
@@ -83,3 +85,13 @@ def test_quick_bench_produces_its_table(tmp_path: Path) -> None:
 def test_unknown_part_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown part"):
         bench_run.run(["--quick", "--only", "nope", "--workdir", str(tmp_path)])
+
+
+def test_percentile_is_nearest_rank() -> None:
+    # A reported p95 must be a latency that happened, never an interpolation.
+    assert percentile([float(v) for v in range(1, 101)], 95) == 95.0
+    assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
+    assert percentile([7.5], 95) == 7.5
+    assert percentile([1.0, 10.0], 95) == 10.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
