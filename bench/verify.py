@@ -164,7 +164,8 @@ def run(bench: Bench) -> None:
     cli_wall, cli_workers = _cli(archive_dir, n)
     checks = ("all checks per version: ledger, manifest, content digest, catalog, inclusion "
               "(root recomputed per checkpoint), checkpoint seal and timestamp, lock")
-    edoc_rows = [(f"edoc verify --all --json (CLI, {cli_workers} workers)", cli_wall,
+    plural = "s" if cli_workers > 1 else ""
+    edoc_rows = [(f"edoc verify --all --json (CLI, {cli_workers} worker{plural})", cli_wall,
                   cli_workers),
                  *((f"verify_stream, {w} worker{'s' if w > 1 else ''} (library)", secs, w)
                    for w, secs in lib.items())]
