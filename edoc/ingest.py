@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -65,6 +64,7 @@ from edoc.values import (
     parse_date,
     parse_doc_type,
     printable_name,
+    stat_regular_file,
     stored_name,
 )
 
@@ -151,18 +151,7 @@ def _today_jst(now: datetime) -> date:
 def _open_input(raw: str) -> tuple[Path, os.stat_result]:
     path = Path(raw)
     raw = printable_name(raw)  # for messages only: names may hold newlines or odd bytes
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"{raw}: no such file", code="FILE_NOT_FOUND") from None
-    except OSError as exc:
-        raise InputError(f"{raw}: cannot be read ({exc.strerror})",
-                         code="FILE_UNREADABLE") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{raw} is a directory", code="NOT_A_FILE",
-                         hint="give the files inside it, e.g. DIR/*.pdf")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{raw} is not a regular file", code="NOT_A_FILE")
+    st = stat_regular_file(path, raw, dir_hint="give the files inside it, e.g. DIR/*.pdf")
     if st.st_size == 0:
         raise InputError(f"{raw} is empty (0 bytes)", code="FILE_EMPTY")
     if not os.access(path, os.R_OK):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from edoc.errors import InputError
 from edoc.ingest import IngestRequest
+from edoc.values import printable_name, stat_regular_file
 
 COLUMNS = ("file", "profile", "doc_type", "date", "amount", "counterparty", "ledger_ref",
            "received", "author", "paper_size", "retention", "fiscal_year_end",
@@ -54,18 +55,7 @@ def _looks_like_formula(cell: str) -> bool:
 
 def _read(source: Path) -> bytes:
     """The manifest's bytes: a regular file of at most 64 MiB (read no further)."""
-    try:
-        st = source.stat()
-    except FileNotFoundError:
-        raise InputError(f"{source}: no such file", code="FILE_NOT_FOUND") from None
-    except OSError as exc:
-        raise InputError(f"{source}: cannot be read ({exc.strerror})",
-                         code="FILE_UNREADABLE") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{source} is a directory", code="NOT_A_FILE")
-    if not stat.S_ISREG(st.st_mode):
-        # A FIFO would block until someone writes to it, /dev/zero would never end.
-        raise InputError(f"{source} is not a regular file", code="NOT_A_FILE")
+    st = stat_regular_file(source, printable_name(str(source)))
     if st.st_size > _MAX_BYTES:
         raise InputError(f"{source} is {st.st_size:,} bytes; a manifest may have at most "
                          f"{_MAX_BYTES:,}", code="CSV_TOO_LARGE")

@@ -10,9 +10,12 @@ are the first to see what users type (and what CSV manifests carry).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import unicodedata
 from datetime import date
+from pathlib import Path
 
 from edoc.errors import InputError
 
@@ -130,3 +133,21 @@ def printable_name(name: str) -> str:
     text = os.fsencode(name).decode("utf-8", "backslashreplace")
     return "".join(ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs")
                    else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def stat_regular_file(path: Path, label: str, *, dir_hint: str | None = None) -> os.stat_result:
+    """``stat`` of a file a user named, refusing what is not a regular file (a directory, a
+    FIFO that would block, a device that never ends) with one-line errors; ``label`` is how
+    the message names it (already made printable)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file", code="FILE_NOT_FOUND") from None
+    except OSError as exc:
+        raise InputError(f"{label}: cannot be read ({exc.strerror})",
+                         code="FILE_UNREADABLE") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{label} is a directory", code="NOT_A_FILE", hint=dir_hint)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{label} is not a regular file", code="NOT_A_FILE")
+    return st
