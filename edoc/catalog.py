@@ -350,13 +350,6 @@ class Catalog:
                                             entry=entry, stored=False))
         return idx
 
-    def ledger_leaf_hashes(self, upto: int | None = None) -> list[bytes]:
-        q = sa.select(ledger.c.idx, ledger.c.leaf_hash).order_by(ledger.c.idx)
-        if upto is not None:
-            q = q.where(ledger.c.idx < upto)
-        with self.read() as c:
-            return [bytes.fromhex(h) for _i, h in c.execute(q)]
-
     # -- search ----------------------------------------------------------------------------
     def search(self, q: SearchQuery) -> Iterator[sa.Row[Any]]:
         v, r = versions, records

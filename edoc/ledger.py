@@ -13,7 +13,6 @@ record does, through its inclusion path.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -253,7 +252,3 @@ def make_checkpoint(catalog: Catalog, store: ObjectStore, notary: Notary,
             gen_time=utc_text(stamp.gen_time), key=key))
     flush_ledger_objects(catalog, store, retain)
     return CheckpointInfo(size, root, stamp.gen_time, key)
-
-
-def checkpoint_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

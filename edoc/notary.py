@@ -13,7 +13,6 @@ import functools
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 
@@ -138,7 +137,3 @@ class Notary:
 
         return verify_timestamp(tsr, digest=hashlib.sha256(data).digest(),
                                 trust_roots=self.trust_roots)
-
-
-def keys_exist(keys_dir: Path) -> bool:
-    return keys_dir.exists() and any(keys_dir.iterdir())

@@ -384,14 +384,6 @@ class Verifier:
             yield from self.verify_record(rid)
 
 
-def summarise(reports: list[RecordReport]) -> dict[str, Any]:
-    by = {s.value: 0 for s in Status}
-    for r in reports:
-        by[r.status.value] += 1
-    return {"versions": len(reports), **by,
-            "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}
-
-
 # -- period verification (一括検証): every record, parallel, streamed ---------------------------
 
 CHECK_NAMES = ("ledger", "manifest", "content", "catalog", "manifest_seal", "seal", "timestamp",
