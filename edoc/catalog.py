@@ -13,6 +13,7 @@ its row inserted atomically).
 from __future__ import annotations
 
 import json
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -253,6 +254,7 @@ class Catalog:
     def __init__(self, url: str, base_dir: Path) -> None:
         self.url = _sqlite_url(url, base_dir)
         self.is_sqlite = self.url.startswith("sqlite")
+        self._write_lock = threading.RLock()
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "isolation_level": None}
@@ -309,6 +311,15 @@ class Catalog:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        # Threads of one process queue here rather than in SQLite: its busy handler sleeps
+        # in steps of up to 100 ms, so threads contending on BEGIN IMMEDIATE wait far longer
+        # than the lock is held (measured: 43 % of an 8-thread S3 ingest's time). Other
+        # processes still wait in SQLite's busy handler.
+        with self._write_lock, self._write_transaction() as conn:
+            yield conn
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
         try:
             with self.engine.connect().execution_options(edoc_write=True) as conn, \
                     conn.begin():

@@ -37,11 +37,14 @@ import hashlib
 import json
 import logging
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -50,6 +53,7 @@ from edoc import canonical, ids, layout
 from edoc.archive import Archive
 from edoc.catalog import Catalog, intents, records, utc_text, version_row, versions
 from edoc.errors import DuplicateContent, EdocError, InputError, ObjectExists, ProfileViolation
+from edoc.group_commit import committer
 from edoc.ledger import (
     event_entry,
     flush_ledger_objects,
@@ -71,6 +75,10 @@ from edoc.values import (
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
 MANIFEST_SCHEMA = "edoc.manifest/1"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+#: One checkpoint at a time from the threads of a run (see ``commit_version``).
+_CHECKPOINT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -180,10 +188,19 @@ class Ingestor:
     """Ingests files into one archive; holds per-run state (profiles, calendar)."""
 
     def __init__(self, archive: Archive, *, clock: Callable[[], datetime] | None = None,
-                 skip_existing: bool = False) -> None:
+                 skip_existing: bool = False, jobs: int = 1) -> None:
         self.archive = archive
         self.skip_existing = skip_existing
+        #: Files in flight at once. Each is prepared and stored by the commit protocol on its
+        #: own thread (hashing, image decoding and store round trips release the GIL); the
+        #: catalog transactions serialise on the catalog's write lock as between processes.
+        self.jobs = max(1, jobs)
         self._clock = clock or (lambda: datetime.now(UTC))
+        #: SHA-256 digests being stored by this run, so two copies of one file in a batch are
+        #: stored once and the second reported as a duplicate of the first, as when
+        #: sequential (not as "being stored by another run").
+        self._claims: dict[str, threading.Event] = {}
+        self._claims_lock = threading.Lock()
 
     # -- validation (nothing stored) -------------------------------------------------------
     def requirements(self, req: IngestRequest) -> tuple[Requirements, str | None]:
@@ -406,81 +423,125 @@ class Ingestor:
 
     # -- storing ---------------------------------------------------------------------------
     def store(self, prep: Prepared) -> IngestResult:
-        existing = self.archive.catalog.find_by_sha(prep.sha256)
-        if existing:
-            raise _duplicate(printable_name(prep.request.path), existing)
-        record_id = ids.new_record_id()
-        commit_version(self.archive, record_id=record_id, version=1, body=prep.manifest_body,
-                       content=NewContent(prep.path, prep.size, prep.sha256),
-                       until_at=prep.until_at,
-                       reqs=prep.requirements, event="ingest", now=self._clock())
+        with self._claim(prep.sha256):
+            existing = self.archive.catalog.find_by_sha(prep.sha256)
+            if existing:
+                raise _duplicate(printable_name(prep.request.path), existing)
+            record_id = ids.new_record_id()
+            commit_version(self.archive, record_id=record_id, version=1,
+                           body=prep.manifest_body,
+                           content=NewContent(prep.path, prep.size, prep.sha256),
+                           until_at=prep.until_at,
+                           reqs=prep.requirements, event="ingest", now=self._clock())
         verdict = (prep.manifest_body["input"] or {}).get("verdict")
         return IngestResult(stored_name(prep.request.path), "stored", record_id, prep.sha256,
                             prep.retain_until.isoformat(), verdict)
 
+    @contextlib.contextmanager
+    def _claim(self, sha256: str) -> Iterator[None]:
+        """Wait while another thread of this run stores the same content, then hold it."""
+        while True:
+            with self._claims_lock:
+                other = self._claims.get(sha256)
+                if other is None:
+                    mine = self._claims[sha256] = threading.Event()
+                    break
+            other.wait()
+        try:
+            yield
+        finally:
+            with self._claims_lock:
+                del self._claims[sha256]
+            mine.set()
+
     def run(self, requests: Iterable[IngestRequest],
             progress: Callable[[IngestResult], None] | None = None,
             validate_all_first: bool = False) -> IngestRun:
-        """Ingest every request; a bad file is reported and the batch goes on."""
+        """Ingest every request; a bad file is reported and the batch goes on. Results (and
+        ``progress`` calls, on this thread) come in request order, whatever ``jobs`` is."""
         self.archive.notary.ready_to_sign()
         for line in recover_intents(self.archive):  # what a dead run left, before duplicates
             log.info("recovered: %s", line)
         run = IngestRun()
-        prepared: list[Prepared | IngestResult] = []
-        for req in requests:
-            try:
-                prepared.append(self.prepare(req))
-            except EdocError as exc:
-                prepared.append(_failed(req, exc))
-            except Exception as exc:  # a bug must not lose the rest of the batch
-                log.debug("internal error preparing %s", req.path, exc_info=True)
-                prepared.append(_failed(req, EdocError(
-                    f"internal error ({type(exc).__name__}); see the debug log",
-                    code="INTERNAL_ERROR")))
-            if not validate_all_first:
-                self._store_one(prepared.pop(), run, progress)
-        if validate_all_first and any(isinstance(p, IngestResult) for p in prepared):
-            # CSV manifests are all-or-nothing at validation: report every row, store none.
-            for p in prepared:
-                result = p if isinstance(p, IngestResult) else IngestResult(
-                    stored_name(p.request.path), "not-stored", sha256=p.sha256,
-                    error={"code": "BATCH_NOT_STORED",
-                           "message": "valid, but not stored because other rows failed",
-                           "hint": "fix the failing rows and run the manifest again"})
-                run.results.append(result)
-                if progress:
-                    progress(result)
-            return run
-        for p in prepared:
-            self._store_one(p, run, progress)
+
+        def report(result: IngestResult) -> None:
+            run.results.append(result)
+            if progress:
+                progress(result)
+
+        if validate_all_first:
+            prepared = list(self._in_order(self._prepare_or_fail, requests))
+            if any(isinstance(p, IngestResult) for p in prepared):
+                # CSV manifests are all-or-nothing at validation: report every row, store
+                # none.
+                for p in prepared:
+                    report(p if isinstance(p, IngestResult) else IngestResult(
+                        stored_name(p.request.path), "not-stored", sha256=p.sha256,
+                        error={"code": "BATCH_NOT_STORED",
+                               "message": "valid, but not stored because other rows failed",
+                               "hint": "fix the failing rows and run the manifest again"}))
+                return run
+            for result in self._in_order(self._store_or_fail, prepared):
+                report(result)
+        else:
+            for result in self._in_order(
+                    lambda req: self._store_or_fail(self._prepare_or_fail(req)), requests):
+                report(result)
         self._finish(run)
         return run
 
-    def _store_one(self, item: Prepared | IngestResult, run: IngestRun,
-                   progress: Callable[[IngestResult], None] | None) -> None:
+    def _in_order(self, work: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
+        """``work`` over ``items``, up to ``jobs`` at once, results in the items' order.
+
+        At most ``2 × jobs`` items are taken ahead, so a long batch (a CSV manifest of
+        100,000 rows) is never all in memory. When the consumer stops early (Ctrl-C, a
+        failing progress callback) the items not yet started are cancelled and the running
+        ones finish their commit protocol before this returns.
+        """
+        if self.jobs == 1:
+            yield from map(work, items)
+            return
+        pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="edoc-ingest")
+        pending: deque[Future[_R]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(work, item))
+                if len(pending) >= 2 * self.jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare_or_fail(self, req: IngestRequest) -> Prepared | IngestResult:
+        try:
+            return self.prepare(req)
+        except EdocError as exc:
+            return _failed(req, exc)
+        except Exception as exc:  # a bug must not lose the rest of the batch
+            log.debug("internal error preparing %s", req.path, exc_info=True)
+            return _failed(req, EdocError(
+                f"internal error ({type(exc).__name__}); see the debug log",
+                code="INTERNAL_ERROR"))
+
+    def _store_or_fail(self, item: Prepared | IngestResult) -> IngestResult:
         if isinstance(item, IngestResult):
-            result = item
-        else:
-            try:
-                result = self.store(item)
-            except DuplicateContent as exc:
-                if self.skip_existing:
-                    # Re-running a batch after a failure: what is already stored is fine.
-                    result = IngestResult(stored_name(item.request.path), "exists",
-                                          record_id=exc.record_id, sha256=item.sha256)
-                else:
-                    result = _failed(item.request, exc, status="duplicate",
-                                     sha256=item.sha256)
-            except EdocError as exc:
-                result = _failed(item.request, exc, sha256=item.sha256)
-            except Exception as exc:
-                log.debug("internal error storing %s", item.request.path, exc_info=True)
-                result = _failed(item.request, EdocError(
-                    f"internal error ({type(exc).__name__}); see the debug log",
-                    code="INTERNAL_ERROR"), sha256=item.sha256)
-        run.results.append(result)
-        if progress:
-            progress(result)
+            return item
+        try:
+            return self.store(item)
+        except DuplicateContent as exc:
+            if self.skip_existing:
+                # Re-running a batch after a failure: what is already stored is fine.
+                return IngestResult(stored_name(item.request.path), "exists",
+                                    record_id=exc.record_id, sha256=item.sha256)
+            return _failed(item.request, exc, status="duplicate", sha256=item.sha256)
+        except EdocError as exc:
+            return _failed(item.request, exc, sha256=item.sha256)
+        except Exception as exc:
+            log.debug("internal error storing %s", item.request.path, exc_info=True)
+            return _failed(item.request, EdocError(
+                f"internal error ({type(exc).__name__}); see the debug log",
+                code="INTERNAL_ERROR"), sha256=item.sha256)
 
     def _finish(self, run: IngestRun) -> None:
         # Also when nothing new was stored: what an interrupted or failed run left (steps
@@ -566,7 +627,11 @@ def commit_version(archive: Archive, *, record_id: str, version: int, body: dict
         # The leaf object (step 4) is written with the run's checkpoint, not per record: one
         # object fewer per record; work_pending() makes any run or doctor finish it.
         if reqs.authenticity.checkpoint == "record":
-            make_checkpoint(a.catalog, a.store, a.notary, min_retain=until_at)
+            # Made before the record is reported stored. It covers the tree as it stands,
+            # so records catalogued meanwhile (by this run's other threads, or by another
+            # process, as ever) share it; the lock only spares duplicate TSA requests.
+            with _CHECKPOINT_LOCK:
+                make_checkpoint(a.catalog, a.store, a.notary, min_retain=until_at)
     except EdocError as exc:
         # Step 3 committed the version: it exists. Steps 4-5 are idempotent and are finished
         # at the end of the run, by the next run or by `edoc doctor --repair`.
@@ -596,10 +661,18 @@ class _Intent:
 #: moment the writer dies, however it dies. Keyed by (archive directory, pid): a forked
 #: child is a writer of its own.
 _OWNERS: dict[tuple[Path, int], str] = {}
+_OWNERS_LOCK = threading.Lock()
 _WRITERS_DIR = ".writers"
 
 
 def _owner(archive: Archive) -> str:
+    """This process's writer token for ``archive`` (its lock file is made on first use;
+    the threads of one run share it)."""
+    with _OWNERS_LOCK:
+        return _new_owner(archive)
+
+
+def _new_owner(archive: Archive) -> str:
     import atexit
     import fcntl
     import re
@@ -685,7 +758,8 @@ def _reserve(archive: Archive, intent: _Intent) -> None:
     builds on the record's latest one."""
     owner = _owner(archive)
     rid, version = intent.record_id, intent.version
-    with archive.catalog.write() as c:
+
+    def reserve(c: sa.Connection) -> None:
         if intent.content_sha256 is not None:
             holder = c.execute(
                 sa.select(versions.c.record_id)
@@ -713,6 +787,8 @@ def _reserve(archive: Archive, intent: _Intent) -> None:
             manifest=intent.manifest.decode(), seal=intent.seal, entry=intent.entry.decode(),
             row=json.dumps(intent.row, sort_keys=True), owner=owner,
             created_at=utc_text(datetime.now(UTC))))
+
+    committer(archive.catalog).run(reserve)
 
 
 def _drop_intent(archive: Archive, record_id: str, version: int) -> None:
@@ -752,7 +828,8 @@ def _catalogue(archive: Archive, intent: _Intent, content_version: str | None,
     the record to this version) and deletes the intent. False if the intent is gone (another
     process recovered it) or the record moved on meanwhile (then the intent is dropped)."""
     rid, version = intent.record_id, intent.version
-    with archive.catalog.write() as c:
+
+    def catalogue(c: sa.Connection) -> bool:
         if c.execute(intents.delete().where(intents.c.record_id == rid,
                                             intents.c.version == version)).rowcount == 0:
             return False
@@ -773,7 +850,9 @@ def _catalogue(archive: Archive, intent: _Intent, content_version: str | None,
         c.execute(versions.insert().values(
             **dict(intent.row, content_version_id=content_version,
                    manifest_version_id=manifest_version, ledger_index=idx)))
-    return True
+        return True
+
+    return committer(archive.catalog).run(catalogue)
 
 
 def pending_intents(archive: Archive) -> tuple[list[str], list[str]]:
