@@ -329,7 +329,7 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
     """
-    from edoc.ingest import Ingestor
+    from edoc.ingest import Ingestor, default_jobs
     from edoc.values import printable_name
 
     if not files and not manifest_csv:
@@ -360,11 +360,8 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         elif tty:
             info(f"[{done[0]}/{total}] stored {name} -> {r.record_id}")
 
-    if jobs is None:
-        # Store round trips dominate on S3; on a local disk the CPU does, and 4 keeps fsyncs
-        # overlapping without crowding two cores.
-        jobs = 8 if a.cfg.storage.kind == "s3" else 4
-    run = Ingestor(a, skip_existing=skip_existing, jobs=min(jobs, total)).run(
+    run = Ingestor(a, skip_existing=skip_existing,
+                   jobs=min(jobs or default_jobs(a), max(total, 1))).run(
         requests, progress, validate_all_first=bool(manifest_csv))
     stored = sum(r.status == "stored" for r in run.results)
     if as_json:

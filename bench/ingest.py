@@ -1,6 +1,7 @@
 """Part 1 — ingest throughput.
 
-edoc's records/s (``edoc.ingest.Ingestor(archive).run(requests)``) into SeaweedFS with Object
+edoc's records/s (``edoc.ingest.Ingestor(archive, jobs=default_jobs(archive)).run(requests)``,
+the files in flight the CLI's ``ingest`` uses by default) into SeaweedFS with Object
 Lock, against a plain boto3 uploader with 8 threads that PUTs the same files with the same
 lock and checksum headers and nothing else; the same for the local store against a plain
 copy (write, fsync, rename). The CLI's overhead is measured apart, and three raw request
@@ -40,7 +41,7 @@ from bench.common import (
     s3_store,
 )
 from edoc.archive import Archive
-from edoc.ingest import Ingestor, IngestRequest, IngestRun
+from edoc.ingest import Ingestor, IngestRequest, IngestRun, default_jobs
 
 PART = "ingest"
 RAW_THREADS = 8
@@ -71,7 +72,7 @@ def check_run(run: IngestRun, expected: int, what: str) -> None:
 def timed_ingest(bench: Bench, archive: Archive, requests: list[IngestRequest], name: str
                  ) -> tuple[Stopwatch, IngestRun]:
     with profiled(bench, name), Stopwatch() as sw:
-        run = Ingestor(archive).run(requests)
+        run = Ingestor(archive, jobs=default_jobs(archive)).run(requests)
     check_run(run, len(requests), name)
     return sw, run
 

@@ -184,6 +184,13 @@ def _opt_date(value: str | None, field_name: str) -> date | None:
     return parse_date(value, field_name) if value else None
 
 
+def default_jobs(archive: Archive) -> int:
+    """Files in flight at once unless the user says otherwise: store round trips dominate
+    on S3; on a local disk the CPU does, and 4 keep fsyncs overlapping without crowding a
+    small machine's cores (measured on 2 cores: BENCHMARKS.md, part 1)."""
+    return 8 if archive.cfg.storage.kind == "s3" else 4
+
+
 class Ingestor:
     """Ingests files into one archive; holds per-run state (profiles, calendar)."""
 
