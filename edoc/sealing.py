@@ -8,31 +8,37 @@ MHLW reading; 記名押印 for medical records needs such a signature plus an ac
 
 Every seal must also pass ``openssl cms -verify`` (DESIGN.md, independent checks); the key is
 ECDSA P-256 because OpenSSL 3.0 cannot verify Ed25519 CMS.
+
+Speed (issue 8): profiles that seal every record's manifest need a seal in about a millisecond.
+pyHanko stays the signer, but what is the same in every seal is formatted once and kept as DER:
+the signingCertificateV2 attribute and the SignerInfo skeleton (sid, digest and signature
+algorithms). The reason is asn1crypto: a value built from Python objects stays "mutated" for
+good, and each ``dump()`` reads its contents twice, so a freshly built ESSCertIDv2 → IssuerSerial
+→ GeneralNames → Name tree about a dozen levels deep in the ContentInfo was re-encoded thousands
+of times per seal (~85 % of its cost). A value loaded from DER just re-emits its bytes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from asn1crypto import cms, keys
+from asn1crypto import cms, core, keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from pyhanko.sign.attributes import CMSAttributeProvider, SignedAttributeProviderSpec
 from pyhanko.sign.general import (
     CMSExtractionError,
     SigningError,
+    as_signing_certificate_v2,
     check_ess_certid,
     extract_certificate_info,
     extract_signer_info,
 )
-from pyhanko.sign.signers.pdf_cms import (
-    PdfCMSSignedAttributes,
-    SimpleSigner,
-    select_suitable_signing_md,
-)
+from pyhanko.sign.signers.pdf_cms import SimpleSigner, select_suitable_signing_md
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import (
     async_validate_detached_cms,
@@ -56,12 +62,13 @@ def _utc_now() -> datetime:
 
 
 class _LoadedKeySigner(SimpleSigner):
-    """pyHanko's ``SimpleSigner`` with the already loaded ``cryptography`` key.
+    """pyHanko's ``SimpleSigner`` with the already loaded key and the per-signer constants cached.
 
     ``SimpleSigner.sign_raw`` re-parses the DER private key on every signature (DESIGN.md
-    measured ~86 ms for RSA-3072); this subclass overrides that raw-signing hook and signs with
-    the key object it was given, leaving everything else (attributes, CAdES, packaging) to
-    pyHanko.
+    measured ~86 ms for RSA-3072); this subclass signs with the key object it was given. It
+    also takes the seal's signed attributes from ``_SealAttributes`` (pyHanko's public
+    ``signed_attr_prov_spec`` hook) and reuses the SignerInfo skeleton pyHanko formatted for it,
+    leaving the assembly of attributes, SignerInfo and SignedData to pyHanko.
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class _LoadedKeySigner(SimpleSigner):
         cert: asn1_x509.Certificate,
         key: PrivateKey,
         chain: Sequence[asn1_x509.Certificate],
+        clock: Callable[[], datetime],
     ) -> None:
         # SimpleSigner keeps a PrivateKeyInfo as part of its public interface; give it one,
         # although signing below never re-parses it.
@@ -87,6 +95,27 @@ class _LoadedKeySigner(SimpleSigner):
             ),
         )
         self._key = key
+        # With a spec set, pyHanko asks it for the signed attributes instead of building its
+        # own CAdES spec (and a fresh signingCertificateV2 tree) on every signature.
+        self.signed_attr_prov_spec = _SealAttributes(cert, clock)
+        self._signer_info_der: dict[str, bytes] = {}
+
+    def signer_info(
+        self, digest_algorithm: str, signed_attrs: cms.CMSAttributes, signature: bytes
+    ) -> cms.SignerInfo:
+        """pyHanko's SignerInfo (RFC 5652 §5.3) for this signer, formatted once per digest.
+
+        Everything but signedAttrs and signature depends only on the signer certificate and
+        the digest algorithm, so pyHanko's own result is kept as DER and those two are set.
+        """
+        skeleton = self._signer_info_der.get(digest_algorithm)
+        if skeleton is None:
+            formatted = super().signer_info(digest_algorithm, cms.CMSAttributes([]), b"")
+            skeleton = self._signer_info_der[digest_algorithm] = formatted.dump()
+        info = cms.SignerInfo.load(skeleton)
+        info["signed_attrs"] = signed_attrs
+        info["signature"] = signature
+        return info
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
@@ -100,11 +129,80 @@ class _LoadedKeySigner(SimpleSigner):
         return key.sign(data, padding.PKCS1v15(), hash_algorithm)
 
 
+class _AttributeFromDer(CMSAttributeProvider):
+    """A signed attribute that is identical in every seal, kept as its DER encoding.
+
+    Each seal gets a fresh lazy parse of the cached bytes, so no seal can alter what the next
+    one signs, and asn1crypto re-emits the bytes as they are instead of re-encoding the tree.
+    """
+
+    def __init__(self, attribute: cms.CMSAttribute) -> None:
+        self.attribute_type = attribute["type"].native
+        self._der: bytes = attribute.dump()
+
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
+        return cms.CMSAttribute.load(self._der)
+
+
+class _SigningTime(CMSAttributeProvider):
+    """The signingTime attribute (RFC 5652 §11.3), read from the sealer's clock at each seal."""
+
+    attribute_type = "signing_time"
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+
+    async def build_attr_value(self, dry_run: bool = False) -> cms.Time:
+        return _signing_time_value(self._clock())
+
+
+def _signing_time_value(moment: datetime) -> cms.Time:
+    """``moment`` as a CMS ``Time``: UTCTime for 1950–2049, GeneralizedTime otherwise.
+
+    RFC 5652 §11.3 requires exactly this choice (pyHanko's provider always uses UTCTime, which
+    cannot encode 2050 or later), both in UTC ("Z") and in whole seconds: GeneralizedTime there
+    MUST NOT carry fractional seconds and UTCTime cannot, so the fraction is dropped.
+    """
+    utc = moment.astimezone(UTC).replace(microsecond=0)
+    if 1950 <= utc.year <= 2049:
+        return cms.Time({"utc_time": core.UTCTime(utc)})
+    return cms.Time({"generalized_time": core.GeneralizedTime(utc)})
+
+
+class _SealAttributes(SignedAttributeProviderSpec):
+    """The CAdES-BES signed attributes of a seal (ETSI EN 319 122-1 §5.2), constant part cached.
+
+    pyHanko adds contentType and messageDigest itself (RFC 5652 §5.3, §11.1–11.2); this spec
+    supplies signingTime (CAdES requires it, §5.2.1) and signingCertificateV2 (RFC 5035 §3,
+    EN 319 122-1 §5.2.2.3), the same set pyHanko's own CAdES spec yields for non-PDF data.
+    The ESSCertIDv2 uses SHA-256, RFC 5035's default hash algorithm, as pyHanko does.
+    """
+
+    def __init__(
+        self, signing_cert: asn1_x509.Certificate, clock: Callable[[], datetime]
+    ) -> None:
+        signing_cert_v2 = cms.CMSAttribute(
+            {
+                "type": "signing_certificate_v2",
+                "values": [as_signing_certificate_v2(signing_cert, "sha256")],
+            }
+        )
+        self._signing_cert_v2 = _AttributeFromDer(signing_cert_v2)
+        self._signing_time = _SigningTime(clock)
+
+    def signed_attr_providers(
+        self, data_digest: bytes, digest_algorithm: str
+    ) -> Iterator[CMSAttributeProvider]:
+        yield self._signing_cert_v2
+        yield self._signing_time
+
+
 class Sealer:
     """Seals byte strings (canonical manifest or checkpoint JSON) with the archive's seal key.
 
-    Build one per process and reuse it: the key, certificates and pyHanko signer are prepared
-    once, so a seal costs a few milliseconds.
+    Build one per process and reuse it: the key, certificates, pyHanko signer and what is constant
+    in every seal are prepared once, so a seal costs about a millisecond. ``clock`` supplies
+    each seal's signingTime (read once per seal, encoded in UTC).
     """
 
     def __init__(
@@ -126,9 +224,10 @@ class Sealer:
                 code="SEAL_KEY_MISMATCH",
             )
         self.cert = cert
-        self._clock = clock
         cert_asn1 = asn1_certificate(cert)
-        self._signer = _LoadedKeySigner(cert_asn1, key, [asn1_certificate(c) for c in chain])
+        self._signer = _LoadedKeySigner(
+            cert_asn1, key, [asn1_certificate(c) for c in chain], clock
+        )
         self._md = select_suitable_signing_md(cert_asn1.public_key)
 
     def seal(self, data: bytes) -> bytes:
@@ -137,18 +236,9 @@ class Sealer:
         Signed attributes: contentType, messageDigest, signingTime and signingCertificateV2
         (ETSI EN 319 122-1 §5.2); the signer certificate and chain are embedded.
         """
-        # CAdES requires signingTime; pass it explicitly in UTC (pyHanko would otherwise use the
-        # machine's local zone).
-        attrs = PdfCMSSignedAttributes(signing_time=self._clock().astimezone(UTC))
         try:
             content_info = run_sync(
-                self._signer.async_sign_general_data(
-                    data,
-                    self._md,
-                    detached=True,
-                    use_cades=True,
-                    signed_attr_settings=attrs,
-                )
+                self._signer.async_sign_general_data(data, self._md, detached=True, use_cades=True)
             )
         except SigningError as e:
             raise SealError(f"sealing failed: {e}", code="SEAL_FAILED") from e
