@@ -6,16 +6,22 @@ not disposed before. "Now" is the genTime of a fresh RFC 3161 timestamp, never t
 clock alone and never a date the caller picks (DESIGN.md "Time"); a run refuses to start if
 that time is behind the newest checkpoint.
 
-Crash safety — the run is a journal in the catalog:
-1. the run and every selected version are recorded as ``pending`` (one transaction);
-2. per record: content, manifest and seal objects are deleted (a missing object counts as
-   deleted: an earlier run got that far), then one transaction marks the versions
-   disposed, the record disposed, and appends a ``purge`` ledger leaf per version
-   (hashes only, so the ledger never has to be rewritten);
-3. the certificate (廃棄証明) lists every disposed version, is sealed and timestamped and
-   stored write-once; the run is marked ``certified``.
-A run that stopped anywhere is finished by the next ``purge`` before it selects anything new.
-A store refusing a delete (lock still active) is recorded per version as ``refused``.
+Crash safety — the run is a journal in the catalog, worked through a page of records
+(``PAGE_RECORDS``) at a time so that memory stays bounded however many records expire:
+1. the run is recorded, and each page's versions as ``pending`` (one transaction per page,
+   selection and journal together);
+2. the page's content, manifest and seal objects are deleted by the version ids the catalog
+   pinned, in batches (``ObjectStore.delete_many``: one ``DeleteObjects`` per 1,000
+   versions on S3); a version already gone counts as deleted (an earlier run got that far);
+   then transactions of up to ``COMMIT_RECORDS`` records mark the versions disposed, the
+   records disposed, and append a ``purge`` ledger leaf per version (hashes only, so the
+   ledger never has to be rewritten);
+3. the certificate (廃棄証明) lists every disposed version, is built from the journal a page
+   at a time, sealed and timestamped and stored write-once; the run is marked ``certified``.
+A run that stopped anywhere is finished by the next ``purge`` before it selects anything new;
+records it had not journaled yet are selected again, into the new run.
+A store refusing a delete (lock still active, hold) is recorded per version as ``refused``;
+a store that cannot be reached at all stops the run with its items still ``pending``.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +46,7 @@ from edoc.catalog import (
     disposal_items,
     disposal_runs,
     holds,
+    ledger,
     records,
     utc_text,
     versions,
@@ -56,22 +64,59 @@ from edoc.ledger import (
 CERTIFICATE_SCHEMA = "edoc.disposal-certificate/1"
 #: Certificates prove destruction; they hold no personal data and are kept ten years.
 CERTIFICATE_RETENTION = timedelta(days=3653)
+#: Records selected, journaled and deleted together. Bounds the rows held in memory, and on
+#: S3 a page of two-object records is two ``DeleteObjects`` requests.
+PAGE_RECORDS = 1000
+#: Records whose catalog changes share one transaction: few enough that a writer waiting
+#: on the catalog (an ingest) is not held up for long, many enough that commits are cheap.
+COMMIT_RECORDS = 100
+#: Journal rows read per query while the certificate is written.
+CERTIFICATE_PAGE = 5000
 
 
 @dataclass
-class Candidate:
+class Selection:
+    """What a run selected, as counts and ids (never rows): enough for ``--json`` and the
+    summary line, at a few dozen bytes per record."""
+
+    records: int = 0
+    versions: int = 0
+    bytes: int = 0
+    by_profile: dict[str, dict[str, int]] = field(default_factory=dict)
+    record_ids: list[str] = field(default_factory=list)
+
+    def add(self, record_id: str, rows: Sequence[Any]) -> None:
+        """Count one record, given its catalog version rows."""
+        size = sum(row.content_size or 0 for row in rows
+                   if row.content_key == layout.content_key(record_id, row.version))
+        self.records += 1
+        self.versions += len(rows)
+        self.bytes += size
+        self.record_ids.append(record_id)
+        for p in sorted({p for row in rows for p in json.loads(row.profiles)}):
+            entry = self.by_profile.setdefault(p, {"records": 0, "bytes": 0})
+            entry["records"] += 1
+            entry["bytes"] += size
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "versions": self.versions, "bytes": self.bytes,
+                "by_profile": self.by_profile, "record_ids": self.record_ids}
+
+
+@dataclass(frozen=True, slots=True)
+class DisposedRecord:
+    """One record this purge disposed of, and which of its versions."""
+
     record_id: str
-    versions: list[Any]
-    bytes: int
-    profiles: list[str]
+    versions: tuple[int, ...]
 
 
 @dataclass
 class PurgeReport:
     now: datetime
     dry_run: bool
-    selected: list[Candidate] = field(default_factory=list)
-    disposed: list[dict[str, Any]] = field(default_factory=list)
+    selected: Selection = field(default_factory=Selection)
+    disposed: list[DisposedRecord] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
     certificates: list[str] = field(default_factory=list)
     resumed_runs: list[str] = field(default_factory=list)
@@ -81,22 +126,13 @@ class PurgeReport:
         return not self.refused
 
     def as_dict(self) -> dict[str, Any]:
-        by_profile: dict[str, dict[str, int]] = {}
-        for c in self.selected:
-            for p in c.profiles:
-                entry = by_profile.setdefault(p, {"records": 0, "bytes": 0})
-                entry["records"] += 1
-                entry["bytes"] += c.bytes
         return {
             "ok": self.ok,
             "dry_run": self.dry_run,
             "now": utc_text(self.now),
-            "selected": {"records": len(self.selected),
-                         "versions": sum(len(c.versions) for c in self.selected),
-                         "bytes": sum(c.bytes for c in self.selected),
-                         "by_profile": by_profile,
-                         "record_ids": [c.record_id for c in self.selected]},
-            "disposed": self.disposed,
+            "selected": self.selected.as_dict(),
+            "disposed": [{"record_id": d.record_id, "versions": list(d.versions)}
+                         for d in self.disposed],
             "refused": self.refused,
             "certificates": self.certificates,
             "resumed_runs": self.resumed_runs,
@@ -118,6 +154,68 @@ def _run_lock(archive: Archive) -> Iterator[None]:
         os.close(fd)
 
 
+def _eligible(now: datetime) -> sa.Select[Any]:
+    """Record ids whose every version has expired at ``now``, not held, not disposed."""
+    v, r = versions, records
+    held = sa.select(holds.c.record_id).where(holds.c.released_at.is_(None))
+    return (sa.select(v.c.record_id)
+            .join(r, r.c.record_id == v.c.record_id)
+            .where(r.c.state != "disposed", v.c.record_id.not_in(held))
+            .group_by(v.c.record_id)
+            .having(sa.func.max(v.c.retain_until_at) <= utc_text(now)))
+
+
+def _version_rows(conn: sa.Connection, record_ids: Sequence[str]) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {rid: [] for rid in record_ids}
+    for row in conn.execute(sa.select(versions).where(versions.c.record_id.in_(record_ids))
+                            .order_by(versions.c.record_id, versions.c.version)):
+        rows[row.record_id].append(row)
+    return rows
+
+
+class _Candidates:
+    """Pages of eligible record ids, in record-id order.
+
+    Without a limit the pages are keyset-paginated over the versions primary key, so the
+    whole selection costs one pass however many pages it has. With ``--limit`` the records
+    whose retention ended first are taken (the limit bounds how many ids are held)."""
+
+    def __init__(self, now: datetime, limit: int | None) -> None:
+        self.now = now
+        self.limit = limit
+        self.last = ""
+        self.limited: list[str] | None = None
+        self.done = False
+
+    def next_page(self, conn: sa.Connection) -> list[str]:
+        """The next page (empty when there is none), read on ``conn``: inside the
+        transaction that journals it, so what is journaled is what was eligible."""
+        if self.done:
+            return []
+        if not self.limit:
+            stmt = (_eligible(self.now).where(versions.c.record_id > self.last)
+                    .order_by(versions.c.record_id).limit(PAGE_RECORDS))
+            page = [r[0] for r in conn.execute(stmt)]
+            self.done = len(page) < PAGE_RECORDS
+            if page:
+                self.last = page[-1]
+            return page
+        if self.limited is None:
+            expiry = sa.func.max(versions.c.retain_until_at)
+            stmt = _eligible(self.now).order_by(expiry, versions.c.record_id).limit(self.limit)
+            self.limited = sorted(r[0] for r in conn.execute(stmt))
+        while self.limited:
+            page, self.limited = self.limited[:PAGE_RECORDS], self.limited[PAGE_RECORDS:]
+            # Checked again: a hold placed since the first query wins.
+            page = sorted(r[0] for r in conn.execute(
+                _eligible(self.now).where(versions.c.record_id.in_(page))))
+            if page:
+                self.done = not self.limited
+                return page
+        self.done = True
+        return []
+
+
 class Disposer:
     def __init__(self, archive: Archive) -> None:
         self.a = archive
@@ -137,28 +235,15 @@ class Disposer:
                                 hint="fix the TSA or system clock, then run purge again")
         return gen_time
 
-    def select(self, now: datetime, limit: int | None) -> list[Candidate]:
-        v, r = versions, records
-        held = sa.select(holds.c.record_id).where(holds.c.released_at.is_(None))
-        expiry = sa.func.max(v.c.retain_until_at)
-        stmt = (sa.select(v.c.record_id, expiry)
-                .join(r, r.c.record_id == v.c.record_id)
-                .where(r.c.state != "disposed", v.c.record_id.not_in(held))
-                .group_by(v.c.record_id)
-                .having(expiry <= utc_text(now))
-                .order_by(expiry, v.c.record_id))
-        if limit:
-            stmt = stmt.limit(limit)
-        out = []
-        with self.a.catalog.read() as c:
-            rids = [row[0] for row in c.execute(stmt)]
-        for rid in rids:
-            rows = self.a.catalog.version_rows(rid)
-            profiles = sorted({p for row in rows for p in json.loads(row.profiles)})
-            size = sum(row.content_size or 0 for row in rows
-                       if row.content_key == layout.content_key(rid, row.version))
-            out.append(Candidate(rid, rows, size, profiles))
-        return out
+    def select(self, now: datetime, limit: int | None) -> Selection:
+        """What a run at ``now`` would dispose of (the dry run), read a page at a time."""
+        selection = Selection()
+        candidates = _Candidates(now, limit)
+        while not candidates.done:
+            with self.a.catalog.read() as c:
+                for rid, rows in _version_rows(c, candidates.next_page(c)).items():
+                    selection.add(rid, rows)
+        return selection
 
     def run(self, *, dry_run: bool, limit: int | None = None) -> PurgeReport:
         self.a.notary.ready_to_sign()
@@ -171,14 +256,12 @@ class Disposer:
             # Versions a dead run left half-written are finished first, so selection sees
             # every version of a record (edoc.ingest commit protocol).
             recover_intents(self.a)
-            for run_id in self._unfinished_runs():
-                report.resumed_runs.append(run_id)
-                self._finish_run(run_id, report)
-            report.selected = self.select(now, limit)
-            if report.selected:
-                run_id = ids.new_record_id()
-                self._journal(run_id, now, report.selected)
-                self._finish_run(run_id, report)
+            for resumed in self._unfinished_runs():
+                report.resumed_runs.append(resumed)
+                self._finish_run(resumed, report)
+            run_id = self._new_run(now, limit, report)
+            if run_id is not None:
+                self._certify(run_id, report)
             elif work_pending(self.a.catalog):
                 # An interrupted run's last leaves and checkpoint (certificate included).
                 keep = datetime.now(UTC) + CERTIFICATE_RETENTION
@@ -193,17 +276,30 @@ class Disposer:
                                             .where(disposal_runs.c.state == "running")
                                             .order_by(disposal_runs.c.started_at))]
 
-    def _journal(self, run_id: str, now: datetime, selected: list[Candidate]) -> None:
-        with self.a.catalog.write() as c:
-            c.execute(disposal_runs.insert().values(
-                run_id=run_id, started_at=utc_text(datetime.now(UTC)), now=utc_text(now),
-                actor=self.a.actor, state="running"))
-            for cand in selected:
-                for row in cand.versions:
-                    manifest = self._certificate_entry(row)
-                    c.execute(disposal_items.insert().values(
-                        run_id=run_id, record_id=row.record_id, version=row.version,
-                        state="pending", entry=json.dumps(manifest, sort_keys=True)))
+    def _new_run(self, now: datetime, limit: int | None, report: PurgeReport) -> str | None:
+        """Select, journal and dispose page by page; the run id, or None if nothing expired."""
+        run_id: str | None = None
+        candidates = _Candidates(now, limit)
+        while not candidates.done:
+            with self.a.catalog.write() as c:
+                page = candidates.next_page(c)
+                if not page:
+                    break
+                if run_id is None:
+                    run_id = ids.new_record_id()
+                    c.execute(disposal_runs.insert().values(
+                        run_id=run_id, started_at=utc_text(datetime.now(UTC)),
+                        now=utc_text(now), actor=self.a.actor, state="running"))
+                items = []
+                for rid, rows in _version_rows(c, page).items():
+                    report.selected.add(rid, rows)
+                    items += [{"run_id": run_id, "record_id": rid, "version": row.version,
+                               "state": "pending",
+                               "entry": json.dumps(self._certificate_entry(row),
+                                                   sort_keys=True)} for row in rows]
+                c.execute(disposal_items.insert(), items)
+            self._dispose_page(run_id, page, report)
+        return run_id
 
     @staticmethod
     def _certificate_entry(row: Any) -> dict[str, Any]:
@@ -219,101 +315,202 @@ class Disposer:
         }
 
     def _finish_run(self, run_id: str, report: PurgeReport) -> None:
-        with self.a.catalog.read() as c:
-            pending = list(c.execute(sa.select(disposal_items)
-                                     .where(disposal_items.c.run_id == run_id,
-                                            disposal_items.c.state == "pending")
-                                     .order_by(disposal_items.c.record_id,
-                                               disposal_items.c.version)))
-        by_record: dict[str, list[Any]] = {}
-        for item in pending:
-            by_record.setdefault(item.record_id, []).append(item)
-        for rid, items in by_record.items():
-            self._dispose_record(run_id, rid, items, report)
+        last = ""
+        while True:
+            with self.a.catalog.read() as c:
+                page = [r[0] for r in c.execute(
+                    sa.select(disposal_items.c.record_id).distinct()
+                    .where(disposal_items.c.run_id == run_id,
+                           disposal_items.c.state == "pending",
+                           disposal_items.c.record_id > last)
+                    .order_by(disposal_items.c.record_id).limit(PAGE_RECORDS))]
+            if not page:
+                break
+            self._dispose_page(run_id, page, report)
+            last = page[-1]
         self._certify(run_id, report)
 
-    def _dispose_record(self, run_id: str, rid: str, items: list[Any],
-                        report: PurgeReport) -> None:
-        rows = {r.version: r for r in self.a.catalog.version_rows(rid)}
-        # Re-check the hold at the last moment: a hold placed after selection wins.
+    # -- one page --------------------------------------------------------------------------
+    def _dispose_page(self, run_id: str, record_ids: Sequence[str],
+                      report: PurgeReport) -> None:
+        """Delete the objects of the page's pending versions, then record the outcome."""
         with self.a.catalog.read() as c:
-            on_hold = c.execute(sa.select(holds.c.id).where(
-                holds.c.record_id == rid, holds.c.released_at.is_(None))).first()
-        error: EdocError | None = None
-        if on_hold is not None:
-            error = EdocError(f"record {rid} was put on hold during the run",
-                              code="RECORD_ON_HOLD")
-        else:
-            for item in items:
-                row = rows[item.version]
-                keys = [row.manifest_key] + ([row.seal_key] if row.seal_key else [])
-                if row.content_key == layout.content_key(rid, row.version):
-                    keys.insert(0, row.content_key)
-                for key in keys:
-                    try:
-                        info = self.a.store.stat(key)
-                        self.a.store.delete(key, info.version_id)
-                    except ObjectMissing:
-                        continue  # deleted by an earlier, interrupted run
-                    except EdocError as exc:
-                        error = exc
-                        break
-                if error:
-                    break
+            rows = list(c.execute(
+                sa.select(versions)
+                .join(disposal_items, sa.and_(disposal_items.c.record_id == versions.c.record_id,
+                                              disposal_items.c.version == versions.c.version))
+                .where(disposal_items.c.run_id == run_id,
+                       disposal_items.c.state == "pending",
+                       disposal_items.c.record_id.in_(record_ids))
+                .order_by(versions.c.record_id, versions.c.version)))
+            # Re-check holds at the last moment: a hold placed after selection wins.
+            held = {r[0] for r in c.execute(
+                sa.select(holds.c.record_id).where(holds.c.record_id.in_(record_ids),
+                                                   holds.c.released_at.is_(None)))}
+        by_record: dict[str, list[Any]] = {}
+        for row in rows:
+            by_record.setdefault(row.record_id, []).append(row)
+        errors: dict[str, EdocError] = {
+            rid: EdocError(f"record {rid} was put on hold during the run",
+                           code="RECORD_ON_HOLD") for rid in by_record if rid in held}
+        # Contents first, then manifests and seals of the records whose contents went (the
+        # order of one record's deletes before batching): a content the store still
+        # refuses keeps its manifest, and the record stays whole and verifiable. On S3 the
+        # two phases take no more requests than one (≤ 1,000 versions each); locally the
+        # second directory fsync finds the journal committed already.
+        for phase in (self._content_objects, self._manifest_objects):
+            targets: list[tuple[str, str]] = []
+            owners: list[str] = []
+            for rid, recs in by_record.items():
+                if rid in errors:
+                    continue
+                try:
+                    for key, version_id in self._pinned(phase(rid, recs)):
+                        targets.append((key, version_id))
+                        owners.append(rid)
+                except EdocError as exc:
+                    errors[rid] = exc
+            # A store that cannot be asked at all raises here: the run stops, the page's
+            # items stay pending, and the next purge resumes it.
+            for rid, outcome in zip(owners, self.a.store.delete_many(targets), strict=True):
+                if outcome.error is not None and rid not in errors:
+                    errors[rid] = outcome.error
+        batch = list(by_record.items())
+        for start in range(0, len(batch), COMMIT_RECORDS):
+            self._record_outcomes(run_id, batch[start:start + COMMIT_RECORDS], errors, report)
+
+    @staticmethod
+    def _content_objects(rid: str, rows: Iterable[Any]) -> Iterator[tuple[str, str | None]]:
+        for row in rows:
+            # A metadata-only correction points at an earlier version's content, which that
+            # version owns and deletes.
+            if row.content_key == layout.content_key(rid, row.version):
+                yield row.content_key, row.content_version_id
+
+    @staticmethod
+    def _manifest_objects(rid: str, rows: Iterable[Any]) -> Iterator[tuple[str, str | None]]:
+        for row in rows:
+            yield row.manifest_key, row.manifest_version_id
+            if row.seal_key:
+                yield row.seal_key, None
+
+    def _pinned(self, refs: Iterable[tuple[str, str | None]]) -> Iterator[tuple[str, str]]:
+        """Each (key, version id), by the version the catalog pinned: no request before the
+        delete. A seal (its version is not catalogued) or a row from before version ids
+        were pinned is asked for by key — absent means an earlier run deleted it."""
+        for key, version_id in refs:
+            if version_id:
+                yield key, version_id
+                continue
+            try:
+                yield key, self.a.store.stat(key).version_id
+            except ObjectMissing:
+                continue
+
+    def _record_outcomes(self, run_id: str, batch: Sequence[tuple[str, list[Any]]],
+                         errors: dict[str, EdocError], report: PurgeReport) -> None:
+        """One transaction: refused records' items marked refused; disposed records'
+        versions, items and record marked disposed, with a ``purge`` leaf per version."""
         now = datetime.now(UTC)
+        at = utc_text(now)
+        leaves, marked, items, gone = [], [], [], []
         with self.a.catalog.write() as c:
-            if error is not None:
-                for item in items:
+            idx = Catalog.next_ledger_index(c)
+            for rid, rows in batch:
+                error = errors.get(rid)
+                if error is not None:
                     c.execute(disposal_items.update().where(
                         disposal_items.c.run_id == run_id,
                         disposal_items.c.record_id == rid,
-                        disposal_items.c.version == item.version).values(
+                        disposal_items.c.state == "pending").values(
                         state="refused", error=str(error)))
+                    continue
+                for row in rows:
+                    entry = event_entry("purge", now, record_id=rid, version=row.version,
+                                        manifest_sha256=row.manifest_sha256,
+                                        content_sha256=row.content_sha256, run_id=run_id)
+                    leaves.append({"idx": idx, "event": "purge", "record_id": rid,
+                                   "version": row.version, "leaf_hash": leaf_hex(entry),
+                                   "entry": entry.decode(), "stored": False})
+                    idx += 1
+                    marked.append({"b_rid": rid, "b_version": row.version, "b_at": at})
+                    items.append({"b_run": run_id, "b_rid": rid, "b_version": row.version,
+                                  "b_at": at})
+                gone.append({"b_rid": rid})
+            if leaves:
+                c.execute(ledger.insert(), leaves)
+                c.execute(versions.update()
+                          .where(versions.c.record_id == sa.bindparam("b_rid"),
+                                 versions.c.version == sa.bindparam("b_version"))
+                          .values(disposed_at=sa.bindparam("b_at")), marked)
+                c.execute(disposal_items.update()
+                          .where(disposal_items.c.run_id == sa.bindparam("b_run"),
+                                 disposal_items.c.record_id == sa.bindparam("b_rid"),
+                                 disposal_items.c.version == sa.bindparam("b_version"))
+                          .values(state="disposed", disposed_at=sa.bindparam("b_at")), items)
+                c.execute(records.update().where(records.c.record_id == sa.bindparam("b_rid"))
+                          .values(state="disposed"), gone)
+        for rid, rows in batch:
+            error = errors.get(rid)
+            if error is not None:
                 report.refused.append({"record_id": rid, "code": error.code,
                                        "message": error.message})
-                return
-            for item in items:
-                row = rows[item.version]
-                entry = event_entry("purge", now, record_id=rid, version=row.version,
-                                    manifest_sha256=row.manifest_sha256,
-                                    content_sha256=row.content_sha256, run_id=run_id)
-                Catalog.append_ledger(c, event_type="purge", entry=entry.decode(),
-                                      leaf_hash=leaf_hex(entry), record_id=rid,
-                                      version=row.version)
-                c.execute(versions.update().where(versions.c.record_id == rid,
-                                                  versions.c.version == row.version)
-                          .values(disposed_at=utc_text(now)))
-                c.execute(disposal_items.update().where(
-                    disposal_items.c.run_id == run_id, disposal_items.c.record_id == rid,
-                    disposal_items.c.version == item.version).values(
-                    state="disposed", disposed_at=utc_text(now)))
-            c.execute(records.update().where(records.c.record_id == rid)
-                      .values(state="disposed"))
-        report.disposed.append({"record_id": rid, "versions": [i.version for i in items]})
+            else:
+                report.disposed.append(DisposedRecord(rid, tuple(r.version for r in rows)))
 
-    def _certify(self, run_id: str, report: PurgeReport) -> None:
+    # -- the certificate -------------------------------------------------------------------
+    def _journal(self, run_id: str, *, disposed: bool) -> Iterator[Any]:
+        """The run's items, disposed ones or the others, in (record, version) order, read
+        ``CERTIFICATE_PAGE`` rows at a time."""
+        di = disposal_items
+        state = di.c.state == "disposed" if disposed else di.c.state != "disposed"
+        after = ("", -1)
+        while True:
+            with self.a.catalog.read() as c:
+                page = list(c.execute(
+                    sa.select(di.c.record_id, di.c.version, di.c.entry, di.c.error,
+                              di.c.disposed_at)
+                    .where(di.c.run_id == run_id, state,
+                           sa.tuple_(di.c.record_id, di.c.version) > sa.tuple_(*after))
+                    .order_by(di.c.record_id, di.c.version).limit(CERTIFICATE_PAGE)))
+            yield from page
+            if len(page) < CERTIFICATE_PAGE:
+                return
+            after = (page[-1].record_id, page[-1].version)
+
+    def certificate_body(self, run_id: str) -> tuple[bytes, int]:
+        """The certificate's canonical JSON and its count of disposed versions.
+
+        Written from the journal a page at a time into one buffer, never as one dict of
+        every entry: the bytes equal ``canonical.dumps`` of the whole document (sorted keys
+        — ``actor``, ``archive_id``, ``count``, ``disposed``, ``not_disposed``, ``run_id``,
+        ``schema``, ``time_source_gen_time`` — so the two lists sit between the rest)."""
         with self.a.catalog.read() as c:
             run = c.execute(sa.select(disposal_runs)
                             .where(disposal_runs.c.run_id == run_id)).one()
-            items = list(c.execute(sa.select(disposal_items)
-                                   .where(disposal_items.c.run_id == run_id)
-                                   .order_by(disposal_items.c.record_id,
-                                             disposal_items.c.version)))
-        disposed = [dict(json.loads(i.entry), disposed_at=i.disposed_at)
-                    for i in items if i.state == "disposed"]
-        refused = [{"record_id": i.record_id, "version": i.version, "error": i.error}
-                   for i in items if i.state != "disposed"]
-        body = {
-            "schema": CERTIFICATE_SCHEMA,
-            "archive_id": self.a.cfg.archive_id,
-            "run_id": run_id,
-            "time_source_gen_time": run.now,
-            "actor": run.actor,
-            "disposed": disposed,
-            "not_disposed": refused,
-            "count": len(disposed),
-        }
-        data = canonical.dumps(body)
+            count = int(c.execute(sa.select(sa.func.count()).select_from(disposal_items)
+                                  .where(disposal_items.c.run_id == run_id,
+                                         disposal_items.c.state == "disposed")).scalar_one())
+        out = io.BytesIO()
+        head = canonical.dumps({"actor": run.actor, "archive_id": self.a.cfg.archive_id,
+                                "count": count})
+        out.write(head[:-1] + b',"disposed":[')
+        for n, item in enumerate(self._journal(run_id, disposed=True)):
+            out.write(b"," if n else b"")
+            out.write(canonical.dumps(dict(json.loads(item.entry),
+                                           disposed_at=item.disposed_at)))
+        out.write(b'],"not_disposed":[')
+        for n, item in enumerate(self._journal(run_id, disposed=False)):
+            out.write(b"," if n else b"")
+            out.write(canonical.dumps({"record_id": item.record_id, "version": item.version,
+                                       "error": item.error}))
+        tail = canonical.dumps({"run_id": run_id, "schema": CERTIFICATE_SCHEMA,
+                                "time_source_gen_time": run.now})
+        out.write(b"]," + tail[1:])
+        return out.getvalue(), count
+
+    def _certify(self, run_id: str, report: PurgeReport) -> None:
+        data, count = self.certificate_body(run_id)
         stamp = self.a.notary.stamp(data)
         keep = datetime.now(UTC) + CERTIFICATE_RETENTION
         key = layout.disposal_key(run_id, "json")
@@ -331,7 +528,8 @@ class Disposer:
                                     hint="run 'edoc ledger verify'") from None
         entry = event_entry("disposal-certificate", datetime.now(UTC), run_id=run_id,
                             certificate_sha256=hashlib.sha256(data).hexdigest(),
-                            count=len(disposed))
+                            count=count)
+        del data, stamp
         with self.a.catalog.write() as c:
             Catalog.append_ledger(c, event_type="certificate", entry=entry.decode(),
                                   leaf_hash=leaf_hex(entry))

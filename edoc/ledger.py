@@ -13,6 +13,7 @@ record does, through its inclusion path.
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 
 from edoc import canonical, layout, merkle
 from edoc.catalog import Catalog, checkpoints, ledger, utc_text, versions
-from edoc.errors import ObjectExists
+from edoc.errors import EdocError, ObjectExists
 from edoc.notary import Notary
 from edoc.storage.base import ObjectStore
 
@@ -55,34 +56,68 @@ def _far_retention(catalog: Catalog, conn: sa.Connection, fallback: datetime) ->
     return fallback
 
 
+#: Leaves written per page and marked stored per catalog transaction.
+FLUSH_PAGE = 500
+#: Concurrent PUTs of leaves on S3: each is a small object whose time is the round trip
+#: (BENCHMARKS.md: SeaweedFS takes ~270 PUTs/s on one thread, ~440/s on eight). The local
+#: store writes them one at a time. Threads would help there too (concurrent fsyncs share
+#: ext4 journal commits: ~3.5x measured), but the crash tests kill a run at each numbered
+#: store operation, including inside a put (tests/integration/faults.py), which needs
+#: them in order.
+S3_PUT_THREADS = 8
+
+
 def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: datetime) -> int:
     """Write ledger leaves not yet in the store (write-once) and mark them stored.
 
     Leaves are kept as long as the longest-kept record (like checkpoints: together they prove
-    every record), and marked stored in batches — a crash only means re-putting leaves that
-    are already there, which write-once turns into a no-op."""
-    written = 0
+    every record), written a page at a time (on S3 by a few threads) and marked stored per
+    page — a crash only means re-putting leaves that are already there, which write-once
+    turns into a no-op. A leaf whose put failed stays unmarked; the first such error is
+    raised once the rest of its page is written and marked."""
     with catalog.read() as c:
-        pending = list(c.execute(sa.select(ledger.c.idx, ledger.c.entry)
-                                 .where(ledger.c.stored.is_(False)).order_by(ledger.c.idx)))
-        if pending:
-            retain_until = _far_retention(catalog, c, retain_until)
-    done: list[int] = []
-    for idx, entry in pending:
-        data = entry.encode()
+        first = c.execute(sa.select(ledger.c.idx).where(ledger.c.stored.is_(False))
+                          .order_by(ledger.c.idx).limit(1)).scalar()
+        if first is None:
+            return 0
+        retain_until = _far_retention(catalog, c, retain_until)
+
+    def put(leaf: tuple[int, str]) -> EdocError | None:
         # Already there: written by an earlier run that stopped before marking it; whether
         # the bytes agree is for `edoc ledger verify` to judge, never silently overwritten.
-        with contextlib.suppress(ObjectExists):
-            store.put_bytes(layout.ledger_key(idx), data, retain_until=retain_until)
-        done.append(idx)
-        if len(done) >= 500:
-            _mark_stored(catalog, done)
-            written += len(done)
-            done = []
-    if done:
-        _mark_stored(catalog, done)
-        written += len(done)
-    return written
+        try:
+            store.put_bytes(layout.ledger_key(leaf[0]), leaf[1].encode(),
+                            retain_until=retain_until)
+        except ObjectExists:
+            pass
+        except EdocError as exc:
+            return exc
+        return None
+
+    threads = S3_PUT_THREADS if store.kind == "s3" else 1
+    written = 0
+    last = int(first) - 1
+    with contextlib.ExitStack() as stack:
+        pool = (stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="edoc-leaf"))
+                if threads > 1 else None)
+        while True:
+            with catalog.read() as c:
+                page = list(c.execute(sa.select(ledger.c.idx, ledger.c.entry)
+                                      .where(ledger.c.stored.is_(False), ledger.c.idx > last)
+                                      .order_by(ledger.c.idx).limit(FLUSH_PAGE)))
+            if not page:
+                return written
+            last = int(page[-1][0])
+            leaves = [(int(idx), str(entry)) for idx, entry in page]
+            errors = list(pool.map(put, leaves)) if pool is not None else [put(leaf)
+                                                                          for leaf in leaves]
+            done = [leaf[0] for leaf, err in zip(leaves, errors, strict=True) if err is None]
+            if done:
+                _mark_stored(catalog, done)
+                written += len(done)
+            failed = next((err for err in errors if err is not None), None)
+            if failed is not None:
+                raise failed
 
 
 def _mark_stored(catalog: Catalog, indices: list[int]) -> None:

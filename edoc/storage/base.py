@@ -8,14 +8,20 @@ corrections are new versions under new keys, never overwrites.
 
 Backends report what *they* believe about lock state in ``ObjectInfo``; verification
 compares it with the manifest and never trusts it blindly (see ``edoc doctor``).
+
+Disposal deletes many versions at once (``delete_many``): one ``DeleteObjects`` request per
+1,000 versions on S3, one directory fsync per directory on the local store. Each version gets
+its own ``DeleteOutcome``; a refusal of one never stops the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol, runtime_checkable
+
+from edoc.errors import EdocError
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,27 @@ class ObjectInfo:
     lock_mode: str | None
     legal_hold: bool
     last_modified: datetime
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    """What became of one version handed to ``ObjectStore.delete_many``.
+
+    ``error`` is ``None`` when the version is no longer in the store: deleted now, or not
+    there to begin with (an earlier, interrupted run got that far, or the id names no stored
+    version). Backends cannot always tell those apart — S3 answers a delete of an absent
+    version as a success — so the contract does not either. ``RetentionActive`` means the
+    store refused because the version is retained or on legal hold; any other ``EdocError``
+    is a failure of that one version (permissions, I/O).
+    """
+
+    key: str
+    version_id: str
+    error: EdocError | None = None
+
+    @property
+    def gone(self) -> bool:
+        return self.error is None
 
 
 @runtime_checkable
@@ -86,6 +113,17 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str, version_id: str) -> None:
         """Delete one version; ``RetentionActive`` while retention or a hold is in force."""
+        ...
+
+    def delete_many(self, items: Sequence[tuple[str, str]]) -> list[DeleteOutcome]:
+        """Delete each ``(key, version_id)``; one outcome per item, in the order given.
+
+        Never touches another version of the same key. A version that is not in the store
+        counts as gone (see ``DeleteOutcome``); one that is retained or held is refused
+        (``RetentionActive`` in its outcome) while the others are still deleted. Raises only
+        when the store could not be asked at all (unreachable, credentials, a bad key).
+        Every deletion reported gone is durable when this returns.
+        """
         ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:

@@ -20,6 +20,9 @@ an object found without metadata (its writer died in between) is treated as reta
 indefinitely (the conservative reading), reports the version id its bytes give, and is
 completed by the next ``put`` of the same bytes (the interrupted run's retry, or edoc's
 recovery of that run): the bytes are never rewritten, only their metadata written.
+
+Deletes unlink object and metadata under the metadata lock, then fsync the object's
+directory; ``delete_many`` unlinks a whole batch first and fsyncs each directory once.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageError
-from edoc.storage.base import ObjectInfo
+from edoc.storage.base import DeleteOutcome, ObjectInfo
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _CHUNK = 1024 * 1024
@@ -313,6 +316,46 @@ class LocalStore:
             self._write_meta(meta_path, meta)
 
     def delete(self, key: str, version_id: str) -> None:
+        obj = self._unlink_version(key, version_id)
+        try:
+            _fsync_dir(obj.parent)
+        except OSError as exc:
+            raise _storage_error(exc, "deleting", key) from exc
+
+    def delete_many(self, items: Sequence[tuple[str, str]]) -> list[DeleteOutcome]:
+        """Unlink every version first, then fsync each affected directory once: on ext4 the
+        first directory fsync commits the journal transaction holding all the unlinks, and
+        the rest find their change committed already (an fsync per object cost a journal
+        commit each)."""
+        outcomes: list[DeleteOutcome] = []
+        touched: dict[Path, list[int]] = {}
+        for key, version_id in items:
+            try:
+                obj = self._unlink_version(key, version_id)
+            except ObjectMissing:
+                outcomes.append(DeleteOutcome(key, version_id))  # gone already: contract
+                continue
+            except StorageError as exc:
+                if exc.code == "STORAGE_BAD_KEY":
+                    raise
+                outcomes.append(DeleteOutcome(key, version_id, exc))
+                continue
+            touched.setdefault(obj.parent, []).append(len(outcomes))
+            outcomes.append(DeleteOutcome(key, version_id))
+        for directory, positions in touched.items():
+            try:
+                _fsync_dir(directory)
+            except OSError as exc:
+                # The unlink may not survive a crash: say so for every version it holds.
+                for i in positions:
+                    done = outcomes[i]
+                    outcomes[i] = DeleteOutcome(done.key, done.version_id,
+                                                _storage_error(exc, "deleting", done.key))
+        return outcomes
+
+    def _unlink_version(self, key: str, version_id: str) -> Path:
+        """Check retention and hold, then unlink object and metadata (not yet durable: the
+        caller fsyncs the object's directory). Returns the object's path."""
         obj, meta_path = self._paths(key)
         with self._meta_lock(meta_path):
             meta = self._read_meta(key, meta_path)
@@ -335,7 +378,7 @@ class LocalStore:
                 meta_path.unlink()
             except OSError as exc:
                 raise _storage_error(exc, "deleting", key) from exc
-            _fsync_dir(obj.parent)
+        return obj
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         # Only the directory the prefix names is walked; keys are yielded in key order

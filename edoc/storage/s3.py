@@ -18,6 +18,10 @@ a composite checksum (a hash of the part hashes), so we hash the whole stream as
 it with the caller's digest *before* completing (aborting on mismatch) and record it in the
 object's metadata (``x-amz-meta-edoc-sha256``), which ``stat`` reports for such objects.
 
+Disposal deletes by version id in batches (``delete_many``: one ``DeleteObjects`` per
+``DELETE_BATCH`` versions, no HEAD first); the server's lock decides, per version, exactly as
+for a single ``delete``.
+
 S3 versioning would silently stack a new version on an existing key; the contract says a key is
 written once, so ``put`` refuses a key that has any version, and sends ``If-None-Match: *`` to
 close the race with a concurrent writer.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import contextlib
 import hashlib
 import io
@@ -38,7 +43,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, Literal
@@ -56,12 +61,13 @@ from edoc.errors import (
     RetentionActive,
     StorageError,
 )
-from edoc.storage.base import ObjectInfo
+from edoc.storage.base import DeleteOutcome, ObjectInfo
 from edoc.verdict import Check
 
 __all__ = [
     "DEFAULT_MULTIPART_THRESHOLD",
     "DEFAULT_PART_SIZE",
+    "DELETE_BATCH",
     "LockMode",
     "S3Store",
     "worm_self_test",
@@ -77,10 +83,15 @@ LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 MiB = 1024 * 1024
 #: Objects larger than this go up as multipart uploads (single PUTs stay in memory).
 DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
-DEFAULT_PART_SIZE = 16 * MiB
+#: Each part is held in memory once while it is hashed and sent: 8 MiB keeps a 2 GiB upload's
+#: peak RSS under 150 MB; ``_put_multipart`` raises it for objects that would need more than
+#: ``MAX_PARTS`` parts (8 MiB × 10,000 ≈ 84 GB).
+DEFAULT_PART_SIZE = 8 * MiB
 #: S3 rejects parts smaller than 5 MiB (except the last) and uploads of more than 10 000 parts.
 MIN_PART_SIZE = 5 * MiB
 MAX_PARTS = 10_000
+#: ``DeleteObjects`` takes at most 1,000 keys (here: versions) per request.
+DELETE_BATCH = 1000
 #: Retries per request, with exponential backoff on throttling, 5xx and dropped connections
 #: (botocore "standard" mode; its ``max_attempts`` counts retries after the first request).
 RETRY_MAX_ATTEMPTS = 5
@@ -166,16 +177,31 @@ def _hex_from_b64(value: str) -> str | None:
 
 
 def _read_exactly(stream: BinaryIO, n: int, key: str, expected_total: int) -> bytes:
-    """Read ``n`` bytes or fail with ``STORAGE_SIZE_MISMATCH`` (the caller's size was wrong)."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = stream.read(min(n - len(buf), _READ_CHUNK))
+    """Read ``n`` bytes or fail with ``STORAGE_SIZE_MISMATCH`` (the caller's size was wrong).
+
+    One ``read(n)`` fills a part from a file in one copy (buffered files read up to ``n``
+    bytes in one go); only a short read — a pipe, a socket, a raw stream — is topped up, into
+    a preallocated buffer. Appending 1 MiB chunks to a bytearray and copying it out held
+    two copies of every part at the peak (BENCHMARKS.md part 6).
+    """
+    first = stream.read(n)
+    if len(first) == n:
+        return first
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = len(first)
+    view[:got] = first
+    del first
+    while got < n:
+        chunk = stream.read(n - got)
         if not chunk:
             raise StorageError(
                 f"stream for {key} ended early: the declared size is {expected_total} bytes",
                 code="STORAGE_SIZE_MISMATCH",
                 hint="the source changed while it was read; run the command again")
-        buf += chunk
+        view[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    view.release()
     return bytes(buf)
 
 
@@ -584,6 +610,7 @@ class S3Store:
                 part_digests.append(part_digest)
                 remaining -= len(chunk)
                 number += 1
+                del chunk  # not alive while the next part is read: one part at the peak
             _refuse_trailing(stream, key, size)
             if whole.digest() != digest:
                 raise StorageError(
@@ -828,6 +855,82 @@ class S3Store:
             raise self._error(exc, "deleting", where) from exc
         log.info("deleted %s", where)
 
+    def delete_many(self, items: Sequence[tuple[str, str]]) -> builtins.list[DeleteOutcome]:
+        """``DeleteObjects``, up to ``DELETE_BATCH`` versions per request, without a HEAD first.
+
+        ``Quiet`` is off, so the server names every version it deleted and every one it
+        would not: a version it says nothing about is reported as failed, never as gone.
+        Like ``delete``, the server's clock decides; a refusal (``AccessDenied`` or
+        ``ObjectLocked`` for that key) is worded from the lock state the server then reports.
+        """
+        outcomes: builtins.list[DeleteOutcome] = []
+        for start in range(0, len(items), DELETE_BATCH):
+            outcomes += self._delete_batch(items[start:start + DELETE_BATCH])
+        return outcomes
+
+    def _delete_batch(self, batch: Sequence[tuple[str, str]]) -> builtins.list[DeleteOutcome]:
+        objects = []
+        for key, version_id in batch:
+            if not version_id:
+                raise StorageError(f"deleting {self._where(key)} needs a version id",
+                                   code="STORAGE_VERSION_REQUIRED")
+            objects.append({"Key": self._full(key), "VersionId": version_id})
+        if not objects:
+            return []
+        where = f"s3://{self.bucket}/{self._root}"
+        resp = self._call(f"deleting {len(objects)} object versions under", where,
+                          "delete_objects", Bucket=self.bucket,
+                          Delete={"Objects": objects, "Quiet": False})
+        deleted = {(str(d.get("Key")), str(d.get("VersionId") or ""))
+                   for d in resp.get("Deleted", [])}
+        errors = {(str(e.get("Key")), str(e.get("VersionId") or "")): e
+                  for e in resp.get("Errors", [])}
+        outcomes = []
+        for (key, version_id), obj in zip(batch, objects, strict=True):
+            answer = (obj["Key"], version_id)
+            error = errors.get(answer)
+            if error is None and answer in deleted:
+                outcomes.append(DeleteOutcome(key, version_id))
+                continue
+            problem = (self._delete_refusal(key, version_id, error) if error is not None
+                       else StorageError(f"deleting {self._where(key, version_id)}: the server "
+                                         f"did not say whether it deleted it",
+                                         code="STORAGE_REQUEST_FAILED",
+                                         hint="run purge again; it resumes where it stopped"))
+            outcomes.append(DeleteOutcome(key, version_id, problem))
+        log.info("deleted %d of %d object versions under %s",
+                 sum(o.gone for o in outcomes), len(outcomes), where)
+        return outcomes
+
+    def _delete_refusal(self, key: str, version_id: str,
+                        error: Mapping[str, Any]) -> EdocError | None:
+        """One ``Errors`` entry of a ``DeleteObjects`` answer as an edoc error (``None``:
+        the version is not there, which the contract counts as gone)."""
+        where = self._where(key, version_id)
+        code = str(error.get("Code") or "")
+        exc = bce.ClientError({"Error": {"Code": code, "Message": str(error.get("Message")
+                                                                       or "")}},
+                              "DeleteObjects")
+        if code in _MISSING_CODES:
+            return None
+        if code in _LOCK_REFUSED_CODES:
+            try:
+                state = self.stat(key, version_id)
+            except ObjectMissing:
+                return None
+            except EdocError as stat_error:
+                return stat_error
+            if state.legal_hold:
+                return RetentionActive(f"{where} is under legal hold; the server refused the "
+                                       f"delete", hint="release the hold first")
+            # Allow for a server clock somewhat behind ours before calling it permissions.
+            if (state.retain_until is not None
+                    and state.retain_until > self._clock() - MAX_CLOCK_SKEW):
+                return RetentionActive(f"{where} is retained ({state.lock_mode}) until "
+                                       f"{_iso(state.retain_until)}; the server refused the "
+                                       f"delete")
+        return self._error(exc, "deleting", where)
+
 
 def _safe_endpoint(client: S3Client) -> str:
     """The endpoint as host[:port] only: never user-info, paths or query strings."""
@@ -846,9 +949,10 @@ def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60
     Writes a small canary under ``<prefix>/doctor/`` locked in COMPLIANCE mode for
     ``retention_seconds`` (whatever the store's own mode: the strongest promise is the one
     tested) and checks that the server refuses to delete it (also with the governance-bypass
-    header), to shorten its retention and to downgrade it to GOVERNANCE; that it rejects a
-    PUT whose bytes do not match their SHA-256; that reads give back the same bytes and
-    SHA-256; and that its clock is within ``MAX_CLOCK_SKEW`` of ``now``.
+    header, and in a ``DeleteObjects`` batch as purge sends it), to shorten its retention
+    and to downgrade it to GOVERNANCE; that it rejects a PUT whose bytes do not match their
+    SHA-256; that reads give back the same bytes and SHA-256; and that its clock is within
+    ``MAX_CLOCK_SKEW`` of ``now``.
 
     A refusal only proves the *lock* if the identity may do the same thing to an unlocked
     object, so each refusal is paired with a control (delete an unlocked object, extend the
@@ -1011,11 +1115,29 @@ def _delete_check(store: S3Store, key: str, version_id: str, control: str | None
         return Check.fail("delete", "WORM_DELETE_ALLOWED",
                           "the server deleted a COMPLIANCE-locked version when asked to bypass "
                           "governance retention", expected="refused", found="deleted")
+    # Purge deletes through DeleteObjects (delete_many): a server must refuse there too, and
+    # say so for that version, or a disposal certificate could list what is still stored.
+    try:
+        (batch,) = store.delete_many([(key, version_id)])
+        still_there = batch.gone and any(v.version_id == version_id
+                                         for v in store.versions(key))
+    except EdocError as exc:
+        return Check.unknown("delete", "WORM_DELETE_UNTESTED",
+                             f"DeleteObjects failed otherwise: {exc}")
+    if batch.gone and not still_there:
+        return Check.fail("delete", "WORM_DELETE_ALLOWED",
+                          "the server deleted a COMPLIANCE-locked version through "
+                          "DeleteObjects", expected="refused", found="deleted")
+    if batch.gone:
+        return Check.fail("delete", "WORM_DELETE_MISREPORTED",
+                          "DeleteObjects reported the locked canary version deleted, but the "
+                          "server still holds it", expected="refused", found="reported deleted")
     if control is not None:
         return Check.unknown("delete", "WORM_DELETE_UNTESTED",
                              f"delete of the locked canary was refused, but {control}")
     return Check.ok("delete", "deleting the locked canary version was refused, also with the "
-                              "bypass header; an unlocked version could be deleted")
+                              "bypass header and through DeleteObjects; an unlocked version "
+                              "could be deleted")
 
 
 def _retention_change_check(store: S3Store, key: str, version_id: str, name: str, code: str,

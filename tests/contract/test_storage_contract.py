@@ -262,6 +262,68 @@ def test_missing_objects_raise_object_missing(store: ObjectStore) -> None:
     assert not store.stat("records/r11/v1/content").legal_hold
 
 
+def test_delete_many_deletes_what_expired_and_refuses_what_is_locked(store: ObjectStore
+                                                                      ) -> None:
+    expiring = now() + timedelta(seconds=1.5)
+    expired = [put(store, f"records/d{i}/v1/content", b"expired %d" % i, expiring)
+               for i in range(3)]
+    held = put(store, "records/dh/v1/content", b"under hold", expiring, legal_hold=True)
+    locked = put(store, "records/dl/v1/content", b"retained", now() + timedelta(hours=1))
+    other = put(store, "records/dv/v1/content", b"another version", expiring)
+    wait_until(max(i.retain_until or expiring for i in [*expired, held, other])
+               + timedelta(milliseconds=300))
+
+    asked = [
+        (expired[0].key, expired[0].version_id),
+        (locked.key, locked.version_id),
+        (expired[1].key, expired[1].version_id),
+        (held.key, held.version_id),
+        ("records/never/v1/content", expired[2].version_id),  # no such key
+        (other.key, expired[2].version_id),  # the key holds another version
+        (expired[2].key, expired[2].version_id),
+    ]
+    outcomes = store.delete_many(asked)
+
+    assert [(o.key, o.version_id) for o in outcomes] == asked
+    assert [o.gone for o in outcomes] == [True, False, True, False, True, True, True]
+    for refused in (outcomes[1], outcomes[3]):
+        assert isinstance(refused.error, RetentionActive)
+        assert refused.error.code == "RETENTION_ACTIVE"
+        one_line(refused.error)
+    assert "until" in str(outcomes[1].error)
+    assert "legal hold" in str(outcomes[3].error)
+    for info in expired:
+        with pytest.raises(ObjectMissing):
+            store.stat(info.key)
+        assert store.versions(info.key) == []
+    # Refused and unnamed versions are untouched, byte for byte and lock for lock.
+    assert store.read(locked.key, locked.version_id) == b"retained"
+    assert store.read(held.key, held.version_id) == b"under hold"
+    assert store.stat(held.key, held.version_id).legal_hold
+    assert store.read(other.key, other.version_id) == b"another version"
+
+
+def test_delete_many_again_finds_everything_gone(store: ObjectStore) -> None:
+    # A resumed purge asks again for versions an interrupted run already deleted.
+    expiring = now() + timedelta(seconds=1.2)
+    infos = [put(store, f"records/again{i}/v1/{name}", name.encode() * (i + 1), expiring)
+             for i in range(2) for name in ("content", "manifest.json")]
+    wait_until(max(i.retain_until or expiring for i in infos) + timedelta(milliseconds=300))
+    asked = [(i.key, i.version_id) for i in infos]
+    first = store.delete_many(asked[:3])
+    assert [o.gone for o in first] == [True, True, True]
+    second = store.delete_many(asked)
+    assert [(o.key, o.version_id, o.error) for o in second] == [(k, v, None) for k, v in asked]
+    assert list(store.list("records/again")) == []
+    assert store.delete_many([]) == []
+
+
+def test_delete_many_refuses_keys_that_could_escape(store: ObjectStore) -> None:
+    with pytest.raises(StorageError) as caught:
+        store.delete_many([("../escape", "v")])
+    assert caught.value.code == "STORAGE_BAD_KEY"
+
+
 @pytest.mark.parametrize("key", ["../escape", "/absolute", "a//b", "a/../b", ""])
 def test_keys_that_could_escape_are_refused(store: ObjectStore, key: str) -> None:
     with pytest.raises(StorageError) as caught:
@@ -599,3 +661,141 @@ def test_worm_self_test_reports_a_server_that_gives_in(s3: S3Store) -> None:
     assert (checks["downgrade"].status, checks["downgrade"].code) == (Status.FAIL,
                                                                       "WORM_DOWNGRADE_ALLOWED")
     assert checks["checksum"].status is Status.PASS
+
+
+# -- S3 only: batch deletes and part reads ---------------------------------------------------
+
+def _count_requests(store: S3Store, operation: str) -> list[int]:
+    """Versions named in each request of ``operation`` sent from now on."""
+    sizes: list[int] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        sizes.append(len(params.get("Delete", {}).get("Objects", [])))
+
+    store.client.meta.events.register(f"provide-client-params.s3.{operation}", count)
+    return sizes
+
+
+@pytest.mark.s3
+def test_delete_many_sends_batches_of_at_most_delete_batch(
+        s3_store_factory: Callable[..., S3Store], monkeypatch: pytest.MonkeyPatch) -> None:
+    import edoc.storage.s3
+
+    monkeypatch.setattr(edoc.storage.s3, "DELETE_BATCH", 2)
+    store = s3_store_factory()
+    expiring = now() + timedelta(seconds=1)
+    infos = [put(store, f"records/b{i}/v1/content", b"%d" % i, expiring) for i in range(5)]
+    wait_until(max(i.retain_until or expiring for i in infos) + timedelta(milliseconds=300))
+    sizes = _count_requests(store, "DeleteObjects")
+
+    outcomes = store.delete_many([(i.key, i.version_id) for i in infos])
+
+    assert sizes == [2, 2, 1]
+    assert all(o.gone for o in outcomes)
+    assert list(store.list("records/")) == []
+
+
+@pytest.mark.s3
+def test_delete_many_never_calls_unanswered_versions_gone(s3: S3Store) -> None:
+    # Quiet is off: the server must name every version. One it leaves out is not "gone".
+    expiring = now() + timedelta(seconds=1)
+    infos = [put(s3, f"records/q{i}/v1/content", b"%d" % i, expiring) for i in range(2)]
+    wait_until(max(i.retain_until or expiring for i in infos) + timedelta(milliseconds=300))
+
+    def drop_first_answer(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Deleted"] = [d for d in parsed.get("Deleted", [])
+                             if not d["Key"].endswith(infos[0].key)]
+
+    s3.client.meta.events.register("after-call.s3.DeleteObjects", drop_first_answer)
+    first, second = s3.delete_many([(i.key, i.version_id) for i in infos])
+
+    assert first.error is not None and first.error.code == "STORAGE_REQUEST_FAILED"
+    assert not first.gone
+    one_line(first.error)
+    assert second.gone
+
+
+class _Trickle(io.RawIOBase):
+    """A source that hands out at most ``step`` bytes per read, as a pipe or socket does."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.pos, self.step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.step, len(self.data) - self.pos)
+        buffer[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+@pytest.mark.s3
+def test_multipart_from_a_stream_of_short_reads(s3_store_factory: Callable[..., S3Store]
+                                                ) -> None:
+    store = s3_store_factory(multipart_threshold=1 * MiB, part_size=5 * MiB)
+    data = os.urandom(6 * MiB + 123)
+    info = store.put("records/r30/v1/content", _Trickle(data, 1_000_003), size=len(data),
+                     sha256=sha(data), retain_until=now() + timedelta(hours=1))
+    assert info.sha256 == sha(data)
+    assert store.read("records/r30/v1/content", info.version_id) == data
+
+    short = data[:5 * MiB + 10]
+    with pytest.raises(StorageError) as caught:
+        store.put("records/r31/v1/content", _Trickle(short, 999_999), size=len(data),
+                  sha256=sha(data), retain_until=now() + timedelta(hours=1))
+    assert caught.value.code == "STORAGE_SIZE_MISMATCH"
+    assert store.versions("records/r31/v1/content") == []
+    assert _no_uploads_left(store, "records/r31/")
+
+
+@pytest.mark.s3
+def test_part_size_grows_to_stay_within_max_parts(
+        s3_store_factory: Callable[..., S3Store], monkeypatch: pytest.MonkeyPatch) -> None:
+    # S3 takes at most 10,000 parts; a file that would need more goes up in larger parts.
+    # (Two parts here, so the test needs 11 MiB rather than 80 GB.)
+    import edoc.storage.s3
+
+    monkeypatch.setattr(edoc.storage.s3, "MAX_PARTS", 2)
+    store = s3_store_factory(multipart_threshold=1 * MiB, part_size=5 * MiB)
+    data = os.urandom(11 * MiB)  # three 5 MiB parts would exceed the limit
+    info = put(store, "records/r32/v1/content", data, now() + timedelta(hours=1))
+    head = store.client.head_object(Bucket=store.bucket, Key=f"{store.prefix}/records/r32/v1/"
+                                    "content", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"].endswith("-2")
+    assert store.read("records/r32/v1/content", info.version_id) == data
+
+
+class _Xml:
+    """The raw body of a 2xx answer carrying ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        return iter([self.data])
+
+
+@pytest.mark.s3
+def test_worm_self_test_catches_a_batch_delete_that_only_says_done(s3: S3Store) -> None:
+    # A look-alike that answers "Deleted" to every DeleteObjects entry without deleting:
+    # purge would certify versions the server still holds. Everything else is real.
+    import re
+
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    def claim_done(request: Any, **_: Any) -> Any:
+        body = request.body.read() if hasattr(request.body, "read") else bytes(request.body)
+        entries = re.findall(rb"<Key>(.*?)</Key><VersionId>(.*?)</VersionId>", body)
+        answer = b"".join(b"<Deleted><Key>%s</Key><VersionId>%s</VersionId></Deleted>" % e
+                          for e in entries)
+        xml = (b'<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.'
+               b'amazonaws.com/doc/2006-03-01/">' + answer + b"</DeleteResult>")
+        return AWSResponse(request.url, 200, HTTPHeaders(), _Xml(xml))
+
+    s3.client.meta.events.register("before-send.s3.DeleteObjects", claim_done)
+    checks = {c.name: c for c in worm_self_test(s3, now=now())}
+    assert (checks["delete"].status, checks["delete"].code) == (Status.FAIL,
+                                                                "WORM_DELETE_MISREPORTED")
+    assert [c.lock_mode for c in s3.list("doctor/")] == ["COMPLIANCE"]  # still there

@@ -22,7 +22,7 @@ from tests.seaweed import find_weed
 EXPECTED = {
     "ingest": [("S3 (SeaweedFS, Object Lock), default profile, images", True),
                ("S3 (SeaweedFS, Object Lock), per-record seals, PDFs", True),
-               ("what-if, 3 objects/record", True),
+               ("ceiling: edoc's request pattern alone", True),
                ("CLI, one process for", True),
                ("local store, default profile, images", False),
                ("local store, per-record seals, PDFs", False),

@@ -227,6 +227,32 @@ def test_ingest_killed_inside_every_local_put(empty_archive: Path, inbox: Path,
           {"files": _file_specs(_inputs(inbox))}, _ingest_check(inbox), points_of=torn_points)
 
 
+def test_concurrent_ingest_killed_across_the_run(empty_archive: Path, inbox: Path,
+                                                 tmp_path: Path) -> None:
+    """Several files in flight (``Ingestor(jobs=4)``, the CLI's default on a local store):
+    killed at operations spread over a run, then repaired and re-run, no record is lost,
+    half-stored or stored twice. The threads interleave differently from run to run, so
+    operation N of the counting run is not the same operation in a killed run, and with
+    group commit a run may make fewer catalog commits than the counting run did: a kill
+    point can fall beyond the end of a run. Every run is checked either way, and most of
+    them must have been killed."""
+    args = {"files": _file_specs(_inputs(inbox)), "jobs": 4}
+    counting = run_child(ChildSpec(str(_copy(empty_archive, tmp_path / "count").archive),
+                                   "ingest", args))
+    assert counting.returncode == 0 and counting.error is None, counting
+    points = fault_points(counting.trace)[::3]
+    check = _ingest_check(inbox)
+    killed = 0
+    for i, point in enumerate(points):
+        e = _copy(empty_archive, tmp_path / f"p{i}")
+        out = run_child(ChildSpec(str(e.archive), "ingest", args, kill=point))
+        assert out.killed or (out.returncode == 0 and out.error is None), \
+            f"jobs=4 {point}: neither killed nor finished ({out.returncode}, {out.error})"
+        killed += out.killed
+        check(e, out, i, f"jobs=4 killed {point}" if out.killed else f"jobs=4 {point} (ran)")
+    assert killed >= len(points) * 2 // 3, f"only {killed} of {len(points)} runs were killed"
+
+
 # -- purge ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,517 @@
+"""Purge in pages: selection, batched deletes, commits and the certificate, page by page.
+
+The page sizes of ``edoc.disposal`` are shrunk here (two records a page, one record a
+transaction, two journal rows a certificate query) so that a handful of real records cross
+every page boundary. Forked fault-injection children (``tests/integration/faults.py``)
+inherit them. Records expire for real (a two-second profile), never by a clock override.
+
+What is checked is what a user and an auditor would see: every expired version disposed and
+certified exactly once, across interruptions; nothing else touched; the certificate in the
+same canonical form (and verifiable with openssl) however it was written; a hold placed in
+the middle of a run still wins; on S3, objects deleted by their pinned version ids with
+``DeleteObjects``, without a HEAD per object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import edoc.disposal
+from edoc import canonical
+from edoc.storage.local import LocalStore
+from tests import samples
+from tests.helpers import Edoc, jst_today_minus, writable
+from tests.integration.faults import Child, ChildOutcome, ChildSpec, FaultPoint, run_child
+from tests.seaweed import REGION, SeaweedServer, StoreFactory
+
+SHORT = 2  # seconds a test-short record is kept
+PROFILES = {
+    "test-short": 'id = "test-short"\nextends = "general"\ntitle = "expires fast (tests)"\n'
+                  f'[retention]\nduration = "PT{SHORT}S"\n',
+    # A sealed manifest (a seal object beside it) and a checkpoint per record.
+    "test-short-sealed": 'id = "test-short-sealed"\nextends = "general"\n'
+                         'title = "sealed, expires fast (tests)"\n'
+                         '[authenticity]\ncheckpoint = "record"\nseal_manifest = true\n'
+                         f'[retention]\nduration = "PT{SHORT}S"\n',
+}
+Version = tuple[str, int]
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    pol = tmp_path_factory.mktemp("policies")
+    for name, text in PROFILES.items():
+        (pol / f"{name}.toml").write_text(text, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDOC_POLICIES", str(pol))
+        yield pol
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edoc.disposal, "PAGE_RECORDS", 2)
+    monkeypatch.setattr(edoc.disposal, "COMMIT_RECORDS", 1)
+    monkeypatch.setattr(edoc.disposal, "CERTIFICATE_PAGE", 2)
+
+
+def _receipts(where: Path, n: int) -> list[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    return [samples.small_jpeg(where / f"receipt-{i}.jpg", seed=100 + i, target_bytes=20_000)
+            for i in range(n)]
+
+
+def _ingest(e: Edoc, files: list[Path], profile: str) -> list[str]:
+    code, doc = e.json("ingest", *map(str, files), "--profile", profile,
+                       "--date", jst_today_minus(1))
+    assert code == 0, doc
+    return [str(r["record_id"]) for r in doc["results"]]
+
+
+@pytest.fixture(scope="module")
+def template(policies: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[Path, set[Version], str]:
+    """Five expired records — one corrected (two versions), one with a sealed manifest —
+    and one kept record. Returns the archive, the versions a purge must dispose, and the
+    kept record."""
+    root = tmp_path_factory.mktemp("purge")
+    e = Edoc(root / "archive")
+    assert e("init", str(e.archive)).exit_code == 0
+    files = _receipts(root / "inbox", 6)
+    short = _ingest(e, files[:4], "test-short")
+    sealed = _ingest(e, files[4:5], "test-short-sealed")
+    (kept,) = _ingest(e, files[5:], "general")
+    code, doc = e.json("correct", short[0], "--reason", "amount mistyped", "--amount", "1200")
+    assert code == 0, doc
+    time.sleep(SHORT + 1)
+    expected = {(rid, 1) for rid in short + sealed} | {(short[0], 2)}
+    return e.archive, expected, kept
+
+
+def _copy(template: Path, dest: Path) -> Edoc:
+    shutil.copytree(template, dest, symlinks=True)
+    return Edoc(dest)
+
+
+def _certified(e: Edoc) -> Counter[Version]:
+    """How often each version is listed as disposed across every certificate."""
+    listed: Counter[Version] = Counter()
+    for cert in sorted((e.objects / "disposals").glob("*.json")):
+        for item in json.loads(cert.read_bytes())["disposed"]:
+            listed[(item["record_id"], item["version"])] += 1
+    return listed
+
+
+def _files(e: Edoc, rid: str) -> dict[str, bytes]:
+    base = e.objects / "records" / rid
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*"))
+            if p.is_file()}
+
+
+def _consistent(e: Edoc, where: str) -> None:
+    code, report = e.json("verify", "--all")
+    bad = [(r["record_id"], [(c["name"], c["code"]) for c in r["checks"]
+                             if c["status"] != "pass"])
+           for r in report.get("reports", []) if r["status"] != "pass"]
+    assert code == 0, f"{where}: verify --all: {bad or report}"
+    code, led = e.json("ledger", "verify")
+    assert code == 0, f"{where}: ledger verify: {led}"
+
+
+def _openssl_accepts(e: Edoc, cert: Path) -> None:
+    keys = e.archive / "keys"
+    ts = subprocess.run(["openssl", "ts", "-verify", "-in", str(cert.with_suffix(".tsr")),
+                         "-data", str(cert), "-CAfile", str(keys / "root-ca.pem"),
+                         "-untrusted", str(keys / "tsa.pem")], capture_output=True, text=True)
+    assert ts.returncode == 0, ts.stderr
+    cms = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
+                          str(cert.with_suffix(".p7s")), "-content", str(cert), "-CAfile",
+                          str(keys / "root-ca.pem"), "-purpose", "any", "-out", "/dev/null"],
+                         capture_output=True, text=True)
+    assert cms.returncode == 0, cms.stderr
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+def test_paged_purge_disposes_and_certifies_every_version_once(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    source, expected, kept = template
+    e = _copy(source, tmp_path / "archive")
+    rids = sorted({rid for rid, _v in expected})
+    batches: list[list[tuple[str, str]]] = []
+    real = LocalStore.delete_many
+
+    def recording(self: LocalStore, items: Any) -> Any:
+        batches.append(list(items))
+        return real(self, items)
+
+    monkeypatch.setattr(LocalStore, "delete_many", recording)
+    kept_files = _files(e, kept)
+
+    code, dry = e.json("purge", "--dry-run")
+    assert code == 0, dry
+    assert sorted(dry["selected"]["record_ids"]) == rids
+    assert dry["selected"]["versions"] == len(expected)
+    assert batches == []  # the dry run deletes nothing
+
+    code, done = e.json("purge", "--yes")
+    assert code == 0, done
+    assert {(d["record_id"], v) for d in done["disposed"] for v in d["versions"]} == expected
+    assert done["selected"]["records"] == len(rids)
+    assert done["selected"]["by_profile"] == dry["selected"]["by_profile"]
+    # Pages of two records: contents, then manifests and seals, one batch each per page.
+    assert len(batches) == 2 * -(-len(rids) // 2)
+    for batch in batches:
+        assert len({key.split("/")[1] for key, _vid in batch}) <= 2
+    assert all(key.endswith("/content") for key, _v in batches[0])
+    deleted = {key for batch in batches for key, _vid in batch}
+    assert {k for k in deleted if k.endswith(".p7s")}, "the sealed manifest's seal"
+    for rid in rids:
+        assert _files(e, rid) == {}, rid
+    assert _files(e, kept) == kept_files
+
+    (cert_key,) = done["certificates"]
+    cert = e.objects / cert_key
+    data = cert.read_bytes()
+    body = json.loads(data)
+    assert canonical.dumps(body) == data  # written a page at a time, still canonical JSON
+    assert Counter((i["record_id"], i["version"]) for i in body["disposed"]) == Counter(
+        dict.fromkeys(expected, 1))
+    assert body["count"] == len(expected) and body["not_disposed"] == []
+    assert [(i["record_id"], i["version"]) for i in body["disposed"]] == sorted(expected)
+    _openssl_accepts(e, cert)
+    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+        leaves = db.execute("SELECT record_id, version FROM ledger WHERE event = 'purge'"
+                            ).fetchall()
+    assert sorted(leaves) == sorted(expected)
+    _consistent(e, "after a paged purge")
+
+
+def _journal_certificate(db: sqlite3.Connection, run_id: str, archive_id: str) -> bytes:
+    """The certificate as one dict of every journal row, serialised at once (the way it was
+    built before it was streamed)."""
+    run = db.execute("SELECT actor, now FROM disposal_runs WHERE run_id = ?",
+                     (run_id,)).fetchone()
+    items = db.execute("SELECT record_id, version, state, entry, error, disposed_at "
+                       "FROM disposal_items WHERE run_id = ? ORDER BY record_id, version",
+                       (run_id,)).fetchall()
+    disposed = [dict(json.loads(entry), disposed_at=at)
+                for _r, _v, state, entry, _e, at in items if state == "disposed"]
+    refused = [{"record_id": r, "version": v, "error": err}
+               for r, v, state, _entry, err, _at in items if state != "disposed"]
+    return canonical.dumps({
+        "schema": "edoc.disposal-certificate/1", "archive_id": archive_id, "run_id": run_id,
+        "time_source_gen_time": run[1], "actor": run[0], "disposed": disposed,
+        "not_disposed": refused, "count": len(disposed)})
+
+
+def test_a_refused_content_keeps_its_manifest_and_the_certificate_says_so(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    source, expected, _kept = template
+    e = _copy(source, tmp_path / "archive")
+    monkeypatch.setenv("EDOC_ACTOR", "経理部 山田")  # non-ASCII survives canonical form
+    refused = sorted({rid for rid, _v in expected})[1]
+    # The store's own lock says "later" (as if extended in the bucket): the catalog thinks
+    # the record expired, the store refuses to delete its content.
+    meta = e.archive / "store" / "meta" / "records" / refused / "v1" / "content.json"
+    m = json.loads(meta.read_text())
+    m["retain_until"] = "2099-01-01T00:00:00+00:00"
+    writable(meta).write_text(json.dumps(m))
+    before = _files(e, refused)
+
+    code, done = e.json("purge", "--yes")
+
+    assert code == 1
+    assert [(r["record_id"], r["code"]) for r in done["refused"]] == [(refused,
+                                                                      "RETENTION_ACTIVE")]
+    assert _files(e, refused) == before  # content refused: its manifest was not touched
+    assert e.json("verify", refused)[0] == 0
+    (cert_key,) = done["certificates"]
+    data = (e.objects / cert_key).read_bytes()
+    run_id = json.loads(data)["run_id"]
+    archive_id = json.loads(data)["archive_id"]
+    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+        assert data == _journal_certificate(db, run_id, archive_id)
+    body = json.loads(data)
+    assert body["actor"] == "経理部 山田"
+    assert [(i["record_id"], i["version"]) for i in body["not_disposed"]] == sorted(
+        v for v in expected if v[0] == refused)
+    assert all("RETENTION_ACTIVE" in i["error"] for i in body["not_disposed"])
+    assert {(i["record_id"], i["version"]) for i in body["disposed"]} == {
+        v for v in expected if v[0] != refused}
+    _openssl_accepts(e, e.objects / cert_key)
+
+
+def test_limit_takes_the_records_whose_retention_ended_first(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
+    source, expected, _kept = template
+    e = _copy(source, tmp_path / "archive")
+    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+        ends = db.execute("SELECT record_id, max(retain_until_at) AS e FROM versions "
+                          "GROUP BY record_id").fetchall()
+    rids = {rid for rid, _v in expected}
+    # Oldest retention end first (a record's end is its latest version's); ties by id.
+    order = sorted(((end, rid) for rid, end in ends if rid in rids))
+    first = {rid for _end, rid in order[:3]}
+
+    code, dry = e.json("purge", "--dry-run", "--limit", "3")
+    assert code == 0 and set(dry["selected"]["record_ids"]) == first, dry
+    code, done = e.json("purge", "--yes", "--limit", "3")
+    assert code == 0, done
+    assert {d["record_id"] for d in done["disposed"]} == first
+    code, rest = e.json("purge", "--yes")
+    assert code == 0 and {d["record_id"] for d in rest["disposed"]} == rids - first
+    assert sum(_certified(e).values()) == len(expected)
+    _consistent(e, "after two limited runs")
+
+
+# -- interruptions --------------------------------------------------------------------------
+
+def _trace(source: Path, tmp_path: Path) -> list[str]:
+    counting = run_child(ChildSpec(str(_copy(source, tmp_path / "count").archive), "purge"))
+    assert counting.returncode == 0 and counting.error is None, counting
+    return counting.trace
+
+
+def _after_first_journal(trace: list[str]) -> int:
+    """The operation number of the commit that journals the first page."""
+    first_delete = next(n for n, label in enumerate(trace, 1)
+                        if label.startswith("delete_many"))
+    assert trace[first_delete - 2] == "commit", trace
+    return first_delete - 1
+
+
+def _finish_and_check(e: Edoc, expected: set[Version], kept: str, where: str) -> None:
+    code, doc = e.json("purge", "--yes")  # resumes the interrupted run first
+    assert code == 0, f"{where}: {doc}"
+    listed = _certified(e)
+    assert set(listed) == expected, f"{where}: certified {listed}"
+    assert all(n == 1 for n in listed.values()), f"{where}: certified twice: {listed}"
+    for rid in {rid for rid, _v in expected}:
+        assert _files(e, rid) == {}, f"{where}: left in the store: {rid}"
+    assert _files(e, kept), where
+    _consistent(e, where)
+
+
+def test_paged_purge_killed_at_every_operation_until_the_certificate(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
+    source, expected, kept = template
+    trace = _trace(source, tmp_path)
+    # Every page's journal, batches and per-record commits; what follows the first
+    # certificate object (leaves, checkpoint) is the same as before paging and is covered
+    # by tests/integration/test_crash.py.
+    last = next(n for n, label in enumerate(trace, 1) if label.startswith("put_bytes disposals/"))
+    assert sum(label.startswith("delete_many") for label in trace[:last]) == 6, trace
+    # Nothing is stored between one operation's end and the next one's start, so "after N"
+    # leaves what "before N+1" leaves: one kill per operation covers every state.
+    points = [FaultPoint(n, "before", trace[n - 1]) for n in range(1, last + 1)]
+    for i, point in enumerate(points):
+        e = _copy(source, tmp_path / f"p{i}")
+        out = run_child(ChildSpec(str(e.archive), "purge", kill=point))
+        assert out.killed, f"{point}: not reached ({out.returncode}, {out.error})"
+        _finish_and_check(e, expected, kept, f"killed {point}")
+        shutil.rmtree(e.archive)
+
+
+def test_a_page_partly_deleted_is_finished_by_the_next_run(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
+    """Killed with the first page journaled; then one of its contents disappears (as if the
+    batch had got that far): the next run finds it gone and carries on."""
+    source, expected, kept = template
+    op = _after_first_journal(_trace(source, tmp_path))
+    e = _copy(source, tmp_path / "archive")
+    out = run_child(ChildSpec(str(e.archive), "purge", kill=FaultPoint(op, "after")))
+    assert out.killed
+    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+        (run_id,) = db.execute("SELECT run_id FROM disposal_runs").fetchone()
+        rid, key, vid = db.execute(
+            "SELECT v.record_id, v.content_key, v.content_version_id FROM disposal_items i "
+            "JOIN versions v USING (record_id, version) WHERE i.state = 'pending' "
+            "ORDER BY v.record_id LIMIT 1").fetchone()
+    LocalStore(e.archive / "store").delete(key, vid)
+    assert (e.objects / "records" / rid / "v1" / "manifest.json").exists()
+    code, doc = e.json("purge", "--yes")
+    assert code == 0, doc
+    assert doc["resumed_runs"] == [run_id]
+    _finish_and_check(e, expected, kept, "after a partly deleted page")
+
+
+def test_a_hold_placed_during_the_run_wins(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
+    source, expected, _kept = template
+    op = _after_first_journal(_trace(source, tmp_path))
+    e = _copy(source, tmp_path / "archive")
+    child = Child(ChildSpec(str(e.archive), "purge", kill=FaultPoint(op, "after",
+                                                                     action="stop")))
+    try:
+        child.wait_stopped()
+        with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+            (held,) = db.execute("SELECT min(record_id) FROM disposal_items").fetchone()
+        before = _files(e, held)
+        code, doc = e.json("hold", held, "--reason", "tax audit")
+        assert code == 0, doc
+    finally:
+        child.resume()
+    out: ChildOutcome = child.wait()
+    assert out.returncode == 1 and out.done is not None, out
+    assert [(r["record_id"], r["code"]) for r in out.done["refused"]] == [(held,
+                                                                          "RECORD_ON_HOLD")]
+    assert _files(e, held) == before
+    held_versions = {v for v in expected if v[0] == held}
+    assert set(_certified(e)) == expected - held_versions
+    (cert,) = (e.objects / "disposals").glob("*.json")
+    assert {i["record_id"] for i in json.loads(cert.read_bytes())["not_disposed"]} == {held}
+    _consistent(e, "with the held record")
+    assert e.json("release", held, "--reason", "audit closed")[0] == 0
+    code, doc = e.json("purge", "--yes")
+    assert code == 0 and [d["record_id"] for d in doc["disposed"]] == [held], doc
+    assert set(_certified(e)) == expected
+
+
+# -- S3 -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def s3_archive(tmp_path: Path, policies: Path, seaweed: SeaweedServer,
+               s3_store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+               ) -> tuple[Edoc, str, str]:
+    bucket = s3_store_factory.bucket("edoc-archive")
+    writer = seaweed.identities["writer"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", writer.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", writer.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweed.endpoint_url)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    prefix = f"purge-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]}"
+    e = Edoc(tmp_path / "archive")
+    res = e("init", str(e.archive), "--storage", f"s3://{bucket}/{prefix}",
+            "--s3-addressing-style", "path")
+    assert res.exit_code == 0, res.output
+    return e, bucket, prefix
+
+
+def _requests(client: Any) -> Callable[[], Counter[str]]:
+    """Count requests by operation, and HEADs of record objects separately."""
+    seen: Counter[str] = Counter()
+
+    def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+        seen[model.name] += 1
+        if model.name == "HeadObject" and "/records/" in params.get("Key", ""):
+            seen["HeadObject records/"] += 1
+
+    client.meta.events.register("provide-client-params.s3", count)
+    return lambda: seen
+
+
+@pytest.mark.s3
+def test_s3_purge_deletes_pinned_versions_with_delete_objects(
+        s3_archive: tuple[Edoc, str, str], seaweed: SeaweedServer, tmp_path: Path) -> None:
+    from edoc.archive import Archive
+    from edoc.disposal import Disposer
+
+    e, bucket, prefix = s3_archive
+    files = _receipts(tmp_path / "inbox", 4)
+    short = _ingest(e, files[:3], "test-short")
+    sealed = _ingest(e, files[3:], "test-short-sealed")
+    time.sleep(SHORT + 2)  # S3 keeps whole seconds: retention rounded up
+
+    archive = Archive.open(str(e.archive))
+    try:
+        seen = _requests(archive.store.client)  # type: ignore[attr-defined]
+        report = Disposer(archive).run(dry_run=False)
+    finally:
+        archive.close()
+
+    assert report.ok, report.refused
+    assert {d.record_id for d in report.disposed} == set(short + sealed)
+    counts = seen()
+    # One page: all contents in one request, then all manifests and the seal in another.
+    assert counts["DeleteObjects"] == 2, counts
+    assert counts["DeleteObject"] == 0, counts
+    # No HEAD before a delete, except for the seal, whose version the catalog does not pin.
+    assert counts["HeadObject records/"] == 1, counts
+    listed = seaweed.client("reader").list_object_versions(Bucket=bucket,
+                                                           Prefix=f"{prefix}/records/")
+    assert not listed.get("Versions") and not listed.get("DeleteMarkers")
+    assert sum(_certified_s3(seaweed, bucket, prefix).values()) == 4
+    _consistent(e, "after the S3 purge")
+
+
+def _certified_s3(seaweed: SeaweedServer, bucket: str, prefix: str) -> Counter[Version]:
+    client = seaweed.client("reader")
+    listed: Counter[Version] = Counter()
+    for obj in client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/disposals/"
+                                      ).get("Contents", []):
+        if obj["Key"].endswith(".json"):
+            body = json.loads(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            for item in body["disposed"]:
+                listed[(item["record_id"], item["version"])] += 1
+    return listed
+
+
+# -- ledger leaves --------------------------------------------------------------------------
+
+def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
+        template: tuple[Path, set[Version], str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 path (a thread pool) over the local store: every leaf the store took is
+    marked stored, page by page; the one it refused stays unmarked for the next run, and
+    so do the pages after it."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    import edoc.ledger
+    from edoc import layout
+    from edoc.archive import Archive
+    from edoc.errors import StorageError
+
+    source, _expected, _kept = template
+    e = _copy(source, tmp_path / "archive")
+    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+        db.execute("UPDATE ledger SET stored = 0")
+        total = db.execute("SELECT count(*) FROM ledger").fetchone()[0]
+    failing = total // 2
+    monkeypatch.setattr(edoc.ledger, "FLUSH_PAGE", 3)
+    threads: set[str] = set()
+
+    class ThreadedLeaves:
+        kind = "s3"
+
+        def __init__(self, inner: LocalStore) -> None:
+            self.inner = inner
+
+        def put_bytes(self, key: str, data: bytes, *, retain_until: datetime) -> Any:
+            threads.add(threading.current_thread().name)
+            if key == layout.ledger_key(failing):
+                raise StorageError(f"{key}: refused", code="STORAGE_ACCESS_DENIED")
+            return self.inner.put_bytes(key, data, retain_until=retain_until)
+
+    archive = Archive.open(str(e.archive))
+    try:
+        with pytest.raises(StorageError):
+            edoc.ledger.flush_ledger_objects(archive.catalog,
+                                             ThreadedLeaves(archive.store),  # type: ignore[arg-type]
+                                             datetime.now(UTC) + timedelta(days=1))
+    finally:
+        archive.close()
+    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+        unmarked = [i for (i,) in db.execute("SELECT idx FROM ledger WHERE NOT stored")]
+    # Pages of three: the failing leaf's page is finished and marked, then the error stops
+    # the run; later pages wait for the next one.
+    later = (failing // 3 + 1) * 3
+    assert later < total
+    assert unmarked == [failing, *range(later, total)]
+    assert threads and all(name.startswith("edoc-leaf") for name in threads)
+    assert e.json("ledger", "verify")[0] == 0
