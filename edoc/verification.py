@@ -13,13 +13,18 @@ Single-record verification computes and checks the RFC 9162 §2.1.3 inclusion pa
 verification checks each checkpoint's root once, recomputed from every leaf below it: if the
 root of leaves[0:n] equals the sealed root, each of those leaves is included (collision
 resistance of SHA-256), so per-record paths would add cost and no assurance.
+
+Records are read from the catalog a chunk at a time (``Verifier.verify_batch``: one query for
+the versions of up to ``_CHUNK_IDS`` records with their ledger entries), and the checkpoint
+tree sizes once per ``Verifier``; every check still runs on every version.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,11 +33,13 @@ import sqlalchemy as sa
 
 from edoc import canonical, layout, merkle
 from edoc.archive import Archive
-from edoc.catalog import checkpoints, ledger, normalise_counterparty
+from edoc.catalog import ledger, normalise_counterparty
 from edoc.errors import EdocError, ObjectMissing
 from edoc.verdict import Check, RecordReport, Status
 
 _CHUNK = 1024 * 1024
+#: a failure that a purge running at the same time explains (see ``verify_version``)
+_MISSING = frozenset({"CONTENT_MISSING", "MANIFEST_MISSING"})
 
 
 @dataclass
@@ -49,21 +56,35 @@ class Verifier:
         self.batch = batch
         self._leaves: list[bytes] | None = None
         self._leaf_gaps: list[int] = []
+        #: the index of the last ledger entry read into ``_leaves``
+        self._last_leaf: int | None = None
         self._checkpoints: dict[int, _CheckpointVerdict] = {}
         self._root_cache: dict[int, bytes] = {}
         self._renewals: dict[int, list[tuple[int, dict[str, Any]]]] | None = None
+        #: checkpoint tree sizes, ascending (None: not loaded yet)
+        self._cp_sizes: list[int] | None = None
+        #: whether ``_cp_sizes`` may be reloaded before the next lookup (once per batch)
+        self._cp_sizes_stale = True
+        #: disposal certificates verified so far (see ``_certificate``)
+        self._certificates: dict[str, tuple[Check | None, frozenset[tuple[Any, ...]]]] = {}
 
     # -- shared, cached state --------------------------------------------------------------
-    def leaves(self) -> list[bytes]:
-        """Leaf hashes recomputed from the catalog's ledger entries, in index order."""
-        if self._leaves is None:
-            leaves: list[bytes] = []
+    def leaves(self, at_least: int = 0) -> list[bytes]:
+        """Leaf hashes recomputed from the catalog's ledger entries, in index order. Holding
+        fewer than ``at_least``, the entries appended since the last read are read: the
+        ledger grows while a long verification runs (a checkpoint made meanwhile covers
+        them)."""
+        if self._leaves is None or len(self._leaves) < at_least:
+            leaves = self._leaves if self._leaves is not None else []
+            stmt = sa.select(ledger.c.idx, ledger.c.entry).order_by(ledger.c.idx)
+            if self._last_leaf is not None:
+                stmt = stmt.where(ledger.c.idx > self._last_leaf)
             with self.a.catalog.read() as c:
-                for pos, (idx, entry) in enumerate(c.execute(
-                        sa.select(ledger.c.idx, ledger.c.entry).order_by(ledger.c.idx))):
-                    if idx != pos:
-                        self._leaf_gaps.append(pos)
+                for idx, entry in c.execute(stmt):
+                    if idx != len(leaves):
+                        self._leaf_gaps.append(len(leaves))
                     leaves.append(merkle.leaf_hash(entry.encode()))
+                    self._last_leaf = idx
             self._leaves = leaves
         return self._leaves
 
@@ -133,9 +154,15 @@ class Verifier:
                           found=expiry.isoformat())
 
     def _covering_checkpoint(self, ledger_index: int) -> int | None:
-        with self.a.catalog.read() as c:
-            return c.execute(sa.select(sa.func.min(checkpoints.c.tree_size))
-                             .where(checkpoints.c.tree_size > ledger_index)).scalar()
+        """The smallest checkpoint whose tree holds leaf ``ledger_index`` (a tree of size n
+        holds leaves 0..n-1, RFC 9162 §2.1), from the sizes loaded once. An index beyond the
+        last known checkpoint reloads them (once per batch): one may have been made since."""
+        sizes = self._cp_sizes
+        if sizes is None or ((not sizes or ledger_index >= sizes[-1]) and self._cp_sizes_stale):
+            sizes = self._cp_sizes = self.a.catalog.checkpoint_sizes()
+            self._cp_sizes_stale = False
+        pos = bisect.bisect_right(sizes, ledger_index)
+        return sizes[pos] if pos < len(sizes) else None
 
     # -- checks ----------------------------------------------------------------------------
     def _check_content(self, row: Any, manifest: dict[str, Any] | None) -> Check:
@@ -235,7 +262,7 @@ class Verifier:
         checks = list(cp.checks)
         if cp.root_hash is None:
             return checks, size
-        leaves = self.leaves()
+        leaves = self.leaves(at_least=size)
         leaf = merkle.leaf_hash(entry_text.encode())
         idx = row.ledger_index
         if len(leaves) < size:
@@ -250,7 +277,7 @@ class Verifier:
             if computed is None:
                 computed = merkle.root(leaves[:size])
                 self._root_cache[size] = computed
-            ok = computed == sealed_root and leaves[idx] == leaf
+            ok = idx < size and computed == sealed_root and leaves[idx] == leaf
         else:
             proof = merkle.inclusion_proof(leaves[:size], idx)
             ok = merkle.verify_inclusion(leaf, idx, size, proof, sealed_root)
@@ -298,47 +325,70 @@ class Verifier:
         if key is None:
             return Check.fail("disposal", "DISPOSAL_UNCERTIFIED",
                               f"marked disposed at {row.disposed_at} but no certificate lists it")
-        try:
-            data = self.a.store.read(key)
-            seal = self.a.store.read(key.removesuffix(".json") + ".p7s")
-            tsr = self.a.store.read(key.removesuffix(".json") + ".tsr")
-        except ObjectMissing as exc:
-            return Check.fail("disposal", "CERTIFICATE_MISSING", str(exc))
-        for check in (self.a.notary.verify_seal(data, seal),
-                      self.a.notary.verify_timestamp(tsr, data)[0]):
-            if check.status is not Status.PASS:
-                return Check(name="disposal", status=check.status, code=check.code,
-                             detail=f"certificate {key}: {check.detail}")
-        listed = any(e.get("record_id") == row.record_id and e.get("version") == row.version
-                     and e.get("manifest_sha256") == row.manifest_sha256
-                     for e in canonical.loads(data).get("disposed", []))
-        if not listed:
+        refused, listed = self._certificate(key)
+        if refused is not None:
+            return refused
+        if (row.record_id, row.version, row.manifest_sha256) not in listed:
             return Check.fail("disposal", "DISPOSAL_UNCERTIFIED",
                               f"certificate {key} does not list this version")
         return Check(name="disposal", status=Status.PASS, code="DISPOSED",
                      detail=f"disposed at {row.disposed_at}; certificate {key} "
                      "(seal and timestamp verified)")
 
+    def _certificate(self, key: str) -> tuple[Check | None, frozenset[tuple[Any, ...]]]:
+        """A disposal certificate's verdict (None when its seal and timestamp pass) and the
+        (record id, version, manifest digest) it lists: verified once per ``Verifier``, as
+        one certificate lists every version a purge run disposed of (up to 100,000s)."""
+        cached = self._certificates.get(key)
+        if cached is not None:
+            return cached
+        verdict: Check | None = None
+        listed: frozenset[tuple[Any, ...]] = frozenset()
+        try:
+            data = self.a.store.read(key)
+            seal = self.a.store.read(key.removesuffix(".json") + ".p7s")
+            tsr = self.a.store.read(key.removesuffix(".json") + ".tsr")
+        except ObjectMissing as exc:
+            verdict = Check.fail("disposal", "CERTIFICATE_MISSING", str(exc))
+        else:
+            for check in (self.a.notary.verify_seal(data, seal),
+                          self.a.notary.verify_timestamp(tsr, data)[0]):
+                if check.status is not Status.PASS:
+                    verdict = Check(name="disposal", status=check.status, code=check.code,
+                                    detail=f"certificate {key}: {check.detail}")
+                    break
+            if verdict is None:
+                listed = frozenset(
+                    t for e in canonical.loads(data).get("disposed", [])
+                    if isinstance(e, dict) and _hashable(
+                        t := (e.get("record_id"), e.get("version"), e.get("manifest_sha256"))))
+        self._certificates[key] = (verdict, listed)
+        return verdict, listed
+
     def verify_version(self, row: Any) -> RecordReport:
-        report = self._verify_version(row)
-        missing = {"CONTENT_MISSING", "MANIFEST_MISSING"}
-        if report.status is Status.FAIL and any(c.code in missing for c in report.checks):
+        """Every check on the version ``row`` (a ``versions`` row)."""
+        entry_row = self.a.catalog.ledger_entry(row.ledger_index)
+        return self._verify_rechecked(row, entry_row.entry if entry_row is not None else None)
+
+    def _verify_rechecked(self, row: Any, entry_text: str | None) -> RecordReport:
+        """``_verify_version``, judged again by the catalog as it is now when the objects
+        are gone; ``entry_text`` is the version's ledger entry (None: the catalog lacks it)."""
+        report = self._verify_version(row, entry_text)
+        if report.status is Status.FAIL and any(c.code in _MISSING for c in report.checks):
             # A purge running beside this verification may have disposed the record since
             # its row was read: judge it by the catalog as it is now.
             fresh = next((r for r in self.a.catalog.version_rows(row.record_id)
                           if r.version == row.version), None)
             if fresh is not None and fresh.disposed_at is not None:
-                return self._verify_version(fresh)
+                return self._verify_version(fresh, entry_text)
         return report
 
-    def _verify_version(self, row: Any) -> RecordReport:
+    def _verify_version(self, row: Any, entry_text: str | None) -> RecordReport:
         report = RecordReport(row.record_id, row.version)
         checks = report.checks
         if row.disposed_at is not None:
             checks.append(self._check_disposal(row))
             return report
-        entry_row = self.a.catalog.ledger_entry(row.ledger_index)
-        entry_text = entry_row.entry if entry_row is not None else None
         entry: dict[str, Any] | None = None
         if entry_text is not None:
             try:
@@ -372,16 +422,37 @@ class Verifier:
         return report
 
     def verify_record(self, record_id: str) -> list[RecordReport]:
-        rows = self.a.catalog.version_rows(record_id)
-        if not rows:
-            # A report, not an exception: a period report must stay one document.
-            return [RecordReport(record_id, 0, [Check.fail(
-                "record", "NOT_FOUND", f"no record {record_id} in this archive")])]
-        return [self.verify_version(r) for r in rows]
+        """Reports for every version of one record (``edoc verify ID``)."""
+        return self.verify_batch([record_id])
 
-    def verify_many(self, record_ids: Iterator[str]) -> Iterator[RecordReport]:
+    def verify_batch(self, record_ids: Sequence[str]) -> list[RecordReport]:
+        """Reports for every version of each record, in the order given (a record's
+        versions in version order): the same reports ``verify_record`` gives one by one,
+        with the chunk's catalog rows read in one query."""
+        rows = self.a.catalog.versions_with_entries(record_ids)
+        self._cp_sizes_stale = True
+        out: list[RecordReport] = []
         for rid in record_ids:
-            yield from self.verify_record(rid)
+            found = rows.get(rid)
+            if not found:
+                # A report, not an exception: a period report must stay one document.
+                out.append(RecordReport(rid, 0, [Check.fail(
+                    "record", "NOT_FOUND", f"no record {rid} in this archive")]))
+                continue
+            out.extend(self._verify_rechecked(r, r.ledger_entry) for r in found)
+        return out
+
+    def verify_many(self, record_ids: Iterable[str]) -> Iterator[RecordReport]:
+        for chunk in _chunks(iter(record_ids), _CHUNK_IDS):
+            yield from self.verify_batch(chunk)
+
+
+def _hashable(value: tuple[Any, ...]) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False  # not a value a certificate edoc wrote holds; it lists nothing
+    return True
 
 
 # -- period verification (一括検証): every record, parallel, streamed ---------------------------
@@ -399,10 +470,7 @@ def _init_worker(archive_dir: str) -> None:
 
 def _verify_chunk(record_ids: list[str]) -> list[RecordReport]:
     assert _worker is not None
-    out: list[RecordReport] = []
-    for rid in record_ids:
-        out.extend(_worker.verify_record(rid))
-    return out
+    return _worker.verify_batch(record_ids)
 
 
 def _chunks(ids: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -421,9 +489,7 @@ def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
     """Reports for every version of every record, in order, with bounded memory: at most
     ``2 × workers`` chunks of ids are in flight, and nothing is collected."""
     if workers <= 1:
-        v = Verifier(archive, batch=batch)
-        for rid in record_ids:
-            yield from v.verify_record(rid)
+        yield from Verifier(archive, batch=batch).verify_many(record_ids)
         return
     import multiprocessing
     from collections import deque
