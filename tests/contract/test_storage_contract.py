@@ -799,3 +799,24 @@ def test_worm_self_test_catches_a_batch_delete_that_only_says_done(s3: S3Store) 
     assert (checks["delete"].status, checks["delete"].code) == (Status.FAIL,
                                                                 "WORM_DELETE_MISREPORTED")
     assert [c.lock_mode for c in s3.list("doctor/")] == ["COMPLIANCE"]  # still there
+
+
+@pytest.mark.s3
+def test_small_puts_skip_the_continue_round_trip(s3_store_factory: Callable[..., S3Store]
+                                                 ) -> None:
+    """A manifest or a scan goes in one request without ``Expect: 100-continue`` (botocore
+    adds it to every body, costing a round trip per PUT); a body of a MiB or more keeps it,
+    so a refused PUT does not send megabytes first."""
+    store = s3_store_factory(multipart_threshold=64 * MiB)
+    sent: list[tuple[int, bool]] = []
+
+    def spy(request: Any, **_: Any) -> None:
+        if request.method == "PUT":
+            sent.append((int(request.headers["Content-Length"]), "Expect" in request.headers))
+
+    store.client.meta.events.register("before-send.s3", spy)
+    retain = now() + timedelta(hours=1)
+    put(store, "records/r30/v1/manifest.json", b"{}" * 900, retain)
+    put(store, "records/r30/v1/content", os.urandom(2 * MiB), retain)
+    assert sent == [(1800, False), (2 * MiB, True)]
+    assert store.read("records/r30/v1/manifest.json") == b"{}" * 900
