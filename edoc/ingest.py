@@ -28,6 +28,12 @@ the user is told about (a full disk, say) drops the intent at once: the objects 
 before the manifest are unreferenced and no check counts them. A crash after 3 leaves a leaf
 to write or a tree head to checkpoint: every later run, even one that stores nothing new,
 and ``edoc doctor --repair`` write pending leaves and checkpoint.
+
+Several files in flight (``Ingestor(jobs=N)``, ``edoc ingest --jobs``): each file follows
+the protocol above on its own thread; the catalog transactions of steps 1 and 3 from all
+threads are committed in groups (``edoc.group_commit``), each still durable before its
+thread goes on. Two copies of one file in a batch are stored once: the second waits for
+the first and is then a duplicate, as in a sequential run.
 """
 
 from __future__ import annotations
