@@ -494,10 +494,18 @@ class S3Calls:
         events.unregister("after-call.s3", unique_id="edoc-bench-after")
 
     def summary(self, records: int, wall: float) -> str:
-        per = ", ".join(f"{name} {n / records:.1f}" for name, n in sorted(self.count.items()))
+        per = ", ".join(f"{name} {per_record(n, records)}"
+                        for name, n in sorted(self.count.items()) if n)
         waited = sum(self.seconds.values())
         return (f"S3 requests per record: {per}; waiting on S3 {100 * waited / wall:.0f}% "
-                "of wall time")
+                "of wall time (summed over threads)")
+
+
+def per_record(n: int, records: int) -> str:
+    """``n`` events over ``records`` records: per record, or "1 per N" when rarer."""
+    if n >= records / 10:
+        return f"{n / records:.1f}"
+    return f"1 per {records / n:,.0f}" if n else "0"
 
 
 @contextlib.contextmanager

@@ -301,8 +301,9 @@ def _local(bench: Bench, sets: dict[str, list[Path]]) -> None:
                     baseline_value=copy_rate[kind], ratio=rate_ratio(rate, copy_rate[kind]),
                     target=target, met=met,
                     note=f"{len(files)} files; per record {fs.calls / len(files):.1f} fsync "
-                    f"({100 * fs.seconds / watch.wall:.0f}% of wall) and "
-                    f"{commits[0] / len(files):.1f} catalog commits (synchronous=FULL); "
+                    f"(their time summed over threads: {100 * fs.seconds / watch.wall:.0f}% "
+                    f"of wall) and {commits[0] / len(files):.2f} catalog commits (group "
+                    "commit, synchronous=FULL); "
                     f"CPU {100 * watch.cpu / watch.wall:.0f}% of wall"))
         finally:
             event.remove(archive.catalog.engine, "commit", count)

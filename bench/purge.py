@@ -39,6 +39,7 @@ from bench.common import (
     fixture_mode,
     jpeg_variants,
     log,
+    per_record,
     profiled,
     rate_ratio,
     s3_store,
@@ -315,6 +316,6 @@ def run(bench: Bench) -> None:
     bench.add(Row(PART, f"S3 (SeaweedFS), {n:,} expired records", rate, "records/s",
                   baseline="boto3 DeleteObjects, same versions", baseline_value=base,
                   ratio=rate_ratio(rate, base),
-                  note=f"{calls.summary(n, watch.wall)}; {commits[0] / n:.1f} catalog "
+                  note=f"{calls.summary(n, watch.wall)}; {per_record(commits[0], n)} catalog "
                   "commits per record; fewer records than on the local store to fit the "
                   "run's time"))

@@ -54,6 +54,14 @@ def writable(path: Path) -> Path:
     return path
 
 
+def write_profiles(directory: Path, profiles: dict[str, str]) -> Path:
+    """A profile directory for ``EDOC_POLICIES``: ``{id: TOML text}`` as ``<id>.toml``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in profiles.items():
+        (directory / f"{name}.toml").write_text(text, encoding="utf-8")
+    return directory
+
+
 def short_profile(directory: Path, seconds: int, profile_id: str = "test-short") -> Path:
     """A test profile that keeps records ``seconds`` only (``extends`` general with a plain
     duration): records expire for real, no clock override. Point EDOC_POLICIES at it."""

@@ -352,3 +352,16 @@ class StoreFactory:
         name = self.bucket(bucket or self.default_bucket)
         return S3Store(self.server.client(identity), name,
                        prefix if prefix is not None else f"t-{secrets.token_hex(6)}", **options)
+
+
+def use_identity(monkeypatch: Any, server: SeaweedServer, identity: str, home: Path) -> None:
+    """``identity``'s credentials and ``server``'s endpoint in the standard AWS variables,
+    and no AWS configuration from this machine (``home`` holds none): what edoc, run by a
+    test, finds where every AWS tool looks (edoc.toml holds no secret)."""
+    creds = server.identities[identity]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.endpoint_url)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))

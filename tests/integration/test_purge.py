@@ -31,9 +31,9 @@ import edoc.disposal
 from edoc import canonical
 from edoc.storage.local import LocalStore
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, writable
+from tests.helpers import Edoc, jst_today_minus, writable, write_profiles
 from tests.integration.faults import Child, ChildOutcome, ChildSpec, FaultPoint, run_child
-from tests.seaweed import REGION, SeaweedServer, StoreFactory
+from tests.seaweed import SeaweedServer, StoreFactory, use_identity
 
 SHORT = 2  # seconds a test-short record is kept
 PROFILES = {
@@ -50,9 +50,7 @@ Version = tuple[str, int]
 
 @pytest.fixture(scope="module")
 def policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    pol = tmp_path_factory.mktemp("policies")
-    for name, text in PROFILES.items():
-        (pol / f"{name}.toml").write_text(text, encoding="utf-8")
+    pol = write_profiles(tmp_path_factory.mktemp("policies"), PROFILES)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDOC_POLICIES", str(pol))
         yield pol
@@ -387,13 +385,7 @@ def s3_archive(tmp_path: Path, policies: Path, seaweed: SeaweedServer,
                s3_store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
                ) -> tuple[Edoc, str, str]:
     bucket = s3_store_factory.bucket("edoc-archive")
-    writer = seaweed.identities["writer"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", writer.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", writer.secret_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweed.endpoint_url)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    use_identity(monkeypatch, seaweed, "writer", tmp_path)
     prefix = f"purge-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]}"
     e = Edoc(tmp_path / "archive")
     res = e("init", str(e.archive), "--storage", f"s3://{bucket}/{prefix}",

@@ -15,7 +15,7 @@ import pytest
 
 from tests import samples
 from tests.helpers import Edoc, drop_catalog, jst_today_minus, short_profile
-from tests.seaweed import REGION, SeaweedServer, StoreFactory
+from tests.seaweed import SeaweedServer, StoreFactory, use_identity
 
 pytestmark = pytest.mark.s3
 SHORT = 3
@@ -25,13 +25,7 @@ SHORT = 3
 def s3_edoc(tmp_path: Path, seaweed: SeaweedServer, s3_store_factory: StoreFactory,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Edoc, str, str]]:
     bucket = s3_store_factory.bucket("edoc-archive")  # created by the admin identity
-    writer = seaweed.identities["writer"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", writer.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", writer.secret_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweed.endpoint_url)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    use_identity(monkeypatch, seaweed, "writer", tmp_path)
     monkeypatch.setenv("EDOC_POLICIES", str(short_profile(tmp_path / "policies", SHORT)))
     prefix = f"arch-{tmp_path.name[-12:]}"
     e = Edoc(tmp_path / "archive")
