@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edoc.errors import SealError
-from edoc.pki import PkiPaths, generate_dev_pki, load_certificate, load_private_key
+from edoc.pki import PkiPaths, PrivateKey, generate_dev_pki, load_certificate, load_private_key
 from edoc.sealing import Sealer, signer_certificate, verify_seal
 from edoc.verdict import Status
 
@@ -40,7 +40,7 @@ class Pki:
         return Sealer(self.seal_cert, self.seal_key, [self.root], **kwargs)  # type: ignore[arg-type]
 
 
-def _make_pki(directory: Path, organisation: str) -> Pki:
+def make_pki(directory: Path, organisation: str) -> Pki:
     paths = generate_dev_pki(directory / "keys", organisation=organisation)
     seal_key = load_private_key(paths.seal_key, None)
     root_key = load_private_key(paths.root_key, None)
@@ -57,12 +57,12 @@ def _make_pki(directory: Path, organisation: str) -> Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return _make_pki(tmp_path_factory.mktemp("archive"), "Test KK")
+    return make_pki(tmp_path_factory.mktemp("archive"), "Test KK")
 
 
 @pytest.fixture(scope="module")
 def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return _make_pki(tmp_path_factory.mktemp("elsewhere"), "Elsewhere KK")
+    return make_pki(tmp_path_factory.mktemp("elsewhere"), "Elsewhere KK")
 
 
 @pytest.fixture(scope="module")
@@ -242,12 +242,17 @@ def test_openssl_made_detached_signature_without_cades_attribute_is_malformed(
     assert "signingCertificateV2" in check.detail
 
 
-def _short_lived_seal_cert(pki: Pki, not_before: datetime, not_after: datetime) -> x509.Certificate:
+def seal_cert(pki: Pki, not_before: datetime, not_after: datetime, *,
+              key: PrivateKey | None = None, name: str = "short-lived seal"
+              ) -> x509.Certificate:
+    """A seal certificate (digitalSignature + nonRepudiation) issued by the test root for
+    ``key`` (default: the PKI's seal key), with a fresh serial every call."""
+    public = (key or pki.seal_key).public_key()
     return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "short-lived seal")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .issuer_name(pki.root.subject)
-        .public_key(pki.seal_key.public_key())
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
@@ -266,7 +271,7 @@ def _short_lived_seal_cert(pki: Pki, not_before: datetime, not_after: datetime) 
 def test_expired_seal_certificate_is_reported_and_moment_is_honoured(pki: Pki) -> None:
     now = datetime.now(UTC)
     start, end = now - timedelta(days=20), now - timedelta(days=10)
-    cert = _short_lived_seal_cert(pki, start, end)
+    cert = seal_cert(pki, start, end)
     seal_der = Sealer(cert, pki.seal_key, [pki.root]).seal(MANIFEST)
     check = verify_seal(MANIFEST, seal_der, trust_roots=[pki.root])
     assert check.code == "SEAL_CERT_EXPIRED", check

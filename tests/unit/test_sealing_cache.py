@@ -12,7 +12,6 @@ import hashlib
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,11 +20,11 @@ from asn1crypto import cms, core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
-from edoc.pki import PkiPaths, PrivateKey, generate_dev_pki, load_certificate, load_private_key
+from edoc.pki import PrivateKey
 from edoc.sealing import Sealer, signer_certificate, verify_seal
 from edoc.verdict import Status
+from tests.unit.test_sealing import Pki, make_pki, seal_cert
 
 JST = timezone(timedelta(hours=9))
 FIRST = b'{"record_id":"r-0001","version":1}'
@@ -34,24 +33,9 @@ SECOND = b'{"record_id":"r-0002","version":1}'
 CADES_BES_ATTRIBUTES = {"content_type", "message_digest", "signing_time", "signing_certificate_v2"}
 
 
-@dataclass
-class Pki:
-    paths: PkiPaths
-    root: x509.Certificate
-    root_key: ec.EllipticCurvePrivateKey
-    seal_cert: x509.Certificate
-    seal_key: ec.EllipticCurvePrivateKey
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    paths = generate_dev_pki(tmp_path_factory.mktemp("archive") / "keys", organisation="Cache KK")
-    seal_key = load_private_key(paths.seal_key, None)
-    root_key = load_private_key(paths.root_key, None)
-    assert isinstance(seal_key, ec.EllipticCurvePrivateKey)
-    assert isinstance(root_key, ec.EllipticCurvePrivateKey)
-    return Pki(paths, load_certificate(paths.root_cert), root_key,
-               load_certificate(paths.seal_cert), seal_key)
+    return make_pki(tmp_path_factory.mktemp("archive"), "Cache KK")
 
 
 class Clock:
@@ -67,24 +51,8 @@ class Clock:
 def _certify(pki: Pki, key: PrivateKey, name: str) -> x509.Certificate:
     """A seal certificate for ``key`` issued by the test root (a fresh serial every call)."""
     now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(pki.root.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(pki.root_key, hashes.SHA256())
-    )
+    return seal_cert(pki, now - timedelta(minutes=5), now + timedelta(days=30), key=key,
+                     name=name)
 
 
 def _openssl_verifies(seal_der: bytes, data: bytes, ca: Path, tmp_path: Path) -> bool:
