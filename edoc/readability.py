@@ -144,6 +144,12 @@ logging.getLogger("pikepdf").addHandler(logging.NullHandler())
 
 #: pdfium is not thread-safe; one render at a time in this process.
 _PDFIUM_LOCK = threading.Lock()
+#: Measuring an image changes process-wide state: the warnings filters (``catch_warnings``
+#: is not thread-safe, Python docs, ``warnings``) that turn Pillow's "Corrupt EXIF data"
+#: into a rejection, and file descriptor 2 while libtiff decodes. With several files in
+#: flight (``edoc ingest --jobs``) one image at a time is measured: without this lock the
+#: hostile-input suite once saw a damaged TIFF stored while another thread's filters held.
+_IMAGE_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------------------------
@@ -611,6 +617,13 @@ _TAG_RESOLUTION_UNIT: Final = 296
 
 
 def _inspect_image(
+    path: Path, media_type: str, paper: tuple[float, float] | None, max_pixels: int
+) -> Readability:
+    with _IMAGE_LOCK:
+        return _inspect_image_locked(path, media_type, paper, max_pixels)
+
+
+def _inspect_image_locked(
     path: Path, media_type: str, paper: tuple[float, float] | None, max_pixels: int
 ) -> Readability:
     fmt = _PIL_FORMATS[media_type]

@@ -986,3 +986,29 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         measure(path)
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("RESOLUTION_UNKNOWN: ")
+
+
+def test_a_damaged_tiff_is_rejected_while_other_threads_measure_images(tmp_path: Path) -> None:
+    """Measuring an image sets process-wide warnings filters (Pillow's "Corrupt EXIF data"
+    becomes a rejection) and redirects fd 2: with files in flight (``ingest --jobs``) another
+    thread's measurement must not switch the rejection off."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.hostile import _tiff
+
+    damaged = tmp_path / "exif-cut.tif"
+    damaged.write_bytes(_tiff(8, 8, exif_cut=True))
+    good = [small_jpeg(tmp_path / f"ok-{i}.jpg", seed=i) for i in range(4)]
+    jobs = [damaged if i % 3 == 0 else good[i % 4] for i in range(120)]
+
+    def outcome(path: Path) -> str:
+        try:
+            measure(path)
+        except InputError as exc:
+            return exc.code
+        return "measured"
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(outcome, jobs))
+    assert {r for p, r in zip(jobs, results, strict=True) if p == damaged} == {"IMAGE_UNREADABLE"}
+    assert {r for p, r in zip(jobs, results, strict=True) if p != damaged} == {"measured"}
