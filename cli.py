@@ -1114,7 +1114,27 @@ def profiles(ctx: click.Context, profile_id: str | None, as_json: bool) -> None:
     click.echo(f"  source: {p.source}")
 
 
+def _stderr_of_our_own() -> None:
+    """Write edoc's own messages to a duplicate of file descriptor 2.
+
+    While the readability gate decodes a TIFF it points fd 2 itself at a temporary file, to
+    catch what libtiff prints there behind Python's back (``edoc.readability``). With files
+    in flight (``ingest --jobs``) another thread may print a progress line or a warning in
+    that window; written to the duplicate, it still reaches the terminal or log."""
+    try:
+        fd = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to keep apart
+        return
+    old = sys.stderr
+    if old is None:
+        os.close(fd)
+        return
+    sys.stderr = io.TextIOWrapper(io.FileIO(fd, "w"), encoding=old.encoding,
+                                  errors=old.errors, line_buffering=True, write_through=True)
+
+
 def main() -> None:
+    _stderr_of_our_own()
     cli(prog_name="edoc")
 
 

@@ -579,3 +579,27 @@ def test_corpus_is_large_and_each_case_says_why(corpus: list[Hostile],
     for case in corpus:
         assert case.why and case.expect, case
         assert case.expect == STORED or case.expect.isupper()
+
+
+def test_no_line_is_lost_while_libtiff_output_is_caught(tmp_path: Path, template: Path
+                                                          ) -> None:
+    """While a TIFF is decoded, fd 2 points at a temporary file (libtiff writes there behind
+    Python's back); with files in flight the main thread prints rejections meanwhile, and
+    each must still reach stderr: edoc writes its own lines to a duplicate of fd 2."""
+    archive = tmp_path / "archive"
+    shutil.copytree(template, archive, symlinks=True)
+    files: list[Path] = []
+    for i in range(60):
+        files.append(good_scan(tmp_path / f"scan-{i}.tif", seed=1000 + i, fmt="TIFF"))
+        empty = tmp_path / f"empty-{i}.pdf"
+        empty.touch()
+        files.append(empty)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edoc", "--archive", str(archive), "ingest", "--jobs", "4",
+         "--profile", "general", "--", *map(str, files)],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    rejected = [line for line in proc.stderr.splitlines() if line.startswith("rejected: ")]
+    assert len(rejected) == 60, proc.stderr
+    assert all(": FILE_EMPTY: " in line for line in rejected), rejected
+    assert proc.stderr.splitlines()[-1].startswith("60 stored, ")
