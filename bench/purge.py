@@ -156,14 +156,22 @@ def build_local(bench: Bench, n: int) -> Path:
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(workers) as pool:
                 objects = [o for part in pool.starmap(_local_objects, args) for o in part]
-        with fixture_mode(archive):
-            _fabricate_rows(archive, template, objects, expired)
-            make_checkpoint(archive.catalog, archive.store, archive.notary,
-                            min_retain=datetime.now(UTC) + timedelta(days=1))
+        _catalogue_fixture(archive, template, objects, expired)
     log(f"purge: {n} local records made in {watch.wall:.0f} s ({workers} processes)")
     archive.close()
     _wait_until(template["retain_until_at"])
     return archive.cfg.dir
+
+
+def _catalogue_fixture(archive: Archive, template: dict[str, Any],
+                       objects: list[tuple[str, str, str, str, str]],
+                       expired: datetime) -> None:
+    """The fabricated records' catalog rows and ingest leaves, and one checkpoint over them
+    (fsync and synchronous=OFF while building: ``fixture_mode``)."""
+    with fixture_mode(archive):
+        _fabricate_rows(archive, template, objects, expired)
+        make_checkpoint(archive.catalog, archive.store, archive.notary,
+                        min_retain=datetime.now(UTC) + timedelta(days=1))
 
 
 def _wait_until(retain_until_at: str) -> None:
@@ -215,10 +223,7 @@ def build_s3(bench: Bench, sw: SeaweedEnv, n: int) -> tuple[Path, list[dict[str,
                 got[f"{prefix}/{layout.content_key(rid, 1)}"],
                 got[f"{prefix}/{layout.manifest_key(rid, 1)}"]) for rid, sha, mbytes in plan]
     expired = datetime.now(UTC)
-    with fixture_mode(archive):
-        _fabricate_rows(archive, template, objects, expired)
-        make_checkpoint(archive.catalog, archive.store, archive.notary,
-                        min_retain=datetime.now(UTC) + timedelta(days=1))
+    _catalogue_fixture(archive, template, objects, expired)
     log(f"purge: {n} S3 records (+ baseline set) made in {watch.wall:.0f} s")
     archive.close()
     time.sleep(3)  # every retention (at most two seconds after its PUT) has now passed

@@ -481,11 +481,21 @@ class Catalog:
     @staticmethod
     def append_ledger(conn: Connection, *, event_type: str, entry: str, leaf_hash: str,
                       record_id: str | None = None, version: int | None = None) -> int:
-        idx = Catalog.next_ledger_index(conn)
-        conn.execute(ledger.insert().values(idx=idx, event=event_type, record_id=record_id,
-                                            version=version, leaf_hash=leaf_hash,
-                                            entry=entry, stored=False))
-        return idx
+        return Catalog.append_ledger_many(conn, [{
+            "event": event_type, "entry": entry, "leaf_hash": leaf_hash,
+            "record_id": record_id, "version": version}])
+
+    @staticmethod
+    def append_ledger_many(conn: Connection, leaves: Sequence[dict[str, Any]]) -> int:
+        """Append ``leaves`` (``event``, ``entry``, ``leaf_hash``, ``record_id``,
+        ``version``) at the next ledger indices, in order, inside the caller's write
+        transaction; returns the first index. Index assignment lives here only: it must be
+        atomic with the insert (module docstring)."""
+        first = Catalog.next_ledger_index(conn)
+        conn.execute(ledger.insert(), [
+            {"idx": first + n, "stored": False, "record_id": None, "version": None, **leaf}
+            for n, leaf in enumerate(leaves)])
+        return first
 
     # -- search ----------------------------------------------------------------------------
     def search(self, q: SearchQuery) -> Iterator[sa.Row[Any]]:

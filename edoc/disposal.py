@@ -46,7 +46,6 @@ from edoc.catalog import (
     disposal_items,
     disposal_runs,
     holds,
-    ledger,
     records,
     utc_text,
     versions,
@@ -415,7 +414,6 @@ class Disposer:
         at = utc_text(now)
         leaves, marked, items, gone = [], [], [], []
         with self.a.catalog.write() as c:
-            idx = Catalog.next_ledger_index(c)
             for rid, rows in batch:
                 error = errors.get(rid)
                 if error is not None:
@@ -429,16 +427,15 @@ class Disposer:
                     entry = event_entry("purge", now, record_id=rid, version=row.version,
                                         manifest_sha256=row.manifest_sha256,
                                         content_sha256=row.content_sha256, run_id=run_id)
-                    leaves.append({"idx": idx, "event": "purge", "record_id": rid,
+                    leaves.append({"event": "purge", "record_id": rid,
                                    "version": row.version, "leaf_hash": leaf_hex(entry),
-                                   "entry": entry.decode(), "stored": False})
-                    idx += 1
+                                   "entry": entry.decode()})
                     marked.append({"b_rid": rid, "b_version": row.version, "b_at": at})
                     items.append({"b_run": run_id, "b_rid": rid, "b_version": row.version,
                                   "b_at": at})
                 gone.append({"b_rid": rid})
             if leaves:
-                c.execute(ledger.insert(), leaves)
+                Catalog.append_ledger_many(c, leaves)
                 c.execute(versions.update()
                           .where(versions.c.record_id == sa.bindparam("b_rid"),
                                  versions.c.version == sa.bindparam("b_version"))

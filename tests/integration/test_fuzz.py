@@ -213,24 +213,26 @@ def mutated_pdfs(draw: st.DrawFn, seeds: dict[str, bytes]) -> bytes:
     return raw_pdf(objects, root=root)
 
 
+def _inspect_within_memory(scratch: Path, data: bytes) -> None:
+    """Measured or refused (``inspect_bytes``), and the peak RSS grew by less than the limit."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    inspect_bytes(scratch, data)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < RSS_GROWTH_LIMIT_MIB
+
+
 @THOROUGH
 @given(data=st.data())
 def test_mutated_pdf_objects_are_measured_or_refused(scratch: Path, seeds: dict[str, bytes],
                                                      data: st.DataObject) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    inspect_bytes(scratch, data.draw(mutated_pdfs(seeds)))
-    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mib < RSS_GROWTH_LIMIT_MIB
+    _inspect_within_memory(scratch, data.draw(mutated_pdfs(seeds)))
 
 
 @THOROUGH
 @given(data=st.data())
 def test_mutated_documents_are_measured_or_refused(scratch: Path, seeds: dict[str, bytes],
                                                    data: st.DataObject) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    inspect_bytes(scratch, data.draw(mutations(seeds)))
-    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mib < RSS_GROWTH_LIMIT_MIB
+    _inspect_within_memory(scratch, data.draw(mutations(seeds)))
 
 
 def test_the_seeds_themselves_pass(scratch: Path, seeds: dict[str, bytes]) -> None:
