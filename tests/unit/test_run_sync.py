@@ -1,0 +1,76 @@
+"""``edoc.tsa.run_sync``: pyHanko coroutines driven from synchronous code, from any thread,
+from inside an async caller and from a forked child; a thread's loop is closed with it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from edoc import tsa
+
+
+async def _double(x: int) -> int:
+    await asyncio.sleep(0)  # a real suspension, so the loop has to run
+    return 2 * x
+
+
+async def _fail() -> None:
+    await asyncio.sleep(0)
+    raise ValueError("from the coroutine")
+
+
+def test_results_and_errors_come_back() -> None:
+    assert tsa.run_sync(_double(21)) == 42
+    with pytest.raises(ValueError, match="from the coroutine"):
+        tsa.run_sync(_fail())
+    assert tsa.run_sync(_double(4)) == 8  # the loop survives an error
+
+
+def test_threads_run_coroutines_at_the_same_time() -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: tsa.run_sync(_double(i)), range(400)))
+    assert results == [2 * i for i in range(400)]
+
+
+def test_callable_from_inside_a_running_loop() -> None:
+    async def caller() -> int:
+        return tsa.run_sync(_double(5))
+
+    assert asyncio.run(caller()) == 10
+
+
+def test_a_thread_s_loop_is_closed_when_the_thread_ends() -> None:
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    def work() -> None:
+        tsa.run_sync(_double(1))
+        seen.append(tsa._thread_loop())
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    gc.collect()
+    assert len(seen) == 1 and seen[0].is_closed()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_a_loop_of_its_own() -> None:
+    parent_loop = tsa._thread_loop()
+    tsa.run_sync(_double(1))
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        code = 1
+        try:
+            if tsa._thread_loop() is not parent_loop and tsa.run_sync(_double(3)) == 6:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not parent_loop.is_closed()
+    assert tsa.run_sync(_double(2)) == 4
