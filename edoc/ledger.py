@@ -58,13 +58,11 @@ def _far_retention(catalog: Catalog, conn: sa.Connection, fallback: datetime) ->
 
 #: Leaves written per page and marked stored per catalog transaction.
 FLUSH_PAGE = 500
-#: Concurrent PUTs of leaves on S3: each is a small object whose time is the round trip
-#: (BENCHMARKS.md: SeaweedFS takes ~270 PUTs/s on one thread, ~440/s on eight). The local
-#: store writes them one at a time. Threads would help there too (concurrent fsyncs share
-#: ext4 journal commits: ~3.5x measured), but the crash tests kill a run at each numbered
-#: store operation, including inside a put (tests/integration/faults.py), which needs
-#: them in order.
+#: Concurrent PUTs of leaves. On S3 each is a small object whose time is the round trip
+#: (BENCHMARKS.md: SeaweedFS takes ~270 PUTs/s on one thread, ~440/s on eight). On the local
+#: store each is four fsyncs, and concurrent fsyncs share ext4 journal commits.
 S3_PUT_THREADS = 8
+LOCAL_PUT_THREADS = 4
 
 
 def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: datetime) -> int:
@@ -94,7 +92,7 @@ def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: dat
             return exc
         return None
 
-    threads = S3_PUT_THREADS if store.kind == "s3" else 1
+    threads = S3_PUT_THREADS if store.kind == "s3" else LOCAL_PUT_THREADS
     written = 0
     last = int(first) - 1
     with contextlib.ExitStack() as stack:

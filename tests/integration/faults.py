@@ -167,8 +167,9 @@ class _Injector:
         self.report = report
         self.n = 0
         self._count_lock = threading.Lock()
-        #: Set while the put to tear runs: its metadata write kills the child.
-        self.tearing = False
+        #: The thread running the put to tear, while it runs: its metadata write kills the
+        #: child. Per thread, as puts of other threads (jobs > 1, leaf writers) run meanwhile.
+        self.tearing: int | None = None
 
     def begin(self, label: str) -> int:
         with self._count_lock:  # an ingest with jobs > 1 numbers operations from threads
@@ -178,11 +179,13 @@ class _Injector:
         if self.kill is not None and self.kill.op == n:
             if self.kill.when == "before":
                 self._act()
-            self.tearing = self.kill.when == "torn"
+            if self.kill.when == "torn":
+                self.tearing = threading.get_ident()
         return n
 
     def end(self, n: int) -> None:
-        self.tearing = False
+        if self.kill is not None and self.kill.op == n:
+            self.tearing = None
         if self.kill is not None and self.kill.op == n and self.kill.when == "after":
             self._act()
 
@@ -230,7 +233,7 @@ class KillingStore:
             write_meta = inner._write_meta  # LocalStore: the step after link(2)
 
             def torn(*args: Any) -> None:
-                if injector.tearing:
+                if injector.tearing == threading.get_ident():
                     _die()
                 write_meta(*args)
 
