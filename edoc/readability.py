@@ -709,10 +709,27 @@ def _render_image(im: Image.Image, fmt: str) -> None:
     truncated file fails here; other formats are decoded in full (bounded by ``MAX_PIXELS``)."""
     if fmt == "JPEG":
         im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
-    with warnings.catch_warnings(), _native_stderr_to_log(fmt == "TIFF"):
+    with warnings.catch_warnings(), _native_stderr_to_log(fmt == "TIFF"
+                                                         and not _python_stderr_on_fd2()):
         # Pillow warns (not raises) on some damaged data; while decoding, that is a failure.
         warnings.simplefilter("error", UserWarning)
         im.load()
+
+
+def _python_stderr_on_fd2() -> bool:
+    """Whether Python's ``sys.stderr`` writes to file descriptor 2 itself.
+
+    Then fd 2 is left alone: pointing it elsewhere, even for a few milliseconds, would swallow
+    what other threads of the process print meanwhile (a program embedding edoc, ingesting
+    with ``jobs > 1``). The CLI writes its own messages to a duplicate of fd 2
+    (``cli._stderr_of_our_own``), so there libtiff's lines can be caught without loss."""
+    stream = sys.stderr
+    if stream is None:
+        return False
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # no descriptor (StringIO, a capture)
+        return False
 
 
 @contextlib.contextmanager
@@ -722,7 +739,8 @@ def _native_stderr_to_log(active: bool) -> Iterator[None]:
     libtiff, inside Pillow, reports damaged data ("Using code not yet in table") by writing to
     the process's stderr itself, below Python: a second line after edoc's one-line error,
     which scripts reading stderr do not expect. Only the few milliseconds of a TIFF decode
-    are redirected."""
+    are redirected, and only while Python's own stderr does not go through fd 2
+    (``_python_stderr_on_fd2``)."""
     if not active:
         yield
         return

@@ -603,3 +603,50 @@ def test_no_line_is_lost_while_libtiff_output_is_caught(tmp_path: Path, template
     assert len(rejected) == 60, proc.stderr
     assert all(": FILE_EMPTY: " in line for line in rejected), rejected
     assert proc.stderr.splitlines()[-1].startswith("60 stored, ")
+
+
+_EMBEDDING_PROGRAM = """
+import sys, threading, time
+from edoc.archive import Archive
+from edoc.ingest import IngestRequest, Ingestor
+
+archive, *files = sys.argv[1:]
+stop = threading.Event()
+
+def chatter() -> None:
+    n = 0
+    while not stop.is_set():
+        print(f"host line {n}", file=sys.stderr, flush=True)
+        n += 1
+        time.sleep(0.0005)
+    print(f"host total {n}", file=sys.stderr, flush=True)
+
+thread = threading.Thread(target=chatter)
+thread.start()
+try:
+    run = Ingestor(Archive.open(archive), jobs=4).run(
+        [IngestRequest(path=f, profiles=("general",)) for f in files])
+finally:
+    stop.set()
+    thread.join()
+print(sum(r.status == "stored" for r in run.results))
+"""
+
+
+def test_a_program_embedding_edoc_keeps_its_stderr_while_tiffs_are_decoded(
+        tmp_path: Path, template: Path) -> None:
+    """A program using the library (its ``sys.stderr`` on fd 2 itself) prints from its own
+    thread while edoc decodes TIFFs with files in flight: edoc leaves fd 2 alone then, so
+    not one of the program's lines is lost (the CLI case is the test above)."""
+    archive = tmp_path / "archive"
+    shutil.copytree(template, archive, symlinks=True)
+    files = [good_scan(tmp_path / f"scan-{i}.tif", seed=2000 + i, fmt="TIFF") for i in range(40)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _EMBEDDING_PROGRAM, str(archive), *map(str, files)],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "40"
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("host ")]
+    total = int(lines[-1].removeprefix("host total "))
+    assert total > 0
+    assert lines[:-1] == [f"host line {n}" for n in range(total)]
