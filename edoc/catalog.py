@@ -231,6 +231,48 @@ access_log = sa.Table(
 
 SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")
 
+# -- statements of the ingest path, built once ---------------------------------------------------
+# Every ingested record runs the statements below (duplicate lookups, the write intent, the
+# record, its version and its ledger leaf). A statement built per call, e.g.
+# ``select(...).where(versions.c.sha256 == x)``, is coerced, generated and cache-keyed anew
+# each time before SQLAlchemy even finds its compiled form in the engine's cache: measured
+# with ``py-spy --gil`` at 8 files in flight, that was a visible share of the GIL time
+# (issue 8). Built once with ``bindparam()``s, a statement memoizes its cache key and each
+# call only binds a parameter dict. They are plain SQLAlchemy Core, compiled per dialect by
+# the engine: the same on SQLite and PostgreSQL. Executing one does not change it, so threads
+# share them. An INSERT without ``values()`` takes its columns from the parameter dict.
+
+#: A record that is active and holds content with digest ``:sha256`` (the duplicate check).
+ACTIVE_RECORD_BY_SHA = (
+    sa.select(versions.c.record_id)
+    .join(records, records.c.record_id == versions.c.record_id)
+    .where(versions.c.content_sha256 == sa.bindparam("sha256"), records.c.state == "active")
+    .limit(1))
+#: A version being written (an intent) of a new record with content digest ``:sha256``.
+INTENT_BY_SHA = (sa.select(intents.c.record_id)
+                 .where(intents.c.content_sha256 == sa.bindparam("sha256")).limit(1))
+#: Record ``:record_id``'s latest version and state.
+RECORD_HEAD = (sa.select(records.c.latest_version, records.c.state)
+               .where(records.c.record_id == sa.bindparam("record_id")))
+#: Who writes version ``:version`` of record ``:record_id``, if anyone.
+INTENT_OWNER = sa.select(intents.c.owner).where(
+    intents.c.record_id == sa.bindparam("record_id"),
+    intents.c.version == sa.bindparam("version"))
+INSERT_INTENT = intents.insert()
+#: Drop the intent for version ``:version`` of ``:record_id`` (rowcount 0: it was gone).
+DELETE_INTENT = intents.delete().where(
+    intents.c.record_id == sa.bindparam("record_id"),
+    intents.c.version == sa.bindparam("version"))
+INSERT_RECORD = records.insert()
+#: Move record ``:rid`` to version ``:latest_version`` in state ``:state``. (The WHERE's
+#: parameter may not share a column's name: SQLAlchemy keeps those for the SET clause.)
+MOVE_RECORD = (records.update().where(records.c.record_id == sa.bindparam("rid"))
+               .values(latest_version=sa.bindparam("latest_version"),
+                       state=sa.bindparam("state")))
+INSERT_VERSION = versions.insert()
+LEDGER_TOP = sa.select(sa.func.max(ledger.c.idx))
+INSERT_LEDGER = ledger.insert()
+
 
 def normalise_counterparty(name: str) -> str:
     """NFKC + case folding: ｶﾌﾞｼｷｶﾞｲｼｬ, カブシキガイシャ and full-width Latin compare equal."""
@@ -475,7 +517,7 @@ class Catalog:
     # -- ledger ----------------------------------------------------------------------------
     @staticmethod
     def next_ledger_index(conn: Connection) -> int:
-        top = conn.execute(sa.select(sa.func.max(ledger.c.idx))).scalar()
+        top = conn.execute(LEDGER_TOP).scalar()
         return 0 if top is None else int(top) + 1
 
     @staticmethod
@@ -492,7 +534,7 @@ class Catalog:
         transaction; returns the first index. Index assignment lives here only: it must be
         atomic with the insert (module docstring)."""
         first = Catalog.next_ledger_index(conn)
-        conn.execute(ledger.insert(), [
+        conn.execute(INSERT_LEDGER, [
             {"idx": first + n, "stored": False, "record_id": None, "version": None, **leaf}
             for n, leaf in enumerate(leaves)])
         return first
@@ -562,12 +604,10 @@ class Catalog:
             yield from c.execute(stmt)
 
     def find_by_sha(self, sha256: str) -> str | None:
-        stmt = (sa.select(versions.c.record_id)
-                .join(records, records.c.record_id == versions.c.record_id)
-                .where(versions.c.content_sha256 == sha256, records.c.state == "active")
-                .limit(1))
+        """The active record holding content with this SHA-256, if any."""
         with self.read() as c:
-            return c.execute(stmt).scalar()
+            found = c.execute(ACTIVE_RECORD_BY_SHA, {"sha256": sha256}).scalar()
+            return None if found is None else str(found)
 
     def version_rows(self, record_id: str) -> list[sa.Row[Any]]:
         stmt = sa.select(versions).where(versions.c.record_id == record_id).order_by(

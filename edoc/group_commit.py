@@ -10,10 +10,11 @@ catalog transaction and one fsync (the classic group commit of database logs).
 
 Each queued transaction runs inside its own SAVEPOINT, so one that raises (a duplicate
 found under the write lock, say) is undone alone and its error raised in its own thread;
-the others commit. If the shared commit itself fails, every transaction of the group gets
-that error: none of them happened. A caller returns only once its transaction committed —
-the guarantee a plain ``Catalog.write()`` gives, which the commit protocol relies on (an
-intent must be durable before the objects it announces are stored).
+the others commit. A group of one needs no savepoint: if it raises, the whole catalog
+transaction is rolled back. If the shared commit itself fails, every transaction of the
+group gets that error: none of them happened. A caller returns only once its transaction
+committed — the guarantee a plain ``Catalog.write()`` gives, which the commit protocol
+relies on (an intent must be durable before the objects it announces are stored).
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class GroupCommitter:
     def _commit(self, group: list[_Job[Any]]) -> None:
         try:
             with self.catalog.write() as conn:
+                if len(group) == 1:
+                    # Alone in the transaction: it needs no savepoint (two statements that
+                    # SQLAlchemy compiles afresh each time, issue 8); if it raises, the
+                    # whole transaction is rolled back instead.
+                    self._run_alone(group[0], conn)
+                    return
                 for job in group:
                     savepoint = conn.begin_nested()
                     try:
@@ -92,12 +99,26 @@ class GroupCommitter:
                         job.error = exc
                     else:
                         savepoint.commit()
+        except _RolledBack:
+            pass  # the job's own error is set: nothing of it happened
         except BaseException as exc:
             # The transaction did not commit: none of the group's work happened.
             for job in group:
                 job.result, job.error = None, exc
             if not isinstance(exc, Exception):
                 raise  # Ctrl-C in the committing thread: the others see it as their error
+
+    @staticmethod
+    def _run_alone(job: _Job[Any], conn: Connection) -> None:
+        try:
+            job.result = job.work(conn)
+        except Exception as exc:
+            job.error = exc
+            raise _RolledBack from exc
+
+
+class _RolledBack(Exception):
+    """Raised through ``Catalog.write()`` to roll back a group of one whose work raised."""
 
 
 _COMMITTERS: weakref.WeakKeyDictionary[Catalog, GroupCommitter] = weakref.WeakKeyDictionary()

@@ -57,7 +57,21 @@ import sqlalchemy as sa
 
 from edoc import canonical, ids, layout
 from edoc.archive import Archive
-from edoc.catalog import Catalog, intents, records, utc_text, version_row, versions
+from edoc.catalog import (
+    ACTIVE_RECORD_BY_SHA,
+    DELETE_INTENT,
+    INSERT_INTENT,
+    INSERT_RECORD,
+    INSERT_VERSION,
+    INTENT_BY_SHA,
+    INTENT_OWNER,
+    MOVE_RECORD,
+    RECORD_HEAD,
+    Catalog,
+    intents,
+    utc_text,
+    version_row,
+)
 from edoc.errors import DuplicateContent, EdocError, InputError, ObjectExists, ProfileViolation
 from edoc.group_commit import committer
 from edoc.ledger import (
@@ -773,33 +787,29 @@ def _reserve(archive: Archive, intent: _Intent) -> None:
     rid, version = intent.record_id, intent.version
 
     def reserve(c: sa.Connection) -> None:
+        # Prebuilt statements with bind parameters (edoc.catalog, issue 8).
         if intent.content_sha256 is not None:
-            holder = c.execute(
-                sa.select(versions.c.record_id)
-                .join(records, records.c.record_id == versions.c.record_id)
-                .where(versions.c.content_sha256 == intent.content_sha256,
-                       records.c.state == "active").limit(1)).scalar()
-            pending = c.execute(sa.select(intents.c.record_id).where(
-                intents.c.content_sha256 == intent.content_sha256).limit(1)).scalar()
+            sha = {"sha256": intent.content_sha256}
+            holder = c.execute(ACTIVE_RECORD_BY_SHA, sha).scalar()
+            pending = None if holder else c.execute(INTENT_BY_SHA, sha).scalar()
             if holder or pending:
                 raise _duplicate(str(intent.row.get("original_name")),
                                  str(holder or pending), in_flight=not holder)
         if version > 1:
-            cur = c.execute(sa.select(records.c.latest_version, records.c.state)
-                            .where(records.c.record_id == rid)).first()
-            busy = c.execute(sa.select(intents.c.owner).where(
-                intents.c.record_id == rid, intents.c.version == version)).first()
+            cur = c.execute(RECORD_HEAD, {"record_id": rid}).first()
+            busy = c.execute(INTENT_OWNER, {"record_id": rid, "version": version}).first()
             if cur is None or cur.latest_version != version - 1 or \
                     cur.state == "disposed" or busy:
                 raise EdocError(f"record {rid} is being changed by another run (v{version} "
                                 "is taken); nothing stored", code="RECORD_CHANGED",
                                 hint="run the command again")
-        c.execute(intents.insert().values(
-            record_id=rid, version=version, event=intent.event, state=intent.state,
-            content_sha256=intent.content_sha256, own_content=intent.own_content,
-            manifest=intent.manifest.decode(), seal=intent.seal, entry=intent.entry.decode(),
-            row=json.dumps(intent.row, sort_keys=True), owner=owner,
-            created_at=utc_text(datetime.now(UTC))))
+        c.execute(INSERT_INTENT, {
+            "record_id": rid, "version": version, "event": intent.event,
+            "state": intent.state, "content_sha256": intent.content_sha256,
+            "own_content": intent.own_content, "manifest": intent.manifest.decode(),
+            "seal": intent.seal, "entry": intent.entry.decode(),
+            "row": json.dumps(intent.row, sort_keys=True), "owner": owner,
+            "created_at": utc_text(datetime.now(UTC))})
 
     committer(archive.catalog).run(reserve)
 
@@ -807,8 +817,7 @@ def _reserve(archive: Archive, intent: _Intent) -> None:
 def _drop_intent(archive: Archive, record_id: str, version: int) -> None:
     try:
         with archive.catalog.write() as c:
-            c.execute(intents.delete().where(intents.c.record_id == record_id,
-                                             intents.c.version == version))
+            c.execute(DELETE_INTENT, {"record_id": record_id, "version": version})
     except EdocError:
         # Left for the next run: once this process is gone, recovery finds no manifest in
         # the store for it and drops it then.
@@ -843,26 +852,24 @@ def _catalogue(archive: Archive, intent: _Intent, content_version: str | None,
     rid, version = intent.record_id, intent.version
 
     def catalogue(c: sa.Connection) -> bool:
-        if c.execute(intents.delete().where(intents.c.record_id == rid,
-                                            intents.c.version == version)).rowcount == 0:
+        key = {"record_id": rid, "version": version}
+        if c.execute(DELETE_INTENT, key).rowcount == 0:
             return False
         if version == 1:
-            c.execute(records.insert().values(record_id=rid,
-                                              created_at=intent.row["ingested_at"],
-                                              latest_version=1, state=intent.state))
+            c.execute(INSERT_RECORD, {"record_id": rid, "created_at": intent.row["ingested_at"],
+                                      "latest_version": 1, "state": intent.state})
         else:
-            cur = c.execute(sa.select(records.c.latest_version, records.c.state)
-                            .where(records.c.record_id == rid)).first()
+            cur = c.execute(RECORD_HEAD, {"record_id": rid}).first()
             if cur is None or cur.latest_version != version - 1 or cur.state == "disposed":
                 return False
-            c.execute(records.update().where(records.c.record_id == rid)
-                      .values(latest_version=version, state=intent.state))
+            c.execute(MOVE_RECORD, {"rid": rid, "latest_version": version,
+                                    "state": intent.state})
         idx = Catalog.append_ledger(c, event_type=intent.event, entry=intent.entry.decode(),
                                     leaf_hash=leaf_hex(intent.entry), record_id=rid,
                                     version=version)
-        c.execute(versions.insert().values(
-            **dict(intent.row, content_version_id=content_version,
-                   manifest_version_id=manifest_version, ledger_index=idx)))
+        c.execute(INSERT_VERSION, dict(intent.row, content_version_id=content_version,
+                                       manifest_version_id=manifest_version,
+                                       ledger_index=idx))
         return True
 
     return committer(archive.catalog).run(catalogue)
