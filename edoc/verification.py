@@ -17,6 +17,15 @@ resistance of SHA-256), so per-record paths would add cost and no assurance.
 Records are read from the catalog a chunk at a time (``Verifier.verify_batch``: one query for
 the versions of up to ``_CHUNK_IDS`` records with their ledger entries), and the checkpoint
 tree sizes once per ``Verifier``; every check still runs on every version.
+
+The content object's state is asked for once per version (``ObjectStore.stat``, pinned to
+the catalogued version id) and judged by the ``lock`` check. On the local store, which holds
+one version per key, the same answer is also the version check of the content read, which
+then opens the object unpinned: one metadata read where there were two (a pinned ``open``,
+then ``stat``), and the version and lock checks can no longer judge two different states of
+the metadata. Other stores read the content pinned, as before. Nothing is cached across
+versions or calls: each version's objects and metadata are read afresh, so a change made
+during a run is seen by the checks of every version verified after it.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from edoc import canonical, layout, merkle
 from edoc.archive import Archive
 from edoc.catalog import ledger, normalise_counterparty
 from edoc.errors import EdocError, ObjectMissing
+from edoc.storage.base import ObjectInfo
 from edoc.verdict import Check, RecordReport, Status
 
 _CHUNK = 1024 * 1024
@@ -165,7 +175,19 @@ class Verifier:
         return sizes[pos] if pos < len(sizes) else None
 
     # -- checks ----------------------------------------------------------------------------
-    def _check_content(self, row: Any, manifest: dict[str, Any] | None) -> Check:
+    def _content_state(self, row: Any) -> ObjectInfo | EdocError | None:
+        """The store's answer about this version's content object, asked once: what the
+        content check's version test and the lock check both judge (None: no content key;
+        an ``EdocError``: the store could not say, or the pinned version is not there)."""
+        if row.content_key is None:
+            return None
+        try:
+            return self.a.store.stat(row.content_key, row.content_version_id)
+        except EdocError as exc:
+            return exc
+
+    def _check_content(self, row: Any, manifest: dict[str, Any] | None,
+                       state: ObjectInfo | EdocError | None) -> Check:
         if row.kind == "tombstone":
             return Check.ok("content", "tombstone version: no content")
         if row.content_key is None:
@@ -174,16 +196,31 @@ class Verifier:
         content = (manifest or {}).get("content") or {}
         expected = content.get("sha256") or row.content_sha256
         expected_size = content.get("size", row.content_size)
+        version = row.content_version_id
+        if self.a.store.kind == "local":
+            # One version per key on the local store: ``state`` has checked it against the
+            # pin, from the same metadata read the lock check judges, so the bytes are read
+            # unpinned (a pinned open would read that metadata a second time). Other
+            # stores keep many versions per key: their read stays pinned, whatever ``stat``
+            # answered.
+            if isinstance(state, ObjectMissing):
+                return _content_missing(row.content_key)
+            if isinstance(state, EdocError):
+                return Check.unknown("content", state.code, state.message)
+            if version is not None and state is not None and state.version_id != version:
+                # ``stat`` lets through metadata without a version id ("unknown"); a pinned
+                # read never did, and neither does this check.
+                return _content_missing(row.content_key)
+            version = None
         try:
-            with self.a.store.open(row.content_key, row.content_version_id) as f:
+            with self.a.store.open(row.content_key, version) as f:
                 digest = hashlib.sha256()
                 size = 0
                 while chunk := f.read(_CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
         except ObjectMissing:
-            return Check.fail("content", "CONTENT_MISSING",
-                              f"{row.content_key} is not in the store")
+            return _content_missing(row.content_key)
         except EdocError as exc:
             return Check.unknown("content", exc.code, exc.message)
         found = digest.hexdigest()
@@ -290,11 +327,16 @@ class Verifier:
                                      found=merkle.root(leaves[:size]).hex()))
         return checks, size
 
-    def _check_lock(self, key: str | None, version_id: str | None, until: str | None) -> Check:
-        if key is None:
+    def _check_lock(self, key: str | None, version_id: str | None, until: str | None,
+                    state: ObjectInfo | EdocError | None) -> Check:
+        """``state``: the store's answer about ``key`` at ``version_id`` (``_content_state``),
+        the same one the content check judged."""
+        if key is None or state is None:
             return Check.ok("lock", "no content object")
+        if isinstance(state, EdocError):
+            return Check.unknown("lock", state.code, state.message)
+        info = state
         try:
-            info = self.a.store.stat(key, version_id)
             # One version per key on the local store: stat has answered already.
             others = self.a.store.versions(key) if self.a.store.kind != "local" else [info]
         except EdocError as exc:
@@ -403,7 +445,8 @@ class Verifier:
             else:
                 checks.append(Check.ok("ledger", f"entry {row.ledger_index}"))
         manifest_bytes, manifest = self._load_manifest(row, checks, entry)
-        checks.append(self._check_content(row, manifest))
+        state = self._content_state(row)
+        checks.append(self._check_content(row, manifest, state))
         if manifest is not None:
             checks.append(self._check_catalog(row, manifest))
         if row.seal_key and manifest_bytes is not None:
@@ -418,7 +461,7 @@ class Verifier:
         inc, _size = self._check_inclusion(row, entry_text)
         checks.extend(inc)
         until = (manifest or {}).get("retention", {}).get("until_at") or row.retain_until_at
-        checks.append(self._check_lock(row.content_key, row.content_version_id, until))
+        checks.append(self._check_lock(row.content_key, row.content_version_id, until, state))
         return report
 
     def verify_record(self, record_id: str) -> list[RecordReport]:
@@ -445,6 +488,10 @@ class Verifier:
     def verify_many(self, record_ids: Iterable[str]) -> Iterator[RecordReport]:
         for chunk in _chunks(iter(record_ids), _CHUNK_IDS):
             yield from self.verify_batch(chunk)
+
+
+def _content_missing(key: str) -> Check:
+    return Check.fail("content", "CONTENT_MISSING", f"{key} is not in the store")
 
 
 def _hashable(value: tuple[Any, ...]) -> bool:

@@ -23,6 +23,12 @@ recovery of that run): the bytes are never rewritten, only their metadata writte
 
 Deletes unlink object and metadata under the metadata lock, then fsync the object's
 directory; ``delete_many`` unlinks a whole batch first and fsyncs each directory once.
+
+Reads (``open``, ``read``, ``stat``) are the hot path of period verification (一括検証), run
+once per stored version: they build paths as strings and read metadata and small objects
+with ``os.open``/``os.read`` (no ``pathlib`` objects, no buffered file objects), and ``stat``
+takes one ``stat(2)`` of the object. Each call still reads the metadata afresh: nothing is
+cached between calls, so every answer is the store as it is at that call.
 """
 
 from __future__ import annotations
@@ -43,8 +49,12 @@ from typing import BinaryIO
 from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageError
 from edoc.storage.base import DeleteOutcome, ObjectInfo
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 _CHUNK = 1024 * 1024
+#: metadata files are ~270 bytes: one read(2) of this size takes a whole one
+_META_READ = 64 * 1024
+#: what ``stat(2)`` of an absent object fails with (``Path.exists`` answers False to these)
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 def _utcnow() -> datetime:
@@ -59,9 +69,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
+def _file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _read_fd(fd: int, size_hint: int) -> bytes:
+    """Everything from ``fd`` to end of file, in reads of ``size_hint`` bytes: a file that
+    grows while it is read is read to its end, never cut at the size it had."""
+    chunks = []
+    while chunk := os.read(fd, size_hint):
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _storage_error(exc: OSError, action: str, key: str) -> StorageError:
@@ -89,24 +108,45 @@ class LocalStore:
         self._clock = clock
         for d in (self._objects, self._meta, self._tmp):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # str prefixes for the read path: a ``Path`` join costs more than the read it names
+        self._objects_prefix = f"{self._objects}/"
+        self._meta_prefix = f"{self._meta}/"
 
     # -- paths -----------------------------------------------------------------------------
-    def _paths(self, key: str) -> tuple[Path, Path]:
+    def _key_paths(self, key: str) -> tuple[str, str]:
+        """The object's and its metadata's paths, as strings."""
         # Keys are made by edoc, never taken from users, but a key that could escape the
-        # store (``..``, absolute, odd characters) is refused all the same.
-        if not _KEY.match(key) or ".." in key.split("/"):
+        # store (``..``, absolute, odd characters, a trailing newline) is refused all the
+        # same. Every segment starts with a letter or digit, so none is ``.`` or ``..``.
+        if _KEY.fullmatch(key) is None:
             raise StorageError(f"invalid object key {key!r}", code="STORAGE_BAD_KEY")
-        return self._objects / key, self._meta / (key + ".json")
+        return self._objects_prefix + key, f"{self._meta_prefix}{key}.json"
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        obj, meta = self._key_paths(key)
+        return Path(obj), Path(meta)
 
     # -- metadata --------------------------------------------------------------------------
-    def _read_meta(self, key: str, meta_path: Path) -> dict[str, object] | None:
+    def _read_meta(self, key: str, meta_path: str | Path) -> dict[str, object] | None:
+        """The metadata of ``key`` as stored now (None: there is none); read on every call."""
         try:
-            loaded: dict[str, object] = json.loads(meta_path.read_bytes())
+            fd = os.open(meta_path, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StorageError(f"unreadable metadata for {key}: {exc}",
+                               code="STORAGE_META_CORRUPT") from exc
+        try:
+            loaded = json.loads(_read_fd(fd, _META_READ))
         except (OSError, ValueError) as exc:
             raise StorageError(f"unreadable metadata for {key}: {exc}",
                                code="STORAGE_META_CORRUPT") from exc
+        finally:
+            os.close(fd)
+        if not isinstance(loaded, dict):
+            raise StorageError(f"unreadable metadata for {key}: a JSON "
+                               f"{type(loaded).__name__}, not an object",
+                               code="STORAGE_META_CORRUPT")
         return loaded
 
     def _write_meta(self, meta_path: Path, meta: dict[str, object]) -> None:
@@ -137,15 +177,21 @@ class LocalStore:
         finally:
             os.close(fd)
 
-    def _info(self, key: str, obj: Path, meta: dict[str, object] | None) -> ObjectInfo:
-        st = obj.stat()
-        retain = meta.get("retain_until") if meta else None
-        # Without metadata, the version id is the one ``put`` derives from the bytes, so a
-        # version pinned now still names the object once its metadata is completed.
+    def _info(self, key: str, obj: str | Path, meta: dict[str, object] | None,
+              st: os.stat_result | None = None) -> ObjectInfo:
+        """``st``: the object's ``stat(2)``, when the caller took it already."""
         try:
+            if st is None:
+                st = os.stat(obj)  # noqa: PTH116 (a str path: see the module docstring)
+            # Without metadata, the version id is the one ``put`` derives from the bytes, so
+            # a version pinned now still names the object once its metadata is completed.
             digest = None if meta else _file_sha256(obj)
+        except FileNotFoundError:
+            # unlinked since the caller found it (a delete or purge in between)
+            raise ObjectMissing(f"{key} is not in the store") from None
         except OSError as exc:
             raise _storage_error(exc, "reading", key) from exc
+        retain = meta.get("retain_until") if meta else None
         return ObjectInfo(
             key=key,
             version_id=str(meta.get("version_id", "unknown")) if meta else str(digest)[:32],
@@ -247,31 +293,58 @@ class LocalStore:
         return self.put(key, io.BytesIO(data), size=len(data),
                         sha256=hashlib.sha256(data).hexdigest(), retain_until=retain_until)
 
+    def _check_pinned(self, key: str, meta_path: str, version_id: str) -> None:
+        """The pinned-read check of ``open`` and ``read``: metadata naming another version
+        (or none) refuses; an object without metadata (an interrupted put) is read."""
+        meta = self._read_meta(key, meta_path)
+        if meta is not None and meta.get("version_id") != version_id:
+            raise ObjectMissing(f"{key} version {version_id} is not in the store")
+
     def open(self, key: str, version_id: str | None = None) -> BinaryIO:
-        obj, meta_path = self._paths(key)
+        obj, meta_path = self._key_paths(key)
         try:
-            f = obj.open("rb")
+            f = open(obj, "rb")  # noqa: SIM115 (the caller closes it)
         except FileNotFoundError:
             raise ObjectMissing(f"{key} is not in the store") from None
         except OSError as exc:
             raise _storage_error(exc, "reading", key) from exc
         if version_id is not None:
-            meta = self._read_meta(key, meta_path)
-            if meta is not None and meta.get("version_id") != version_id:
+            try:
+                self._check_pinned(key, meta_path, version_id)
+            except BaseException:
                 f.close()
-                raise ObjectMissing(f"{key} version {version_id} is not in the store")
+                raise
         return f
 
     def read(self, key: str, version_id: str | None = None) -> bytes:
-        with self.open(key, version_id) as f:
-            return f.read()
+        # ``open`` + ``read`` without a buffered file object: manifests, seals and
+        # checkpoints are a few KB, read whole, once per version verified.
+        obj, meta_path = self._key_paths(key)
+        try:
+            fd = os.open(obj, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ObjectMissing(f"{key} is not in the store") from None
+        except OSError as exc:
+            raise _storage_error(exc, "reading", key) from exc
+        try:
+            if version_id is not None:
+                self._check_pinned(key, meta_path, version_id)
+            return _read_fd(fd, _CHUNK)
+        except OSError as exc:
+            raise _storage_error(exc, "reading", key) from exc
+        finally:
+            os.close(fd)
 
     def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
-        obj, meta_path = self._paths(key)
-        if not obj.exists():
-            raise ObjectMissing(f"{key} is not in the store")
+        obj, meta_path = self._key_paths(key)
+        try:
+            st = os.stat(obj)  # noqa: PTH116 (a str path: see the module docstring)
+        except OSError as exc:
+            if exc.errno in _ABSENT:
+                raise ObjectMissing(f"{key} is not in the store") from None
+            raise _storage_error(exc, "reading the state of", key) from exc
         meta = self._read_meta(key, meta_path)
-        info = self._info(key, obj, meta)
+        info = self._info(key, obj, meta, st)
         if version_id is not None and info.version_id not in (version_id, "unknown"):
             raise ObjectMissing(f"{key} version {version_id} is not in the store")
         return info
