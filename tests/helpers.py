@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from click.testing import CliRunner, Result
 
 from cli import cli
+from edoc.archive import Archive
 
 
 def jst_today_minus(days: int) -> str:
@@ -45,6 +46,18 @@ class Edoc:
 
     def checkpoints(self) -> list[Path]:
         return sorted((self.objects / "checkpoints").glob("*.json"))
+
+
+@dataclass
+class Records:
+    """An archive with named records in it (a module fixture's result): ``ids`` maps a
+    test's name for a record to its record id."""
+
+    edoc: Edoc
+    ids: dict[str, str]
+
+    def open(self) -> Archive:
+        return Archive.open(str(self.edoc.archive))
 
 
 def writable(path: Path) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,12 @@ from edoc.archive import Archive
 from edoc.verdict import RecordReport, Status
 from edoc.verification import Verifier, verify_stream
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, short_profile, writable
+from tests.helpers import Edoc, Records, jst_today_minus, short_profile, writable
 
 SHORT = 2  # seconds a test-short record is kept
 
 
-@dataclass
-class Fixture:
-    edoc: Edoc
-    ids: dict[str, str]
-
-    def open(self) -> Archive:
-        return Archive.open(str(self.edoc.archive))
+Fixture = Records
 
 
 def _scan(directory: Path, name: str, seed: int) -> Path:

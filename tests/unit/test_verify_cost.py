@@ -15,33 +15,26 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from edoc.archive import Archive
 from edoc.errors import ObjectMissing, StorageError
 from edoc.storage.local import LocalStore
 from edoc.verdict import RecordReport, Status
 from edoc.verification import Verifier
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, writable
+from tests.helpers import Edoc, Records, jst_today_minus, writable
 
 NAMES = ("ok", "digest", "truncated", "content_gone", "other_version", "no_version_id",
          "shortened", "meta_corrupt", "meta_list", "meta_gone", "manifest_other_version",
          "changing")
 
 
-@dataclass
-class Fixture:
-    edoc: Edoc
-    ids: dict[str, str]
-
-    def open(self) -> Archive:
-        return Archive.open(str(self.edoc.archive))
+class Fixture(Records):
+    """The tampered archive, with paths to its objects and their metadata."""
 
     def object_path(self, name: str, leaf: str = "content") -> Path:
         return self.edoc.objects / "records" / self.ids[name] / "v1" / leaf
