@@ -270,6 +270,15 @@ MOVE_RECORD = (records.update().where(records.c.record_id == sa.bindparam("rid")
                .values(latest_version=sa.bindparam("latest_version"),
                        state=sa.bindparam("state")))
 INSERT_VERSION = versions.insert()
+#: The columns ``INSERT_VERSION`` takes. An INSERT without ``values()`` silently drops a key
+#: that names no column (``.values(**row)`` refused it), so callers check with ``stray_columns``.
+VERSION_COLUMNS = frozenset(versions.c.keys())
+
+
+def stray_columns(row: dict[str, object], columns: frozenset[str]) -> list[str]:
+    """Keys of ``row`` that name no column: a search field spelt wrong would otherwise be
+    lost without a word (the 検索要件 columns must be filled from the manifest)."""
+    return sorted(row.keys() - columns)
 LEDGER_TOP = sa.select(sa.func.max(ledger.c.idx))
 INSERT_LEDGER = ledger.insert()
 

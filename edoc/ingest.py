@@ -67,8 +67,10 @@ from edoc.catalog import (
     INTENT_OWNER,
     MOVE_RECORD,
     RECORD_HEAD,
+    VERSION_COLUMNS,
     Catalog,
     intents,
+    stray_columns,
     utc_text,
     version_row,
 )
@@ -852,6 +854,11 @@ def _catalogue(archive: Archive, intent: _Intent, content_version: str | None,
     rid, version = intent.record_id, intent.version
 
     def catalogue(c: sa.Connection) -> bool:
+        if stray := stray_columns(intent.row, VERSION_COLUMNS):
+            raise EdocError(f"record {rid} v{version}: the catalog has no column for "
+                            f"{', '.join(stray)}; nothing catalogued",
+                            code="CATALOG_SCHEMA_MISMATCH",
+                            hint="run the edoc version that wrote this record's intent")
         key = {"record_id": rid, "version": version}
         if c.execute(DELETE_INTENT, key).rowcount == 0:
             return False

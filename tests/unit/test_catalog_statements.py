@@ -280,3 +280,18 @@ def test_a_group_of_one_runs_without_a_savepoint_and_is_undone_whole(
     finally:
         event.remove(cat.engine, "before_cursor_execute", seen)
         cat.dispose()
+
+
+def test_a_row_with_a_key_that_names_no_column_is_refused_whole(archive: Archive) -> None:
+    """A prebuilt INSERT takes its columns from the parameters and would drop a misspelt
+    search field without a word; cataloguing refuses the version instead."""
+    intent = _intent(7)
+    _reserve(archive, intent)
+    intent.row["counter_party"] = intent.row.pop("counterparty")
+    with pytest.raises(EdocError) as caught:
+        _catalogue(archive, intent, "cv", "mv")
+    assert caught.value.code == "CATALOG_SCHEMA_MISMATCH"
+    assert "counter_party" in caught.value.message
+    for table in (records, versions, ledger):
+        assert _count(archive.catalog, table) == 0
+    assert _count(archive.catalog, intents) == 1  # left for recovery, as it was
