@@ -23,6 +23,7 @@ import fcntl
 import functools
 import logging
 import os
+import selectors
 import threading
 import urllib.parse
 from collections.abc import Callable, Coroutine, Sequence
@@ -103,11 +104,16 @@ class _ThreadLoop:
 
     ``asyncio.run`` builds and tears down a loop per call (~70 µs, more under thread
     contention); a run seals and stamps once per record, so each thread keeps one loop.
-    A forked child makes its own: a loop's selector and self-pipe are not fork-safe."""
+    A forked child makes its own. The loop polls with ``poll(2)``, not epoll: an epoll
+    instance is one kernel object shared across fork, so a child dropping the loop it
+    inherited (its ``close`` unregisters the self-pipe) would unregister the *parent's*
+    self-pipe too, and the parent's loop would never again be woken by another thread —
+    ``run_in_executor`` (pyHanko's PKCS#11 signer) would hang. poll keeps no kernel state."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
+        self.loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(
+            selectors.PollSelector())
 
     def __del__(self) -> None:
         if self.pid == os.getpid() and not self.loop.is_closed():
