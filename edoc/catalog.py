@@ -274,13 +274,14 @@ INSERT_VERSION = versions.insert()
 #: that names no column (``.values(**row)`` refused it), so callers check with ``stray_columns``.
 VERSION_COLUMNS = frozenset(versions.c.keys())
 
+LEDGER_TOP = sa.select(sa.func.max(ledger.c.idx))
+INSERT_LEDGER = ledger.insert()
+
 
 def stray_columns(row: dict[str, object], columns: frozenset[str]) -> list[str]:
     """Keys of ``row`` that name no column: a search field spelt wrong would otherwise be
     lost without a word (the 検索要件 columns must be filled from the manifest)."""
     return sorted(row.keys() - columns)
-LEDGER_TOP = sa.select(sa.func.max(ledger.c.idx))
-INSERT_LEDGER = ledger.insert()
 
 
 def normalise_counterparty(name: str) -> str:
