@@ -90,23 +90,25 @@ class TokenSealer:
                  chain: Sequence[x509.Certificate]) -> None:
         from pyhanko.sign.pkcs11 import PKCS11Signer
 
+        from edoc.sealing import SealAttributes
         from edoc.tsa import asn1_certificate
 
         self.cert = cert
         self._session = _session(cfg)
+        cert_asn1 = asn1_certificate(cert)
         self._signer = PKCS11Signer(
-            self._session, key_label=cfg.key_label, signing_cert=asn1_certificate(cert),
+            self._session, key_label=cfg.key_label, signing_cert=cert_asn1,
             ca_chain=[asn1_certificate(c) for c in chain], use_raw_mechanism=True)
+        # The same signed attributes as a seal made with a key file (``Sealer``).
+        self._signer.signed_attr_prov_spec = SealAttributes(
+            cert_asn1, lambda: datetime.now(UTC))
 
     def seal(self, data: bytes) -> bytes:
-        from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
-
         from edoc.tsa import run_sync
 
-        attrs = PdfCMSSignedAttributes(signing_time=datetime.now(UTC))
         try:
             content_info = run_sync(self._signer.async_sign_general_data(
-                data, "sha256", detached=True, use_cades=True, signed_attr_settings=attrs))
+                data, "sha256", detached=True, use_cades=True))
         except Exception as exc:
             raise SealError(f"sealing with the PKCS#11 token failed: {type(exc).__name__}",
                             code="SEAL_FAILED") from None

@@ -66,7 +66,7 @@ class _LoadedKeySigner(SimpleSigner):
 
     ``SimpleSigner.sign_raw`` re-parses the DER private key on every signature (DESIGN.md
     measured ~86 ms for RSA-3072); this subclass signs with the key object it was given. It
-    also takes the seal's signed attributes from ``_SealAttributes`` (pyHanko's public
+    also takes the seal's signed attributes from ``SealAttributes`` (pyHanko's public
     ``signed_attr_prov_spec`` hook) and reuses the SignerInfo skeleton pyHanko formatted for it,
     leaving the assembly of attributes, SignerInfo and SignedData to pyHanko.
     """
@@ -97,7 +97,7 @@ class _LoadedKeySigner(SimpleSigner):
         self._key = key
         # With a spec set, pyHanko asks it for the signed attributes instead of building its
         # own CAdES spec (and a fresh signingCertificateV2 tree) on every signature.
-        self.signed_attr_prov_spec = _SealAttributes(cert, clock)
+        self.signed_attr_prov_spec = SealAttributes(cert, clock)
         self._signer_info_der: dict[str, bytes] = {}
 
     def signer_info(
@@ -169,7 +169,7 @@ def _signing_time_value(moment: datetime) -> cms.Time:
     return cms.Time({"generalized_time": core.GeneralizedTime(utc)})
 
 
-class _SealAttributes(SignedAttributeProviderSpec):
+class SealAttributes(SignedAttributeProviderSpec):
     """The CAdES-BES signed attributes of a seal (ETSI EN 319 122-1 §5.2), constant part cached.
 
     pyHanko adds contentType and messageDigest itself (RFC 5652 §5.3, §11.1–11.2); this spec

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms
 
 from tests import samples
 from tests.helpers import Edoc, jst_today_minus
@@ -60,6 +61,10 @@ def test_seal_key_in_softhsm(token: str, tmp_path: Path, monkeypatch: pytest.Mon
                            str(keys / "root-ca.pem"), "-purpose", "any", "-out", os.devnull],
                           capture_output=True, text=True)
     assert res2.returncode == 0, res2.stderr
+    # The token's seal carries the attributes of a key-file seal (CAdES-BES).
+    signed = cms.ContentInfo.load(cp.with_suffix(".p7s").read_bytes())["content"]
+    attrs = {a["type"].native for a in signed["signer_infos"][0]["signed_attrs"]}
+    assert attrs == {"content_type", "message_digest", "signing_time", "signing_certificate_v2"}
     # no PIN: a clear configuration error before anything is stored
     monkeypatch.delenv("EDOC_PKCS11_PIN")
     other = tmp_path / "s.png"
