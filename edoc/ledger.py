@@ -12,7 +12,6 @@ record does, through its inclusion path.
 
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,9 +94,7 @@ def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: dat
     threads = S3_PUT_THREADS if store.kind == "s3" else LOCAL_PUT_THREADS
     written = 0
     last = int(first) - 1
-    with contextlib.ExitStack() as stack:
-        pool = (stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="edoc-leaf"))
-                if threads > 1 else None)
+    with ThreadPoolExecutor(threads, thread_name_prefix="edoc-leaf") as pool:
         while True:
             with catalog.read() as c:
                 page = list(c.execute(sa.select(ledger.c.idx, ledger.c.entry)
@@ -107,8 +104,7 @@ def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: dat
                 return written
             last = int(page[-1][0])
             leaves = [(int(idx), str(entry)) for idx, entry in page]
-            errors = list(pool.map(put, leaves)) if pool is not None else [put(leaf)
-                                                                          for leaf in leaves]
+            errors = list(pool.map(put, leaves))
             done = [leaf[0] for leaf, err in zip(leaves, errors, strict=True) if err is None]
             if done:
                 _mark_stored(catalog, done)
