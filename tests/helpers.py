@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from click.testing import CliRunner, Result
 
 from cli import cli
@@ -73,6 +76,26 @@ def write_profiles(directory: Path, profiles: dict[str, str]) -> Path:
     for name, text in profiles.items():
         (directory / f"{name}.toml").write_text(text, encoding="utf-8")
     return directory
+
+
+@contextlib.contextmanager
+def profiles_in_env(directory: Path, profiles: dict[str, str]) -> Iterator[Path]:
+    """``profiles`` written to ``directory`` (``write_profiles``) and named by
+    ``EDOC_POLICIES`` while the block runs: for module fixtures (children inherit it)."""
+    pol = write_profiles(directory, profiles)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDOC_POLICIES", str(pol))
+        yield pol
+
+
+def init_on_s3(archive: Path, bucket: str, prefix: str) -> Edoc:
+    """``edoc init`` of ``archive`` on ``s3://bucket/prefix`` (path-style addressing, as
+    SeaweedFS on localhost needs), with the AWS variables the caller set."""
+    e = Edoc(archive)
+    res = e("init", str(archive), "--storage", f"s3://{bucket}/{prefix}",
+            "--s3-addressing-style", "path")
+    assert res.exit_code == 0, res.output
+    return e
 
 
 def short_profile(directory: Path, seconds: int, profile_id: str = "test-short") -> Path:

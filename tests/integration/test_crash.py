@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, write_profiles
+from tests.helpers import Edoc, jst_today_minus, profiles_in_env
 from tests.integration.faults import (
     REPO,
     ChildOutcome,
@@ -67,9 +67,7 @@ PROFILES = {
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """EDOC_POLICIES with the test profiles, for the whole module (children inherit it)."""
-    pol = write_profiles(tmp_path_factory.mktemp("policies"), PROFILES)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDOC_POLICIES", str(pol))
+    with profiles_in_env(tmp_path_factory.mktemp("policies"), PROFILES) as pol:
         yield pol
 
 

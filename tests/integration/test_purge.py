@@ -31,7 +31,7 @@ import edoc.disposal
 from edoc import canonical
 from edoc.storage.local import LocalStore
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, writable, write_profiles
+from tests.helpers import Edoc, init_on_s3, jst_today_minus, profiles_in_env, writable
 from tests.integration.faults import Child, ChildOutcome, ChildSpec, FaultPoint, run_child
 from tests.seaweed import SeaweedServer, StoreFactory, use_identity
 
@@ -50,9 +50,7 @@ Version = tuple[str, int]
 
 @pytest.fixture(scope="module")
 def policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    pol = write_profiles(tmp_path_factory.mktemp("policies"), PROFILES)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDOC_POLICIES", str(pol))
+    with profiles_in_env(tmp_path_factory.mktemp("policies"), PROFILES) as pol:
         yield pol
 
 
@@ -387,11 +385,7 @@ def s3_archive(tmp_path: Path, policies: Path, seaweed: SeaweedServer,
     bucket = s3_store_factory.bucket("edoc-archive")
     use_identity(monkeypatch, seaweed, "writer", tmp_path)
     prefix = f"purge-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]}"
-    e = Edoc(tmp_path / "archive")
-    res = e("init", str(e.archive), "--storage", f"s3://{bucket}/{prefix}",
-            "--s3-addressing-style", "path")
-    assert res.exit_code == 0, res.output
-    return e, bucket, prefix
+    return init_on_s3(tmp_path / "archive", bucket, prefix), bucket, prefix
 
 
 def _requests(client: Any) -> Callable[[], Counter[str]]:

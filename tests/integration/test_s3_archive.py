@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, drop_catalog, jst_today_minus, short_profile
+from tests.helpers import Edoc, drop_catalog, init_on_s3, jst_today_minus, short_profile
 from tests.seaweed import SeaweedServer, StoreFactory, use_identity
 
 pytestmark = pytest.mark.s3
@@ -28,11 +28,7 @@ def s3_edoc(tmp_path: Path, seaweed: SeaweedServer, s3_store_factory: StoreFacto
     use_identity(monkeypatch, seaweed, "writer", tmp_path)
     monkeypatch.setenv("EDOC_POLICIES", str(short_profile(tmp_path / "policies", SHORT)))
     prefix = f"arch-{tmp_path.name[-12:]}"
-    e = Edoc(tmp_path / "archive")
-    res = e("init", str(e.archive), "--storage", f"s3://{bucket}/{prefix}",
-            "--s3-addressing-style", "path")
-    assert res.exit_code == 0, res.output
-    yield e, bucket, prefix
+    yield init_on_s3(tmp_path / "archive", bucket, prefix), bucket, prefix
 
 
 def _docs(tmp_path: Path, n: int) -> list[Path]:
