@@ -44,7 +44,7 @@ def info(msg: str) -> None:
 
 
 def write_csv(rows: Iterator[Sequence[Any]], header: Sequence[str]) -> None:
-    from edoc.spreadsheet import neutralise
+    from edoc.services.spreadsheet import neutralise
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
@@ -71,7 +71,7 @@ def fail(exc: EdocError) -> NoReturn:
 
 
 def _open(archive_opt: str | None) -> Any:
-    from edoc.archive import Archive
+    from edoc.services.archive import Archive
 
     return Archive.open(archive_opt)
 
@@ -205,9 +205,9 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
     Local write-once store, SQLite catalog, and a development PKI and TSA that are
     NOT ACCREDITED (use an accredited TSA for real evidence; see README).
     """
-    from edoc import retention as retention_mod
-    from edoc.archive import init_archive
     from edoc.config import StorageConfig, _month_day
+    from edoc.policy import retention as retention_mod
+    from edoc.services.archive import init_archive
 
     for rule in retention:
         if not retention_mod.is_known_rule(rule):
@@ -234,7 +234,7 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
                           code="USAGE_ERROR")
     token = None
     if pkcs11_module or pkcs11_token:
-        from edoc.hsm import TokenConfig
+        from edoc.evidence.hsm import TokenConfig
 
         if not (pkcs11_module and pkcs11_token):
             raise ConfigError("--pkcs11-module and --pkcs11-token go together",
@@ -290,7 +290,7 @@ retention_options = _options(
 
 
 def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
-    from edoc.ingest import IngestRequest
+    from edoc.services.ingest import IngestRequest
 
     return IngestRequest(
         path=path, profiles=profiles, doc_type=opts.get("doc_type"), date=opts.get("tx_date"),
@@ -329,8 +329,8 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
     """
-    from edoc.ingest import Ingestor, default_jobs
-    from edoc.values import printable_name
+    from edoc.model.values import printable_name
+    from edoc.services.ingest import Ingestor, default_jobs
 
     if not files and not manifest_csv:
         raise ConfigError("no files given", code="USAGE_ERROR",
@@ -339,7 +339,7 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         raise ConfigError("give files or --manifest, not both", code="USAGE_ERROR")
     a = _archive(ctx)
     if manifest_csv:
-        from edoc.manifest_csv import read_manifest
+        from edoc.services.manifest_csv import read_manifest
 
         requests = read_manifest(Path(manifest_csv), default_profiles=profiles)
     else:
@@ -417,7 +417,7 @@ search_options = _options(
 
 def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
     from edoc.catalog import SearchQuery
-    from edoc.values import parse_amount, parse_date, parse_doc_type
+    from edoc.model.values import parse_amount, parse_date, parse_doc_type
 
     q = SearchQuery(
         date_from=parse_date(opts["date_from"], "--from") if opts["date_from"] else None,
@@ -480,7 +480,7 @@ def export(ctx: click.Context, /, output: str, as_json: bool, **opts: Any) -> No
 
     All or nothing; the CSV is UTF-8 with BOM for Excel, formulas neutralised.
     """
-    from edoc.export import export as run_export
+    from edoc.services.export import export as run_export
 
     summary = run_export(_archive(ctx), _search_query(opts), Path(output))
     if as_json:
@@ -497,8 +497,8 @@ def export(ctx: click.Context, /, output: str, as_json: bool, **opts: Any) -> No
 @click.pass_context
 def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> None:
     """Show a record: its metadata, retention and versions."""
-    from edoc import canonical
     from edoc.errors import NotFound
+    from edoc.model import canonical
 
     a = _archive(ctx)
     rec = a.catalog.record_row(record_id)
@@ -597,7 +597,7 @@ def get(ctx: click.Context, record_id: str, output: str, version: int | None,
 
 def _render_report(rep: Any) -> None:
     """One line per record version on stdout; each failing check on stderr."""
-    from edoc.verdict import Status
+    from edoc.model.verdict import Status
 
     click.echo(f"{rep.status.value.upper():13} {rep.record_id} v{rep.version}  "
                f"({len(rep.checks)} checks)")
@@ -625,9 +625,9 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     With --all or --from/--to every record of the period is checked (一括検証), in
     parallel, streaming the report (memory stays flat however many records there are).
     """
-    from edoc.values import parse_date
-    from edoc.verdict import REPORT_SCHEMA_VERSION, Status
-    from edoc.verification import CHECK_NAMES, verify_stream
+    from edoc.model.values import parse_date
+    from edoc.model.verdict import REPORT_SCHEMA_VERSION, Status
+    from edoc.services.verification import CHECK_NAMES, verify_stream
 
     if not record_ids and not verify_all and not date_from and not date_to:
         raise ConfigError("name records, or use --all or --from/--to", code="USAGE_ERROR")
@@ -705,7 +705,7 @@ def _render_change(result: Any, as_json: bool, verb: str) -> None:
 def correct(ctx: click.Context, /, record_id: str, file: str | None, reason: str,
             as_json: bool, **opts: Any) -> None:
     """Correct a record: a new version with new content (FILE) and/or metadata (訂正)."""
-    from edoc.lifecycle import Lifecycle
+    from edoc.services.lifecycle import Lifecycle
 
     a = _archive(ctx)
     result = Lifecycle(a).correct(record_id, reason=reason, file=file,
@@ -720,7 +720,7 @@ def correct(ctx: click.Context, /, record_id: str, file: str | None, reason: str
 @click.pass_context
 def delete(ctx: click.Context, record_id: str, reason: str, as_json: bool) -> None:
     """Delete a record: a tombstone version; history stays viewable until retention ends."""
-    from edoc.lifecycle import Lifecycle
+    from edoc.services.lifecycle import Lifecycle
 
     result = Lifecycle(_archive(ctx)).delete(record_id, reason=reason)
     _render_change(result, as_json, "deleted (tombstone)")
@@ -740,7 +740,7 @@ def retention() -> None:
 def retention_extend(ctx: click.Context, /, record_id: str, reason: str | None, as_json: bool,
                      **opts: Any) -> None:
     """Extend a record's retention, e.g. --loss-year once a loss is known."""
-    from edoc.lifecycle import Lifecycle
+    from edoc.services.lifecycle import Lifecycle
 
     result = Lifecycle(_archive(ctx)).extend_retention(
         record_id, reason=reason, changes=_request("", (), opts))
@@ -756,7 +756,7 @@ def retention_extend(ctx: click.Context, /, record_id: str, reason: str | None, 
 def hold(ctx: click.Context, record_ids: tuple[str, ...], reason: str, case_ref: str | None,
          as_json: bool) -> None:
     """Put records on legal hold: no disposal, however old, until released."""
-    from edoc.lifecycle import Lifecycle
+    from edoc.services.lifecycle import Lifecycle
 
     out = Lifecycle(_archive(ctx)).hold(record_ids, reason=reason, case=case_ref)
     if as_json:
@@ -775,7 +775,7 @@ def hold(ctx: click.Context, record_ids: tuple[str, ...], reason: str, case_ref:
 def release(ctx: click.Context, record_ids: tuple[str, ...], reason: str, as_json: bool
             ) -> None:
     """Release legal holds."""
-    from edoc.lifecycle import Lifecycle
+    from edoc.services.lifecycle import Lifecycle
 
     out = Lifecycle(_archive(ctx)).release(record_ids, reason=reason)
     if as_json:
@@ -791,7 +791,7 @@ def release(ctx: click.Context, record_ids: tuple[str, ...], reason: str, as_jso
 @click.pass_context
 def holds_cmd(ctx: click.Context, include_released: bool, as_json: bool) -> None:
     """List legal holds."""
-    from edoc.lifecycle import Lifecycle
+    from edoc.services.lifecycle import Lifecycle
 
     rows = Lifecycle(_archive(ctx)).list_holds(include_released=include_released)
     if as_json:
@@ -817,7 +817,7 @@ def purge(ctx: click.Context, dry_run: bool, yes: bool, limit: int | None,
     "Now" is a fresh timestamp's time; there is no option to purge as of another date.
     Exit 0 when everything selected was disposed, 1 otherwise.
     """
-    from edoc.disposal import Disposer
+    from edoc.services.disposal import Disposer
 
     if dry_run == yes:
         raise ConfigError("purge needs exactly one of --dry-run or --yes", code="USAGE_ERROR")
@@ -858,7 +858,7 @@ def evidence(ctx: click.Context, record_ids: tuple[str, ...], date_from: str | N
     version history and a VERIFY.md that walks through every check by hand.
     """
     from edoc.bundle import select_records, write_bundle
-    from edoc.values import parse_date
+    from edoc.model.values import parse_date
 
     if not record_ids and not (date_from or date_to):
         raise ConfigError("name records or give --from/--to", code="USAGE_ERROR")
@@ -887,7 +887,7 @@ def evidence(ctx: click.Context, record_ids: tuple[str, ...], date_from: str | N
 def verify_bundle_cmd(bundle: str, trust: tuple[str, ...], as_json: bool) -> None:
     """Check an evidence bundle with no archive, no configuration and no network."""
     from edoc.bundle import verify_bundle
-    from edoc.verdict import Status
+    from edoc.model.verdict import Status
 
     report = verify_bundle(Path(bundle), trust=[Path(t) for t in trust])
     if as_json:
@@ -906,7 +906,7 @@ def verify_bundle_cmd(bundle: str, trust: tuple[str, ...], as_json: bool) -> Non
 # -- operations: doctor, catalog, ledger, audit log ------------------------------------------
 
 def _render_checks(checks: list[Any]) -> None:
-    from edoc.verdict import Status
+    from edoc.model.verdict import Status
 
     for c in checks:
         mark = {Status.PASS: "ok  ", Status.FAIL: "FAIL", Status.INDETERMINATE: "note"}[c.status]
@@ -920,7 +920,7 @@ def _render_checks(checks: list[Any]) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Health and WORM self-test of the archive and its store. Exit 1 on any failure."""
-    from edoc.doctor import Doctor
+    from edoc.services.doctor import Doctor
 
     report = Doctor(_archive(ctx)).run(repair=repair)
     if as_json:
@@ -943,9 +943,9 @@ def catalog() -> None:
 def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
     """Recreate the catalog from the object store alone (the old one is kept aside)."""
     from edoc import config as config_mod
-    from edoc.archive import Archive, open_store
     from edoc.catalog import Catalog
-    from edoc.rebuild import rebuild_catalog
+    from edoc.services.archive import Archive, open_store
+    from edoc.services.rebuild import rebuild_catalog
 
     path = config_mod.locate(ctx.obj["archive"])
     cfg = config_mod.load(path)
@@ -972,7 +972,7 @@ def ledger_group() -> None:
 @click.pass_context
 def ledger_verify(ctx: click.Context, as_json: bool) -> None:
     """Recompute the tree, check every checkpoint and cross-check the store."""
-    from edoc.audit import verify_ledger
+    from edoc.services.audit import verify_ledger
 
     rep = verify_ledger(_archive(ctx))
     if as_json:
@@ -988,7 +988,7 @@ def ledger_verify(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def ledger_prove(ctx: click.Context, record_id: str) -> None:
     """Print the inclusion proof of every version of a record (JSON)."""
-    from edoc.audit import prove
+    from edoc.services.audit import prove
 
     emit_json(prove(_archive(ctx), record_id))
 
@@ -999,7 +999,7 @@ def ledger_prove(ctx: click.Context, record_id: str) -> None:
 @click.pass_context
 def ledger_consistency(ctx: click.Context, old: int, new: int) -> None:
     """Print an RFC 9162 consistency proof between checkpoints of size OLD and NEW (JSON)."""
-    from edoc.audit import consistency
+    from edoc.services.audit import consistency
 
     doc = consistency(_archive(ctx), old, new)
     emit_json(doc)
@@ -1011,7 +1011,7 @@ def ledger_consistency(ctx: click.Context, old: int, new: int) -> None:
 @click.pass_context
 def ledger_checkpoints(ctx: click.Context, as_json: bool) -> None:
     """List checkpoints (tree size, root, timestamp)."""
-    from edoc.audit import list_checkpoints
+    from edoc.services.audit import list_checkpoints
 
     rows = list_checkpoints(_archive(ctx))
     if as_json:
@@ -1030,8 +1030,8 @@ def ledger_checkpoints(ctx: click.Context, as_json: bool) -> None:
 def audit_log(ctx: click.Context, date_from: str | None, date_to: str | None, as_csv: bool,
               as_json: bool) -> None:
     """Who read what, and when (search, show, get, evidence, export)."""
-    from edoc.audit import read_access_log
-    from edoc.values import parse_date
+    from edoc.model.values import parse_date
+    from edoc.services.audit import read_access_log
 
     lo = parse_date(date_from, "--from").isoformat() if date_from else None
     hi = parse_date(date_to, "--to").isoformat() if date_to else None
@@ -1055,8 +1055,8 @@ def audit_log(ctx: click.Context, date_from: str | None, date_to: str | None, as
 @click.pass_context
 def renew(ctx: click.Context, before: str | None, as_json: bool) -> None:
     """Renew evidence before TSA certificates expire (archive-timestamp style)."""
-    from edoc.renewal import renew as run_renew
-    from edoc.values import parse_date
+    from edoc.model.values import parse_date
+    from edoc.services.renewal import renew as run_renew
 
     when = None
     if before:
@@ -1083,7 +1083,7 @@ def renew(ctx: click.Context, before: str | None, as_json: bool) -> None:
 @click.pass_context
 def profiles(ctx: click.Context, profile_id: str | None, as_json: bool) -> None:
     """List ordinance profiles, or explain one."""
-    from edoc.profiles import ProfileSet, policies_dirs
+    from edoc.policy.profiles import ProfileSet, policies_dirs
 
     try:
         a = _archive(ctx)
@@ -1118,7 +1118,8 @@ def _stderr_of_our_own() -> None:
     """Write edoc's own messages to a duplicate of file descriptor 2.
 
     While the readability gate decodes a TIFF it points fd 2 itself at a temporary file, to
-    catch what libtiff prints there behind Python's back (``edoc.readability``). With files
+    catch what libtiff prints there behind Python's back
+    (``edoc.inspection.readability``). With files
     in flight (``ingest --jobs``) another thread may print a progress line or a warning in
     that window; written to the duplicate, it still reaches the terminal or log."""
     try:

@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from edoc.archive import Archive, init_archive  # noqa: E402
 from edoc.config import StorageConfig  # noqa: E402
-from edoc.ingest import IngestRequest  # noqa: E402
+from edoc.services.archive import Archive, init_archive  # noqa: E402
+from edoc.services.ingest import IngestRequest  # noqa: E402
 
 PARTS = ("ingest", "verify", "search", "purge", "startup", "memory")
 MiB = 1024 * 1024

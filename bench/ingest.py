@@ -1,6 +1,7 @@
 """Part 1 — ingest throughput.
 
-edoc's records/s (``edoc.ingest.Ingestor(archive, jobs=default_jobs(archive)).run(requests)``,
+edoc's records/s
+(``edoc.services.ingest.Ingestor(archive, jobs=default_jobs(archive)).run(requests)``,
 the files in flight the CLI's ``ingest`` uses by default) into SeaweedFS with Object
 Lock, against a plain boto3 uploader with 8 threads that PUTs the same files with the same
 lock and checksum headers and nothing else; the same for the local store against a plain
@@ -40,8 +41,8 @@ from bench.common import (
     run_child,
     s3_store,
 )
-from edoc.archive import Archive
-from edoc.ingest import Ingestor, IngestRequest, IngestRun, default_jobs
+from edoc.services.archive import Archive
+from edoc.services.ingest import Ingestor, IngestRequest, IngestRun, default_jobs
 
 PART = "ingest"
 RAW_THREADS = 8
@@ -57,8 +58,6 @@ def warm_imports() -> None:
     """Import what the first seal and the first inspection would import (pyHanko, Pillow,
     pikepdf): a process ingesting thousands of files pays that once, and the CLI rows
     measure it where it does count."""
-    import edoc.readability
-    import edoc.sealing  # noqa: F401
 
 
 def check_run(run: IngestRun, expected: int, what: str) -> None:
@@ -318,7 +317,7 @@ def _components(bench: Bench, images: list[Path], pdfs: list[Path]) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from edoc import readability
+    from edoc.inspection import readability
 
     archive = bench.local_archive("ingest-components")
     try:

@@ -27,7 +27,7 @@ from bench.common import (
     require_ok,
     run_child,
 )
-from edoc.archive import Archive
+from edoc.services.archive import Archive
 
 PART = "memory"
 TARGET_MB = 150

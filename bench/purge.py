@@ -1,6 +1,6 @@
 """Part 4 — purge (disposal with a certificate) of expired records.
 
-``edoc.disposal.Disposer(archive).run(dry_run=False)`` over N expired records: per record
+``edoc.services.disposal.Disposer(archive).run(dry_run=False)`` over N expired records: per record
 the objects are deleted, the versions and record marked disposed and a ``purge`` leaf
 logged; then the certificate (廃棄証明) is sealed, timestamped and stored, the leaves are
 written to the store and a checkpoint is made. Baselines delete the same number of object
@@ -44,11 +44,12 @@ from bench.common import (
     rate_ratio,
     s3_store,
 )
-from edoc import canonical, ids, layout
-from edoc.archive import Archive
 from edoc.catalog import Catalog, ledger, records, utc_text, versions
-from edoc.ingest import Ingestor, IngestRequest
-from edoc.ledger import event_entry, leaf_hex, make_checkpoint
+from edoc.evidence.ledger import event_entry, leaf_hex, make_checkpoint
+from edoc.model import canonical, ids
+from edoc.services.archive import Archive
+from edoc.services.ingest import Ingestor, IngestRequest
+from edoc.storage import layout
 
 PART = "purge"
 CONTENT_BYTES = 2048
@@ -233,7 +234,7 @@ def build_s3(bench: Bench, sw: SeaweedEnv, n: int) -> tuple[Path, list[dict[str,
 
 def _purge(bench: Bench, archive_dir: Path, expected: int, name: str
            ) -> tuple[Stopwatch, Archive, Any]:
-    from edoc.disposal import Disposer
+    from edoc.services.disposal import Disposer
 
     archive = Archive.open(str(archive_dir))
     with profiled(bench, name), Stopwatch() as watch:
@@ -298,7 +299,7 @@ def run(bench: Bench) -> None:
     try:
         with S3Calls(s3_store(archive).client) as calls:
             event.listen(archive.catalog.engine, "commit", count)
-            from edoc.disposal import Disposer
+            from edoc.services.disposal import Disposer
 
             with profiled(bench, "purge-s3"), Stopwatch() as watch:
                 report = Disposer(archive).run(dry_run=False)

@@ -33,8 +33,8 @@ from bench.common import (
     log,
     percentile,
 )
-from edoc.archive import Archive
 from edoc.catalog import SearchQuery, normalise_counterparty, records, versions
+from edoc.services.archive import Archive
 
 PART = "search"
 CHUNK = 20_000

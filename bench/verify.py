@@ -38,14 +38,14 @@ from bench.common import (
     require_ok,
     run_child,
 )
-from edoc.archive import Archive
+from edoc.services.archive import Archive
 
 PART = "verify"
 
 
 def _ingest_worker(archive_dir: str, paths: list[str]) -> int:
     """Fixture builder (child process): real ingests, durability off."""
-    from edoc.ingest import Ingestor
+    from edoc.services.ingest import Ingestor
 
     archive = Archive.open(archive_dir)
     try:
@@ -123,8 +123,8 @@ def _library(bench: Bench, archive_dir: Path, workers: int) -> tuple[float, floa
     """Wall time of ``verify_stream`` over every record, the time its first report took
     (start-up: imports, workers, the checkpoint checks) and the rate after the first tenth
     of the reports (the steady state a long period verification runs at)."""
-    from edoc.verdict import Status
-    from edoc.verification import verify_stream
+    from edoc.model.verdict import Status
+    from edoc.services.verification import verify_stream
 
     archive = Archive.open(str(archive_dir))
     reports = []

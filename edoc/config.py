@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from edoc.errors import ConfigError
-from edoc.hsm import TokenConfig
-from edoc.roles import RoleMap, load_roles
+from edoc.evidence.hsm import TokenConfig
+from edoc.policy.roles import RoleMap, load_roles
 
 CONFIG_NAME = "edoc.toml"
 ENV_ARCHIVE = "EDOC_ARCHIVE"

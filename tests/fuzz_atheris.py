@@ -25,9 +25,9 @@ from pathlib import Path
 import atheris  # type: ignore[import-not-found]
 
 with atheris.instrument_imports():
-    from edoc import readability
     from edoc.errors import InputError
-    from edoc.manifest_csv import read_manifest
+    from edoc.inspection import readability
+    from edoc.services.manifest_csv import read_manifest
 
 _WORK = Path(tempfile.mkdtemp(prefix="edoc-atheris-"))
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import cli
-from edoc.archive import Archive
+from edoc.services.archive import Archive
 
 
 def jst_today_minus(days: int) -> str:

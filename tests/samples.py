@@ -22,7 +22,7 @@ from pathlib import Path
 import pikepdf
 from PIL import Image, ImageDraw, TiffImagePlugin
 
-from edoc.paper import paper_size_inches
+from edoc.policy.paper import paper_size_inches
 
 __all__ = [
     "bomb_png",

@@ -62,8 +62,8 @@ from edoc.errors import (
     RetentionActive,
     StorageError,
 )
+from edoc.model.verdict import Check
 from edoc.storage.base import DeleteOutcome, ObjectInfo
-from edoc.verdict import Check
 
 __all__ = [
     "DEFAULT_MULTIPART_THRESHOLD",

@@ -99,7 +99,7 @@ def test_replaced_checkpoint_is_detected(edoc: Edoc) -> None:
 
 
 def test_prove_and_consistency(edoc: Edoc) -> None:
-    from edoc import merkle
+    from edoc.evidence import merkle
 
     rid = edoc.json("search")[1]["records"][-1]["record_id"]
     res = edoc("ledger", "prove", rid)

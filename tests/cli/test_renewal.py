@@ -21,7 +21,7 @@ def _codes(report: dict[str, object], name: str) -> list[str]:
 
 
 def test_expired_tsa_certificate_is_renewed(tmp_path: Path) -> None:
-    from edoc import pki
+    from edoc.evidence import pki
 
     e = Edoc(tmp_path / "archive")
     assert e("init", str(e.archive)).exit_code == 0

@@ -74,7 +74,7 @@ def test_evidence_bundle_round_trip_through_the_cli(edoc: Edoc, tmp_path: Path) 
     assert code == 0, report
     assert report["ok"] is True
     # the auditor's own root (another PKI) makes the same bundle fail
-    from edoc import pki
+    from edoc.evidence import pki
 
     other = pki.generate_dev_pki(tmp_path / "other", organisation="Auditor")
     code, report = Edoc(tmp_path / "nowhere").json("verify-bundle", str(copy), "--trust",

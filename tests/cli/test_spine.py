@@ -176,8 +176,8 @@ def test_removed_ledger_entry_is_caught(
 
 def test_forged_checkpoint_is_caught(stored: tuple[Edoc, dict[str, dict[str, object]]],
                                      tmp_path: Path) -> None:
-    from edoc import pki
-    from edoc.sealing import Sealer
+    from edoc.evidence import pki
+    from edoc.evidence.sealing import Sealer
 
     edoc, results = stored
     other = pki.generate_dev_pki(tmp_path / "mallory", organisation="Mallory")
@@ -193,7 +193,7 @@ def test_forged_checkpoint_is_caught(stored: tuple[Edoc, dict[str, dict[str, obj
 
 def test_token_from_untrusted_tsa_is_caught(
         stored: tuple[Edoc, dict[str, dict[str, object]]], tmp_path: Path) -> None:
-    from edoc import pki, tsa
+    from edoc.evidence import pki, tsa
 
     edoc, results = stored
     other = pki.generate_dev_pki(tmp_path / "mallory", organisation="Mallory")
@@ -210,8 +210,8 @@ def test_token_from_untrusted_tsa_is_caught(
 
 def test_store_refuses_overwrite_and_early_delete(
         stored: tuple[Edoc, dict[str, dict[str, object]]]) -> None:
-    from edoc.archive import Archive
     from edoc.errors import ObjectExists, RetentionActive
+    from edoc.services.archive import Archive
 
     edoc, results = stored
     rid = str(results["receipt.jpg"]["record_id"])

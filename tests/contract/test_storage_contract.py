@@ -22,10 +22,10 @@ import botocore.exceptions
 import pytest
 
 from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageError
+from edoc.model.verdict import Status, bottom_line
 from edoc.storage.base import ObjectInfo, ObjectStore
 from edoc.storage.local import LocalStore
 from edoc.storage.s3 import S3Store, worm_self_test
-from edoc.verdict import Status, bottom_line
 
 MiB = 1024 * 1024
 

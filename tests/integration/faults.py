@@ -324,7 +324,7 @@ def _wrap_catalog_writes(catalog: Any, injector: _Injector) -> None:
 def _service(spec: ChildSpec, archive: Any, report: _Report) -> dict[str, Any] | None:
     args = spec.args
     if spec.service == "ingest":
-        from edoc.ingest import Ingestor, IngestRequest
+        from edoc.services.ingest import Ingestor, IngestRequest
 
         requests = [IngestRequest(path=f["path"], profiles=tuple(f.get("profiles", ())),
                                   date=f.get("date"), amount=f.get("amount"),
@@ -335,12 +335,12 @@ def _service(spec: ChildSpec, archive: Any, report: _Report) -> dict[str, Any] |
         return {"ok": run.ok, "checkpoint": run.checkpoint,
                 "checkpoint_error": run.checkpoint_error}
     if spec.service == "purge":
-        from edoc.disposal import Disposer
+        from edoc.services.disposal import Disposer
 
         return Disposer(archive).run(dry_run=False).as_dict()
     if spec.service in ("correct", "extend"):
-        from edoc.ingest import IngestRequest
-        from edoc.lifecycle import Lifecycle
+        from edoc.services.ingest import IngestRequest
+        from edoc.services.lifecycle import Lifecycle
 
         life = Lifecycle(archive)
         if spec.service == "correct":
@@ -360,8 +360,8 @@ SERVICES = ("ingest", "purge", "correct", "extend")
 
 def child_main(spec: ChildSpec, report_path: str) -> int:
     """Run one child; returns its exit status (the error's exit code, like the CLI)."""
-    from edoc.archive import Archive
     from edoc.errors import EdocError
+    from edoc.services.archive import Archive
 
     os.environ.update(spec.env)
     report = _Report(report_path)

@@ -29,11 +29,13 @@ from typing import Any
 
 import pytest
 
-from edoc import bundle, canonical, merkle
-from edoc.archive import Archive, init_archive
+from edoc import bundle
 from edoc.bundle import BundleSummary, select_records, verify_bundle, write_bundle
 from edoc.errors import InputError, NotFound
-from edoc.verdict import Status
+from edoc.evidence import merkle
+from edoc.model import canonical
+from edoc.model.verdict import Status
+from edoc.services.archive import Archive, init_archive
 from tests import samples
 from tests.helpers import Edoc, jst_today_minus, writable
 
@@ -386,7 +388,7 @@ def test_unreadable_trust_file_is_an_input_error(world: World, tmp_path: Path) -
 
 def test_shell_inclusion_walk_follows_rfc9162(tmp_path: Path) -> None:
     """verify.sh's RFC 9162 §2.1.3.2 walk (POSIX sh arithmetic, octal printf) takes the same
-    sides and reaches the same root as edoc.merkle in trees of many shapes; a wrong index,
+    sides and reaches the same root as edoc.evidence.merkle in trees of many shapes; a wrong index,
     path hash or root fails."""
     cases: list[tuple[int, int, str | None]] = [
         (size, index, None) for size in (1, 2, 3, 5, 6, 7, 8, 11)

@@ -8,7 +8,7 @@ start together. Afterwards: no ledger entry lost (``ledger verify``), one consis
 any stderr, and every exit code as documented.
 
 Two runs racing on one new file can both pass the early duplicate check; the catalog
-settles it when the version is reserved (``edoc.ingest`` commit protocol). The race is also
+settles it when the version is reserved (``edoc.services.ingest`` commit protocol). The race is also
 made deterministic: a writer is frozen (SIGSTOP) right after its reservation while another
 run ingests the same file, and ``doctor --repair`` must leave the live writer's version alone.
 """

@@ -34,10 +34,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from edoc import readability
 from edoc.errors import EdocError, InputError
-from edoc.manifest_csv import COLUMNS, read_manifest
-from edoc.values import MAX_AMOUNT, clean_text, parse_amount, parse_date
+from edoc.inspection import readability
+from edoc.model.values import MAX_AMOUNT, clean_text, parse_amount, parse_date
+from edoc.services.manifest_csv import COLUMNS, read_manifest
 from tests import samples
 from tests.hostile import good_scan, raw_pdf
 

@@ -607,8 +607,8 @@ def test_no_line_is_lost_while_libtiff_output_is_caught(tmp_path: Path, template
 
 _EMBEDDING_PROGRAM = """
 import sys, threading, time
-from edoc.archive import Archive
-from edoc.ingest import IngestRequest, Ingestor
+from edoc.services.archive import Archive
+from edoc.services.ingest import IngestRequest, Ingestor
 
 archive, *files = sys.argv[1:]
 stop = threading.Event()

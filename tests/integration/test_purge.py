@@ -1,6 +1,6 @@
 """Purge in pages: selection, batched deletes, commits and the certificate, page by page.
 
-The page sizes of ``edoc.disposal`` are shrunk here (two records a page, one record a
+The page sizes of ``edoc.services.disposal`` are shrunk here (two records a page, one record a
 transaction, two journal rows a certificate query) so that a handful of real records cross
 every page boundary. Forked fault-injection children (``tests/integration/faults.py``)
 inherit them. Records expire for real (a two-second profile), never by a clock override.
@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-import edoc.disposal
-from edoc import canonical
+import edoc.services.disposal
+from edoc.model import canonical
 from edoc.storage.local import LocalStore
 from tests import samples
 from tests.helpers import Edoc, init_on_s3, jst_today_minus, profiles_in_env, writable
@@ -56,9 +56,9 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edoc.disposal, "PAGE_RECORDS", 2)
-    monkeypatch.setattr(edoc.disposal, "COMMIT_RECORDS", 1)
-    monkeypatch.setattr(edoc.disposal, "CERTIFICATE_PAGE", 2)
+    monkeypatch.setattr(edoc.services.disposal, "PAGE_RECORDS", 2)
+    monkeypatch.setattr(edoc.services.disposal, "COMMIT_RECORDS", 1)
+    monkeypatch.setattr(edoc.services.disposal, "CERTIFICATE_PAGE", 2)
 
 
 def _receipts(where: Path, n: int) -> list[Path]:
@@ -404,8 +404,8 @@ def _requests(client: Any) -> Callable[[], Counter[str]]:
 @pytest.mark.s3
 def test_s3_purge_deletes_pinned_versions_with_delete_objects(
         s3_archive: tuple[Edoc, str, str], seaweed: SeaweedServer, tmp_path: Path) -> None:
-    from edoc.archive import Archive
-    from edoc.disposal import Disposer
+    from edoc.services.archive import Archive
+    from edoc.services.disposal import Disposer
 
     e, bucket, prefix = s3_archive
     files = _receipts(tmp_path / "inbox", 4)
@@ -458,10 +458,10 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
     import threading
     from datetime import UTC, datetime, timedelta
 
-    import edoc.ledger
-    from edoc import layout
-    from edoc.archive import Archive
+    import edoc.evidence.ledger
     from edoc.errors import StorageError
+    from edoc.services.archive import Archive
+    from edoc.storage import layout
 
     source, _expected, _kept = template
     e = _copy(source, tmp_path / "archive")
@@ -469,7 +469,7 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
         db.execute("UPDATE ledger SET stored = 0")
         total = db.execute("SELECT count(*) FROM ledger").fetchone()[0]
     failing = total // 2
-    monkeypatch.setattr(edoc.ledger, "FLUSH_PAGE", 3)
+    monkeypatch.setattr(edoc.evidence.ledger, "FLUSH_PAGE", 3)
     threads: set[str] = set()
 
     class ThreadedLeaves:
@@ -487,7 +487,7 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
     archive = Archive.open(str(e.archive))
     try:
         with pytest.raises(StorageError):
-            edoc.ledger.flush_ledger_objects(archive.catalog,
+            edoc.evidence.ledger.flush_ledger_objects(archive.catalog,
                                              ThreadedLeaves(archive.store),  # type: ignore[arg-type]
                                              datetime.now(UTC) + timedelta(days=1))
     finally:

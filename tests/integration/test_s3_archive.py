@@ -116,8 +116,8 @@ def test_server_stopped_mid_batch(s3_edoc: tuple[Edoc, str, str], tmp_path: Path
                                   seaweed: SeaweedServer) -> None:
     """The server goes away after two files: the rest are reported, nothing is half-stored,
     and a re-run with --skip-existing finishes the job without duplicates."""
-    from edoc.archive import Archive
-    from edoc.ingest import Ingestor, IngestRequest
+    from edoc.services.archive import Archive
+    from edoc.services.ingest import Ingestor, IngestRequest
 
     e, _bucket, _prefix = s3_edoc
     files = _docs(tmp_path, 4)

@@ -1,4 +1,4 @@
-"""Business days, input deadlines and civil period counting (edoc.business_days).
+"""Business days, input deadlines and civil period counting (edoc.policy.business_days).
 
 Expected dates are worked out by hand from the 2024/2025 calendars in the comments, not
 copied from the implementation.
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edoc.business_days import (
+from edoc.errors import ConfigError, InputError
+from edoc.policy.business_days import (
     BusinessCalendar,
     civil_anniversary,
     civil_period_end,
@@ -22,7 +23,6 @@ from edoc.business_days import (
     jst_date,
     jst_midnight,
 )
-from edoc.errors import ConfigError, InputError
 
 PLAIN = BusinessCalendar()
 YEAR_END = BusinessCalendar(closed_annual=[(12, 29), (12, 30), (12, 31), (1, 2), (1, 3)])

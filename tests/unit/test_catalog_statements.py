@@ -23,8 +23,6 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from edoc import canonical, ids
-from edoc.archive import Archive, init_archive
 from edoc.catalog import (
     ACTIVE_RECORD_BY_SHA,
     DELETE_INTENT,
@@ -44,10 +42,12 @@ from edoc.catalog import (
     version_row,
     versions,
 )
+from edoc.catalog.group_commit import GroupCommitter
 from edoc.errors import DuplicateContent, EdocError
-from edoc.group_commit import GroupCommitter
-from edoc.ingest import _catalogue, _Intent, _reserve
-from edoc.ledger import event_entry, leaf_hex
+from edoc.evidence.ledger import event_entry, leaf_hex
+from edoc.model import canonical, ids
+from edoc.services.archive import Archive, init_archive
+from edoc.services.ingest import _catalogue, _Intent, _reserve
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 UNTIL = NOW + timedelta(days=7 * 366)

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from edoc.catalog import Catalog, records
+from edoc.catalog.group_commit import GroupCommitter
 from edoc.errors import CatalogError, DuplicateContent
-from edoc.group_commit import GroupCommitter
 
 
 @pytest.fixture()

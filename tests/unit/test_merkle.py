@@ -1,4 +1,4 @@
-"""Tests for edoc.merkle against outside answers: the RFC 6962 test vectors used by
+"""Tests for edoc.evidence.merkle against outside answers: the RFC 6962 test vectors used by
 Certificate Transparency implementations, and a naive transcription of the RFC 9162
 definitions (recursive, slicing) written here independently of the module."""
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edoc.merkle import (
+from edoc.evidence.merkle import (
     EMPTY_ROOT,
     ConsistencyProof,
     InclusionProof,
@@ -173,7 +173,7 @@ def flip(h: bytes, bit: int) -> bytes:
 
 # --------------------------------------------------------------------------- naive reference
 # A literal transcription of RFC 9162 §2.1.1, §2.1.3.1 and §2.1.4.1 over raw data, with
-# list slicing and recursion: slow, obviously right, and not sharing code with edoc.merkle.
+# list slicing and recursion: slow, obviously right, and not sharing code with edoc.evidence.merkle.
 
 
 def ref_mth(d: Sequence[bytes]) -> bytes:

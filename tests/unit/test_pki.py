@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edoc.errors import ConfigError
-from edoc.pki import (
+from edoc.evidence.pki import (
     PkiPaths,
     generate_dev_pki,
     issue_tsa_certificate,

@@ -1,7 +1,7 @@
 """Shallow checks on the shipped profile files (policies/*.toml), independent of the loader.
 
 Each file must parse, be named after its id, name its legal basis, use only schema keys and
-name only known retention rules. ``edoc.profiles`` adds the deeper validation.
+name only known retention rules. ``edoc.policy.profiles`` adds the deeper validation.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edoc import retention
+from edoc.policy import retention
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 FILES = sorted(POLICIES.glob("*.toml"))

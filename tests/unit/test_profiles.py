@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edoc.errors import ConfigError
-from edoc.profiles import ProfileSet, combine
+from edoc.policy.profiles import ProfileSet, combine
 
 
 def _load(tmp_path: Path, **files: str) -> ProfileSet:

@@ -14,8 +14,7 @@ import pytest
 from PIL import Image, TiffImagePlugin
 
 from edoc.errors import ConfigError, EdocError, InputError, ProfileViolation, UsageError
-from edoc.paper import paper_size_inches
-from edoc.readability import (
+from edoc.inspection.readability import (
     CSV,
     JPEG,
     MANIFEST_PAGES,
@@ -30,6 +29,7 @@ from edoc.readability import (
     detect_media_type,
     inspect,
 )
+from edoc.policy.paper import paper_size_inches
 from tests.samples import (
     bomb_png,
     encrypted_pdf,

@@ -1,4 +1,4 @@
-"""Statutory retention rules, durations and decisions (edoc.retention).
+"""Statutory retention rules, durations and decisions (edoc.policy.retention).
 
 The worked examples come from REQUIREMENTS.md "Retention periods"; the others are worked
 out by hand in the comments.
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edoc.errors import ConfigError, InputError
-from edoc.retention import (
+from edoc.policy.retention import (
     RULES,
     Duration,
     RetentionDecision,

@@ -1,4 +1,4 @@
-"""``edoc.tsa.run_sync``: pyHanko coroutines driven from synchronous code, from any thread,
+"""``edoc.evidence.tsa.run_sync``: pyHanko coroutines driven from synchronous code, from any thread,
 from inside an async caller and from a forked child; a thread's loop is closed with it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from edoc import tsa
+from edoc.evidence import tsa
 
 
 async def _double(x: int) -> int:

@@ -18,9 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edoc.errors import SealError
-from edoc.pki import PkiPaths, PrivateKey, generate_dev_pki, load_certificate, load_private_key
-from edoc.sealing import Sealer, signer_certificate, verify_seal
-from edoc.verdict import Status
+from edoc.evidence.pki import (
+    PkiPaths,
+    PrivateKey,
+    generate_dev_pki,
+    load_certificate,
+    load_private_key,
+)
+from edoc.evidence.sealing import Sealer, signer_certificate, verify_seal
+from edoc.model.verdict import Status
 
 MANIFEST = (
     '{"content_sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",'

@@ -21,9 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from edoc.pki import PrivateKey
-from edoc.sealing import Sealer, signer_certificate, verify_seal
-from edoc.verdict import Status
+from edoc.evidence.pki import PrivateKey
+from edoc.evidence.sealing import Sealer, signer_certificate, verify_seal
+from edoc.model.verdict import Status
 from tests.unit.test_sealing import Pki, make_pki, seal_cert
 
 JST = timezone(timedelta(hours=9))

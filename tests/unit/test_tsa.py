@@ -31,13 +31,13 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from edoc.errors import ConfigError, TimestampError
-from edoc.pki import (
+from edoc.evidence.pki import (
     PkiPaths,
     generate_dev_pki,
     load_certificate,
     load_private_key,
 )
-from edoc.tsa import (
+from edoc.evidence.tsa import (
     EDOC_DEV_TSA_POLICY,
     EmbeddedTsa,
     HttpTimeStamper,
@@ -46,7 +46,7 @@ from edoc.tsa import (
     request_timestamp,
     verify_timestamp,
 )
-from edoc.verdict import Status
+from edoc.model.verdict import Status
 
 DOCUMENT = "請求書 No. 42, 110,000 円".encode()
 DIGEST = hashlib.sha256(DOCUMENT).digest()

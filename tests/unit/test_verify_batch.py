@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from edoc import verification
-from edoc.archive import Archive
-from edoc.verdict import RecordReport, Status
-from edoc.verification import Verifier, verify_stream
+from edoc.model.verdict import RecordReport, Status
+from edoc.services import verification
+from edoc.services.archive import Archive
+from edoc.services.verification import Verifier, verify_stream
 from tests import samples
 from tests.helpers import Edoc, Records, jst_today_minus, short_profile, writable
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from edoc.errors import ObjectMissing, StorageError
+from edoc.model.verdict import RecordReport, Status
+from edoc.services.verification import Verifier
 from edoc.storage.local import LocalStore
-from edoc.verdict import RecordReport, Status
-from edoc.verification import Verifier
 from tests import samples
 from tests.helpers import Edoc, Records, jst_today_minus, writable
 

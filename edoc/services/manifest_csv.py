@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edoc.errors import InputError
-from edoc.ingest import IngestRequest
-from edoc.values import printable_name, stat_regular_file
+from edoc.model.values import printable_name, stat_regular_file
+from edoc.services.ingest import IngestRequest
 
 COLUMNS = ("file", "profile", "doc_type", "date", "amount", "counterparty", "ledger_ref",
            "received", "author", "paper_size", "retention", "fiscal_year_end",

@@ -90,8 +90,8 @@ class TokenSealer:
                  chain: Sequence[x509.Certificate]) -> None:
         from pyhanko.sign.pkcs11 import PKCS11Signer
 
-        from edoc.sealing import SealAttributes
-        from edoc.tsa import asn1_certificate
+        from edoc.evidence.sealing import SealAttributes
+        from edoc.evidence.tsa import asn1_certificate
 
         self.cert = cert
         self._session = _session(cfg)
@@ -104,7 +104,7 @@ class TokenSealer:
             cert_asn1, lambda: datetime.now(UTC))
 
     def seal(self, data: bytes) -> bytes:
-        from edoc.tsa import run_sync
+        from edoc.evidence.tsa import run_sync
 
         try:
             content_info = run_sync(self._signer.async_sign_general_data(

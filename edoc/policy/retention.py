@@ -10,7 +10,8 @@ Conventions (REQUIREMENTS.md "Retention periods"):
   (民法 第143条; 国税通則法 第10条第1項): the period ends on the day before the day of the last
   year that corresponds to ``start``; when that year has no such day (a 29 February start)
   it ends on the last day of the month. So a 29 February start is kept through 28 February
-  N years later whether or not that year is a leap year (``edoc.business_days.civil_period_end``).
+  N years later whether or not that year is a leap year
+  (``edoc.policy.business_days.civil_period_end``).
 * ``start`` is the first day that counts. Where a law counts "from" an event (completion,
   book closing, delivery) the event day itself is not counted (民法 第140条 初日不算入), so the
   start is the day after it.
@@ -33,8 +34,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
-from edoc.business_days import JST, civil_anniversary, jst_date, jst_midnight
 from edoc.errors import ConfigError, InputError
+from edoc.policy.business_days import JST, civil_anniversary, jst_date, jst_midnight
 
 __all__ = [
     "RULES",

@@ -194,9 +194,10 @@ disposal_items = sa.Table(
     sa.PrimaryKeyConstraint("run_id", "record_id", "version"),
 )
 
-#: Versions being written (the ingest commit protocol, ``edoc.ingest``): reserved here before
+#: Versions being written (the ingest commit protocol, ``edoc.services.ingest``): reserved
+#: here before
 #: any object is stored, deleted by the transaction that catalogues the version. A row whose
-#: writer died is finished or dropped by the next run (``edoc.ingest.recover_intents``).
+#: writer died is finished or dropped by the next run (``edoc.services.ingest.recover_intents``).
 intents = sa.Table(
     "intents", metadata,
     sa.Column("record_id", sa.String(32), nullable=False),
@@ -299,7 +300,7 @@ def version_row(m: dict[str, Any], *, manifest_sha256: str,
                 ) -> dict[str, Any]:
     """The ``versions`` row for manifest ``m``: every searchable column comes from the sealed
     manifest, the one mapping used by ingest, recovery and ``catalog rebuild`` alike."""
-    from edoc import canonical
+    from edoc.model import canonical
 
     c = m.get("content") or {}
     meta = m.get("metadata") or {}

@@ -16,10 +16,10 @@ from datetime import datetime
 
 from cryptography import x509
 
-from edoc import pki
 from edoc.config import ArchiveConfig
 from edoc.errors import ConfigError
-from edoc.verdict import Check
+from edoc.evidence import pki
+from edoc.model.verdict import Check
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,12 @@ class Notary:
     # -- signing ---------------------------------------------------------------------------
     @functools.cached_property
     def _sealer(self) -> object:
-        from edoc.sealing import Sealer
+        from edoc.evidence.sealing import Sealer
 
         root = pki.load_certificate(self.paths.root_cert)
         cert = pki.load_certificate(self.paths.seal_cert)
         if self.cfg.seal_backend == "pkcs11" and self.cfg.pkcs11 is not None:
-            from edoc.hsm import TokenSealer
+            from edoc.evidence.hsm import TokenSealer
 
             return TokenSealer(self.cfg.pkcs11, cert, [root])
         key = pki.load_private_key(self.paths.seal_key, self.cfg.passphrase())
@@ -75,7 +75,7 @@ class Notary:
 
     @functools.cached_property
     def _stamper(self) -> object:
-        from edoc import tsa
+        from edoc.evidence import tsa
 
         t = self.cfg.tsa
         if t.kind == "embedded":
@@ -99,8 +99,8 @@ class Notary:
         _ = self._sealer, self._stamper
 
     def seal(self, data: bytes) -> bytes:
-        from edoc.hsm import TokenSealer
-        from edoc.sealing import Sealer
+        from edoc.evidence.hsm import TokenSealer
+        from edoc.evidence.sealing import Sealer
 
         sealer = self._sealer
         assert isinstance(sealer, Sealer | TokenSealer)
@@ -108,7 +108,7 @@ class Notary:
 
     def timestamp(self, digest: bytes) -> tuple[bytes, datetime]:
         """An RFC 3161 response over ``digest`` (SHA-256) and its genTime."""
-        from edoc import tsa
+        from edoc.evidence import tsa
 
         result = tsa.request_timestamp(self._stamper, digest)  # type: ignore[arg-type]
         return result.response_der, result.gen_time
@@ -126,14 +126,14 @@ class Notary:
     def verify_seal(self, data: bytes, seal: bytes, moment: datetime | None = None) -> Check:
         """``moment``: when the seal was made (its checkpoint's genTime), so a seal stays
         valid after its certificate expires, as long as it was made while it was valid."""
-        from edoc.sealing import verify_seal
+        from edoc.evidence.sealing import verify_seal
 
         return verify_seal(data, seal, trust_roots=self.trust_roots, moment=moment)
 
     def verify_timestamp(self, tsr: bytes, data: bytes) -> tuple[Check, datetime | None]:
         import hashlib
 
-        from edoc.tsa import verify_timestamp
+        from edoc.evidence.tsa import verify_timestamp
 
         return verify_timestamp(tsr, digest=hashlib.sha256(data).digest(),
                                 trust_roots=self.trust_roots)

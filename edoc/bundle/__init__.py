@@ -55,14 +55,17 @@ from typing import IO, TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from edoc import __version__, canonical, layout, merkle
+from edoc import __version__
 from edoc.errors import CatalogError, EdocError, InputError, NotFound
-from edoc.sealing import verify_seal
-from edoc.tsa import verify_timestamp
-from edoc.verdict import REPORT_SCHEMA_VERSION, Check, RecordReport, Status
+from edoc.evidence import merkle
+from edoc.evidence.sealing import verify_seal
+from edoc.evidence.tsa import verify_timestamp
+from edoc.model import canonical
+from edoc.model.verdict import REPORT_SCHEMA_VERSION, Check, RecordReport, Status
+from edoc.storage import layout
 
 if TYPE_CHECKING:
-    from edoc.archive import Archive
+    from edoc.services.archive import Archive
 
 __all__ = [
     "BUNDLE_SCHEMA",
@@ -305,7 +308,7 @@ def _plan_record(archive: Archive, rid: str, problems: list[str]) -> _RecordPlan
         raise NotFound(f"no record {rid} in this archive", hint="see 'edoc search' for ids")
     cert_key: str | None = None
     if any(r.disposed_at is not None for r in rows):
-        from edoc.disposal import certificate_for
+        from edoc.services.disposal import certificate_for
 
         cert_key = certificate_for(archive, rid)
         if cert_key is None:

@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edoc import canonical, layout
-from edoc.archive import Archive
 from edoc.catalog import (
     Catalog,
     access_log,
@@ -35,6 +33,9 @@ from edoc.catalog import (
     versions,
 )
 from edoc.errors import CatalogError, ObjectMissing
+from edoc.model import canonical
+from edoc.services.archive import Archive
+from edoc.storage import layout
 
 VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
 

@@ -1,7 +1,7 @@
 """Group commit: the short catalog write transactions of many threads, committed together.
 
 An ingest with several files in flight makes two small catalog transactions per file (the
-write intent and the cataloguing, see ``edoc.ingest``). Each commit is made durable with an
+write intent and the cataloguing, see ``edoc.services.ingest``). Each commit is made durable with an
 fsync (SQLite WAL, ``synchronous=FULL``), and the catalog has one writer at a time, so one
 commit per transaction caps a run at a few hundred transactions a second however many files
 are in flight — and on a busy disk far fewer. Here a thread that finds a commit under way

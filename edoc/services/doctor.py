@@ -8,7 +8,7 @@ Findings are ``Check`` values with stable codes, so a monitoring job can alert o
   are all refused, and compares the server clock with ours.
 - ``clock``: our clock is not behind the newest checkpoint's timestamp.
 - ``ledger``: no leaf waits to be written to the store, and the tree head is checkpointed.
-- ``intents``: no version was left half-written by a run that died (``edoc.ingest``).
+- ``intents``: no version was left half-written by a run that died (``edoc.services.ingest``).
 - ``orphans``: no stored record version lacks a catalog row (an interrupted ingest).
 - ``disposal``: no purge run stopped before its certificate (``edoc purge`` finishes it).
 - ``evidence``: no record's retention outlives the TSA certificate that vouches for its
@@ -16,7 +16,7 @@ Findings are ``Check`` values with stable codes, so a monitoring job can alert o
 - ``permissions``: private keys and the archive directory are not readable by others.
 
 ``--repair`` finishes what interrupted runs left: finishes or drops the versions dead runs
-were writing (``edoc.ingest.recover_intents``), writes pending ledger leaves, adopts
+were writing (``edoc.services.ingest.recover_intents``), writes pending ledger leaves, adopts
 complete orphan versions (content and manifest stored, digest intact) into the catalog and
 the ledger, and checkpoints the tree head.
 """
@@ -31,11 +31,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc import canonical, layout
-from edoc.archive import Archive
 from edoc.catalog import checkpoints, ledger, versions
 from edoc.errors import EdocError, ObjectExists, RetentionActive
-from edoc.verdict import Check, Status
+from edoc.model import canonical
+from edoc.model.verdict import Check, Status
+from edoc.services.archive import Archive
+from edoc.storage import layout
 
 CANARY_SECONDS = 60
 
@@ -181,7 +182,7 @@ class Doctor:
         return out
 
     def _intents(self) -> Check:
-        from edoc.ingest import pending_intents
+        from edoc.services.ingest import pending_intents
 
         dead, live = pending_intents(self.a)
         if dead:
@@ -228,7 +229,7 @@ class Doctor:
         return Check.ok("orphans", "every stored version is catalogued")
 
     def _evidence(self) -> list[Check]:
-        from edoc import pki
+        from edoc.evidence import pki
 
         out = []
         if self.a.cfg.tsa.kind == "embedded":
@@ -257,8 +258,8 @@ class Doctor:
 
     # -- repair ----------------------------------------------------------------------------
     def _repair(self) -> list[str]:
-        from edoc.ingest import recover_intents
-        from edoc.ledger import flush_ledger_objects, make_checkpoint
+        from edoc.evidence.ledger import flush_ledger_objects, make_checkpoint
+        from edoc.services.ingest import recover_intents
 
         done = recover_intents(self.a)
         far = datetime.now(UTC) + timedelta(days=1)
@@ -269,7 +270,7 @@ class Doctor:
         n = flush_ledger_objects(self.a.catalog, self.a.store, far)
         if n:
             done.append(f"wrote {n} pending ledger leaves")
-        from edoc.lifecycle import Lifecycle
+        from edoc.services.lifecycle import Lifecycle
 
         n = Lifecycle(self.a).restore_hold_documents()
         if n:
@@ -282,7 +283,7 @@ class Doctor:
     def _adopt(self, manifest_key: str) -> str | None:
         """Complete a version an interrupted run stored but never catalogued."""
         from edoc.catalog import Catalog, records, version_row
-        from edoc.ledger import event_entry, leaf_hex
+        from edoc.evidence.ledger import event_entry, leaf_hex
 
         store = self.a.store
         data = store.read(manifest_key)

@@ -21,12 +21,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc import canonical, layout, merkle
-from edoc.access_log import row_dict, rows_digest
-from edoc.archive import Archive
 from edoc.catalog import access_log, checkpoints, ledger, versions
 from edoc.errors import EdocError, InputError, NotFound, ObjectMissing
-from edoc.verdict import Check, Status
+from edoc.evidence import merkle
+from edoc.model import canonical
+from edoc.model.verdict import Check, Status
+from edoc.services.access_log import row_dict, rows_digest
+from edoc.services.archive import Archive
+from edoc.storage import layout
 
 VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
 

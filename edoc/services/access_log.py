@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from edoc import canonical
 from edoc.catalog import access_log, ledger
+from edoc.model import canonical
 
 
 def row_dict(r: Any) -> dict[str, Any]:

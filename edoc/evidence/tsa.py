@@ -50,8 +50,8 @@ from pyhanko.sign.validation.generic_cms import get_signing_cert_attr, validate_
 from pyhanko_certvalidator import ValidationContext
 
 from edoc.errors import ConfigError, TimestampError
-from edoc.pki import PrivateKey, key_matches_certificate
-from edoc.verdict import Check
+from edoc.evidence.pki import PrivateKey, key_matches_certificate
+from edoc.model.verdict import Check
 
 if TYPE_CHECKING:
     import requests

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from edoc.errors import ConfigError
-from edoc.readability import CaptureRules
+from edoc.inspection.readability import CaptureRules
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "policies"
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "policies"
 
 DOCUMENT_CLASSES = ("important", "general", "electronic", "record", "any")
 COLOURS = ("any", "bilevel", "gray8", "rgb24")  # weakest → strictest
@@ -188,7 +188,7 @@ def _check_keys(source: str, table: Mapping[str, Any], allowed: set[str], sectio
 
 def _parse_sections(source: str, raw: Mapping[str, Any], base: Profile | None) -> dict[str, Any]:
     """Turn one TOML document into Profile constructor arguments over ``base``."""
-    from edoc import retention  # local: retention pulls in date machinery only when needed
+    from edoc.policy import retention  # local: retention pulls in date machinery only when needed
 
     _check_keys(source, raw, _TOP_KEYS, None)
     top = _Reader(source, raw, None)
@@ -463,7 +463,7 @@ def _longest_duration(durations: Sequence[str]) -> str | None:
         return None
     from datetime import UTC, datetime
 
-    from edoc import retention
+    from edoc.policy import retention
 
     start = datetime(2000, 1, 1, tzinfo=UTC)
     return max(durations, key=lambda d: retention.parse_duration(d).add_to(start))

@@ -17,20 +17,26 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc import canonical
-from edoc.archive import Archive
 from edoc.catalog import Catalog, holds, utc_text
 from edoc.errors import EdocError, InputError, NotFound
-from edoc.ingest import Ingestor, IngestRequest, NewContent, commit_version, recover_intents
-from edoc.ledger import (
+from edoc.evidence.ledger import (
     event_entry,
     flush_ledger_objects,
     leaf_hex,
     make_checkpoint,
     work_pending,
 )
-from edoc.profiles import Requirements, combine
-from edoc.values import clean_text
+from edoc.model import canonical
+from edoc.model.values import clean_text
+from edoc.policy.profiles import Requirements, combine
+from edoc.services.archive import Archive
+from edoc.services.ingest import (
+    Ingestor,
+    IngestRequest,
+    NewContent,
+    commit_version,
+    recover_intents,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class Lifecycle:
     # -- reading the current state ---------------------------------------------------------
     def _latest(self, record_id: str) -> tuple[Any, dict[str, Any]]:
         # A change a dead run left half-written is finished (or dropped) first: the new
-        # version must build on what the record really is (edoc.ingest commit protocol);
+        # version must build on what the record really is (edoc.services.ingest commit protocol);
         # it, and whatever else an interrupted run left, is checkpointed now, whether or
         # not this change goes ahead.
         if recover_intents(self.a) or work_pending(self.a.catalog):

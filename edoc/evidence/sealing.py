@@ -48,9 +48,9 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 from edoc.errors import SealError
-from edoc.pki import PrivateKey, key_matches_certificate
-from edoc.tsa import asn1_certificate, run_sync, validation_context
-from edoc.verdict import Check
+from edoc.evidence.pki import PrivateKey, key_matches_certificate
+from edoc.evidence.tsa import asn1_certificate, run_sync, validation_context
+from edoc.model.verdict import Check
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ and ``edoc doctor --repair`` write pending leaves and checkpoint.
 
 Several files in flight (``Ingestor(jobs=N)``, ``edoc ingest --jobs``): each file follows
 the protocol above on its own thread; the catalog transactions of steps 1 and 3 from all
-threads are committed in groups (``edoc.group_commit``), each still durable before its
+threads are committed in groups (``edoc.catalog.group_commit``), each still durable before its
 thread goes on. Two copies of one file in a batch are stored once: the second waits for
 the first and is then a duplicate, as in a sequential run.
 """
@@ -55,8 +55,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from edoc import canonical, ids, layout
-from edoc.archive import Archive
 from edoc.catalog import (
     ACTIVE_RECORD_BY_SHA,
     DELETE_INTENT,
@@ -74,17 +72,17 @@ from edoc.catalog import (
     utc_text,
     version_row,
 )
+from edoc.catalog.group_commit import committer
 from edoc.errors import DuplicateContent, EdocError, InputError, ObjectExists, ProfileViolation
-from edoc.group_commit import committer
-from edoc.ledger import (
+from edoc.evidence.ledger import (
     event_entry,
     flush_ledger_objects,
     leaf_hex,
     make_checkpoint,
     work_pending,
 )
-from edoc.profiles import Requirements, combine
-from edoc.values import (
+from edoc.model import canonical, ids
+from edoc.model.values import (
     clean_text,
     parse_amount,
     parse_date,
@@ -93,6 +91,9 @@ from edoc.values import (
     stat_regular_file,
     stored_name,
 )
+from edoc.policy.profiles import Requirements, combine
+from edoc.services.archive import Archive
+from edoc.storage import layout
 
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
@@ -280,7 +281,7 @@ class Ingestor:
     def inspect_file(self, raw_path: str, reqs: Requirements, paper_size: str | None
                      ) -> tuple[Path, int, str, str, dict[str, Any]]:
         """Path, size, SHA-256, media type and readability measurements (見読性 gate)."""
-        from edoc import readability
+        from edoc.inspection import readability
 
         path, st = _open_input(raw_path)
         try:
@@ -315,7 +316,7 @@ class Ingestor:
     def input_deadline(self, req: IngestRequest, reqs: Requirements, tx_date: date | None
                        ) -> dict[str, Any] | None:
         """The input-deadline verdict (電帳法施行規則 第2条第6項第1号)."""
-        from edoc.business_days import BusinessCalendar, input_deadline, input_verdict
+        from edoc.policy.business_days import BusinessCalendar, input_deadline, input_verdict
 
         received = _opt_date(req.received, "--received")
         today = _today_jst(self._clock())
@@ -354,7 +355,7 @@ class Ingestor:
     def retention_inputs(self, req: IngestRequest) -> dict[str, Any]:
         """The retention facts the user gave, validated, kept in the manifest so that a
         correction or extension can recompute retention from them later."""
-        from edoc import retention
+        from edoc.policy import retention
 
         for rule in req.retention:
             if not retention.is_known_rule(rule):
@@ -380,7 +381,7 @@ class Ingestor:
 
     def decide_retention(self, reqs: Requirements, inputs: dict[str, Any],
                          tx_date: str | None, ingested_at: datetime) -> Any:
-        from edoc import retention
+        from edoc.policy import retention
 
         def d(key: str) -> date | None:
             v = inputs.get(key)

@@ -62,7 +62,7 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from edoc.errors import ConfigError, EdocError, InputError, ProfileViolation
-from edoc.paper import dpi_from_paper, paper_size_inches
+from edoc.policy.paper import dpi_from_paper, paper_size_inches
 
 # --------------------------------------------------------------------------------------------
 # Media types

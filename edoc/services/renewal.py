@@ -23,11 +23,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc import layout
-from edoc.archive import Archive
 from edoc.catalog import Catalog, checkpoints, ledger
 from edoc.errors import EdocError, ObjectMissing
-from edoc.ledger import event_entry, leaf_hex, make_checkpoint
+from edoc.evidence.ledger import event_entry, leaf_hex, make_checkpoint
+from edoc.services.archive import Archive
+from edoc.storage import layout
 
 #: Renew what expires within this horizon when no date is given.
 DEFAULT_HORIZON = timedelta(days=365)
@@ -36,7 +36,7 @@ TSA_CERT_VALIDITY = timedelta(days=3650)
 
 def token_expiry(tsr: bytes) -> datetime | None:
     """notAfter of the TSA certificate inside a token (None if it carries none)."""
-    from edoc.tsa import parse_token
+    from edoc.evidence.tsa import parse_token
 
     try:
         token = parse_token(tsr)
@@ -92,7 +92,7 @@ def renew(archive: Archive, before: datetime | None = None) -> RenewSummary:
     horizon = before or now + DEFAULT_HORIZON
     summary = RenewSummary(before=horizon)
     if a.cfg.tsa.kind == "embedded":
-        from edoc import pki
+        from edoc.evidence import pki
 
         paths = a.notary.paths
         current = pki.load_certificate(paths.tsa_cert).not_valid_after_utc

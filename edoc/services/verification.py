@@ -40,12 +40,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc import canonical, layout, merkle
-from edoc.archive import Archive
 from edoc.catalog import ledger, normalise_counterparty
 from edoc.errors import EdocError, ObjectMissing
+from edoc.evidence import merkle
+from edoc.model import canonical
+from edoc.model.verdict import Check, RecordReport, Status
+from edoc.services.archive import Archive
+from edoc.storage import layout
 from edoc.storage.base import ObjectInfo
-from edoc.verdict import Check, RecordReport, Status
 
 _CHUNK = 1024 * 1024
 #: a failure that a purge running at the same time explains (see ``verify_version``)
@@ -137,8 +139,8 @@ class Verifier:
     def _still_valid(self, tree_size: int, ts_check: Check, files: dict[str, bytes]) -> Check:
         """A token whose TSA certificate has expired proves nothing on its own any more; it
         still counts when a ``renew`` leaf covering these exact files sits under a later
-        checkpoint whose own timestamp is valid (see edoc.renewal)."""
-        from edoc.renewal import digests, renewal_entries, token_expiry
+        checkpoint whose own timestamp is valid (see edoc.services.renewal)."""
+        from edoc.services.renewal import digests, renewal_entries, token_expiry
 
         expiry = token_expiry(files["tsr"])
         if expiry is None or expiry > datetime.now(UTC):
@@ -361,7 +363,7 @@ class Verifier:
 
     # -- public ----------------------------------------------------------------------------
     def _check_disposal(self, row: Any) -> Check:
-        from edoc.disposal import certificate_for
+        from edoc.services.disposal import certificate_for
 
         key = certificate_for(self.a, row.record_id)
         if key is None:
@@ -548,7 +550,8 @@ def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
     # imports (pyHanko pulls in aiohttp and builds an SSL context) that spawned workers
     # paid each: measured, two spawned workers were slower than one on 5,000 records.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["edoc.verification", "edoc.tsa", "edoc.sealing"])
+    ctx.set_forkserver_preload(
+        ["edoc.services.verification", "edoc.evidence.tsa", "edoc.evidence.sealing"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(str(archive.cfg.dir),)) as pool:
         pending: deque[Future[list[RecordReport]]] = deque()

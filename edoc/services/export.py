@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edoc.archive import Archive
 from edoc.catalog import SearchQuery
 from edoc.errors import EdocError, InputError
-from edoc.spreadsheet import neutralise
+from edoc.services.archive import Archive
+from edoc.services.spreadsheet import neutralise
 
 COLUMNS = ("transaction_date", "amount", "counterparty", "doc_type", "ledger_ref", "record_id",
            "version", "file", "sha256", "retain_until", "profiles")

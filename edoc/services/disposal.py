@@ -39,8 +39,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc import canonical, ids, layout
-from edoc.archive import Archive
 from edoc.catalog import (
     Catalog,
     disposal_items,
@@ -51,14 +49,17 @@ from edoc.catalog import (
     versions,
 )
 from edoc.errors import EdocError, ObjectExists, ObjectMissing
-from edoc.ingest import recover_intents
-from edoc.ledger import (
+from edoc.evidence.ledger import (
     event_entry,
     flush_ledger_objects,
     leaf_hex,
     make_checkpoint,
     work_pending,
 )
+from edoc.model import canonical, ids
+from edoc.services.archive import Archive
+from edoc.services.ingest import recover_intents
+from edoc.storage import layout
 
 CERTIFICATE_SCHEMA = "edoc.disposal-certificate/1"
 #: Certificates prove destruction; they hold no personal data and are kept ten years.
@@ -253,7 +254,7 @@ class Disposer:
                 report.selected = self.select(now, limit)
                 return report
             # Versions a dead run left half-written are finished first, so selection sees
-            # every version of a record (edoc.ingest commit protocol).
+            # every version of a record (edoc.services.ingest commit protocol).
             recover_intents(self.a)
             for resumed in self._unfinished_runs():
                 report.resumed_runs.append(resumed)

@@ -1,7 +1,8 @@
 """The archive as a whole: creating one, opening one, and the collaborators services share.
 
 ``Archive`` bundles the configuration, object store, catalog, profiles and notary that the
-services (``edoc.ingest``, ``edoc.verification`` …) take as arguments, so tests can hand
+services (``edoc.services.ingest``, ``edoc.services.verification`` …) take as arguments,
+so tests can hand
 them a real store and a real TSA without patching anything.
 """
 
@@ -24,9 +25,9 @@ from edoc.storage.base import ObjectStore
 
 if TYPE_CHECKING:  # heavy (PDF/image and crypto libraries): imported when first used, so
     # that `edoc search` starts fast
-    from edoc.hsm import TokenConfig
-    from edoc.notary import Notary
-    from edoc.profiles import ProfileSet
+    from edoc.evidence.hsm import TokenConfig
+    from edoc.evidence.notary import Notary
+    from edoc.policy.profiles import ProfileSet
 
 
 def current_actor() -> str:
@@ -81,13 +82,13 @@ class Archive:
 
     @functools.cached_property
     def profiles(self) -> ProfileSet:
-        from edoc.profiles import ProfileSet, policies_dirs
+        from edoc.policy.profiles import ProfileSet, policies_dirs
 
         return ProfileSet.load(policies_dirs(self.cfg.policies_dir, self.cfg.dir))
 
     @functools.cached_property
     def notary(self) -> Notary:
-        from edoc.notary import Notary
+        from edoc.evidence.notary import Notary
 
         return Notary(self.cfg)
 
@@ -98,8 +99,8 @@ class Archive:
 def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> None:
     """Before anything is written locally: the bucket exists (or is created) with
     versioning and Object Lock, and the server really refuses what WORM forbids."""
+    from edoc.model.verdict import Status
     from edoc.storage.s3 import S3Store, worm_self_test
-    from edoc.verdict import Status
 
     probe = ArchiveConfig(dir=directory, archive_id="", organisation="", created="",
                           storage=storage)
@@ -120,7 +121,8 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
                  default_retention: tuple[str, ...] = (),
                  pkcs11: TokenConfig | None = None) -> Archive:
     """Create a new archive with the embedded defaults; refuse to touch an existing one."""
-    from edoc import ids, pki
+    from edoc.evidence import pki
+    from edoc.model import ids
 
     directory = directory.expanduser().resolve()
     cfg_path = directory / config_mod.CONFIG_NAME
@@ -152,7 +154,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
     keys_dir.mkdir(mode=0o700, exist_ok=True)
     seal_public = None
     if pkcs11 is not None:
-        from edoc.hsm import generate_key
+        from edoc.evidence.hsm import generate_key
 
         seal_public = generate_key(pkcs11)
     pki.generate_dev_pki(keys_dir, organisation=organisation or "edoc archive",

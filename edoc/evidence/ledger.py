@@ -2,7 +2,7 @@
 
 Every event (ingest, correct, delete, hold, release, purge, renew) is one leaf: canonical
 event JSON carrying ids and digests only — never document content or personal data — so a
-purge never has to rewrite it. Tree hashing is RFC 9162 §2.1 (``edoc.merkle``).
+purge never has to rewrite it. Tree hashing is RFC 9162 §2.1 (``edoc.evidence.merkle``).
 
 A checkpoint is (tree size, root hash, time), sealed (CAdES) and RFC 3161 timestamped,
 stored write-once under ``checkpoints/``. One TSA call covers every leaf before it: the
@@ -19,10 +19,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc import canonical, layout, merkle
 from edoc.catalog import Catalog, checkpoints, ledger, utc_text, versions
 from edoc.errors import EdocError, ObjectExists
-from edoc.notary import Notary
+from edoc.evidence import merkle
+from edoc.evidence.notary import Notary
+from edoc.model import canonical
+from edoc.storage import layout
 from edoc.storage.base import ObjectStore
 
 CHECKPOINT_SCHEMA = "edoc.checkpoint/1"
@@ -142,7 +144,7 @@ def _adopt_checkpoint(store: ObjectStore, notary: Notary, size: int, root: str,
     files are there, it proves this very tree, names the catalog's newest checkpoint as its
     previous one, and its seal and token verify."""
     from edoc.errors import ObjectMissing
-    from edoc.verdict import Status
+    from edoc.model.verdict import Status
 
     try:
         data, seal, tsr = (store.read(layout.checkpoint_key(size, ext))
@@ -191,7 +193,7 @@ def _log_access(catalog: Catalog, store: ObjectStore, min_retain: datetime) -> N
     The rows' document is stored before the leaf is committed and is keyed by its first row:
     if a run died in between, the next one finds that document and logs exactly the rows it
     holds (later reads go to the next leaf), so document and leaf always agree."""
-    from edoc.access_log import event_fields, pending_rows, rows_document
+    from edoc.services.access_log import event_fields, pending_rows, rows_document
 
     with catalog.write() as c:
         rows = pending_rows(c)

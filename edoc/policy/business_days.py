@@ -10,7 +10,7 @@ This module owns three things:
   施行規則 第4条第1項第2号).
 * ``civil_period_end`` — how Japanese law counts periods of months and years (民法 第140条・
   第143条; 国税通則法 第10条第1項 for the tax laws), which both the input-deadline business
-  cycle and the retention rules (``edoc.retention``) rely on.
+  cycle and the retention rules (``edoc.policy.retention``) rely on.
 
 Dates here are Japanese calendar dates: turn an instant into one with ``jst_date``.
 """

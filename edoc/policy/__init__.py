@@ -1,0 +1,1 @@
+"""What the law asks, as data and rules: profiles, retention, calendar, capture rules, roles."""

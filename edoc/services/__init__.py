@@ -1,0 +1,1 @@
+"""One module per use case; the CLI calls these and renders what they return."""
