@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from edoc import clock
 from edoc.errors import ConfigError, EdocError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,7 +114,7 @@ class EdocGroup(click.Group):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("a", encoding="utf-8") as f:
-                    f.write(f"--- {datetime.now(UTC).isoformat()} {sys.argv[1:2]}\n")
+                    f.write(f"--- {clock.now().isoformat()} {sys.argv[1:2]}\n")
                     f.write(traceback.format_exc())
             except OSError:
                 path = Path("(debug log not writable)")
@@ -453,7 +454,7 @@ def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool
     a.catalog.log_access(actor=a.actor, action="search",
                          record_ids=sorted({r.record_id for r in rows}),
                          detail={k: str(v) for k, v in vars(q).items() if v not in (None, False)},
-                         at=datetime.now(UTC))
+                         at=clock.now())
     if as_json:
         emit_json({"ok": True, "count": len(rows),
                    "records": [dict(zip(SEARCH_HEADER, _row_values(r), strict=True))
@@ -509,7 +510,7 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
     manifests = [canonical.loads(a.store.read(r.manifest_key, r.manifest_version_id))
                  for r in shown]
     a.catalog.log_access(actor=a.actor, action="show", record_ids=[record_id],
-                         at=datetime.now(UTC))
+                         at=clock.now())
     if as_json:
         emit_json({"ok": True, "record_id": record_id, "state": rec.state,
                    "latest_version": rec.latest_version, "versions": manifests})
@@ -560,7 +561,7 @@ def get(ctx: click.Context, record_id: str, output: str, version: int | None,
                        + (f" version {version}" if version else ""))
     row = rows[-1]
     a.catalog.log_access(actor=a.actor, action="get", record_ids=[record_id],
-                         detail={"version": row.version}, at=datetime.now(UTC))
+                         detail={"version": row.version}, at=clock.now())
     import hashlib
     import shutil
 
@@ -647,7 +648,7 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
         n_workers = workers or (min(os.cpu_count() or 1, 8) if total > 500 else 1)
     tty = sys.stderr.isatty() and not as_json
     counts = {s.value: 0 for s in Status}
-    started = datetime.now(UTC)
+    started = clock.now()
     if as_json:
         click.echo(f'{{"schema_version": {REPORT_SCHEMA_VERSION}, "reports": [', nl=False)
     elif as_csv:
@@ -675,7 +676,7 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     ok = counts["pass"] == n
     summary = {"versions": n, **counts, "workers": n_workers,
                "started_at": started.isoformat(timespec="seconds"),
-               "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
+               "finished_at": clock.now().isoformat(timespec="seconds")}
     if as_json:
         click.echo(f'], "summary": {json.dumps(summary)}, "ok": {json.dumps(ok)}}}')
     elif not as_csv:

@@ -56,6 +56,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from edoc import __version__
+from edoc import clock as edoc_clock
 from edoc.errors import CatalogError, EdocError, InputError, NotFound
 from edoc.evidence import merkle
 from edoc.evidence.sealing import verify_seal
@@ -396,7 +397,7 @@ def write_bundle(archive: Archive, record_ids: Sequence[str], out: Path, *,
         for v in versions:
             if v.checkpoint == size:
                 v.proof = tree.inclusion_proof(v.ledger_index)
-    created = datetime.now(UTC)
+    created = edoc_clock.now()
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.part")
     try:
         with open(tmp, "xb") as fh:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from edoc import clock
 from edoc.errors import ConfigError, SealError
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class TokenSealer:
             ca_chain=[asn1_certificate(c) for c in chain], use_raw_mechanism=True)
         # The same signed attributes as a seal made with a key file (``Sealer``).
         self._signer.signed_attr_prov_spec = SealAttributes(
-            cert_asn1, lambda: datetime.now(UTC))
+            cert_asn1, lambda: clock.now())
 
     def seal(self, data: bytes) -> bytes:
         from edoc.evidence.tsa import run_sync

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from edoc import clock
 from edoc.catalog import Catalog, checkpoints, ledger, utc_text, versions
 from edoc.errors import EdocError, ObjectExists
 from edoc.evidence import merkle
@@ -206,7 +207,7 @@ def _log_access(catalog: Catalog, store: ObjectStore, min_retain: datetime) -> N
         except ObjectExists:
             stored = {int(r["id"]) for r in canonical.loads(store.read(key))}
             rows = [r for r in rows if r.id in stored]
-        access = (event_entry("access-log", datetime.now(UTC), **event_fields(rows))
+        access = (event_entry("access-log", clock.now(), **event_fields(rows))
                   if rows else None)
         if access is not None:
             Catalog.append_ledger(c, event_type="access-log", entry=access.decode(),
@@ -253,12 +254,12 @@ def make_checkpoint(catalog: Catalog, store: ObjectStore, notary: Notary,
             if not any(store.versions(layout.checkpoint_key(size, ext))
                        for ext in CHECKPOINT_EXTS):
                 break
-            skip = event_entry("checkpoint-skip", datetime.now(UTC), tree_size=size,
+            skip = event_entry("checkpoint-skip", clock.now(), tree_size=size,
                                reason="a partial checkpoint of this size is in the store")
             Catalog.append_ledger(c, event_type="checkpoint-skip", entry=skip.decode(),
                                   leaf_hash=leaf_hex(skip))
         root = _root(c, size)
-        now = datetime.now(UTC)
+        now = clock.now()
         body: dict[str, Any] = {
             "schema": CHECKPOINT_SCHEMA,
             "archive_id": notary.cfg.archive_id,

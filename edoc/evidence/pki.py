@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edoc import clock
 from edoc.errors import ConfigError
 
 #: The private key types edoc can sign with (seals and the embedded TSA).
@@ -410,7 +411,7 @@ def _signing_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
 
 def _utc(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return clock.now()
     if now.tzinfo is None:
         raise ValueError("naive datetime given; edoc keeps time in timezone-aware UTC")
     return now.astimezone(UTC)

@@ -47,6 +47,7 @@ from pyhanko.sign.validation.generic_cms import (
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
+from edoc import clock as edoc_clock
 from edoc.errors import SealError
 from edoc.evidence.pki import PrivateKey, key_matches_certificate
 from edoc.evidence.tsa import asn1_certificate, run_sync, validation_context
@@ -58,7 +59,7 @@ _CHECK = "seal"
 
 
 def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    return edoc_clock.now()
 
 
 class _LoadedKeySigner(SimpleSigner):

@@ -49,6 +49,7 @@ from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import get_signing_cert_attr, validate_tst_signed_data
 from pyhanko_certvalidator import ValidationContext
 
+from edoc import clock as edoc_clock
 from edoc.errors import ConfigError, TimestampError
 from edoc.evidence.pki import PrivateKey, key_matches_certificate
 from edoc.model.verdict import Check
@@ -96,7 +97,7 @@ def _attribute(attr_type: str, value: object) -> cms.CMSAttribute:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    return edoc_clock.now()
 
 
 class _ThreadLoop:

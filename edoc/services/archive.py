@@ -13,10 +13,11 @@ import getpass
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from edoc import clock
 from edoc import config as config_mod
 from edoc.catalog import Catalog
 from edoc.config import ArchiveConfig, StorageConfig
@@ -133,7 +134,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
                           hint="choose an empty directory")
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory", code="ARCHIVE_NOT_A_DIRECTORY")
-    now = datetime.now(UTC)
+    now = clock.now()
     storage = storage or StorageConfig()
     if storage.kind == "s3":
         _check_s3_store(storage, directory, now)

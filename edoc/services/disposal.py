@@ -34,11 +34,12 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from edoc import clock as edoc_clock
 from edoc.catalog import (
     Catalog,
     disposal_items,
@@ -264,7 +265,7 @@ class Disposer:
                 self._certify(run_id, report)
             elif work_pending(self.a.catalog):
                 # An interrupted run's last leaves and checkpoint (certificate included).
-                keep = datetime.now(UTC) + CERTIFICATE_RETENTION
+                keep = edoc_clock.now() + CERTIFICATE_RETENTION
                 flush_ledger_objects(self.a.catalog, self.a.store, keep)
                 make_checkpoint(self.a.catalog, self.a.store, self.a.notary, min_retain=keep)
             return report
@@ -288,7 +289,7 @@ class Disposer:
                 if run_id is None:
                     run_id = ids.new_record_id()
                     c.execute(disposal_runs.insert().values(
-                        run_id=run_id, started_at=utc_text(datetime.now(UTC)),
+                        run_id=run_id, started_at=utc_text(edoc_clock.now()),
                         now=utc_text(now), actor=self.a.actor, state="running"))
                 items = []
                 for rid, rows in _version_rows(c, page).items():
@@ -411,7 +412,7 @@ class Disposer:
                          errors: dict[str, EdocError], report: PurgeReport) -> None:
         """One transaction: refused records' items marked refused; disposed records'
         versions, items and record marked disposed, with a ``purge`` leaf per version."""
-        now = datetime.now(UTC)
+        now = edoc_clock.now()
         at = utc_text(now)
         leaves, marked, items, gone = [], [], [], []
         with self.a.catalog.write() as c:
@@ -510,7 +511,7 @@ class Disposer:
     def _certify(self, run_id: str, report: PurgeReport) -> None:
         data, count = self.certificate_body(run_id)
         stamp = self.a.notary.stamp(data)
-        keep = datetime.now(UTC) + CERTIFICATE_RETENTION
+        keep = edoc_clock.now() + CERTIFICATE_RETENTION
         key = layout.disposal_key(run_id, "json")
         for ext, blob in (("json", data), ("p7s", stamp.seal), ("tsr", stamp.tsr)):
             try:
@@ -524,7 +525,7 @@ class Disposer:
                     raise EdocError(f"{key} exists with other contents",
                                     code="CERTIFICATE_CONFLICT",
                                     hint="run 'edoc ledger verify'") from None
-        entry = event_entry("disposal-certificate", datetime.now(UTC), run_id=run_id,
+        entry = event_entry("disposal-certificate", edoc_clock.now(), run_id=run_id,
                             certificate_sha256=hashlib.sha256(data).hexdigest(),
                             count=count)
         del data, stamp
@@ -533,7 +534,7 @@ class Disposer:
                                   leaf_hash=leaf_hex(entry))
             c.execute(disposal_runs.update().where(disposal_runs.c.run_id == run_id).values(
                 state="certified", certificate_key=key,
-                finished_at=utc_text(datetime.now(UTC))))
+                finished_at=utc_text(edoc_clock.now())))
         flush_ledger_objects(self.a.catalog, self.a.store, keep)
         make_checkpoint(self.a.catalog, self.a.store, self.a.notary, min_retain=keep)
         report.certificates.append(key)

@@ -26,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import stat
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from edoc import clock as edoc_clock
 from edoc.catalog import checkpoints, ledger, versions
 from edoc.errors import EdocError, ObjectExists, RetentionActive
 from edoc.model import canonical
@@ -104,7 +105,7 @@ class Doctor:
 
     def run(self, *, repair: bool) -> DoctorReport:
         report = DoctorReport()
-        now = datetime.now(UTC)
+        now = edoc_clock.now()
         report.checks.extend(self._store(now))
         report.checks.append(self._clock(now))
         report.checks.extend(self._permissions())
@@ -245,7 +246,7 @@ class Doctor:
             # Expected for long retention (a TSA certificate lives ~10 years): a note now,
             # a failure once renewal is due within a year (RFC 3161 tokens are verifiable
             # only while the TSA certificate is; JIS X 5093 archive timestamps renew them).
-            due = expires - datetime.now(UTC) < timedelta(days=365)
+            due = expires - edoc_clock.now() < timedelta(days=365)
             out.append(Check(
                 "evidence", Status.FAIL if due else Status.INDETERMINATE,
                 "EVIDENCE_EXPIRES_BEFORE_RETENTION",
@@ -262,7 +263,7 @@ class Doctor:
         from edoc.services.ingest import recover_intents
 
         done = recover_intents(self.a)
-        far = datetime.now(UTC) + timedelta(days=1)
+        far = edoc_clock.now() + timedelta(days=1)
         for key, _info in self._orphan_manifests():
             adopted = self._adopt(key)
             if adopted:
@@ -306,7 +307,7 @@ class Doctor:
         if ver != 1:
             return None  # corrections are re-run by the user; only first versions adopted
         sha = hashlib.sha256(data).hexdigest()
-        now = datetime.now(UTC)
+        now = edoc_clock.now()
         entry = event_entry("ingest", now, record_id=rid, version=1, manifest_sha256=sha,
                             content_sha256=c_meta.get("sha256"),
                             previous_version_sha256=None)

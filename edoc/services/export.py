@@ -17,10 +17,10 @@ import re
 import shutil
 import zipfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from edoc import clock
 from edoc.catalog import SearchQuery
 from edoc.errors import EdocError, InputError
 from edoc.services.archive import Archive
@@ -73,7 +73,7 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
                 digest = hashlib.sha256()
                 with a.store.open(r.content_key, r.content_version_id) as src:
                     if zf is not None:
-                        member = zipfile.ZipInfo(name, datetime.now(UTC).timetuple()[:6])
+                        member = zipfile.ZipInfo(name, clock.now().timetuple()[:6])
                         member.compress_type = zipfile.ZIP_DEFLATED
                         dst = zf.open(member, "w", force_zip64=True)
                     else:
@@ -105,5 +105,5 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
         raise
     a.catalog.log_access(actor=a.actor, action="export",
                          record_ids=sorted({r.record_id for r in rows}),
-                         detail={"path": str(out)}, at=datetime.now(UTC))
+                         detail={"path": str(out)}, at=clock.now())
     return ExportSummary(str(out), len(rows), total)

@@ -48,13 +48,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from edoc import clock as edoc_clock
 from edoc.catalog import (
     ACTIVE_RECORD_BY_SHA,
     DELETE_INTENT,
@@ -225,7 +226,7 @@ class Ingestor:
         #: own thread (hashing, image decoding and store round trips release the GIL); the
         #: catalog transactions serialise on the catalog's write lock as between processes.
         self.jobs = max(1, jobs)
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or (lambda: edoc_clock.now())
         #: SHA-256 digests being stored by this run, so two copies of one file in a batch are
         #: stored once and the second reported as a duplicate of the first, as when
         #: sequential (not as "being stored by another run").
@@ -812,7 +813,7 @@ def _reserve(archive: Archive, intent: _Intent) -> None:
             "own_content": intent.own_content, "manifest": intent.manifest.decode(),
             "seal": intent.seal, "entry": intent.entry.decode(),
             "row": json.dumps(intent.row, sort_keys=True), "owner": owner,
-            "created_at": utc_text(datetime.now(UTC))})
+            "created_at": utc_text(edoc_clock.now())})
 
     committer(archive.catalog).run(reserve)
 

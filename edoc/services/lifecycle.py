@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from edoc import clock
 from edoc.catalog import Catalog, holds, utc_text
 from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.ledger import (
@@ -75,7 +76,7 @@ class Lifecycle:
         # it, and whatever else an interrupted run left, is checkpointed now, whether or
         # not this change goes ahead.
         if recover_intents(self.a) or work_pending(self.a.catalog):
-            self._checkpoint(datetime.now(UTC))
+            self._checkpoint(clock.now())
         rec = self.a.catalog.record_row(record_id)
         if rec is None:
             raise NotFound(f"no record {record_id} in this archive")
@@ -101,7 +102,7 @@ class Lifecycle:
         """New version = previous manifest body updated with ``new``; retention is the later
         of the previous and any new decision (never shortened), and every earlier object's
         lock is extended to match so history lives as long as the record."""
-        now = datetime.now(UTC)
+        now = clock.now()
         prev_until = datetime.fromisoformat(body["retention"]["until_at"])
         retention_block = body["retention"]
         until_at, retain_until = prev_until, date.fromisoformat(
@@ -193,7 +194,7 @@ class Lifecycle:
         decision = self.ingestor.decide_retention(
             reqs, inputs, meta["transaction_date"],
             datetime.fromisoformat(body["ingested_at"]) if body.get("ingested_at")
-            else datetime.now(UTC))
+            else clock.now())
         return self._commit(row, body, new, event="correct", kind="correction",
                             content=content, reqs=reqs, decision=decision)
 
@@ -253,7 +254,7 @@ class Lifecycle:
             for key, vid in self._objects(rid):
                 info = self.a.store.stat(key, vid)
                 self.a.store.set_legal_hold(key, info.version_id, True)
-            now = datetime.now(UTC)
+            now = clock.now()
             entry = event_entry("hold", now, record_id=rid,
                                 reason_sha256=hashlib.sha256(why.encode()).hexdigest())
             with self.a.catalog.write() as c:
@@ -267,7 +268,7 @@ class Lifecycle:
                                                 "record_id": rid, "reason": why, "case": case,
                                                 "actor": self.a.actor, "at": utc_text(now)})
             out.append({"record_id": rid, "hold_id": hid, "case": case})
-        self._checkpoint(datetime.now(UTC))
+        self._checkpoint(clock.now())
         return out
 
     def release(self, record_ids: Sequence[str], *, reason: str | None) -> list[dict[str, Any]]:
@@ -281,7 +282,7 @@ class Lifecycle:
             if not active:
                 raise InputError(f"record {rid} has no active hold", code="NOT_ON_HOLD")
         for rid in record_ids:
-            now = datetime.now(UTC)
+            now = clock.now()
             entry = event_entry("release", now, record_id=rid,
                                 reason_sha256=hashlib.sha256(why.encode()).hexdigest())
             with self.a.catalog.write() as c:
@@ -299,7 +300,7 @@ class Lifecycle:
                 info = self.a.store.stat(key, vid)
                 self.a.store.set_legal_hold(key, info.version_id, False)
             out.append({"record_id": rid, "released": True})
-        self._checkpoint(datetime.now(UTC))
+        self._checkpoint(clock.now())
         return out
 
     def _put_doc(self, record_id: str, name: str, doc: dict[str, Any]) -> None:

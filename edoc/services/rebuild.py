@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edoc import clock
 from edoc.catalog import (
     Catalog,
     access_log,
@@ -230,7 +230,7 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
     new.dispose()
     a.catalog.dispose()
     if target.exists():
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
         replaced = target.with_name(f"{target.name}.replaced-{stamp}")
         target.replace(replaced)
         summary.replaced = str(replaced)

@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from edoc import clock
 from edoc.catalog import Catalog, checkpoints, ledger
 from edoc.errors import EdocError, ObjectMissing
 from edoc.evidence.ledger import event_entry, leaf_hex, make_checkpoint
@@ -88,7 +89,7 @@ class RenewSummary:
 
 def renew(archive: Archive, before: datetime | None = None) -> RenewSummary:
     a = archive
-    now = datetime.now(UTC)
+    now = clock.now()
     horizon = before or now + DEFAULT_HORIZON
     summary = RenewSummary(before=horizon)
     if a.cfg.tsa.kind == "embedded":

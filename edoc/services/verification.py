@@ -35,11 +35,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from edoc import clock
 from edoc.catalog import ledger, normalise_counterparty
 from edoc.errors import EdocError, ObjectMissing
 from edoc.evidence import merkle
@@ -143,7 +144,7 @@ class Verifier:
         from edoc.services.renewal import digests, renewal_entries, token_expiry
 
         expiry = token_expiry(files["tsr"])
-        if expiry is None or expiry > datetime.now(UTC):
+        if expiry is None or expiry > clock.now():
             return ts_check
         if self._renewals is None:
             self._renewals = renewal_entries(self.a)

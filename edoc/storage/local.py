@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from edoc import clock as edoc_clock
 from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageError
 from edoc.storage.base import DeleteOutcome, ObjectInfo
 
@@ -58,7 +59,7 @@ _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return edoc_clock.now()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -54,6 +54,7 @@ import botocore.exceptions as bce
 import botocore.utils
 from botocore.config import Config
 
+from edoc import clock as edoc_clock
 from edoc.errors import (
     ConfigError,
     EdocError,
@@ -132,7 +133,7 @@ _NO_LOCK_CODES = frozenset({
 
 # -- small helpers ---------------------------------------------------------------------------
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return edoc_clock.now()
 
 
 def _utc(value: datetime) -> datetime:
