@@ -104,7 +104,7 @@ class TokenSealer:
             cert_asn1, lambda: clock.now())
 
     def seal(self, data: bytes) -> bytes:
-        from edoc.evidence.tsa import run_sync
+        from edoc.evidence.async_bridge import run_sync
 
         try:
             content_info = run_sync(self._signer.async_sign_general_data(

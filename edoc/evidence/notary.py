@@ -75,20 +75,20 @@ class Notary:
 
     @functools.cached_property
     def _stamper(self) -> object:
-        from edoc.evidence import tsa
+        from edoc.evidence import tsa_embedded, tsa_transport
 
         t = self.cfg.tsa
         if t.kind == "embedded":
             key = pki.load_private_key(self.paths.tsa_key, self.cfg.passphrase())
             cert = pki.load_certificate(self.paths.tsa_cert)
             root = pki.load_certificate(self.paths.root_cert)
-            responder = tsa.EmbeddedTsa(cert, key, [root],
+            responder = tsa_embedded.EmbeddedTsa(cert, key, [root],
                                         serial_file=self.cfg.keys_path / "tsa-serial")
-            return tsa.InProcessTimeStamper(responder)
+            return tsa_transport.InProcessTimeStamper(responder)
         if t.kind == "http" and t.url:
             password = os.environ.get(t.password_env) if t.password_env else None
             ca = (self.cfg.dir / t.ca_file).resolve() if t.ca_file else None
-            return tsa.HttpTimeStamper(t.url, username=t.username, password=password,
+            return tsa_transport.HttpTimeStamper(t.url, username=t.username, password=password,
                                        ca_file=ca, timeout=t.timeout)
         raise ConfigError(f"tsa.kind {t.kind!r} needs a url", code="CONFIG_INVALID",
                           hint="use kind = \"embedded\" or kind = \"http\" with url = ...")

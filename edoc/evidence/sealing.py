@@ -49,8 +49,9 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_p
 
 from edoc import clock as edoc_clock
 from edoc.errors import SealError
+from edoc.evidence.async_bridge import run_sync
 from edoc.evidence.pki import PrivateKey, key_matches_certificate
-from edoc.evidence.tsa import asn1_certificate, run_sync, validation_context
+from edoc.evidence.tsa import asn1_certificate, validation_context
 from edoc.model.verdict import Check
 
 log = logging.getLogger(__name__)

@@ -193,11 +193,11 @@ def test_forged_checkpoint_is_caught(stored: tuple[Edoc, dict[str, dict[str, obj
 
 def test_token_from_untrusted_tsa_is_caught(
         stored: tuple[Edoc, dict[str, dict[str, object]]], tmp_path: Path) -> None:
-    from edoc.evidence import pki, tsa
+    from edoc.evidence import pki, tsa, tsa_embedded, tsa_transport
 
     edoc, results = stored
     other = pki.generate_dev_pki(tmp_path / "mallory", organisation="Mallory")
-    stamper = tsa.InProcessTimeStamper(tsa.EmbeddedTsa(
+    stamper = tsa_transport.InProcessTimeStamper(tsa_embedded.EmbeddedTsa(
         pki.load_certificate(other.tsa_cert), pki.load_private_key(other.tsa_key, None),
         [pki.load_certificate(other.root_cert)], serial_file=tmp_path / "serial"))
     cp = edoc.checkpoints()[-1]

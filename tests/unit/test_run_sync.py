@@ -1,5 +1,6 @@
-"""``edoc.evidence.tsa.run_sync``: pyHanko coroutines driven from synchronous code, from any thread,
-from inside an async caller and from a forked child; a thread's loop is closed with it."""
+"""``edoc.evidence.async_bridge.run_sync``: pyHanko coroutines driven from synchronous code,
+from any thread, from inside an async caller and from a forked child; a thread's loop is
+closed with it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from edoc.evidence import tsa
+from edoc.evidence import async_bridge
 
 
 async def _double(x: int) -> int:
@@ -26,21 +27,21 @@ async def _fail() -> None:
 
 
 def test_results_and_errors_come_back() -> None:
-    assert tsa.run_sync(_double(21)) == 42
+    assert async_bridge.run_sync(_double(21)) == 42
     with pytest.raises(ValueError, match="from the coroutine"):
-        tsa.run_sync(_fail())
-    assert tsa.run_sync(_double(4)) == 8  # the loop survives an error
+        async_bridge.run_sync(_fail())
+    assert async_bridge.run_sync(_double(4)) == 8  # the loop survives an error
 
 
 def test_threads_run_coroutines_at_the_same_time() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda i: tsa.run_sync(_double(i)), range(400)))
+        results = list(pool.map(lambda i: async_bridge.run_sync(_double(i)), range(400)))
     assert results == [2 * i for i in range(400)]
 
 
 def test_callable_from_inside_a_running_loop() -> None:
     async def caller() -> int:
-        return tsa.run_sync(_double(5))
+        return async_bridge.run_sync(_double(5))
 
     assert asyncio.run(caller()) == 10
 
@@ -49,8 +50,8 @@ def test_a_thread_s_loop_is_closed_when_the_thread_ends() -> None:
     seen: list[asyncio.AbstractEventLoop] = []
 
     def work() -> None:
-        tsa.run_sync(_double(1))
-        seen.append(tsa._thread_loop())
+        async_bridge.run_sync(_double(1))
+        seen.append(async_bridge._thread_loop())
 
     thread = threading.Thread(target=work)
     thread.start()
@@ -61,23 +62,24 @@ def test_a_thread_s_loop_is_closed_when_the_thread_ends() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_a_loop_of_its_own() -> None:
-    parent_loop = tsa._thread_loop()
-    tsa.run_sync(_double(1))
+    parent_loop = async_bridge._thread_loop()
+    async_bridge.run_sync(_double(1))
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
         code = 1
         try:
-            if tsa._thread_loop() is not parent_loop and tsa.run_sync(_double(3)) == 6:
+            fresh = async_bridge._thread_loop() is not parent_loop
+            if fresh and async_bridge.run_sync(_double(3)) == 6:
                 code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert not parent_loop.is_closed()
-    assert tsa.run_sync(_double(2)) == 4
+    assert async_bridge.run_sync(_double(2)) == 4
     # The parent's loop can still be woken from another thread (what pyHanko's PKCS#11
     # signer needs): the child's dropping its inherited loop must not have touched it.
-    assert tsa.run_sync(_from_another_thread()) == "woken"
+    assert async_bridge.run_sync(_from_another_thread()) == "woken"
 
 
 async def _from_another_thread() -> str:
@@ -93,16 +95,16 @@ async def _from_another_thread() -> str:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_child_dropping_its_inherited_loop_leaves_the_parent_s_loop_working() -> None:
-    tsa.run_sync(_from_another_thread())  # the parent's loop exists and works
+    async_bridge.run_sync(_from_another_thread())  # the parent's loop exists and works
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            tsa.run_sync(_double(1))  # replaces the inherited loop ...
+            async_bridge.run_sync(_double(1))  # replaces the inherited loop ...
             gc.collect()  # ... and the inherited one is collected (closed) here
             code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert tsa.run_sync(_from_another_thread()) == "woken"
+    assert async_bridge.run_sync(_from_another_thread()) == "woken"

@@ -37,15 +37,9 @@ from edoc.evidence.pki import (
     load_certificate,
     load_private_key,
 )
-from edoc.evidence.tsa import (
-    EDOC_DEV_TSA_POLICY,
-    EmbeddedTsa,
-    HttpTimeStamper,
-    InProcessTimeStamper,
-    TimestampResult,
-    request_timestamp,
-    verify_timestamp,
-)
+from edoc.evidence.tsa import TimestampResult, request_timestamp, verify_timestamp
+from edoc.evidence.tsa_embedded import EDOC_DEV_TSA_POLICY, EmbeddedTsa
+from edoc.evidence.tsa_transport import HttpTimeStamper, InProcessTimeStamper
 from edoc.model.verdict import Status
 
 DOCUMENT = "請求書 No. 42, 110,000 円".encode()
