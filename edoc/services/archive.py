@@ -101,7 +101,8 @@ def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> N
     """Before anything is written locally: the bucket exists (or is created) with
     versioning and Object Lock, and the server really refuses what WORM forbids."""
     from edoc.model.verdict import Status
-    from edoc.storage.s3 import S3Store, worm_self_test
+    from edoc.storage.s3 import S3Store
+    from edoc.storage.s3_probe import worm_self_test
 
     probe = ArchiveConfig(dir=directory, archive_id="", organisation="", created="",
                           storage=storage)

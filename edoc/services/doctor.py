@@ -121,7 +121,8 @@ class Doctor:
     # -- checks ----------------------------------------------------------------------------
     def _store(self, now: datetime) -> list[Check]:
         if self.a.store.kind == "s3":
-            from edoc.storage.s3 import S3Store, worm_self_test
+            from edoc.storage.s3 import S3Store
+            from edoc.storage.s3_probe import worm_self_test
 
             assert isinstance(self.a.store, S3Store)
             return worm_self_test(self.a.store, now=now)

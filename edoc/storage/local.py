@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -48,6 +47,7 @@ from typing import BinaryIO
 
 from edoc import clock as edoc_clock
 from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageError
+from edoc.evidence.hashing import hash_file, hash_stream, sha256_hex
 from edoc.storage.base import DeleteOutcome, ObjectInfo
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
@@ -71,8 +71,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _file_sha256(path: str | Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    return hash_file(Path(path)).sha256
 
 
 def _read_fd(fd: int, size_hint: int) -> bytes:
@@ -225,21 +224,16 @@ class LocalStore:
             raise ObjectExists(f"{key} already exists; objects are written once",
                                hint="a correction is stored as a new version, never over the old")
         tmp = self._tmp / f"{secrets.token_hex(12)}.part"
-        digest = hashlib.sha256()
-        written = 0
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    written += len(chunk)
+                got = hash_stream(stream, sink=out.write, chunk=_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
-            if written != size or digest.hexdigest() != sha256:
+            if got.size != size or got.sha256 != sha256:
                 raise StorageError(
-                    f"bytes received for {key} do not match: {written} bytes sha256 "
-                    f"{digest.hexdigest()[:16]}…, expected {size} bytes sha256 {sha256[:16]}…",
+                    f"bytes received for {key} do not match: {got.size} bytes sha256 "
+                    f"{got.sha256[:16]}…, expected {size} bytes sha256 {sha256[:16]}…",
                     code="STORAGE_CHECKSUM_MISMATCH",
                     hint="the source changed while it was read; run the command again")
             tmp.chmod(0o444)
@@ -292,7 +286,7 @@ class LocalStore:
         import io
 
         return self.put(key, io.BytesIO(data), size=len(data),
-                        sha256=hashlib.sha256(data).hexdigest(), retain_until=retain_until)
+                        sha256=sha256_hex(data), retain_until=retain_until)
 
     def _check_pinned(self, key: str, meta_path: str, version_id: str) -> None:
         """The pinned-read check of ``open`` and ``read``: metadata naming another version

@@ -25,7 +25,8 @@ from edoc.errors import ObjectExists, ObjectMissing, RetentionActive, StorageErr
 from edoc.model.verdict import Status, bottom_line
 from edoc.storage.base import ObjectInfo, ObjectStore
 from edoc.storage.local import LocalStore
-from edoc.storage.s3 import S3Store, worm_self_test
+from edoc.storage.s3 import S3Store
+from edoc.storage.s3_probe import worm_self_test
 
 MiB = 1024 * 1024
 
