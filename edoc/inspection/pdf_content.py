@@ -76,6 +76,7 @@ _PDFIUM_LOCK = threading.Lock()
 
 
 def inspect_pdf(path: Path, max_pixels: int) -> Readability:
+    """Measure every page of the PDF at ``path``, find its active content, render page 1."""
     # Before qpdf or pdfium decode anything: both inflate streams in full.
     stream_sizes = pdf_stream_sizes(path)
     try:

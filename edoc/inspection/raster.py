@@ -113,6 +113,9 @@ _TAG_RESOLUTION_UNIT: Final = 296
 def inspect_image(
     path: Path, media_type: str, paper: tuple[float, float] | None, max_pixels: int
 ) -> Readability:
+    """Measure every frame of the image file at ``path`` (``media_type`` one of
+    ``PIL_FORMATS``); ``paper`` is the original's size in inches when given. One image at a
+    time in this process (``_IMAGE_LOCK``)."""
     with _IMAGE_LOCK:
         return _inspect_image_locked(path, media_type, paper, max_pixels)
 
@@ -384,6 +387,3 @@ def _finite_pair(x: float, y: float) -> tuple[float, float] | None:
 
 def _is_placeholder(dpi: tuple[float, float]) -> bool:
     return all(any(abs(v - p) < 0.5 for p in _PLACEHOLDER_DPI) for v in dpi)
-
-
-# ---- PDF ------------------------------------------------------------------------------------
