@@ -1120,7 +1120,7 @@ def _stderr_of_our_own() -> None:
 
     While the readability gate decodes a TIFF it points fd 2 itself at a temporary file, to
     catch what libtiff prints there behind Python's back
-    (``edoc.inspection.readability``). With files
+    (``edoc.inspection.raster``). With files
     in flight (``ingest --jobs``) another thread may print a progress line or a warning in
     that window; written to the duplicate, it still reaches the terminal or log."""
     try:

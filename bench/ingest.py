@@ -317,7 +317,7 @@ def _components(bench: Bench, images: list[Path], pdfs: list[Path]) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from edoc.inspection import readability
+    from edoc import inspection
 
     archive = bench.local_archive("ingest-components")
     try:
@@ -349,7 +349,7 @@ def _components(bench: Bench, images: list[Path], pdfs: list[Path]) -> None:
             continue
         with Stopwatch() as watch:
             for path in files:
-                readability.inspect(path, readability.detect_media_type(path))
+                inspection.inspect(path, inspection.detect_media_type(path))
         with Stopwatch() as hash_watch:
             for path in files:
                 with path.open("rb") as f:

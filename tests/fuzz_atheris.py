@@ -25,8 +25,8 @@ from pathlib import Path
 import atheris  # type: ignore[import-not-found]
 
 with atheris.instrument_imports():
+    from edoc import inspection
     from edoc.errors import InputError
-    from edoc.inspection import readability
     from edoc.services.manifest_csv import read_manifest
 
 _WORK = Path(tempfile.mkdtemp(prefix="edoc-atheris-"))
@@ -36,7 +36,7 @@ def fuzz_readability(data: bytes) -> None:
     path = _WORK / "input.bin"
     path.write_bytes(data)
     with contextlib.suppress(InputError):
-        readability.inspect(path, readability.detect_media_type(path))
+        inspection.inspect(path, inspection.detect_media_type(path))
 
 
 def fuzz_manifest(data: bytes) -> None:

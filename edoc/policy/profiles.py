@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edoc.errors import ConfigError
-from edoc.inspection.readability import CaptureRules
+from edoc.policy.capture import CaptureRules
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "policies"
 

@@ -282,7 +282,8 @@ class Ingestor:
     def inspect_file(self, raw_path: str, reqs: Requirements, paper_size: str | None
                      ) -> tuple[Path, int, str, str, dict[str, Any]]:
         """Path, size, SHA-256, media type and readability measurements (見読性 gate)."""
-        from edoc.inspection import readability
+        from edoc import inspection
+        from edoc.policy.capture import check_capture
 
         path, st = _open_input(raw_path)
         try:
@@ -291,7 +292,7 @@ class Ingestor:
         except OSError as exc:
             raise InputError(f"{printable_name(raw_path)}: cannot be read ({exc.strerror})",
                              code="FILE_UNREADABLE") from None
-        media_type = readability.detect_media_type(path)
+        media_type = inspection.detect_media_type(path)
         for pid in reqs.profiles:
             p = self.archive.profiles.get(pid)
             if not p.accepts_media(media_type):
@@ -299,7 +300,7 @@ class Ingestor:
                     f"{media_type} is not accepted by profile {p.id} "
                     f"(accepts {', '.join(p.media_types)})", code="MEDIA_TYPE_NOT_ACCEPTED")
         try:
-            measured = readability.inspect(path, media_type, paper_size=paper_size)
+            measured = inspection.inspect(path, media_type, paper_size=paper_size)
         except InputError as exc:
             # A scan profile needs measurements: no measurement, no acceptance. Otherwise
             # an image without dpi metadata is simply unmeasured, and electronic-transaction
@@ -311,7 +312,7 @@ class Ingestor:
                 raise
             return path, st.st_size, sha256, media_type, {
                 "measured": False, "error": exc.code, "detail": exc.message}
-        readability.check_capture(measured, reqs.capture, "+".join(reqs.profiles))
+        check_capture(measured, reqs.capture, "+".join(reqs.profiles))
         return path, st.st_size, sha256, media_type, measured.to_manifest()
 
     def input_deadline(self, req: IngestRequest, reqs: Requirements, tx_date: date | None

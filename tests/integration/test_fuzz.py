@@ -1,6 +1,6 @@
 """Property tests (Hypothesis) on the code that reads untrusted bytes and text.
 
-* ``readability.detect_media_type`` + ``readability.inspect`` on arbitrary bytes and on
+* ``inspection.detect_media_type`` + ``inspection.inspect`` on arbitrary bytes and on
   mutated valid PDFs and images: only ``InputError`` (and its subclass ``ProfileViolation``)
   may escape, with a one-line message; never another exception, in bounded time and memory.
 * The PDF decompression-bomb guard: for data under a random chain of PDF filters, the
@@ -34,8 +34,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from edoc import inspection
 from edoc.errors import EdocError, InputError
-from edoc.inspection import readability
+from edoc.inspection.pdf_streams import pdf_stream_sizes
 from edoc.model.values import MAX_AMOUNT, clean_text, parse_amount, parse_date
 from edoc.services.manifest_csv import COLUMNS, read_manifest
 from tests import samples
@@ -63,15 +64,15 @@ def _write(folder: Path, data: bytes, name: str = "input.bin") -> Path:
     return path
 
 
-def inspect_bytes(folder: Path, data: bytes) -> readability.Readability | None:
+def inspect_bytes(folder: Path, data: bytes) -> inspection.Readability | None:
     """Sniff and inspect ``data``; None when it was refused with an ``InputError``.
 
     Anything else escaping fails the test: another EdocError (e.g. a ConfigError) or any
     other exception type (a parser bug)."""
     path = _write(folder, data)
     try:
-        media_type = readability.detect_media_type(path)
-        measured = readability.inspect(path, media_type)
+        media_type = inspection.detect_media_type(path)
+        measured = inspection.inspect(path, media_type)
     except InputError as exc:
         assert "\n" not in str(exc) and "\r" not in str(exc), repr(str(exc))
         assert exc.code.isupper() and exc.code.replace("_", "").isalnum()
@@ -351,7 +352,7 @@ def test_measured_stream_size_is_what_qpdf_decodes(scratch: Path, data: bytes,
     with pikepdf.open(path) as pdf:
         decoded = pdf.get_object((3, 0)).read_bytes(pikepdf.StreamDecodeLevel.specialized)
         assert decoded == data  # the encoders are right
-    assert readability._pdf_stream_sizes(path)[(3, 0)] == len(data)
+    assert pdf_stream_sizes(path)[(3, 0)] == len(data)
 
 
 @FAST
@@ -363,10 +364,10 @@ def test_stream_limit_refuses_exactly_what_exceeds_it(scratch: Path, data: bytes
     path = _write(scratch, _chain_pdf(data, chain), "limit.pdf")
     if len(data) > limit:
         with pytest.raises(InputError) as caught:
-            readability._pdf_stream_sizes(path, limit=limit)
+            pdf_stream_sizes(path, limit=limit)
         assert caught.value.code == "PDF_STREAM_TOO_LARGE"
     else:
-        assert readability._pdf_stream_sizes(path, limit=limit)[(3, 0)] == len(data)
+        assert pdf_stream_sizes(path, limit=limit)[(3, 0)] == len(data)
 
 
 # -- CSV manifests ---------------------------------------------------------------------------

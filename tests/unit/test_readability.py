@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, TiffImagePlugin
 
 from edoc.errors import ConfigError, EdocError, InputError, ProfileViolation, UsageError
-from edoc.inspection.readability import (
+from edoc.inspection import (
     CSV,
     JPEG,
     MANIFEST_PAGES,
@@ -22,13 +22,12 @@ from edoc.inspection.readability import (
     PNG,
     TIFF,
     XML,
-    CaptureRules,
     PageMeasure,
     Readability,
-    check_capture,
     detect_media_type,
     inspect,
 )
+from edoc.policy.capture import CaptureRules, check_capture
 from edoc.policy.paper import paper_size_inches
 from tests.samples import (
     bomb_png,
