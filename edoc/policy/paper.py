@@ -1,6 +1,6 @@
 """Paper sizes: the physical size a scan was taken from, when the file does not say.
 
-The readability gate (``edoc.inspection.readability``) needs a scan's resolution. When an
+The readability gate (``edoc.inspection``) needs a scan's resolution. When an
 image carries
 no resolution, or only a 72/96 dpi placeholder, the clerk names the paper the scan came from
 (``--paper-size A4``) and the resolution is pixels ÷ inches. This module owns the table of
