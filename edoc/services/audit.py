@@ -13,17 +13,17 @@ access history is tamper-evident too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
-from edoc.catalog import access_log, checkpoints, ledger, versions
+from edoc.catalog import evidence_reads
+from edoc.catalog.evidence_reads import LedgerRow
 from edoc.errors import EdocError, InputError, NotFound, ObjectMissing
 from edoc.evidence import merkle
+from edoc.evidence.checkpoint import verify_checkpoint
+from edoc.evidence.hashing import sha256_hex
 from edoc.model import canonical
 from edoc.model.verdict import Check, Status
 from edoc.services.access_log import row_dict, rows_digest
@@ -37,14 +37,8 @@ VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
 
 def read_access_log(archive: Archive, date_from: str | None, date_to: str | None
                     ) -> Iterator[dict[str, Any]]:
-    stmt = sa.select(access_log).order_by(access_log.c.id)
-    if date_from:
-        stmt = stmt.where(access_log.c.at >= date_from)
-    if date_to:
-        stmt = stmt.where(access_log.c.at < date_to + "T99")  # whole last day
-    with archive.catalog.read() as c:
-        for r in c.execute(stmt):
-            yield row_dict(r)
+    for r in evidence_reads.access_rows(archive.catalog, date_from, date_to):
+        yield row_dict(r)
 
 
 # -- ledger verification ----------------------------------------------------------------------
@@ -67,9 +61,8 @@ class LedgerReport:
                 "checks": [c.as_dict() for c in self.checks]}
 
 
-def _entries(archive: Archive) -> list[Any]:
-    with archive.catalog.read() as c:
-        return list(c.execute(sa.select(ledger).order_by(ledger.c.idx)))
+def _entries(archive: Archive) -> list[LedgerRow]:
+    return evidence_reads.ledger_rows(archive.catalog)
 
 
 def verify_ledger(archive: Archive) -> LedgerReport:
@@ -112,8 +105,7 @@ def verify_ledger(archive: Archive) -> LedgerReport:
 
     # 2. checkpoints: seal, token, root, chain and consistency
     tree = merkle.MerkleTree(leaves) if leaves else None
-    with a.catalog.read() as c:
-        cat_cps = {r.tree_size: r for r in c.execute(sa.select(checkpoints))}
+    cat_cps = {r.tree_size: r for r in evidence_reads.checkpoint_rows(a.catalog)}
     stored_cps = sorted(int(info.key.split("/")[-1].split(".")[0])
                         for info in a.store.list("checkpoints/") if info.key.endswith(".json"))
     rep.checkpoints = len(stored_cps)
@@ -128,9 +120,9 @@ def verify_ledger(archive: Archive) -> LedgerReport:
             rep.fail("checkpoint", "CHECKPOINT_INCOMPLETE", str(exc))
             cp_problems += 1
             continue
-        body = canonical.loads(data)
-        ts_check, gen_time = a.notary.verify_timestamp(tsr, data)
-        for check in (a.notary.verify_seal(data, seal, gen_time), ts_check):
+        body = canonical.loads(data)  # a checkpoint that is not JSON stops the audit
+        verdict = verify_checkpoint(data, seal, tsr, trust_roots=a.notary.trust_roots)
+        for check in (verdict.seal, verdict.timestamp):
             if check.status is not Status.PASS:
                 rep.checks.append(Check(check.name, check.status, check.code,
                                         f"checkpoint {size}: {check.detail}"))
@@ -202,7 +194,7 @@ def verify_ledger(archive: Archive) -> LedgerReport:
                      f"{key} is logged but gone, and no disposal certificate covers it")
             x_problems += 1
             continue
-        if hashlib.sha256(data).hexdigest() != e["manifest_sha256"]:
+        if sha256_hex(data) != e["manifest_sha256"]:
             rep.fail("store", "MANIFEST_ALTERED", f"{key} differs from its ledger entry")
             x_problems += 1
     for info in a.store.list("records/"):
@@ -212,24 +204,21 @@ def verify_ledger(archive: Archive) -> LedgerReport:
                      found=info.key)
             x_problems += 1
     # access-log digests
-    with a.catalog.read() as c:
-        for r in rows:
-            if r.event != "access-log":
-                continue
-            e = json.loads(r.entry)
-            acc = list(c.execute(sa.select(access_log).where(
-                access_log.c.id >= e["from_id"], access_log.c.id <= e["to_id"])
-                .order_by(access_log.c.id)))
-            if not acc:
-                rep.checks.append(Check.unknown(
-                    "access_log", "ACCESS_LOG_MISSING",
-                    f"access log entries {e['from_id']}..{e['to_id']} are not in the catalog "
-                    "(a rebuilt catalog restores them from access-log/ objects)"))
-            elif len(acc) != e["count"] or rows_digest(acc) != e["sha256"]:
-                rep.fail("access_log", "ACCESS_LOG_ALTERED",
-                         f"access log entries {e['from_id']}..{e['to_id']} changed after "
-                         "they were logged")
-                x_problems += 1
+    for r in rows:
+        if r.event != "access-log":
+            continue
+        e = json.loads(r.entry)
+        acc = evidence_reads.access_range(a.catalog, e["from_id"], e["to_id"])
+        if not acc:
+            rep.checks.append(Check.unknown(
+                "access_log", "ACCESS_LOG_MISSING",
+                f"access log entries {e['from_id']}..{e['to_id']} are not in the catalog "
+                "(a rebuilt catalog restores them from access-log/ objects)"))
+        elif len(acc) != e["count"] or rows_digest(acc) != e["sha256"]:
+            rep.fail("access_log", "ACCESS_LOG_ALTERED",
+                     f"access log entries {e['from_id']}..{e['to_id']} changed after "
+                     "they were logged")
+            x_problems += 1
     if not x_problems:
         rep.checks.append(Check.ok("store", "every logged version is stored or certified "
                                    "disposed; every stored version is logged"))
@@ -240,9 +229,7 @@ def verify_ledger(archive: Archive) -> LedgerReport:
 
 def prove(archive: Archive, record_id: str) -> dict[str, Any]:
     """Inclusion proofs (RFC 9162 §2.1.3) of every version's leaf in its checkpoint."""
-    with archive.catalog.read() as c:
-        rows = list(c.execute(sa.select(versions).where(versions.c.record_id == record_id)
-                              .order_by(versions.c.version)))
+    rows = archive.catalog.version_rows(record_id)
     if not rows:
         raise NotFound(f"no record {record_id} in this archive")
     leaves = [merkle.leaf_hash(r.entry.encode()) for r in _entries(archive)]
@@ -285,6 +272,4 @@ def consistency(archive: Archive, old: int, new: int) -> dict[str, Any]:
 
 
 def list_checkpoints(archive: Archive) -> list[dict[str, Any]]:
-    with archive.catalog.read() as c:
-        return [dict(r._mapping) for r in c.execute(sa.select(checkpoints)
-                                                     .order_by(checkpoints.c.tree_size))]
+    return [r.as_dict() for r in evidence_reads.checkpoint_rows(archive.catalog)]

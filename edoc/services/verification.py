@@ -31,26 +31,25 @@ during a run is seen by the checks of every version verified after it.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from edoc import clock
-from edoc.catalog import ledger, normalise_counterparty
+from edoc.catalog import evidence_reads, normalise_counterparty
 from edoc.errors import EdocError, ObjectMissing
 from edoc.evidence import merkle
+from edoc.evidence.checkpoint import verify_checkpoint
+from edoc.evidence.hashing import hash_stream, sha256_hex
 from edoc.model import canonical
 from edoc.model.verdict import Check, RecordReport, Status
+from edoc.services import checks as shared
 from edoc.services.archive import Archive
 from edoc.storage import layout
 from edoc.storage.base import ObjectInfo
 
-_CHUNK = 1024 * 1024
 #: a failure that a purge running at the same time explains (see ``verify_version``)
 _MISSING = frozenset({"CONTENT_MISSING", "MANIFEST_MISSING"})
 
@@ -89,15 +88,12 @@ class Verifier:
         them)."""
         if self._leaves is None or len(self._leaves) < at_least:
             leaves = self._leaves if self._leaves is not None else []
-            stmt = sa.select(ledger.c.idx, ledger.c.entry).order_by(ledger.c.idx)
-            if self._last_leaf is not None:
-                stmt = stmt.where(ledger.c.idx > self._last_leaf)
-            with self.a.catalog.read() as c:
-                for idx, entry in c.execute(stmt):
-                    if idx != len(leaves):
-                        self._leaf_gaps.append(len(leaves))
-                    leaves.append(merkle.leaf_hash(entry.encode()))
-                    self._last_leaf = idx
+            for idx, entry in evidence_reads.ledger_texts(self.a.catalog,
+                                                          after=self._last_leaf):
+                if idx != len(leaves):
+                    self._leaf_gaps.append(len(leaves))
+                leaves.append(merkle.leaf_hash(entry.encode()))
+                self._last_leaf = idx
             self._leaves = leaves
         return self._leaves
 
@@ -105,10 +101,8 @@ class Verifier:
         cached = self._checkpoints.get(tree_size)
         if cached is not None:
             return cached
-        store, notary = self.a.store, self.a.notary
+        store = self.a.store
         checks: list[Check] = []
-        root_hash: str | None = None
-        gen_time: datetime | None = None
         try:
             data = store.read(layout.checkpoint_key(tree_size, "json"))
             seal = store.read(layout.checkpoint_key(tree_size, "p7s"))
@@ -118,22 +112,21 @@ class Verifier:
             verdict = _CheckpointVerdict(tree_size, None, checks, None)
             self._checkpoints[tree_size] = verdict
             return verdict
-        ts_check, gen_time = notary.verify_timestamp(tsr, data)
-        checks.append(notary.verify_seal(data, seal, gen_time))
+        cp = verify_checkpoint(data, seal, tsr, trust_roots=self.a.notary.trust_roots)
+        checks.append(cp.seal)
+        ts_check = cp.timestamp
         if ts_check.status is Status.PASS:
             ts_check = self._still_valid(tree_size, ts_check, {"json": data, "p7s": seal,
                                                               "tsr": tsr})
         checks.append(ts_check)
-        try:
-            body = canonical.loads(data)
-            root_hash = str(body["root_hash"])
-            if int(body["tree_size"]) != tree_size:
-                checks.append(Check.fail("seal", "CHECKPOINT_MISMATCH",
-                                         "checkpoint file names another tree size",
-                                         expected=str(tree_size), found=str(body["tree_size"])))
-        except (ValueError, KeyError, TypeError) as exc:
-            checks.append(Check.fail("seal", "CHECKPOINT_MALFORMED", f"unreadable: {exc}"))
-        verdict = _CheckpointVerdict(tree_size, root_hash, checks, gen_time)
+        if cp.malformed is not None:
+            checks.append(Check.fail("seal", "CHECKPOINT_MALFORMED",
+                                     f"unreadable: {cp.malformed}"))
+        elif cp.tree_size != tree_size:
+            checks.append(Check.fail("seal", "CHECKPOINT_MISMATCH",
+                                     "checkpoint file names another tree size",
+                                     expected=str(tree_size), found=str(cp.body["tree_size"])))
+        verdict = _CheckpointVerdict(tree_size, cp.root_hash, checks, cp.gen_time)
         self._checkpoints[tree_size] = verdict
         return verdict
 
@@ -217,22 +210,12 @@ class Verifier:
             version = None
         try:
             with self.a.store.open(row.content_key, version) as f:
-                digest = hashlib.sha256()
-                size = 0
-                while chunk := f.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
+                found = hash_stream(f)
         except ObjectMissing:
             return _content_missing(row.content_key)
         except EdocError as exc:
             return Check.unknown("content", exc.code, exc.message)
-        found = digest.hexdigest()
-        if found != expected:
-            code = "CONTENT_TRUNCATED" if size < int(expected_size) else "DIGEST_MISMATCH"
-            return Check.fail("content", code,
-                              f"stored content hashes differently ({size} bytes, "
-                              f"manifest says {expected_size})", expected=expected, found=found)
-        return Check.ok("content", f"sha256 {found}")
+        return shared.content_digest(found, expected, expected_size)
 
     def _load_manifest(self, row: Any, checks: list[Check], entry: dict[str, Any] | None
                        ) -> tuple[bytes | None, dict[str, Any] | None]:
@@ -242,18 +225,9 @@ class Verifier:
             checks.append(Check.fail("manifest", "MANIFEST_MISSING",
                                      f"{row.manifest_key} is not in the store"))
             return None, None
-        found = hashlib.sha256(data).hexdigest()
-        sealed = (entry or {}).get("manifest_sha256")
-        if sealed is not None and found != sealed:
-            checks.append(Check.fail("manifest", "MANIFEST_ALTERED",
-                                     "stored manifest differs from the one in the ledger",
-                                     expected=sealed, found=found))
-        elif row.manifest_sha256 != found:
-            checks.append(Check.fail("manifest", "MANIFEST_ALTERED",
-                                     "stored manifest differs from the catalog's digest",
-                                     expected=row.manifest_sha256, found=found))
-        else:
-            checks.append(Check.ok("manifest", f"sha256 {found}"))
+        checks.append(shared.manifest_digest(sha256_hex(data),
+                                             (entry or {}).get("manifest_sha256"),
+                                             catalogued=row.manifest_sha256))
         try:
             body = canonical.loads(data)
         except ValueError:
@@ -311,23 +285,14 @@ class Verifier:
                                      f"checkpoint {size} sealed {size}",
                                      expected=str(size), found=str(len(leaves))))
             return checks, size
-        sealed_root = bytes.fromhex(cp.root_hash)
+        computed: bytes | None = None
         if self.batch:
             computed = self._root_cache.get(size)
             if computed is None:
                 computed = merkle.root(leaves[:size])
                 self._root_cache[size] = computed
-            ok = idx < size and computed == sealed_root and leaves[idx] == leaf
-        else:
-            proof = merkle.inclusion_proof(leaves[:size], idx)
-            ok = merkle.verify_inclusion(leaf, idx, size, proof, sealed_root)
-        if ok:
-            checks.append(Check.ok("inclusion", f"leaf {idx} is in checkpoint {size}"))
-        else:
-            checks.append(Check.fail("inclusion", "INCLUSION_FAILED",
-                                     f"leaf {idx} does not lead to checkpoint {size}'s sealed "
-                                     "root: the ledger was altered", expected=cp.root_hash,
-                                     found=merkle.root(leaves[:size]).hex()))
+        checks.append(shared.inclusion_in_tree(leaves, leaf, idx, size, cp.root_hash,
+                                               computed_root=computed))
         return checks, size
 
     def _check_lock(self, key: str | None, version_id: str | None, until: str | None,
@@ -396,13 +361,11 @@ class Verifier:
         except ObjectMissing as exc:
             verdict = Check.fail("disposal", "CERTIFICATE_MISSING", str(exc))
         else:
-            for check in (self.a.notary.verify_seal(data, seal),
-                          self.a.notary.verify_timestamp(tsr, data)[0]):
-                if check.status is not Status.PASS:
-                    verdict = Check(name="disposal", status=check.status, code=check.code,
-                                    detail=f"certificate {key}: {check.detail}")
-                    break
-            if verdict is None:
+            check = shared.certificate_stamp(data, seal, tsr, self.a.notary.trust_roots)
+            if check is not None:
+                verdict = Check(name="disposal", status=check.status, code=check.code,
+                                detail=f"certificate {key}: {check.detail}")
+            else:
                 listed = frozenset(
                     t for e in canonical.loads(data).get("disposed", [])
                     if isinstance(e, dict) and _hashable(
@@ -440,13 +403,14 @@ class Verifier:
                 entry = json.loads(entry_text)
             except ValueError:
                 entry = None
-            if entry is None or entry.get("record_id") != row.record_id or \
-                    entry.get("version") != row.version:
-                checks.append(Check.fail("ledger", "LEDGER_ENTRY_MISMATCH",
-                                         f"ledger entry {row.ledger_index} is not this version's"))
+            ledger_check = (shared.ledger_entry(entry, row.record_id, row.version,
+                                                index=row.ledger_index) if entry is not None
+                            else Check.fail("ledger", "LEDGER_ENTRY_MISMATCH",
+                                            f"ledger entry {row.ledger_index} is not this "
+                                            "version's"))
+            checks.append(ledger_check)
+            if ledger_check.status is not Status.PASS:
                 entry_text = None
-            else:
-                checks.append(Check.ok("ledger", f"entry {row.ledger_index}"))
         manifest_bytes, manifest = self._load_manifest(row, checks, entry)
         state = self._content_state(row)
         checks.append(self._check_content(row, manifest, state))
@@ -455,9 +419,8 @@ class Verifier:
         if row.seal_key and manifest_bytes is not None:
             try:
                 seal = self.a.store.read(row.seal_key)
-                c = self.a.notary.verify_seal(manifest_bytes, seal)
-                checks.append(Check(name="manifest_seal", status=c.status, code=c.code,
-                                    detail=c.detail, expected=c.expected, found=c.found))
+                checks.append(shared.manifest_seal(manifest_bytes, seal,
+                                                   self.a.notary.trust_roots))
             except ObjectMissing:
                 checks.append(Check.fail("manifest_seal", "SEAL_MISSING",
                                          f"{row.seal_key} is not in the store"))

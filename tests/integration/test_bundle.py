@@ -29,8 +29,15 @@ from typing import Any
 
 import pytest
 
-from edoc import bundle
-from edoc.bundle import BundleSummary, select_records, verify_bundle, write_bundle
+from edoc.bundle import (
+    BundleSummary,
+    instructions,
+    select_records,
+    verify_bundle,
+    write_bundle,
+    writer,
+)
+from edoc.bundle import reader as reader_mod
 from edoc.errors import InputError, NotFound
 from edoc.evidence import merkle
 from edoc.model import canonical
@@ -395,7 +402,7 @@ def test_shell_inclusion_walk_follows_rfc9162(tmp_path: Path) -> None:
         for index in sorted({0, size // 2, max(size - 2, 0), size - 1})]
     cases += [(7, 2, "index"), (8, 5, "path"), (6, 4, "root")]
     script = ["set -u", "T=$(mktemp -d)", "trap 'rm -rf \"$T\"' EXIT", "failed=0",
-              bundle._SH_FUNCS]
+              instructions._SH_FUNCS]
     expected_sides: list[list[tuple[str, str]]] = []
     for i, (size, index, tamper) in enumerate(cases):
         case = tmp_path / f"case{i}"
@@ -417,7 +424,7 @@ def test_shell_inclusion_walk_follows_rfc9162(tmp_path: Path) -> None:
         (case / "r" / "inclusion-proof.json").write_bytes(canonical.dumps(proof))
         (case / "checkpoints" / f"{size:012d}.json").write_bytes(
             canonical.dumps({"root_hash": root, "tree_size": size}))
-        script += [f"cd case{i}", f"echo 'CASE {i}'", "R=r", bundle._SH_INCLUSION, "cd .."]
+        script += [f"cd case{i}", f"echo 'CASE {i}'", "R=r", instructions._SH_INCLUSION, "cd .."]
     (tmp_path / "walk.sh").write_text("\n".join(script), encoding="utf-8")
     res = subprocess.run(["sh", "walk.sh"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, check=False)
@@ -692,12 +699,12 @@ def test_content_is_streamed_not_held_in_memory(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
-            w = bundle._ZipWriter(zf, datetime.now(UTC))
+            w = writer._ZipWriter(zf, datetime.now(UTC))
             digest, written = w.add_stream("records/x/v1/content", io.BufferedReader(
                 _Pattern(size)), None)
         _, peak_write = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        reader = bundle._BundleReader(path, max_total_bytes=1 << 30, max_entries=10)
+        reader = reader_mod.BundleReader(path, max_total_bytes=1 << 30, max_entries=10)
         try:
             assert reader.digest("records/x/v1/content") == (digest, size)
         finally:
