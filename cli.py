@@ -23,7 +23,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from edoc import clock
-from edoc.errors import ConfigError, EdocError, InputError
+from edoc.errors import ConfigError, EdocError
 
 F = TypeVar("F", bound=Callable[..., Any])
 JSON_FLAG = "--json"
@@ -206,55 +206,35 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
     Local write-once store, SQLite catalog, and a development PKI and TSA that are
     NOT ACCREDITED (use an accredited TSA for real evidence; see README).
     """
-    from edoc.config import StorageConfig, _month_day
-    from edoc.policy import retention as retention_mod
-    from edoc.services.archive import init_archive
+    from edoc.config import StorageConfig
+    from edoc.services.setup import Pkcs11Request, check_retention_rules, create_archive
 
-    for rule in retention:
-        if not retention_mod.is_known_rule(rule):
-            raise ConfigError(f"--retention {rule} is not a known rule",
-                              code="RETENTION_UNKNOWN")
+    check_retention_rules(retention)
     if encrypt_keys and not os.environ.get("EDOC_KEY_PASSPHRASE"):
         if not sys.stdin.isatty():
             raise ConfigError("--encrypt-keys needs EDOC_KEY_PASSPHRASE (no terminal to ask)",
                               code="KEY_PASSPHRASE_REQUIRED")
         os.environ["EDOC_KEY_PASSPHRASE"] = click.prompt(
             "new key passphrase", hide_input=True, confirmation_prompt=True, err=True)
-    if storage == "local":
-        store_cfg = StorageConfig()
-    elif storage.startswith("s3://"):
-        bucket, _, prefix = storage.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ConfigError(f"--storage {storage} names no bucket", code="USAGE_ERROR")
-        store_cfg = StorageConfig(kind="s3", bucket=bucket, prefix=prefix.strip("/"),
-                                  endpoint_url=s3_endpoint_url, region=s3_region,
-                                  profile=s3_profile, lock_mode=lock_mode,
-                                  addressing_style=s3_addressing_style)
-    else:
-        raise ConfigError(f"--storage {storage!r} is not local or s3://BUCKET/PREFIX",
-                          code="USAGE_ERROR")
-    token = None
-    if pkcs11_module or pkcs11_token:
-        from edoc.evidence.hsm import TokenConfig
-
-        if not (pkcs11_module and pkcs11_token):
-            raise ConfigError("--pkcs11-module and --pkcs11-token go together",
-                              code="USAGE_ERROR")
-        token = TokenConfig(pkcs11_module, pkcs11_token, pkcs11_key_label, pkcs11_pin_env)
-    a = init_archive(Path(directory), organisation=organisation,
-                     fiscal_year_end=_month_day("--fiscal-year-end", "value", fye),
-                     default_retention=retention, storage=store_cfg, pkcs11=token)
-    doc = {"ok": True, "archive": str(a.cfg.dir), "archive_id": a.cfg.archive_id,
-           "storage": a.store.kind, "guarantee": a.store.guarantee,
+    store_cfg = StorageConfig.from_url(storage, endpoint_url=s3_endpoint_url,
+                                       region=s3_region, profile=s3_profile,
+                                       lock_mode=lock_mode,
+                                       addressing_style=s3_addressing_style)
+    a = create_archive(Path(directory), organisation=organisation, fiscal_year_end=fye,
+                       default_retention=retention, storage=store_cfg,
+                       pkcs11=Pkcs11Request(pkcs11_module, pkcs11_token, pkcs11_key_label,
+                                            pkcs11_pin_env))
+    doc = {"ok": True, "archive": str(a.directory), "archive_id": a.archive_id,
+           "storage": a.storage_kind, "guarantee": a.storage_guarantee,
            "tsa": "embedded (NOT ACCREDITED)", "pki": "development (NOT ACCREDITED)"}
     if as_json:
         emit_json(doc)
         return
-    click.echo(f"created archive {a.cfg.dir}")
-    info(f"  storage: {a.store.kind} — {a.store.guarantee}")
+    click.echo(f"created archive {a.directory}")
+    info(f"  storage: {a.storage_kind} — {a.storage_guarantee}")
     info("  keys:    development PKI — NOT ACCREDITED")
     info("  tsa:     embedded RFC 3161 TSA — NOT ACCREDITED")
-    info("  next:    edoc --archive " + str(a.cfg.dir) + " ingest FILE --profile general")
+    info("  next:    edoc --archive " + str(a.directory) + " ingest FILE --profile general")
 
 
 # -- shared options --------------------------------------------------------------------------
@@ -392,14 +372,16 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
 # -- search / show / get ---------------------------------------------------------------------
 
+#: Columns of ``search --csv`` and keys of ``search --json``, in order; each is a field of
+#: ``edoc.services.records.SearchHit``. New ones go at the end (scripts index the CSV).
 SEARCH_HEADER = ("record_id", "version", "state", "transaction_date", "amount", "counterparty",
-                 "doc_type", "ledger_ref", "profiles", "retain_until", "content_sha256")
+                 "doc_type", "ledger_ref", "profiles", "retain_until", "content_sha256",
+                 "original_name")
 
 
-def _row_values(r: Any) -> list[Any]:
-    return [r.record_id, r.version, r.state, r.transaction_date, r.amount, r.counterparty,
-            r.doc_type, r.ledger_ref, ",".join(json.loads(r.profiles)), r.retain_until,
-            r.content_sha256]
+def _row_values(hit: Any) -> list[Any]:
+    return [",".join(hit.profiles) if c == "profiles" else getattr(hit, c)
+            for c in SEARCH_HEADER]
 
 
 search_options = _options(
@@ -417,26 +399,14 @@ search_options = _options(
 
 
 def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
-    from edoc.catalog import SearchQuery
-    from edoc.model.values import parse_amount, parse_date, parse_doc_type
+    from edoc.services.records import search_query
 
-    q = SearchQuery(
-        date_from=parse_date(opts["date_from"], "--from") if opts["date_from"] else None,
-        date_to=parse_date(opts["date_to"], "--to") if opts["date_to"] else None,
-        min_amount=parse_amount(opts["min_amount"], "--min-amount")
-        if opts["min_amount"] else None,
-        max_amount=parse_amount(opts["max_amount"], "--max-amount")
-        if opts["max_amount"] else None,
-        counterparty=opts["counterparty"],
-        doc_type=parse_doc_type(opts["doc_type"]) if opts["doc_type"] else None,
-        ledger_ref=opts["ledger_ref"], profile=opts["profile"],
+    return search_query(
+        date_from=opts["date_from"], date_to=opts["date_to"], min_amount=opts["min_amount"],
+        max_amount=opts["max_amount"], counterparty=opts["counterparty"],
+        doc_type=opts["doc_type"], ledger_ref=opts["ledger_ref"], profile=opts["profile"],
         include_deleted=opts["include_deleted"], all_versions=opts["all_versions"],
         limit=limit)
-    if q.date_from and q.date_to and q.date_from > q.date_to:
-        raise InputError("--from is after --to", code="BAD_DATE")
-    if q.min_amount is not None and q.max_amount is not None and q.min_amount > q.max_amount:
-        raise InputError("--min-amount is above --max-amount", code="BAD_AMOUNT")
-    return q
 
 
 @cli.command()
@@ -448,13 +418,12 @@ def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
 def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool,
            **opts: Any) -> None:
     """Search records; all filters combine with AND (検索性: ranges on date and amount)."""
+    from edoc.model.values import printable_name
+    from edoc.services.records import search_records
+
     q = _search_query(opts, limit)
     a = _archive(ctx)
-    rows = list(a.catalog.search(q))
-    a.catalog.log_access(actor=a.actor, action="search",
-                         record_ids=sorted({r.record_id for r in rows}),
-                         detail={k: str(v) for k, v in vars(q).items() if v not in (None, False)},
-                         at=clock.now())
+    rows = search_records(a, q, a.actor)
     if as_json:
         emit_json({"ok": True, "count": len(rows),
                    "records": [dict(zip(SEARCH_HEADER, _row_values(r), strict=True))
@@ -467,6 +436,11 @@ def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool
             state = "" if r.state == "active" else f" [{r.state}]"
             click.echo(f"{r.record_id}  v{r.version}  {r.transaction_date or '-':10}  "
                        f"{amount:>12}  {r.doc_type or '-':14}  {r.counterparty or '-'}{state}")
+            # Which document it is: the name it was ingested under (made printable, so a
+            # name cannot forge a line) and the SHA-256 it was sealed with.
+            if r.content_sha256:
+                name = printable_name(r.original_name) if r.original_name else "-"
+                click.echo(f"    {name}  sha256 {r.content_sha256}")
         info(f"{len(rows)} record(s)")
 
 
@@ -498,25 +472,16 @@ def export(ctx: click.Context, /, output: str, as_json: bool, **opts: Any) -> No
 @click.pass_context
 def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> None:
     """Show a record: its metadata, retention and versions."""
-    from edoc.errors import NotFound
-    from edoc.model import canonical
+    from edoc.services.records import show_record
 
     a = _archive(ctx)
-    rec = a.catalog.record_row(record_id)
-    if rec is None:
-        raise NotFound(f"no record {record_id} in this archive")
-    rows = a.catalog.version_rows(record_id)
-    shown = rows if history else rows[-1:]
-    manifests = [canonical.loads(a.store.read(r.manifest_key, r.manifest_version_id))
-                 for r in shown]
-    a.catalog.log_access(actor=a.actor, action="show", record_ids=[record_id],
-                         at=clock.now())
+    rec = show_record(a, record_id, a.actor, history=history)
     if as_json:
         emit_json({"ok": True, "record_id": record_id, "state": rec.state,
-                   "latest_version": rec.latest_version, "versions": manifests})
+                   "latest_version": rec.latest_version, "versions": list(rec.manifests)})
         return
     click.echo(f"record {record_id}  ({rec.state}, {rec.latest_version} version(s))")
-    for m in manifests:
+    for m in rec.manifests:
         meta = m.get("metadata", {})
         click.echo(f"  v{m['version']} {m['kind']}  ingested {m['ingested_at']} by {m['actor']}")
         c = m.get("content") or {}
@@ -550,48 +515,14 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
 def get(ctx: click.Context, record_id: str, output: str, version: int | None,
         force: bool) -> None:
     """Write a record's original bytes to PATH."""
-    from edoc.errors import NotFound
+    from edoc.services.records import copy_out
 
     a = _archive(ctx)
-    rows = [r for r in a.catalog.version_rows(record_id) if r.content_key]
-    if version is not None:
-        rows = [r for r in rows if r.version == version]
-    if not rows:
-        raise NotFound(f"no stored content for record {record_id}"
-                       + (f" version {version}" if version else ""))
-    row = rows[-1]
-    a.catalog.log_access(actor=a.actor, action="get", record_ids=[record_id],
-                         detail={"version": row.version}, at=clock.now())
-    import hashlib
-    import shutil
-
     if output == "-":
-        with a.store.open(row.content_key, row.content_version_id) as f:
-            shutil.copyfileobj(f, sys.stdout.buffer)
+        copy_out(a, record_id, version, sys.stdout.buffer, actor=a.actor)
         return
-    out = Path(output)
-    if out.exists() and not force:
-        raise InputError(f"{out} exists", code="OUTPUT_EXISTS", hint="use --force to replace it")
-    if not out.parent.is_dir():
-        raise InputError(f"directory {out.parent} does not exist", code="OUTPUT_DIR_MISSING")
-    digest = hashlib.sha256()
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        with a.store.open(row.content_key, row.content_version_id) as f, tmp.open("wb") as o:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-                o.write(chunk)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write {out}: {exc.strerror}", code="OUTPUT_UNWRITABLE"
-                         ) from None
-    if digest.hexdigest() != row.content_sha256:
-        tmp.unlink()
-        raise EdocError(f"stored content of {record_id} v{row.version} does not match its "
-                        "digest; not written", code="DIGEST_MISMATCH",
-                        hint=f"run 'edoc verify {record_id}'")
-    tmp.replace(out)
-    info(f"wrote {out} ({row.content_size} bytes, sha256 {row.content_sha256})")
+    done = copy_out(a, record_id, version, Path(output), force=force, actor=a.actor)
+    info(f"wrote {done.path} ({done.size} bytes, sha256 {done.sha256})")
 
 
 # -- verify ------------------------------------------------------------------------------
@@ -628,6 +559,7 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     """
     from edoc.model.values import parse_date
     from edoc.model.verdict import REPORT_SCHEMA_VERSION, Status
+    from edoc.services.records import period_record_ids
     from edoc.services.verification import CHECK_NAMES, verify_stream
 
     if not record_ids and not verify_all and not date_from and not date_to:
@@ -642,8 +574,7 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
         total = len(record_ids)
         n_workers = 1
     else:
-        total = a.catalog.count_records(lo, hi)
-        ids = a.catalog.record_ids(lo, hi)
+        total, ids = period_record_ids(a, lo, hi)
         # Process start-up costs ~0.3 s each: parallel only where it pays off.
         n_workers = workers or (min(os.cpu_count() or 1, 8) if total > 500 else 1)
     tty = sys.stderr.isatty() and not as_json
@@ -822,7 +753,8 @@ def purge(ctx: click.Context, dry_run: bool, yes: bool, limit: int | None,
 
     if dry_run == yes:
         raise ConfigError("purge needs exactly one of --dry-run or --yes", code="USAGE_ERROR")
-    report = Disposer(_archive(ctx)).run(dry_run=dry_run, limit=limit)
+    a = _archive(ctx)
+    report = Disposer(a).run(dry_run=dry_run, limit=limit)
     doc = report.as_dict()
     if as_json:
         emit_json(doc)
@@ -839,7 +771,83 @@ def purge(ctx: click.Context, dry_run: bool, yes: bool, limit: int | None,
             info(f"refused: {r['record_id']}: {r['code']}: {r['message']}")
         for key in doc["certificates"]:
             click.echo(f"certificate: {key}")
+            click.echo(f"  fetch it:  {_certificate_get_command(a.cfg.dir, key)}")
     sys.exit(0 if report.ok else 1)
+
+
+def _certificate_get_command(archive_dir: Path, key: str) -> str:
+    """The exact command that copies certificate ``key`` out with its seal and token."""
+    import shlex
+
+    out = "disposal-" + key.rsplit("/", 1)[-1]
+    return shlex.join(["edoc", "--archive", str(archive_dir), "certificate", "get", key,
+                       "-o", out])
+
+
+@cli.group("certificate")
+def certificate_group() -> None:
+    """Disposal certificates (廃棄証明): list them, copy one out for openssl."""
+
+
+@certificate_group.command("list")
+@json_option
+@click.pass_context
+def certificate_list(ctx: click.Context, as_json: bool) -> None:
+    """List disposal certificates: key, run, trusted time, records, seal and token stored."""
+    from edoc.services.certificates import list_certificates
+
+    rows = list_certificates(_archive(ctx))
+    if as_json:
+        emit_json({"ok": True, "certificates": [
+            {"key": c.key, "run_id": c.run.run_id, "time": c.run.time,
+             "certified_at": c.run.certified_at, "actor": c.run.actor,
+             "records": c.run.records, "versions": c.run.versions,
+             "seal_stored": c.seal_stored, "timestamp_stored": c.timestamp_stored}
+            for c in rows]})
+        return
+    for c in rows:
+        seal = "seal" if c.seal_stored else "NO SEAL"
+        token = "timestamp" if c.timestamp_stored else "NO TIMESTAMP"
+        click.echo(f"{c.key}  {c.run.time}  {c.run.records} record(s), "
+                   f"{c.run.versions} version(s)  {seal}, {token}")
+    info(f"{len(rows)} certificate(s)")
+
+
+@certificate_group.command("get")
+@click.argument("key")
+@click.option("-o", "--output", required=True, metavar="FILE",
+              help="Where to write the certificate; its seal goes to FILE.p7s and its "
+                   "RFC 3161 token to FILE.tsr.")
+@click.option("--force", is_flag=True, help="Overwrite the files if they exist.")
+@json_option
+@click.pass_context
+def certificate_get(ctx: click.Context, key: str, output: str, force: bool,
+                    as_json: bool) -> None:
+    """Copy the certificate KEY (see 'certificate list') out with its seal and token.
+
+    Exit 1 if the store lacks the seal or the token (the certificate is still written).
+    """
+    from edoc.services.certificates import fetch_certificate
+
+    got = fetch_certificate(_archive(ctx), key, Path(output), force=force)
+    if as_json:
+        emit_json({"ok": got.complete, "key": got.key, "run_id": got.run_id,
+                   "certificate": str(got.certificate), "sha256": got.sha256,
+                   "seal": str(got.seal) if got.seal else None,
+                   "timestamp": str(got.timestamp) if got.timestamp else None})
+    else:
+        click.echo(f"wrote {got.certificate} (sha256 {got.sha256})")
+        for label, path in (("seal", got.seal), ("timestamp token", got.timestamp)):
+            if path is None:
+                info(f"warning: the store holds no {label} for {got.key}")
+            else:
+                click.echo(f"wrote {path} ({label})")
+        if got.complete:
+            info(f"check it: openssl ts -verify -in {got.timestamp} -data {got.certificate} "
+                 "-CAfile root-ca.pem -untrusted tsa.pem; openssl cms -verify -binary "
+                 f"-inform DER -in {got.seal} -content {got.certificate} -CAfile "
+                 "root-ca.pem -purpose any")
+    sys.exit(0 if got.complete else 1)
 
 
 # -- auditor's evidence ----------------------------------------------------------------------
@@ -943,15 +951,11 @@ def catalog() -> None:
 @click.pass_context
 def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
     """Recreate the catalog from the object store alone (the old one is kept aside)."""
-    from edoc import config as config_mod
-    from edoc.catalog import Catalog
-    from edoc.services.archive import Archive, open_store
     from edoc.services.rebuild import rebuild_catalog
+    from edoc.services.setup import open_for_rebuild
 
-    path = config_mod.locate(ctx.obj["archive"])
-    cfg = config_mod.load(path)
     # The catalog may be missing or corrupt: open the archive without checking it.
-    a = Archive(cfg, open_store(cfg), Catalog(cfg.catalog_url, cfg.dir))
+    a = open_for_rebuild(ctx.obj["archive"])
     summary = rebuild_catalog(a, progress=None if as_json else info)
     if as_json:
         emit_json({"ok": True, **summary.as_dict()})

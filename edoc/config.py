@@ -35,6 +35,24 @@ class StorageConfig:
     #: ``path`` for most S3 look-alikes on a plain host:port; ``auto`` for AWS.
     addressing_style: str | None = None
 
+    @classmethod
+    def from_url(cls, url: str, *, endpoint_url: str | None = None, region: str | None = None,
+                 profile: str | None = None, lock_mode: str = "COMPLIANCE",
+                 addressing_style: str | None = None) -> StorageConfig:
+        """The store ``edoc init --storage`` names: ``local`` (a directory inside the
+        archive) or ``s3://BUCKET/PREFIX``. The S3 settings apply to an S3 URL only."""
+        if url == "local":
+            return cls()
+        if not url.startswith("s3://"):
+            raise ConfigError(f"--storage {url!r} is not local or s3://BUCKET/PREFIX",
+                              code="USAGE_ERROR")
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ConfigError(f"--storage {url} names no bucket", code="USAGE_ERROR")
+        return cls(kind="s3", bucket=bucket, prefix=prefix.strip("/"),
+                   endpoint_url=endpoint_url, region=region, profile=profile,
+                   lock_mode=lock_mode, addressing_style=addressing_style)
+
 
 @dataclass(frozen=True)
 class TsaConfig:
@@ -89,6 +107,11 @@ def locate(archive: str | None) -> Path:
             f"no archive at {path} ({CONFIG_NAME} not found)", code="ARCHIVE_NOT_FOUND",
             hint="create one with 'edoc init DIR', or point --archive / EDOC_ARCHIVE at it")
     return path
+
+
+def parse_month_day(source: str, key: str, value: Any) -> tuple[int, int]:
+    """``MM-DD`` (a fiscal-year end, an annual closed day) as (month, day)."""
+    return _month_day(source, key, value)
 
 
 def _month_day(source: str, key: str, value: Any) -> tuple[int, int]:

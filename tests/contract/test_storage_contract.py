@@ -426,9 +426,12 @@ def test_multipart_upload_round_trips(s3_store_factory: Callable[..., S3Store]) 
 def test_multipart_with_wrong_digest_is_aborted(s3_store_factory: Callable[..., S3Store]) -> None:
     store = s3_store_factory(multipart_threshold=1 * MiB, part_size=5 * MiB)
     data = os.urandom(6 * MiB)
+    # The digest of the data with its last byte's low bit flipped: always other bytes, so
+    # always a wrong digest (replacing the byte with 0 was the real one when it was 0 already).
+    wrong = sha(data[:-1] + bytes([data[-1] ^ 0x01]))
     with pytest.raises(StorageError) as caught:
         store.put("records/r23/v1/content", io.BytesIO(data), size=len(data),
-                  sha256=sha(data[:-1] + b"\0"), retain_until=now() + timedelta(hours=1))
+                  sha256=wrong, retain_until=now() + timedelta(hours=1))
     assert caught.value.code == "STORAGE_CHECKSUM_MISMATCH"
     assert store.versions("records/r23/v1/content") == []
     assert _no_uploads_left(store, "records/r23/")

@@ -1,0 +1,177 @@
+"""Reading records: search, show and copy out (``edoc search``, ``show``, ``get``).
+
+Each use case writes the access log before it returns what was read: who read what, and
+when, is part of 機密性 (the access log enters the ledger at the next checkpoint,
+``edoc.services.access_log``). ``copy_out`` writes a record's original bytes all or
+nothing (``edoc.files.atomic_output``) and only when they still match the SHA-256 they were
+sealed with, so a corrupted store never yields a file that looks like the original.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from edoc import clock
+from edoc.catalog import SearchQuery
+from edoc.errors import EdocError, InputError, NotFound
+from edoc.evidence.hashing import hash_stream
+from edoc.files import atomic_output
+from edoc.model import canonical
+from edoc.model.values import parse_amount, parse_date, parse_doc_type
+from edoc.services.archive import Archive
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One version a search found: the 検索要件 fields, and which document it is."""
+
+    record_id: str
+    version: int
+    state: str
+    transaction_date: str | None
+    amount: int | None
+    counterparty: str | None
+    doc_type: str | None
+    ledger_ref: str | None
+    profiles: tuple[str, ...]
+    retain_until: str
+    content_sha256: str | None
+    #: the file name the document was ingested under (None for a tombstone)
+    original_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordView:
+    """A record as ``show`` presents it: its state and the manifests asked for."""
+
+    record_id: str
+    state: str
+    latest_version: int
+    manifests: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedContent:
+    """What ``copy_out`` wrote: the version, and its size and digest as catalogued."""
+
+    record_id: str
+    version: int
+    size: int | None
+    sha256: str | None
+    path: Path | None
+
+
+def search_query(*, date_from: str | None = None, date_to: str | None = None,
+                 min_amount: str | None = None, max_amount: str | None = None,
+                 counterparty: str | None = None, doc_type: str | None = None,
+                 ledger_ref: str | None = None, profile: str | None = None,
+                 include_deleted: bool = False, all_versions: bool = False,
+                 limit: int | None = None) -> SearchQuery:
+    """A search from the texts a user typed (``--from``, ``--min-amount`` …), checked:
+    a range whose ends are the wrong way round is an error, not an empty result."""
+    q = SearchQuery(
+        date_from=parse_date(date_from, "--from") if date_from else None,
+        date_to=parse_date(date_to, "--to") if date_to else None,
+        min_amount=parse_amount(min_amount, "--min-amount") if min_amount else None,
+        max_amount=parse_amount(max_amount, "--max-amount") if max_amount else None,
+        counterparty=counterparty,
+        doc_type=parse_doc_type(doc_type) if doc_type else None,
+        ledger_ref=ledger_ref, profile=profile,
+        include_deleted=include_deleted, all_versions=all_versions, limit=limit)
+    if q.date_from and q.date_to and q.date_from > q.date_to:
+        raise InputError("--from is after --to", code="BAD_DATE")
+    if q.min_amount is not None and q.max_amount is not None and q.min_amount > q.max_amount:
+        raise InputError("--min-amount is above --max-amount", code="BAD_AMOUNT")
+    return q
+
+
+def _hit(row: Any) -> SearchHit:
+    return SearchHit(
+        record_id=row.record_id, version=row.version, state=row.state,
+        transaction_date=row.transaction_date, amount=row.amount,
+        counterparty=row.counterparty, doc_type=row.doc_type, ledger_ref=row.ledger_ref,
+        profiles=tuple(json.loads(row.profiles)), retain_until=row.retain_until,
+        content_sha256=row.content_sha256, original_name=row.original_name)
+
+
+def search_records(archive: Archive, query: SearchQuery, actor: str) -> list[SearchHit]:
+    """The versions matching ``query``; the search and the records it found are logged."""
+    hits = [_hit(row) for row in archive.catalog.search(query)]
+    archive.catalog.log_access(
+        actor=actor, action="search", record_ids=sorted({h.record_id for h in hits}),
+        detail={k: str(v) for k, v in vars(query).items() if v not in (None, False)},
+        at=clock.now())
+    return hits
+
+
+def show_record(archive: Archive, record_id: str, actor: str, *,
+                history: bool = False) -> RecordView:
+    """A record's state and its latest manifest (every version's with ``history``), as
+    stored and sealed — read from the store by the version ids the catalog pinned."""
+    rec = archive.catalog.record_row(record_id)
+    if rec is None:
+        raise NotFound(f"no record {record_id} in this archive")
+    rows = archive.catalog.version_rows(record_id)
+    shown = rows if history else rows[-1:]
+    manifests = tuple(canonical.loads(archive.store.read(r.manifest_key,
+                                                         r.manifest_version_id))
+                      for r in shown)
+    archive.catalog.log_access(actor=actor, action="show", record_ids=[record_id],
+                               at=clock.now())
+    return RecordView(record_id, rec.state, rec.latest_version, manifests)
+
+
+def copy_out(archive: Archive, record_id: str, version: int | None, out: Path | BinaryIO,
+             *, force: bool = False, actor: str | None = None) -> CopiedContent:
+    """Copy a version's original bytes (the latest with content by default) to ``out``.
+
+    To a path: written beside it and published only once complete and matching the
+    catalogued SHA-256 (else ``DIGEST_MISMATCH`` and nothing written); an existing file is
+    replaced only with ``force``. To an open stream (stdout): copied as it is read."""
+    rows = [r for r in archive.catalog.version_rows(record_id) if r.content_key]
+    if version is not None:
+        rows = [r for r in rows if r.version == version]
+    if not rows:
+        raise NotFound(f"no stored content for record {record_id}"
+                       + (f" version {version}" if version else ""))
+    row = rows[-1]
+    archive.catalog.log_access(actor=actor or archive.actor, action="get",
+                               record_ids=[record_id], detail={"version": row.version},
+                               at=clock.now())
+    copied = CopiedContent(record_id, row.version, row.content_size, row.content_sha256,
+                           out if isinstance(out, Path) else None)
+    if not isinstance(out, Path):
+        with archive.store.open(row.content_key, row.content_version_id) as f:
+            hash_stream(f, sink=out.write)
+        return copied
+    if out.exists() and not force:
+        raise InputError(f"{out} exists", code="OUTPUT_EXISTS", hint="use --force to replace it")
+    if not out.parent.is_dir():
+        raise InputError(f"directory {out.parent} does not exist", code="OUTPUT_DIR_MISSING")
+    try:
+        with archive.store.open(row.content_key, row.content_version_id) as f, \
+                atomic_output(out, replace=force) as o:
+            digest = hash_stream(f, sink=o.write)
+            if digest.sha256 != row.content_sha256:
+                # Raised inside atomic_output: the partial copy is removed, ``out`` untouched.
+                raise EdocError(f"stored content of {record_id} v{row.version} does not "
+                                "match its digest; not written", code="DIGEST_MISMATCH",
+                                hint=f"run 'edoc verify {record_id}'")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}", code="OUTPUT_UNWRITABLE"
+                         ) from None
+    return copied
+
+
+def period_record_ids(archive: Archive, date_from: date | None, date_to: date | None
+                      ) -> tuple[int, Iterator[str]]:
+    """How many records have a version dated in the period, and their ids, streamed in
+    record-id order (``verify --all`` / ``--from``/``--to``: 一括検証)."""
+    total = archive.catalog.count_records(date_from, date_to)
+    return total, archive.catalog.record_ids(date_from, date_to)
+
