@@ -35,6 +35,7 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "ledger": frozenset({"auditor"}),
     "audit-log": frozenset({"auditor"}),
     "holds": frozenset({"auditor", "records-manager"}),
+    "certificate": frozenset({"auditor", "records-manager"}),
     "correct": frozenset({"records-manager"}),
     "delete": frozenset({"records-manager"}),
     "hold": frozenset({"records-manager"}),

@@ -38,6 +38,9 @@ def _set_roles(e: Edoc, text: str) -> None:
     ("taro", ["doctor"], False),
     ("root", ["doctor"], True),
     ("stranger", ["search"], False),
+    ("kansa", ["certificate", "list"], True),
+    ("taro", ["certificate", "list"], True),
+    ("hanako", ["certificate", "list"], False),
 ])
 def test_roles_are_enforced(edoc: Edoc, monkeypatch: pytest.MonkeyPatch, actor: str,
                             command: list[str], allowed: bool) -> None:
