@@ -45,9 +45,10 @@ from bench.common import (
     s3_store,
 )
 from edoc.catalog import Catalog, ledger, records, utc_text, versions
-from edoc.evidence.ledger import event_entry, leaf_hex, make_checkpoint
+from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical, ids
 from edoc.services.archive import Archive
+from edoc.services.checkpoint import make_checkpoint
 from edoc.services.ingest import Ingestor, IngestRequest
 from edoc.storage import layout
 
