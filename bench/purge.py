@@ -17,6 +17,7 @@ leaves' own objects (``ledger/<n>.json``) are not written: purge never reads the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -66,7 +67,7 @@ def _template(bench: Bench, archive: Archive) -> tuple[dict[str, Any], dict[str,
     rid = run.results[0].record_id
     (row,) = archive.catalog.version_rows(str(rid))
     manifest = canonical.loads(archive.store.read(row.manifest_key))
-    return dict(row._mapping), manifest
+    return dataclasses.asdict(row), manifest
 
 
 def _content(i: int) -> bytes:
