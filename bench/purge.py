@@ -17,6 +17,7 @@ leaves' own objects (``ledger/<n>.json``) are not written: purge never reads the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -45,9 +46,10 @@ from bench.common import (
     s3_store,
 )
 from edoc.catalog import Catalog, ledger, records, utc_text, versions
-from edoc.evidence.ledger import event_entry, leaf_hex, make_checkpoint
+from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical, ids
 from edoc.services.archive import Archive
+from edoc.services.checkpoint import make_checkpoint
 from edoc.services.ingest import Ingestor, IngestRequest
 from edoc.storage import layout
 
@@ -65,7 +67,7 @@ def _template(bench: Bench, archive: Archive) -> tuple[dict[str, Any], dict[str,
     rid = run.results[0].record_id
     (row,) = archive.catalog.version_rows(str(rid))
     manifest = canonical.loads(archive.store.read(row.manifest_key))
-    return dict(row._mapping), manifest
+    return dataclasses.asdict(row), manifest
 
 
 def _content(i: int) -> bytes:

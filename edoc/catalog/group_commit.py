@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from edoc.catalog import Catalog
+from edoc.catalog.engine import CatalogEngine
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class _Job(Generic[T]):
 class GroupCommitter:
     """Runs ``work(conn)`` functions of many threads in shared catalog transactions."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogEngine) -> None:
         self.catalog = catalog
         self._cond = threading.Condition()
         self._queue: list[_Job[Any]] = []
@@ -121,11 +121,11 @@ class _RolledBack(Exception):
     """Raised through ``Catalog.write()`` to roll back a group of one whose work raised."""
 
 
-_COMMITTERS: weakref.WeakKeyDictionary[Catalog, GroupCommitter] = weakref.WeakKeyDictionary()
+_COMMITTERS: weakref.WeakKeyDictionary[CatalogEngine, GroupCommitter] = weakref.WeakKeyDictionary()
 _COMMITTERS_LOCK = threading.Lock()
 
 
-def committer(catalog: Catalog) -> GroupCommitter:
+def committer(catalog: CatalogEngine) -> GroupCommitter:
     """The process's group committer for ``catalog`` (one per catalog object)."""
     with _COMMITTERS_LOCK:
         found = _COMMITTERS.get(catalog)

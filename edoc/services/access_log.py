@@ -2,8 +2,9 @@
 
 Reads (search, show, get, evidence, export) are rows in the catalog. At each checkpoint the
 rows added since the last one are digested into an ``access-log`` ledger leaf, and the rows
-themselves are stored beside the checkpoint (``access-log/<last id>.json``), so the access
-history is tamper-evident and survives a catalog rebuild.
+themselves are stored beside the checkpoint (``access-log/<first id>.json``, written by
+``edoc.services.checkpoint``), so the access history is tamper-evident and survives a
+catalog rebuild.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from edoc.catalog import access_log, ledger
+from edoc.catalog import AccessRow, Catalog
 from edoc.model import canonical
 
 
@@ -34,14 +32,10 @@ def rows_digest(rows: list[Any]) -> str:
     return hashlib.sha256(rows_document(rows)).hexdigest()
 
 
-def pending_rows(conn: Connection) -> list[Any]:
+def pending_rows(catalog: Catalog) -> list[AccessRow]:
     """Rows not yet covered by an ``access-log`` leaf."""
-    last = 0
-    for (entry,) in conn.execute(sa.select(ledger.c.entry).where(
-            ledger.c.event == "access-log").order_by(ledger.c.idx.desc()).limit(1)):
-        last = int(json.loads(entry)["to_id"])
-    return list(conn.execute(sa.select(access_log).where(access_log.c.id > last)
-                             .order_by(access_log.c.id)))
+    with catalog.snapshot() as tx:
+        return tx.pending_access_rows()
 
 
 def event_fields(rows: list[Any]) -> dict[str, Any]:

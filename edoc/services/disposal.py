@@ -37,29 +37,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from edoc import clock as edoc_clock
-from edoc.catalog import (
-    Catalog,
-    disposal_items,
-    disposal_runs,
-    holds,
-    records,
-    utc_text,
-    versions,
-)
+from edoc.catalog import Transaction, VersionRow, utc_text
 from edoc.errors import EdocError, ObjectExists, ObjectMissing
-from edoc.evidence.ledger import (
-    event_entry,
-    flush_ledger_objects,
-    leaf_hex,
-    make_checkpoint,
-    work_pending,
-)
+from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical, ids
 from edoc.services.archive import Archive
-from edoc.services.ingest import recover_intents
+from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work_pending
+from edoc.services.commit import recover_intents
 from edoc.storage import layout
 
 CERTIFICATE_SCHEMA = "edoc.disposal-certificate/1"
@@ -86,7 +71,7 @@ class Selection:
     by_profile: dict[str, dict[str, int]] = field(default_factory=dict)
     record_ids: list[str] = field(default_factory=list)
 
-    def add(self, record_id: str, rows: Sequence[Any]) -> None:
+    def add(self, record_id: str, rows: Sequence[VersionRow]) -> None:
         """Count one record, given its catalog version rows."""
         size = sum(row.content_size or 0 for row in rows
                    if row.content_key == layout.content_key(record_id, row.version))
@@ -155,25 +140,6 @@ def _run_lock(archive: Archive) -> Iterator[None]:
         os.close(fd)
 
 
-def _eligible(now: datetime) -> sa.Select[Any]:
-    """Record ids whose every version has expired at ``now``, not held, not disposed."""
-    v, r = versions, records
-    held = sa.select(holds.c.record_id).where(holds.c.released_at.is_(None))
-    return (sa.select(v.c.record_id)
-            .join(r, r.c.record_id == v.c.record_id)
-            .where(r.c.state != "disposed", v.c.record_id.not_in(held))
-            .group_by(v.c.record_id)
-            .having(sa.func.max(v.c.retain_until_at) <= utc_text(now)))
-
-
-def _version_rows(conn: sa.Connection, record_ids: Sequence[str]) -> dict[str, list[Any]]:
-    rows: dict[str, list[Any]] = {rid: [] for rid in record_ids}
-    for row in conn.execute(sa.select(versions).where(versions.c.record_id.in_(record_ids))
-                            .order_by(versions.c.record_id, versions.c.version)):
-        rows[row.record_id].append(row)
-    return rows
-
-
 class _Candidates:
     """Pages of eligible record ids, in record-id order.
 
@@ -188,28 +154,23 @@ class _Candidates:
         self.limited: list[str] | None = None
         self.done = False
 
-    def next_page(self, conn: sa.Connection) -> list[str]:
-        """The next page (empty when there is none), read on ``conn``: inside the
+    def next_page(self, tx: Transaction) -> list[str]:
+        """The next page (empty when there is none), read in ``tx``: inside the
         transaction that journals it, so what is journaled is what was eligible."""
         if self.done:
             return []
         if not self.limit:
-            stmt = (_eligible(self.now).where(versions.c.record_id > self.last)
-                    .order_by(versions.c.record_id).limit(PAGE_RECORDS))
-            page = [r[0] for r in conn.execute(stmt)]
+            page = tx.disposable_after(self.now, self.last, PAGE_RECORDS)
             self.done = len(page) < PAGE_RECORDS
             if page:
                 self.last = page[-1]
             return page
         if self.limited is None:
-            expiry = sa.func.max(versions.c.retain_until_at)
-            stmt = _eligible(self.now).order_by(expiry, versions.c.record_id).limit(self.limit)
-            self.limited = sorted(r[0] for r in conn.execute(stmt))
+            self.limited = tx.disposable_soonest(self.now, self.limit)
         while self.limited:
             page, self.limited = self.limited[:PAGE_RECORDS], self.limited[PAGE_RECORDS:]
             # Checked again: a hold placed since the first query wins.
-            page = sorted(r[0] for r in conn.execute(
-                _eligible(self.now).where(versions.c.record_id.in_(page))))
+            page = tx.disposable_among(self.now, page)
             if page:
                 self.done = not self.limited
                 return page
@@ -241,8 +202,8 @@ class Disposer:
         selection = Selection()
         candidates = _Candidates(now, limit)
         while not candidates.done:
-            with self.a.catalog.read() as c:
-                for rid, rows in _version_rows(c, candidates.next_page(c)).items():
+            with self.a.catalog.snapshot() as tx:
+                for rid, rows in tx.versions_of(candidates.next_page(tx)).items():
                     selection.add(rid, rows)
         return selection
 
@@ -272,38 +233,31 @@ class Disposer:
 
     # -- the journal -----------------------------------------------------------------------
     def _unfinished_runs(self) -> list[str]:
-        with self.a.catalog.read() as c:
-            return [r[0] for r in c.execute(sa.select(disposal_runs.c.run_id)
-                                            .where(disposal_runs.c.state == "running")
-                                            .order_by(disposal_runs.c.started_at))]
+        return self.a.catalog.unfinished_disposal_runs()
 
     def _new_run(self, now: datetime, limit: int | None, report: PurgeReport) -> str | None:
         """Select, journal and dispose page by page; the run id, or None if nothing expired."""
         run_id: str | None = None
         candidates = _Candidates(now, limit)
         while not candidates.done:
-            with self.a.catalog.write() as c:
-                page = candidates.next_page(c)
+            with self.a.catalog.transaction() as tx:
+                page = candidates.next_page(tx)
                 if not page:
                     break
                 if run_id is None:
                     run_id = ids.new_record_id()
-                    c.execute(disposal_runs.insert().values(
-                        run_id=run_id, started_at=utc_text(edoc_clock.now()),
-                        now=utc_text(now), actor=self.a.actor, state="running"))
-                items = []
-                for rid, rows in _version_rows(c, page).items():
+                    tx.start_disposal_run(run_id=run_id, started_at=utc_text(edoc_clock.now()),
+                                          now=utc_text(now), actor=self.a.actor)
+                items: list[tuple[str, int, dict[str, Any]]] = []
+                for rid, rows in tx.versions_of(page).items():
                     report.selected.add(rid, rows)
-                    items += [{"run_id": run_id, "record_id": rid, "version": row.version,
-                               "state": "pending",
-                               "entry": json.dumps(self._certificate_entry(row),
-                                                   sort_keys=True)} for row in rows]
-                c.execute(disposal_items.insert(), items)
+                    items += [(rid, row.version, self._certificate_entry(row)) for row in rows]
+                tx.journal_pending(run_id, items)
             self._dispose_page(run_id, page, report)
         return run_id
 
     @staticmethod
-    def _certificate_entry(row: Any) -> dict[str, Any]:
+    def _certificate_entry(row: VersionRow) -> dict[str, Any]:
         return {
             "record_id": row.record_id,
             "version": row.version,
@@ -318,13 +272,7 @@ class Disposer:
     def _finish_run(self, run_id: str, report: PurgeReport) -> None:
         last = ""
         while True:
-            with self.a.catalog.read() as c:
-                page = [r[0] for r in c.execute(
-                    sa.select(disposal_items.c.record_id).distinct()
-                    .where(disposal_items.c.run_id == run_id,
-                           disposal_items.c.state == "pending",
-                           disposal_items.c.record_id > last)
-                    .order_by(disposal_items.c.record_id).limit(PAGE_RECORDS))]
+            page = self.a.catalog.pending_disposal_records(run_id, last, PAGE_RECORDS)
             if not page:
                 break
             self._dispose_page(run_id, page, report)
@@ -335,20 +283,9 @@ class Disposer:
     def _dispose_page(self, run_id: str, record_ids: Sequence[str],
                       report: PurgeReport) -> None:
         """Delete the objects of the page's pending versions, then record the outcome."""
-        with self.a.catalog.read() as c:
-            rows = list(c.execute(
-                sa.select(versions)
-                .join(disposal_items, sa.and_(disposal_items.c.record_id == versions.c.record_id,
-                                              disposal_items.c.version == versions.c.version))
-                .where(disposal_items.c.run_id == run_id,
-                       disposal_items.c.state == "pending",
-                       disposal_items.c.record_id.in_(record_ids))
-                .order_by(versions.c.record_id, versions.c.version)))
-            # Re-check holds at the last moment: a hold placed after selection wins.
-            held = {r[0] for r in c.execute(
-                sa.select(holds.c.record_id).where(holds.c.record_id.in_(record_ids),
-                                                   holds.c.released_at.is_(None)))}
-        by_record: dict[str, list[Any]] = {}
+        # Holds are re-checked at the last moment: a hold placed after selection wins.
+        rows, held = self.a.catalog.pending_disposal(run_id, record_ids)
+        by_record: dict[str, list[VersionRow]] = {}
         for row in rows:
             by_record.setdefault(row.record_id, []).append(row)
         errors: dict[str, EdocError] = {
@@ -414,41 +351,26 @@ class Disposer:
         versions, items and record marked disposed, with a ``purge`` leaf per version."""
         now = edoc_clock.now()
         at = utc_text(now)
-        leaves, marked, items, gone = [], [], [], []
-        with self.a.catalog.write() as c:
-            for rid, rows in batch:
-                error = errors.get(rid)
-                if error is not None:
-                    c.execute(disposal_items.update().where(
-                        disposal_items.c.run_id == run_id,
-                        disposal_items.c.record_id == rid,
-                        disposal_items.c.state == "pending").values(
-                        state="refused", error=str(error)))
-                    continue
-                for row in rows:
-                    entry = event_entry("purge", now, record_id=rid, version=row.version,
-                                        manifest_sha256=row.manifest_sha256,
-                                        content_sha256=row.content_sha256, run_id=run_id)
-                    leaves.append({"event": "purge", "record_id": rid,
-                                   "version": row.version, "leaf_hash": leaf_hex(entry),
-                                   "entry": entry.decode()})
-                    marked.append({"b_rid": rid, "b_version": row.version, "b_at": at})
-                    items.append({"b_run": run_id, "b_rid": rid, "b_version": row.version,
-                                  "b_at": at})
-                gone.append({"b_rid": rid})
-            if leaves:
-                Catalog.append_ledger_many(c, leaves)
-                c.execute(versions.update()
-                          .where(versions.c.record_id == sa.bindparam("b_rid"),
-                                 versions.c.version == sa.bindparam("b_version"))
-                          .values(disposed_at=sa.bindparam("b_at")), marked)
-                c.execute(disposal_items.update()
-                          .where(disposal_items.c.run_id == sa.bindparam("b_run"),
-                                 disposal_items.c.record_id == sa.bindparam("b_rid"),
-                                 disposal_items.c.version == sa.bindparam("b_version"))
-                          .values(state="disposed", disposed_at=sa.bindparam("b_at")), items)
-                c.execute(records.update().where(records.c.record_id == sa.bindparam("b_rid"))
-                          .values(state="disposed"), gone)
+        leaves: list[dict[str, Any]] = []
+        refused: list[tuple[str, str]] = []
+        disposed: list[tuple[str, int]] = []
+        gone: list[str] = []
+        for rid, rows in batch:
+            error = errors.get(rid)
+            if error is not None:
+                refused.append((rid, str(error)))
+                continue
+            for row in rows:
+                entry = event_entry("purge", now, record_id=rid, version=row.version,
+                                    manifest_sha256=row.manifest_sha256,
+                                    content_sha256=row.content_sha256, run_id=run_id)
+                leaves.append({"event": "purge", "record_id": rid,
+                               "version": row.version, "leaf_hash": leaf_hex(entry),
+                               "entry": entry.decode()})
+                disposed.append((rid, row.version))
+            gone.append(rid)
+        self.a.catalog.record_disposal(run_id, refused=refused, disposed=disposed,
+                                       records_gone=gone, leaves=leaves, at=at)
         for rid, rows in batch:
             error = errors.get(rid)
             if error is not None:
@@ -461,17 +383,10 @@ class Disposer:
     def _journal(self, run_id: str, *, disposed: bool) -> Iterator[Any]:
         """The run's items, disposed ones or the others, in (record, version) order, read
         ``CERTIFICATE_PAGE`` rows at a time."""
-        di = disposal_items
-        state = di.c.state == "disposed" if disposed else di.c.state != "disposed"
         after = ("", -1)
         while True:
-            with self.a.catalog.read() as c:
-                page = list(c.execute(
-                    sa.select(di.c.record_id, di.c.version, di.c.entry, di.c.error,
-                              di.c.disposed_at)
-                    .where(di.c.run_id == run_id, state,
-                           sa.tuple_(di.c.record_id, di.c.version) > sa.tuple_(*after))
-                    .order_by(di.c.record_id, di.c.version).limit(CERTIFICATE_PAGE)))
+            page = self.a.catalog.journal_page(run_id, disposed=disposed, after=after,
+                                               limit=CERTIFICATE_PAGE)
             yield from page
             if len(page) < CERTIFICATE_PAGE:
                 return
@@ -484,12 +399,7 @@ class Disposer:
         every entry: the bytes equal ``canonical.dumps`` of the whole document (sorted keys
         — ``actor``, ``archive_id``, ``count``, ``disposed``, ``not_disposed``, ``run_id``,
         ``schema``, ``time_source_gen_time`` — so the two lists sit between the rest)."""
-        with self.a.catalog.read() as c:
-            run = c.execute(sa.select(disposal_runs)
-                            .where(disposal_runs.c.run_id == run_id)).one()
-            count = int(c.execute(sa.select(sa.func.count()).select_from(disposal_items)
-                                  .where(disposal_items.c.run_id == run_id,
-                                         disposal_items.c.state == "disposed")).scalar_one())
+        run, count = self.a.catalog.disposal_run(run_id)
         out = io.BytesIO()
         head = canonical.dumps({"actor": run.actor, "archive_id": self.a.cfg.archive_id,
                                 "count": count})
@@ -529,12 +439,9 @@ class Disposer:
                             certificate_sha256=hashlib.sha256(data).hexdigest(),
                             count=count)
         del data, stamp
-        with self.a.catalog.write() as c:
-            Catalog.append_ledger(c, event_type="certificate", entry=entry.decode(),
-                                  leaf_hash=leaf_hex(entry))
-            c.execute(disposal_runs.update().where(disposal_runs.c.run_id == run_id).values(
-                state="certified", certificate_key=key,
-                finished_at=utc_text(edoc_clock.now())))
+        self.a.catalog.certify_run(run_id, certificate_key=key, entry=entry.decode(),
+                                   leaf_hash=leaf_hex(entry),
+                                   finished_at=utc_text(edoc_clock.now()))
         flush_ledger_objects(self.a.catalog, self.a.store, keep)
         make_checkpoint(self.a.catalog, self.a.store, self.a.notary, min_retain=keep)
         report.certificates.append(key)
@@ -542,9 +449,4 @@ class Disposer:
 
 def certificate_for(archive: Archive, record_id: str) -> str | None:
     """The disposal certificate key that lists ``record_id``, if it was disposed."""
-    with archive.catalog.read() as c:
-        row = c.execute(sa.select(disposal_runs.c.certificate_key)
-                        .join(disposal_items, disposal_items.c.run_id == disposal_runs.c.run_id)
-                        .where(disposal_items.c.record_id == record_id,
-                               disposal_items.c.state == "disposed")).first()
-    return str(row[0]) if row and row[0] else None
+    return archive.catalog.certificate_for(record_id)

@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from edoc import clock as edoc_clock
-from edoc.catalog import checkpoints, ledger, versions
 from edoc.errors import EdocError, ObjectExists, RetentionActive
+from edoc.evidence.hashing import hash_stream
 from edoc.model import canonical
 from edoc.model.verdict import Check, Status
 from edoc.services.archive import Archive
@@ -163,11 +161,8 @@ class Doctor:
         return out
 
     def _ledger(self) -> list[Check]:
-        with self.a.catalog.read() as c:
-            pending = c.execute(sa.select(sa.func.count()).select_from(ledger)
-                                .where(ledger.c.stored.is_(False))).scalar() or 0
-            size = c.execute(sa.select(sa.func.count()).select_from(ledger)).scalar() or 0
-            top = c.execute(sa.select(sa.func.max(checkpoints.c.tree_size))).scalar() or 0
+        state = self.a.catalog.ledger_state()
+        pending, size, top = state.unstored, state.leaves, state.checkpointed
         out = []
         if pending:
             out.append(Check.fail("ledger", "LEDGER_LEAVES_PENDING",
@@ -184,7 +179,7 @@ class Doctor:
         return out
 
     def _intents(self) -> Check:
-        from edoc.services.ingest import pending_intents
+        from edoc.services.commit import pending_intents
 
         dead, live = pending_intents(self.a)
         if dead:
@@ -196,11 +191,7 @@ class Doctor:
                         "processes" if live else "no interrupted writes")
 
     def _disposals(self) -> Check:
-        from edoc.catalog import disposal_runs
-
-        with self.a.catalog.read() as c:
-            running = [r for (r,) in c.execute(sa.select(disposal_runs.c.run_id)
-                                                .where(disposal_runs.c.state == "running"))]
+        running = self.a.catalog.unfinished_disposal_runs()
         if running:
             # Not repaired here: finishing a disposal destroys records, which only `purge`
             # does (under its run lock, with a fresh trusted time).
@@ -211,13 +202,10 @@ class Doctor:
         return Check.ok("disposal", "every purge run is certified")
 
     def _orphan_manifests(self) -> list[tuple[str, Any]]:
-        from edoc.catalog import intents
-
-        with self.a.catalog.read() as c:
-            known = {k for (k,) in c.execute(sa.select(versions.c.manifest_key))}
-            # A version being written has its manifest stored just before it is catalogued.
-            known |= {f"records/{rid}/v{v}/manifest.json" for rid, v in c.execute(
-                sa.select(intents.c.record_id, intents.c.version))}
+        known = self.a.catalog.manifest_keys()
+        # A version being written has its manifest stored just before it is catalogued.
+        known |= {f"records/{rid}/v{v}/manifest.json"
+                  for rid, v, _owner in self.a.catalog.intent_writers()}
         return [(info.key, info) for info in self.a.store.list("records/")
                 if info.key.endswith("/manifest.json") and info.key not in known]
 
@@ -238,9 +226,8 @@ class Doctor:
             out.append(Check.unknown("evidence", "TSA_NOT_ACCREDITED",
                                      "timestamps come from the embedded development TSA; "
                                      "電子帳簿保存法 needs an accredited (総務大臣認定) TSA"))
-        with self.a.catalog.read() as c:
-            latest = c.execute(sa.select(sa.func.max(versions.c.retain_until_at))
-                               .where(versions.c.disposed_at.is_(None))).scalar()
+        longest = self.a.catalog.longest_retention(undisposed=True)
+        latest = longest.isoformat() if longest else None
         tsa_cert = pki.load_certificate(self.a.notary.paths.tsa_cert)
         expires = tsa_cert.not_valid_after_utc
         if latest and datetime.fromisoformat(latest) > expires:
@@ -260,8 +247,8 @@ class Doctor:
 
     # -- repair ----------------------------------------------------------------------------
     def _repair(self) -> list[str]:
-        from edoc.evidence.ledger import flush_ledger_objects, make_checkpoint
-        from edoc.services.ingest import recover_intents
+        from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint
+        from edoc.services.commit import recover_intents
 
         done = recover_intents(self.a)
         far = edoc_clock.now() + timedelta(days=1)
@@ -284,7 +271,7 @@ class Doctor:
 
     def _adopt(self, manifest_key: str) -> str | None:
         """Complete a version an interrupted run stored but never catalogued."""
-        from edoc.catalog import Catalog, records, version_row
+        from edoc.catalog import version_row
         from edoc.evidence.ledger import event_entry, leaf_hex
 
         store = self.a.store
@@ -296,11 +283,9 @@ class Doctor:
         cver = None
         if ckey:
             try:
-                digest = hashlib.sha256()
                 with store.open(ckey) as f:
-                    while chunk := f.read(1 << 20):
-                        digest.update(chunk)
-                if digest.hexdigest() != c_meta["sha256"]:
+                    digest = hash_stream(f)
+                if digest.sha256 != c_meta["sha256"]:
                     return None
                 cver = store.stat(ckey).version_id
             except EdocError:
@@ -313,16 +298,11 @@ class Doctor:
                             content_sha256=c_meta.get("sha256"),
                             previous_version_sha256=None)
         seal = layout.manifest_seal_key(rid, 1)
-        with self.a.catalog.write() as c:
-            if c.execute(sa.select(records.c.record_id).where(records.c.record_id == rid)
-                         ).first():
-                return None
-            c.execute(records.insert().values(record_id=rid, created_at=m["ingested_at"],
-                                              latest_version=1, state="active"))
-            idx = Catalog.append_ledger(c, event_type="ingest", entry=entry.decode(),
-                                        leaf_hash=leaf_hex(entry), record_id=rid, version=1)
-            c.execute(versions.insert().values(**version_row(
-                m, manifest_sha256=sha, content_ref=(ckey, cver),
-                seal_key=seal if store.versions(seal) else None,
-                manifest_version_id=store.stat(manifest_key).version_id, ledger_index=idx)))
+        row = version_row(m, manifest_sha256=sha, content_ref=(ckey, cver),
+                          seal_key=seal if store.versions(seal) else None,
+                          manifest_version_id=store.stat(manifest_key).version_id)
+        if not self.a.catalog.adopt_first_version(row, event_type="ingest",
+                                                   entry=entry.decode(),
+                                                   leaf_hash=leaf_hex(entry)):
+            return None
         return f"adopted {rid} v1 (stored by an interrupted ingest)"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import re
 import shutil
@@ -23,6 +22,7 @@ from typing import Any
 from edoc import clock
 from edoc.catalog import SearchQuery
 from edoc.errors import EdocError, InputError
+from edoc.evidence.hashing import hash_stream
 from edoc.services.archive import Archive
 from edoc.services.spreadsheet import neutralise
 
@@ -70,8 +70,7 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
         with zf if zf is not None else contextlib.nullcontext():
             for r in rows:
                 name = _safe_name(r.record_id, r.original_name)
-                digest = hashlib.sha256()
-                with a.store.open(r.content_key, r.content_version_id) as src:
+                with a.store.open(str(r.content_key), r.content_version_id) as src:
                     if zf is not None:
                         member = zipfile.ZipInfo(name, clock.now().timetuple()[:6])
                         member.compress_type = zipfile.ZIP_DEFLATED
@@ -79,11 +78,9 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
                     else:
                         dst = (tmp / name).open("xb")
                     with dst:
-                        while chunk := src.read(1 << 20):
-                            digest.update(chunk)
-                            dst.write(chunk)
-                            total += len(chunk)
-                if digest.hexdigest() != r.content_sha256:
+                        digest = hash_stream(src, sink=dst.write)
+                        total += digest.size
+                if digest.sha256 != r.content_sha256:
                     raise EdocError(f"record {r.record_id} fails its digest; export stopped "
                                     "(nothing was written)", code="DIGEST_MISMATCH",
                                     hint=f"run 'edoc verify {r.record_id}'")

@@ -1,46 +1,15 @@
 """Ingest: from a file on disk to a sealed, logged, write-once record.
 
-The commit protocol (what is written in which order, and what a restart finds):
-
-1. Everything is checked before anything is stored: the file (exists, regular, non-empty,
-   readable), the readability gate (見読性), metadata and required search fields (検索性),
-   the input deadline, retention, and duplicates. Then one catalog transaction records the
-   *intent* to write the version — manifest bytes, ledger entry, catalog row, writer — after
-   checking again, under the write lock, that no record holds or is being given the same
-   content (two runs racing on one file both pass the first check) and, for a new version,
-   that the record is still at the version it builds on.
-2. The content, then the manifest's seal (when the profile asks), then the manifest are
-   written write-once under ``records/<id>/v<n>/``. The store checks the SHA-256 it
-   received. The manifest is last: a stored manifest means the whole version is stored.
-3. One catalog transaction inserts the record, its version and its ledger leaf, and deletes
-   the intent. Only now does the record exist for users (search, show, verify).
-4. The ledger leaf is written to the store (``ledger/<index>.json``).
-5. At the end of the run (or per record when the profile asks), a checkpoint seals and
-   timestamps the tree head covering the new leaves.
-
-What a restart finds: a writer holds a lock file in the archive directory while it lives
-(``flock``: the kernel drops it when the process dies, however it dies). An intent whose
-writer is dead is finished by the next ingest, correction, purge or ``edoc doctor --repair``
-(``recover_intents``): if its content reached the store, the manifest is (re)written from
-the intent and the version catalogued — the dead run may never have reported it, but it is
-then whole and verifiable; otherwise the intent is dropped and nothing was stored. A failure
-the user is told about (a full disk, say) drops the intent at once: the objects stored
-before the manifest are unreferenced and no check counts them. A crash after 3 leaves a leaf
-to write or a tree head to checkpoint: every later run, even one that stores nothing new,
-and ``edoc doctor --repair`` write pending leaves and checkpoint.
-
-Several files in flight (``Ingestor(jobs=N)``, ``edoc ingest --jobs``): each file follows
-the protocol above on its own thread; the catalog transactions of steps 1 and 3 from all
-threads are committed in groups (``edoc.catalog.group_commit``), each still durable before its
-thread goes on. Two copies of one file in a batch are stored once: the second waits for
-the first and is then a duplicate, as in a sequential run.
+This module checks a file and what the user said about it, builds its manifest and
+runs a batch (``Ingestor``, ``--jobs``); each file is then written by the commit
+protocol of ``edoc.services.commit`` (what is written in which order, and what a
+restart finds). Two copies of one file in a batch are stored once: the second waits
+for the first and is then a duplicate, as in a sequential run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import threading
@@ -53,36 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
 from edoc import clock as edoc_clock
-from edoc.catalog import (
-    ACTIVE_RECORD_BY_SHA,
-    DELETE_INTENT,
-    INSERT_INTENT,
-    INSERT_RECORD,
-    INSERT_VERSION,
-    INTENT_BY_SHA,
-    INTENT_OWNER,
-    MOVE_RECORD,
-    RECORD_HEAD,
-    VERSION_COLUMNS,
-    Catalog,
-    intents,
-    stray_columns,
-    utc_text,
-    version_row,
-)
-from edoc.catalog.group_commit import committer
-from edoc.errors import DuplicateContent, EdocError, InputError, ObjectExists, ProfileViolation
-from edoc.evidence.ledger import (
-    event_entry,
-    flush_ledger_objects,
-    leaf_hex,
-    make_checkpoint,
-    work_pending,
-)
-from edoc.model import canonical, ids
+from edoc.catalog import utc_text
+from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
+from edoc.evidence.hashing import hash_stream
+from edoc.model import ids
 from edoc.model.values import (
     clean_text,
     parse_amount,
@@ -94,15 +38,23 @@ from edoc.model.values import (
 )
 from edoc.policy.profiles import Requirements, combine
 from edoc.services.archive import Archive
-from edoc.storage import layout
+from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work_pending
+from edoc.services.commit import (
+    NewContent,
+    commit_version,
+    duplicate_error,
+    pending_intents,
+    recover_intents,
+)
 
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
 MANIFEST_SCHEMA = "edoc.manifest/1"
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-#: One checkpoint at a time from the threads of a run (see ``commit_version``).
-_CHECKPOINT_LOCK = threading.Lock()
+#: Re-exported for callers written against this module (``edoc.services.commit``).
+__all__ = ["IngestRequest", "IngestResult", "IngestRun", "Ingestor", "NewContent", "Prepared",
+           "commit_version", "default_jobs", "pending_intents", "recover_intents"]
 
 
 @dataclass(frozen=True)
@@ -288,7 +240,7 @@ class Ingestor:
         path, st = _open_input(raw_path)
         try:
             with path.open("rb") as f:
-                sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+                sha256 = hash_stream(f).sha256
         except OSError as exc:
             raise InputError(f"{printable_name(raw_path)}: cannot be read ({exc.strerror})",
                              code="FILE_UNREADABLE") from None
@@ -458,7 +410,7 @@ class Ingestor:
         with self._claim(prep.sha256):
             existing = self.archive.catalog.find_by_sha(prep.sha256)
             if existing:
-                raise _duplicate(printable_name(prep.request.path), existing)
+                raise duplicate_error(printable_name(prep.request.path), existing)
             record_id = ids.new_record_id()
             commit_version(self.archive, record_id=record_id, version=1,
                            body=prep.manifest_body,
@@ -601,363 +553,3 @@ def _failed(req: IngestRequest, exc: EdocError, *, status: str = "rejected",
     err["message"] = where + (err["message"] or "")
     return IngestResult(stored_name(req.path), status, sha256=sha256, error=err)
 
-
-@dataclass(frozen=True)
-class NewContent:
-    """Bytes to store for a new version (a metadata-only correction has none)."""
-
-    path: Path
-    size: int
-    sha256: str
-
-
-def commit_version(archive: Archive, *, record_id: str, version: int, body: dict[str, Any],
-                   content: NewContent | None, until_at: datetime,
-                   reqs: Requirements, event: str, now: datetime,
-                   reuse_content: tuple[str, str | None] | None = None,
-                   state: str = "active") -> str:
-    """Write one version by the commit protocol (module docstring); returns its manifest
-    digest. ``reuse_content`` points a metadata-only version at an earlier content object."""
-    a = archive
-    body = dict(body, record_id=record_id, version=version, ingested_at=utc_text(now),
-                actor=a.actor)
-    manifest = canonical.dumps(body)
-    manifest_sha = hashlib.sha256(manifest).hexdigest()
-    c_meta = body.get("content") or {}
-    entry = event_entry(event, now, record_id=record_id, version=version,
-                        manifest_sha256=manifest_sha, content_sha256=c_meta.get("sha256"),
-                        previous_version_sha256=body.get("previous_version_sha256"))
-    ckey, cver = ((layout.content_key(record_id, version), None) if content is not None
-                  else reuse_content or (None, None))
-    # The catalog row is derived from the manifest alone, exactly as `catalog rebuild`
-    # derives it, so the two can never disagree.
-    row = version_row(body, manifest_sha256=manifest_sha, content_ref=(ckey, cver),
-                      seal_key=layout.manifest_seal_key(record_id, version)
-                      if reqs.authenticity.seal_manifest else None)
-    intent = _Intent(record_id=record_id, version=version, event=event, state=state,
-                     content_sha256=c_meta.get("sha256") if version == 1 else None,
-                     own_content=content is not None, manifest=manifest,
-                     seal=reqs.authenticity.seal_manifest, entry=entry, row=row)
-    _reserve(a, intent)  # step 1 ends: duplicates and concurrent changes are excluded here
-    try:
-        if content is not None:
-            with content.path.open("rb") as f:
-                row["content_version_id"] = a.store.put(
-                    ckey or "", f, size=content.size, sha256=content.sha256,
-                    retain_until=until_at).version_id
-        manifest_version = _put_seal_and_manifest(a, intent, until_at)
-    except Exception:
-        # Nothing was promised: the manifest (written last) is not stored, so what did get
-        # stored (content, seal) is an unreferenced object no check counts; the user is told.
-        _drop_intent(a, record_id, version)
-        raise
-    if not _catalogue(a, intent, row["content_version_id"], manifest_version):
-        raise EdocError(f"record {record_id} changed while v{version} was written; "
-                        "nothing catalogued", code="RECORD_CHANGED",
-                        hint="run the command again")
-    try:
-        # The leaf object (step 4) is written with the run's checkpoint, not per record: one
-        # object fewer per record; work_pending() makes any run or doctor finish it.
-        if reqs.authenticity.checkpoint == "record":
-            # Made before the record is reported stored. It covers the tree as it stands,
-            # so records catalogued meanwhile (by this run's other threads, or by another
-            # process, as ever) share it; the lock only spares duplicate TSA requests.
-            with _CHECKPOINT_LOCK:
-                make_checkpoint(a.catalog, a.store, a.notary, min_retain=until_at)
-    except EdocError as exc:
-        # Step 3 committed the version: it exists. Steps 4-5 are idempotent and are finished
-        # at the end of the run, by the next run or by `edoc doctor --repair`.
-        log.warning("%s v%d is stored; its ledger leaf or checkpoint is left for later: %s",
-                    record_id, version, exc)
-    return manifest_sha
-
-
-# -- intents: versions being written ----------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Intent:
-    record_id: str
-    version: int
-    event: str
-    state: str
-    content_sha256: str | None
-    own_content: bool
-    manifest: bytes
-    seal: bool
-    entry: bytes
-    row: dict[str, Any]
-
-
-#: Lock files of live writers, ``<archive>/.writers/<owner>.lock``: a writer holds an
-#: exclusive flock(2) on its own for as long as it lives, so the kernel releases it the
-#: moment the writer dies, however it dies. Keyed by (archive directory, pid): a forked
-#: child is a writer of its own.
-_OWNERS: dict[tuple[Path, int], str] = {}
-_OWNERS_LOCK = threading.Lock()
-_WRITERS_DIR = ".writers"
-
-
-def _owner(archive: Archive) -> str:
-    """This process's writer token for ``archive`` (its lock file is made on first use;
-    the threads of one run share it)."""
-    with _OWNERS_LOCK:
-        return _new_owner(archive)
-
-
-def _new_owner(archive: Archive) -> str:
-    import atexit
-    import fcntl
-    import re
-    import secrets
-    import socket
-
-    key = (archive.cfg.dir, os.getpid())
-    token = _OWNERS.get(key)
-    if token is not None:
-        return token
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:60]
-    token = f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
-    lock_dir = archive.cfg.dir / _WRITERS_DIR
-    path = lock_dir / f"{token}.lock"
-    # Locked under a temporary name, then renamed: no one ever sees the file unlocked.
-    tmp = lock_dir / f".{token}.tmp"
-    try:
-        lock_dir.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        tmp.replace(path)
-    except OSError as exc:
-        import errno
-
-        raise EdocError(f"cannot write in the archive directory {archive.cfg.dir} "
-                        f"({exc.strerror}); nothing stored",
-                        code="ARCHIVE_READ_ONLY" if exc.errno == errno.EROFS
-                        else "ARCHIVE_NOT_WRITABLE",
-                        hint="run edoc where the archive directory is writable") from None
-    _OWNERS[key] = token
-    pid = os.getpid()
-
-    def release() -> None:
-        if os.getpid() == pid:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-    atexit.register(release)
-    return token
-
-
-@contextlib.contextmanager
-def _dead_owner(archive: Archive, owner: str, *, release: bool = True) -> Iterator[bool]:
-    """Yields whether ``owner`` is dead; while True, this process holds its lock, so no
-    other process recovers the same writer's versions at the same time. ``release``
-    removes a dead writer's lock file afterwards (its versions were recovered)."""
-    import fcntl
-
-    path = archive.cfg.dir / _WRITERS_DIR / f"{owner}.lock"
-    try:
-        fd = os.open(path, os.O_RDONLY)  # flock(2) needs no write access
-    except FileNotFoundError:
-        yield True  # never got a lock file, or was recovered by a run that just finished
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-        if release:
-            with contextlib.suppress(OSError):
-                path.unlink()
-    finally:
-        os.close(fd)
-
-
-def _duplicate(path: str, existing: str, *, in_flight: bool = False) -> DuplicateContent:
-    how = "is being stored by another run as record" if in_flight else \
-        "has the same SHA-256 as record"
-    dup = DuplicateContent(f"{path} {how} {existing}; not stored twice",
-                           hint=f"see 'edoc show {existing}'; --skip-existing "
-                           "treats this as success when re-running a batch")
-    dup.record_id = existing
-    return dup
-
-
-def _reserve(archive: Archive, intent: _Intent) -> None:
-    """Record the intent to write ``intent``'s version, in one transaction with the checks
-    that must hold when it is catalogued: a new record's content is not already stored or
-    being stored (two runs racing on one file both pass the early check), and a new version
-    builds on the record's latest one."""
-    owner = _owner(archive)
-    rid, version = intent.record_id, intent.version
-
-    def reserve(c: sa.Connection) -> None:
-        # Prebuilt statements with bind parameters (edoc.catalog, issue 8).
-        if intent.content_sha256 is not None:
-            sha = {"sha256": intent.content_sha256}
-            holder = c.execute(ACTIVE_RECORD_BY_SHA, sha).scalar()
-            pending = None if holder else c.execute(INTENT_BY_SHA, sha).scalar()
-            if holder or pending:
-                raise _duplicate(str(intent.row.get("original_name")),
-                                 str(holder or pending), in_flight=not holder)
-        if version > 1:
-            cur = c.execute(RECORD_HEAD, {"record_id": rid}).first()
-            busy = c.execute(INTENT_OWNER, {"record_id": rid, "version": version}).first()
-            if cur is None or cur.latest_version != version - 1 or \
-                    cur.state == "disposed" or busy:
-                raise EdocError(f"record {rid} is being changed by another run (v{version} "
-                                "is taken); nothing stored", code="RECORD_CHANGED",
-                                hint="run the command again")
-        c.execute(INSERT_INTENT, {
-            "record_id": rid, "version": version, "event": intent.event,
-            "state": intent.state, "content_sha256": intent.content_sha256,
-            "own_content": intent.own_content, "manifest": intent.manifest.decode(),
-            "seal": intent.seal, "entry": intent.entry.decode(),
-            "row": json.dumps(intent.row, sort_keys=True), "owner": owner,
-            "created_at": utc_text(edoc_clock.now())})
-
-    committer(archive.catalog).run(reserve)
-
-
-def _drop_intent(archive: Archive, record_id: str, version: int) -> None:
-    try:
-        with archive.catalog.write() as c:
-            c.execute(DELETE_INTENT, {"record_id": record_id, "version": version})
-    except EdocError:
-        # Left for the next run: once this process is gone, recovery finds no manifest in
-        # the store for it and drops it then.
-        log.warning("could not drop the intent for %s v%d", record_id, version)
-
-
-def _put_seal_and_manifest(archive: Archive, intent: _Intent, until: datetime) -> str:
-    """Store the manifest's seal (when asked), then the manifest: the manifest is the last
-    object of a version, so a stored manifest means every object of it is there. Objects an
-    interrupted attempt stored are kept: a seal of the same bytes is as good as a new one."""
-    a = archive
-    rid, version = intent.record_id, intent.version
-    if intent.seal:
-        with contextlib.suppress(ObjectExists):
-            a.store.put_bytes(layout.manifest_seal_key(rid, version),
-                              a.notary.seal(intent.manifest), retain_until=until)
-    mkey = layout.manifest_key(rid, version)
-    try:
-        return a.store.put_bytes(mkey, intent.manifest, retain_until=until).version_id
-    except ObjectExists:
-        if a.store.read(mkey) != intent.manifest:
-            raise EdocError(f"{mkey} exists with other contents; not catalogued",
-                            code="MANIFEST_CONFLICT", hint="run 'edoc ledger verify'") from None
-        return a.store.stat(mkey).version_id
-
-
-def _catalogue(archive: Archive, intent: _Intent, content_version: str | None,
-               manifest_version: str) -> bool:
-    """Step 3: one transaction inserts the version, its ledger leaf and the record (or moves
-    the record to this version) and deletes the intent. False if the intent is gone (another
-    process recovered it) or the record moved on meanwhile (then the intent is dropped)."""
-    rid, version = intent.record_id, intent.version
-
-    def catalogue(c: sa.Connection) -> bool:
-        if stray := stray_columns(intent.row, VERSION_COLUMNS):
-            raise EdocError(f"record {rid} v{version}: the catalog has no column for "
-                            f"{', '.join(stray)}; nothing catalogued",
-                            code="CATALOG_SCHEMA_MISMATCH",
-                            hint="run the edoc version that wrote this record's intent")
-        key = {"record_id": rid, "version": version}
-        if c.execute(DELETE_INTENT, key).rowcount == 0:
-            return False
-        if version == 1:
-            c.execute(INSERT_RECORD, {"record_id": rid, "created_at": intent.row["ingested_at"],
-                                      "latest_version": 1, "state": intent.state})
-        else:
-            cur = c.execute(RECORD_HEAD, {"record_id": rid}).first()
-            if cur is None or cur.latest_version != version - 1 or cur.state == "disposed":
-                return False
-            c.execute(MOVE_RECORD, {"rid": rid, "latest_version": version,
-                                    "state": intent.state})
-        idx = Catalog.append_ledger(c, event_type=intent.event, entry=intent.entry.decode(),
-                                    leaf_hash=leaf_hex(intent.entry), record_id=rid,
-                                    version=version)
-        c.execute(INSERT_VERSION, dict(intent.row, content_version_id=content_version,
-                                       manifest_version_id=manifest_version,
-                                       ledger_index=idx))
-        return True
-
-    return committer(archive.catalog).run(catalogue)
-
-
-def pending_intents(archive: Archive) -> tuple[list[str], list[str]]:
-    """Versions being written, as ``<record id> v<n>``: (those whose writer died, those of
-    live writers). Changes nothing."""
-    with archive.catalog.read() as c:
-        rows = list(c.execute(sa.select(intents.c.record_id, intents.c.version,
-                                        intents.c.owner)))
-    dead: list[str] = []
-    live: list[str] = []
-    verdicts: dict[str, bool] = {}
-    for rid, version, owner in rows:
-        if owner not in verdicts:
-            with _dead_owner(archive, owner, release=False) as is_dead:
-                verdicts[owner] = is_dead
-        (dead if verdicts[owner] else live).append(f"{rid} v{version}")
-    return dead, live
-
-
-def recover_intents(archive: Archive) -> list[str]:
-    """Finish or drop the versions whose writer died between reserving and cataloguing them
-    (commit protocol, module docstring); versions of live writers are left alone. Returns
-    what was done, one line each."""
-    from edoc.errors import ObjectMissing
-
-    a = archive
-    with a.catalog.read() as c:
-        pending = list(c.execute(sa.select(intents).order_by(intents.c.created_at)))
-    by_owner: dict[str, list[Any]] = {}
-    for r in pending:
-        by_owner.setdefault(r.owner, []).append(r)
-    done: list[str] = []
-    for owner, rows in by_owner.items():
-        with _dead_owner(a, owner) as dead:
-            if not dead:
-                continue
-            for r in rows:
-                intent = _Intent(r.record_id, r.version, r.event, r.state, r.content_sha256,
-                                 r.own_content, r.manifest.encode(), r.seal, r.entry.encode(),
-                                 json.loads(r.row))
-                what = f"{r.record_id} v{r.version}"
-                until = datetime.fromisoformat(intent.row["retain_until_at"])
-                cver = intent.row["content_version_id"]
-                try:
-                    if r.own_content:
-                        ckey = intent.row["content_key"]
-                        try:
-                            cver = a.store.stat(ckey).version_id
-                            digest = hashlib.sha256()
-                            with a.store.open(ckey, cver) as f:
-                                while chunk := f.read(1 << 20):
-                                    digest.update(chunk)
-                        except ObjectMissing:
-                            _drop_intent(a, r.record_id, r.version)
-                            done.append(f"dropped {what}: its writer died before storing it")
-                            continue
-                        if digest.hexdigest() != intent.row["content_sha256"]:
-                            _drop_intent(a, r.record_id, r.version)
-                            done.append(f"dropped {what}: its stored content does not match")
-                            continue
-                        if a.store.stat(ckey, cver).retain_until is None:
-                            # The writer died inside the store's put (bytes stored, their
-                            # retention not): the same bytes again complete it.
-                            with contextlib.suppress(ObjectExists), a.store.open(ckey) as src:
-                                cver = a.store.put(
-                                    ckey, src, size=int(intent.row["content_size"]),
-                                    sha256=intent.row["content_sha256"],
-                                    retain_until=until).version_id
-                    mver = _put_seal_and_manifest(a, intent, until)
-                    if _catalogue(a, intent, cver, mver):
-                        done.append(f"completed {what} (its writer died before cataloguing "
-                                    "it)")
-                    else:
-                        _drop_intent(a, r.record_id, r.version)
-                except EdocError as exc:
-                    log.warning("could not recover %s: %s", what, exc)
-                    done.append(f"left {what} for later: {exc}")
-    return done

@@ -9,35 +9,24 @@ and reason and is a ledger event. Holds freeze disposal however old the record i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from edoc import clock
-from edoc.catalog import Catalog, holds, utc_text
+from edoc.catalog import VersionRow, utc_text
 from edoc.errors import EdocError, InputError, NotFound
-from edoc.evidence.ledger import (
-    event_entry,
-    flush_ledger_objects,
-    leaf_hex,
-    make_checkpoint,
-    work_pending,
-)
+from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical
 from edoc.model.values import clean_text
 from edoc.policy.profiles import Requirements, combine
 from edoc.services.archive import Archive
-from edoc.services.ingest import (
-    Ingestor,
-    IngestRequest,
-    NewContent,
-    commit_version,
-    recover_intents,
-)
+from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work_pending
+from edoc.services.commit import NewContent, commit_version, recover_intents
+from edoc.services.ingest import Ingestor, IngestRequest
 
 
 @dataclass(frozen=True)
@@ -70,7 +59,7 @@ class Lifecycle:
         self.ingestor = Ingestor(archive)
 
     # -- reading the current state ---------------------------------------------------------
-    def _latest(self, record_id: str) -> tuple[Any, dict[str, Any]]:
+    def _latest(self, record_id: str) -> tuple[VersionRow, dict[str, Any]]:
         # A change a dead run left half-written is finished (or dropped) first: the new
         # version must build on what the record really is (edoc.services.ingest commit protocol);
         # it, and whatever else an interrupted run left, is checkpointed now, whether or
@@ -257,13 +246,9 @@ class Lifecycle:
             now = clock.now()
             entry = event_entry("hold", now, record_id=rid,
                                 reason_sha256=hashlib.sha256(why.encode()).hexdigest())
-            with self.a.catalog.write() as c:
-                inserted = c.execute(holds.insert().values(
-                    record_id=rid, reason=why, case_ref=case, actor=self.a.actor,
-                    placed_at=utc_text(now))).inserted_primary_key
-                hid = inserted[0] if inserted else None
-                Catalog.append_ledger(c, event_type="hold", entry=entry.decode(),
-                                      leaf_hash=leaf_hex(entry), record_id=rid)
+            hid = self.a.catalog.place_hold(
+                rid, reason=why, case_ref=case, actor=self.a.actor, placed_at=utc_text(now),
+                entry=entry.decode(), leaf_hash=leaf_hex(entry))
             self._put_doc(rid, f"hold-{hid}", {"type": "hold", "hold_id": hid,
                                                 "record_id": rid, "reason": why, "case": case,
                                                 "actor": self.a.actor, "at": utc_text(now)})
@@ -276,23 +261,15 @@ class Lifecycle:
         why = _reason(reason)
         out = []
         for rid in record_ids:
-            with self.a.catalog.read() as c:
-                active = list(c.execute(sa.select(holds.c.id).where(
-                    holds.c.record_id == rid, holds.c.released_at.is_(None))))
-            if not active:
+            if not self.a.catalog.active_hold_ids(rid):
                 raise InputError(f"record {rid} has no active hold", code="NOT_ON_HOLD")
         for rid in record_ids:
             now = clock.now()
             entry = event_entry("release", now, record_id=rid,
                                 reason_sha256=hashlib.sha256(why.encode()).hexdigest())
-            with self.a.catalog.write() as c:
-                hold_ids = [h for (h,) in c.execute(sa.select(holds.c.id).where(
-                    holds.c.record_id == rid, holds.c.released_at.is_(None)))]
-                c.execute(holds.update().where(holds.c.id.in_(hold_ids))
-                          .values(released_at=utc_text(now), release_reason=why,
-                                  released_by=self.a.actor))
-                Catalog.append_ledger(c, event_type="release", entry=entry.decode(),
-                                      leaf_hash=leaf_hex(entry), record_id=rid)
+            hold_ids = self.a.catalog.release_holds(
+                rid, released_at=utc_text(now), reason=why, actor=self.a.actor,
+                entry=entry.decode(), leaf_hash=leaf_hex(entry))
             self._put_doc(rid, f"release-{'-'.join(map(str, hold_ids))}",
                           {"type": "release", "hold_ids": hold_ids, "record_id": rid,
                            "reason": why, "actor": self.a.actor, "at": utc_text(now)})
@@ -315,9 +292,7 @@ class Lifecycle:
         """Write hold/release documents a run that died after its catalog commit never
         stored (holds survive a catalog rebuild only through them). Returns how many."""
         written = 0
-        with self.a.catalog.read() as c:
-            rows = list(c.execute(sa.select(holds).order_by(holds.c.id)))
-        for h in rows:
+        for h in self.a.catalog.hold_rows():
             prefix = f"holds/{h.record_id}/"
             docs = [canonical.loads(self.a.store.read(i.key)) for i in self.a.store.list(prefix)]
             if not any(d.get("type") == "hold" and d.get("hold_id") == h.id for d in docs):
@@ -335,9 +310,6 @@ class Lifecycle:
         return written
 
     def list_holds(self, *, include_released: bool = False) -> list[dict[str, Any]]:
-        stmt = sa.select(holds).order_by(holds.c.placed_at)
-        if not include_released:
-            stmt = stmt.where(holds.c.released_at.is_(None))
-        with self.a.catalog.read() as c:
-            return [dict(r._mapping) for r in c.execute(stmt)]
+        return [dataclasses.asdict(h) for h in self.a.catalog.hold_rows(
+            include_released=include_released, by_placement=True)]
 

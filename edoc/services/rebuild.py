@@ -19,19 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edoc import clock
-from edoc.catalog import (
-    Catalog,
-    access_log,
-    checkpoints,
-    disposal_items,
-    disposal_runs,
-    holds,
-    ledger,
-    records,
-    utc_text,
-    version_row,
-    versions,
-)
+from edoc.catalog import Catalog, utc_text, version_row
 from edoc.errors import CatalogError, ObjectMissing
 from edoc.model import canonical
 from edoc.services.archive import Archive
@@ -220,13 +208,9 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
         leftover.unlink(missing_ok=True)
     new = Catalog("sqlite:///" + str(staging), cfg.dir)
     new.create()
-    with new.write() as c:
-        for table, rows in ((ledger, ledger_rows), (versions, version_rows),
-                            (records, record_rows), (checkpoints, cp_rows), (holds, hold_rows),
-                            (disposal_runs, run_rows), (disposal_items, item_rows),
-                            (access_log, access_rows)):
-            if rows:
-                c.execute(table.insert(), rows)
+    new.load({"ledger": ledger_rows, "versions": version_rows, "records": record_rows,
+              "checkpoints": cp_rows, "holds": hold_rows, "disposal_runs": run_rows,
+              "disposal_items": item_rows, "access_log": access_rows})
     new.dispose()
     a.catalog.dispose()
     if target.exists():

@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from edoc import clock
-from edoc.catalog import Catalog, checkpoints, ledger
 from edoc.errors import EdocError, ObjectMissing
-from edoc.evidence.ledger import event_entry, leaf_hex, make_checkpoint
+from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.services.archive import Archive
+from edoc.services.checkpoint import make_checkpoint
 from edoc.storage import layout
 
 #: Renew what expires within this horizon when no date is given.
@@ -61,12 +59,9 @@ def evidence_files(archive: Archive, size: int) -> dict[str, bytes]:
 def renewal_entries(archive: Archive) -> dict[int, list[tuple[int, dict[str, Any]]]]:
     """Checkpoint size → [(leaf index, renew entry)] for every renewal in the ledger."""
     out: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-    with archive.catalog.read() as c:
-        for idx, entry in c.execute(sa.select(ledger.c.idx, ledger.c.entry)
-                                    .where(ledger.c.event == "renew")
-                                    .order_by(ledger.c.idx)):
-            e = json.loads(entry)
-            out.setdefault(int(e["tree_size"]), []).append((idx, e))
+    for idx, entry in archive.catalog.entries_of_event("renew"):
+        e = json.loads(entry)
+        out.setdefault(int(e["tree_size"]), []).append((idx, e))
     return out
 
 
@@ -108,9 +103,7 @@ def renew(archive: Archive, before: datetime | None = None) -> RenewSummary:
             pki.issue_tsa_certificate(paths, validity=validity, passphrase=a.cfg.passphrase())
             a.notary = type(a.notary)(a.cfg)  # reload: the stamper caches the old cert
             summary.tsa_certificate_reissued = True
-    with a.catalog.read() as c:
-        sizes = [s for (s,) in c.execute(sa.select(checkpoints.c.tree_size)
-                                          .order_by(checkpoints.c.tree_size))]
+    sizes = a.catalog.checkpoint_sizes()
     renewals = renewal_entries(a)
     entries = []
     for size in sizes:
@@ -127,10 +120,9 @@ def renew(archive: Archive, before: datetime | None = None) -> RenewSummary:
                                    tsa_not_after=expiry.isoformat(), **digests(files)))
         summary.renewed.append(size)
     if entries:
-        with a.catalog.write() as c:
-            for e in entries:
-                Catalog.append_ledger(c, event_type="renew", entry=e.decode(),
-                                      leaf_hash=leaf_hex(e))
+        # One transaction: the renewals of a run are logged together or not at all.
+        a.catalog.append_leaves([{"event": "renew", "entry": e.decode(),
+                                  "leaf_hash": leaf_hex(e)} for e in entries])
         cp = make_checkpoint(a.catalog, a.store, a.notary, min_retain=now + timedelta(days=1))
         summary.checkpoint = cp.tree_size if cp else None
     return summary

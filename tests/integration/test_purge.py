@@ -458,7 +458,7 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
     import threading
     from datetime import UTC, datetime, timedelta
 
-    import edoc.evidence.ledger
+    import edoc.services.checkpoint
     from edoc.errors import StorageError
     from edoc.services.archive import Archive
     from edoc.storage import layout
@@ -469,7 +469,7 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
         db.execute("UPDATE ledger SET stored = 0")
         total = db.execute("SELECT count(*) FROM ledger").fetchone()[0]
     failing = total // 2
-    monkeypatch.setattr(edoc.evidence.ledger, "FLUSH_PAGE", 3)
+    monkeypatch.setattr(edoc.services.checkpoint, "FLUSH_PAGE", 3)
     threads: set[str] = set()
 
     class ThreadedLeaves:
@@ -487,7 +487,7 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
     archive = Archive.open(str(e.archive))
     try:
         with pytest.raises(StorageError):
-            edoc.evidence.ledger.flush_ledger_objects(archive.catalog,
+            edoc.services.checkpoint.flush_ledger_objects(archive.catalog,
                                              ThreadedLeaves(archive.store),  # type: ignore[arg-type]
                                              datetime.now(UTC) + timedelta(days=1))
     finally:

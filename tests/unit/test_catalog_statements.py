@@ -47,7 +47,7 @@ from edoc.errors import DuplicateContent, EdocError
 from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical, ids
 from edoc.services.archive import Archive, init_archive
-from edoc.services.ingest import _catalogue, _Intent, _reserve
+from edoc.services.commit import _catalogue, _Intent, _reserve
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 UNTIL = NOW + timedelta(days=7 * 366)

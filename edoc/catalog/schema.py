@@ -1,0 +1,301 @@
+"""The catalog's schema: tables, indexes, the counterparty trigger, and the upgrade of
+catalogs made by an earlier edoc.
+
+The column names, types and index names here are the on-disk format of every catalog file
+edoc ever wrote (tests/fixtures holds one made by the old release): change nothing here
+without a schema version and an upgrade step. Catalogs made by an earlier edoc are brought
+up to date by the first write transaction of each ``Catalog`` (``upgrade``): indexes added
+since are created, and the ``counterparties`` table of distinct names is created and filled
+from ``versions``. A database trigger keeps that table complete whichever code inserts a
+version (ingest, recovery, ``catalog rebuild``).
+
+Also here: how values are encoded in columns (``utc_text``, ``normalise_counterparty``).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "schema_info", metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+records = sa.Table(
+    "records", metadata,
+    sa.Column("record_id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    #: active | deleted (tombstone is latest) | disposed (purged)
+    sa.Column("state", sa.String(16), nullable=False),
+)
+
+versions = sa.Table(
+    "versions", metadata,
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("content_sha256", sa.String(64)),
+    sa.Column("content_size", sa.BigInteger),
+    sa.Column("media_type", sa.String(100)),
+    sa.Column("original_name", sa.Text),
+    sa.Column("content_key", sa.Text),
+    sa.Column("content_version_id", sa.Text),
+    sa.Column("manifest_key", sa.Text, nullable=False),
+    sa.Column("manifest_version_id", sa.Text),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("seal_key", sa.Text),
+    sa.Column("profiles", sa.Text, nullable=False),
+    sa.Column("document_class", sa.String(16)),
+    sa.Column("doc_type", sa.String(64)),
+    sa.Column("transaction_date", sa.String(10)),
+    sa.Column("amount", sa.BigInteger),
+    sa.Column("counterparty", sa.Text),
+    sa.Column("counterparty_norm", sa.Text),
+    sa.Column("ledger_ref", sa.Text),
+    sa.Column("retain_until", sa.String(10), nullable=False),
+    sa.Column("retain_until_at", sa.String(40), nullable=False),
+    sa.Column("ingested_at", sa.String(40), nullable=False),
+    sa.Column("ledger_index", sa.Integer, nullable=False),
+    sa.Column("disposed_at", sa.String(40)),
+    sa.PrimaryKeyConstraint("record_id", "version"),
+)
+sa.Index("ix_versions_date", versions.c.transaction_date)
+sa.Index("ix_versions_amount", versions.c.amount)
+sa.Index("ix_versions_cp", versions.c.counterparty_norm)
+sa.Index("ix_versions_ledger_ref", versions.c.ledger_ref)
+sa.Index("ix_versions_sha", versions.c.content_sha256)
+sa.Index("ix_versions_retain", versions.c.retain_until_at)
+#: Covers the legal search (date range, amount range, counterparty): see edoc.catalog.search.
+sa.Index("ix_versions_search", versions.c.transaction_date, versions.c.amount,
+         versions.c.counterparty_norm, versions.c.record_id, versions.c.version)
+
+#: Distinct normalised counterparty names (a few thousand in a company's lifetime, against
+#: millions of versions). A substring search (clerks type 山田商事 for 株式会社山田商事) scans
+#: this table and then looks the matching names up through ``ix_versions_cp`` instead of
+#: scanning ``versions`` (BENCHMARKS.md part 3). Kept complete by a trigger on ``versions``
+#: (``_UPKEEP_DDL``), in the transaction that inserts the version.
+counterparties = sa.Table(
+    "counterparties", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+)
+
+#: The trigger(s) that add a version's ``counterparty_norm`` to ``counterparties``, per
+#: dialect; a trigger rather than a call in each writer, so that no insert into ``versions``
+#: (ingest, ``doctor --repair``'s adoption, the bulk insert of ``catalog rebuild``, a
+#: fixture) can leave a name unsearchable. Names are never removed: a purge keeps the
+#: version row (with its counterparty) too, and a stale name only matches no row.
+_UPKEEP_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE TRIGGER IF NOT EXISTS versions_counterparty_ins AFTER INSERT ON versions "
+        "WHEN NEW.counterparty_norm IS NOT NULL BEGIN "
+        "INSERT OR IGNORE INTO counterparties (name) VALUES (NEW.counterparty_norm); END",
+        "CREATE TRIGGER IF NOT EXISTS versions_counterparty_upd "
+        "AFTER UPDATE OF counterparty_norm ON versions "
+        "WHEN NEW.counterparty_norm IS NOT NULL BEGIN "
+        "INSERT OR IGNORE INTO counterparties (name) VALUES (NEW.counterparty_norm); END",
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION edoc_counterparty_upkeep() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN IF NEW.counterparty_norm IS NOT NULL THEN "
+        "INSERT INTO counterparties (name) VALUES (NEW.counterparty_norm) "
+        "ON CONFLICT DO NOTHING; END IF; RETURN NULL; END $$",
+        "DROP TRIGGER IF EXISTS versions_counterparty ON versions",
+        "CREATE TRIGGER versions_counterparty AFTER INSERT OR UPDATE OF counterparty_norm "
+        "ON versions FOR EACH ROW EXECUTE FUNCTION edoc_counterparty_upkeep()",
+    ),
+}
+#: the names _UPKEEP_DDL creates, per dialect: all present means the table is kept complete
+_UPKEEP_NAMES: dict[str, frozenset[str]] = {
+    "sqlite": frozenset({"counterparties", "versions_counterparty_ins",
+                         "versions_counterparty_upd"}),
+    "postgresql": frozenset({"counterparties", "versions_counterparty"}),
+}
+
+ledger = sa.Table(
+    "ledger", metadata,
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("event", sa.String(24), nullable=False),
+    sa.Column("record_id", sa.String(32)),
+    sa.Column("version", sa.Integer),
+    sa.Column("leaf_hash", sa.String(64), nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),
+    sa.Column("stored", sa.Boolean, nullable=False, default=False),
+)
+sa.Index("ix_ledger_record", ledger.c.record_id, ledger.c.version)
+
+checkpoints = sa.Table(
+    "checkpoints", metadata,
+    sa.Column("tree_size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("gen_time", sa.String(40), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+)
+
+holds = sa.Table(
+    "holds", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("record_id", sa.String(32), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("case_ref", sa.Text),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("placed_at", sa.String(40), nullable=False),
+    sa.Column("released_at", sa.String(40)),
+    sa.Column("release_reason", sa.Text),
+    sa.Column("released_by", sa.Text),
+)
+
+disposal_runs = sa.Table(
+    "disposal_runs", metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    #: the TSA genTime that served as "now" for selection
+    sa.Column("now", sa.String(40), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    #: running | certified
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("certificate_key", sa.Text),
+    sa.Column("finished_at", sa.String(40)),
+)
+
+disposal_items = sa.Table(
+    "disposal_items", metadata,
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    #: pending | disposed | refused
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("disposed_at", sa.String(40)),
+    sa.PrimaryKeyConstraint("run_id", "record_id", "version"),
+)
+
+#: Versions being written (the commit protocol, ``edoc.services.commit``): reserved here
+#: before any object is stored, deleted by the transaction that catalogues the version. A
+#: row whose writer died is finished or dropped by the next run
+#: (``edoc.services.commit.recover_intents``).
+intents = sa.Table(
+    "intents", metadata,
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("event", sa.String(24), nullable=False),
+    #: the record's state once the version is catalogued
+    sa.Column("state", sa.String(16), nullable=False),
+    #: a new record's content digest: the duplicate check sees versions still being written
+    sa.Column("content_sha256", sa.String(64), index=True),
+    #: whether this version stores content of its own (else it reuses an earlier object)
+    sa.Column("own_content", sa.Boolean, nullable=False),
+    sa.Column("manifest", sa.Text, nullable=False),
+    sa.Column("seal", sa.Boolean, nullable=False),
+    #: the ledger event, exactly as it will be logged
+    sa.Column("entry", sa.Text, nullable=False),
+    #: the ``versions`` row as JSON, less what only the store and the ledger assign
+    sa.Column("row", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(120), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.PrimaryKeyConstraint("record_id", "version"),
+)
+
+access_log = sa.Table(
+    "access_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("record_ids", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")
+
+
+def normalise_counterparty(name: str) -> str:
+    """NFKC + case folding: ｶﾌﾞｼｷｶﾞｲｼｬ, カブシキガイシャ and full-width Latin compare equal."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def utc_text(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def dialect_insert(dialect: str) -> Any:
+    """``insert`` of the dialect, for ``on_conflict_do_nothing`` (SQLite and PostgreSQL)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def schema_names(conn: Connection) -> set[str]:
+    """Names of the tables, indexes and triggers the catalog holds."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return {str(n) for (n,) in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+    if dialect == "postgresql":
+        return {str(n) for (n,) in conn.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "UNION SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "UNION SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+    inspector = sa.inspect(conn)
+    names = set(inspector.get_table_names())
+    if "versions" in names:
+        names.update(str(ix["name"]) for ix in inspector.get_indexes("versions"))
+    return names
+
+
+def counterparty_names_kept(conn: Connection) -> bool:
+    """Whether ``counterparties`` exists and its trigger keeps it complete."""
+    dialect = conn.dialect.name
+    return dialect in _UPKEEP_NAMES and _UPKEEP_NAMES[dialect] <= schema_names(conn)
+
+
+def create(conn: Connection) -> None:
+    """Inside a write transaction: every table and index of an empty catalog."""
+    metadata.create_all(conn)
+    conn.execute(schema_info.insert().values(version=SCHEMA_VERSION))
+    upgrade(conn)
+
+
+def stored_version(conn: Connection) -> Any:
+    """The schema version the catalog says it has."""
+    return conn.execute(sa.select(schema_info.c.version)).scalar()
+
+
+def upgrade(conn: Connection) -> None:
+    """Inside a write transaction: create what this edoc's schema has and an older
+    catalog lacks. Indexes of ``versions`` added since (``ix_versions_search``: ~1 s per
+    million rows, once); the ``counterparties`` table, its trigger, and its names
+    backfilled from ``versions`` in the same transaction, so a search never sees the
+    table half filled. Cheap when nothing is missing (one read of the schema)."""
+    dialect = conn.dialect.name
+    present = schema_names(conn)
+    if "versions" not in present:
+        return  # an empty database: create() makes everything
+    for ix in sorted(versions.indexes, key=lambda i: str(i.name)):
+        if ix.name not in present:
+            ix.create(conn)
+    if dialect not in _UPKEEP_DDL:
+        return  # no trigger: search scans versions, as before the table existed
+    if _UPKEEP_NAMES[dialect] <= present:
+        return
+    counterparties.create(conn, checkfirst=True)
+    for ddl in _UPKEEP_DDL[dialect]:
+        conn.exec_driver_sql(ddl)
+    insert = dialect_insert(dialect)
+    conn.execute(insert(counterparties).from_select(
+        ["name"], sa.select(versions.c.counterparty_norm).distinct()
+        .where(versions.c.counterparty_norm.is_not(None))).on_conflict_do_nothing())
