@@ -310,7 +310,7 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
     """
-    from edoc.model.values import printable_name
+    from edoc.policy.values import printable_name
     from edoc.services.ingest import Ingestor, default_jobs
 
     if not files and not manifest_csv:
@@ -418,7 +418,7 @@ def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
 def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool,
            **opts: Any) -> None:
     """Search records; all filters combine with AND (検索性: ranges on date and amount)."""
-    from edoc.model.values import printable_name
+    from edoc.policy.values import printable_name
     from edoc.services.records import search_records
 
     q = _search_query(opts, limit)
@@ -557,8 +557,8 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     With --all or --from/--to every record of the period is checked (一括検証), in
     parallel, streaming the report (memory stays flat however many records there are).
     """
-    from edoc.model.values import parse_date
     from edoc.model.verdict import REPORT_SCHEMA_VERSION, Status
+    from edoc.policy.values import parse_date
     from edoc.services.records import period_record_ids
     from edoc.services.verification import CHECK_NAMES, verify_stream
 
@@ -867,7 +867,7 @@ def evidence(ctx: click.Context, record_ids: tuple[str, ...], date_from: str | N
     version history and a VERIFY.md that walks through every check by hand.
     """
     from edoc.bundle import select_records, write_bundle
-    from edoc.model.values import parse_date
+    from edoc.policy.values import parse_date
 
     if not record_ids and not (date_from or date_to):
         raise ConfigError("name records or give --from/--to", code="USAGE_ERROR")
@@ -1035,7 +1035,7 @@ def ledger_checkpoints(ctx: click.Context, as_json: bool) -> None:
 def audit_log(ctx: click.Context, date_from: str | None, date_to: str | None, as_csv: bool,
               as_json: bool) -> None:
     """Who read what, and when (search, show, get, evidence, export)."""
-    from edoc.model.values import parse_date
+    from edoc.policy.values import parse_date
     from edoc.services.audit import read_access_log
 
     lo = parse_date(date_from, "--from").isoformat() if date_from else None
@@ -1060,7 +1060,7 @@ def audit_log(ctx: click.Context, date_from: str | None, date_to: str | None, as
 @click.pass_context
 def renew(ctx: click.Context, before: str | None, as_json: bool) -> None:
     """Renew evidence before TSA certificates expire (archive-timestamp style)."""
-    from edoc.model.values import parse_date
+    from edoc.policy.values import parse_date
     from edoc.services.renewal import renew as run_renew
 
     when = None

@@ -63,6 +63,11 @@ def now() -> datetime:
     return _current.now()
 
 
+def utc_text(instant: datetime) -> str:
+    """How edoc writes an instant (manifests, events, catalog): UTC, ISO 8601, microseconds."""
+    return instant.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def current() -> Clock:
     """The clock in use (pass it on to a collaborator that takes a clock)."""
     return _current

@@ -59,10 +59,10 @@ from edoc.catalog.schema import (
     normalise_counterparty,
     records,
     schema_info,
-    utc_text,
     versions,
 )
 from edoc.catalog.search import SearchQuery, SearchRow
+from edoc.clock import utc_text
 
 __all__ = [
     "ACTIVE_RECORD_BY_SHA", "BUSY_TIMEOUT_S", "DELETE_INTENT", "INSERT_INTENT",

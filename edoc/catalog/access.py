@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from edoc.catalog.engine import CatalogEngine, TransactionBase
-from edoc.catalog.schema import access_log, ledger, utc_text
+from edoc.catalog.schema import access_log, ledger
+from edoc.clock import utc_text
 
 
 @dataclass(frozen=True, slots=True)

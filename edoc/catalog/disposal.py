@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from edoc.catalog.engine import CatalogEngine, TransactionBase
 from edoc.catalog.ledger import append_ledger, append_ledger_many
 from edoc.catalog.records import VersionRow
-from edoc.catalog.schema import disposal_items, disposal_runs, holds, records, utc_text, versions
+from edoc.catalog.schema import disposal_items, disposal_runs, holds, records, versions
+from edoc.clock import utc_text
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc.catalog import Catalog, access_log, checkpoints, ledger
+from edoc.catalog.core import Catalog
+from edoc.catalog.schema import access_log, checkpoints, ledger
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from edoc.catalog.schema import (
     ledger,
     normalise_counterparty,
     records,
-    utc_text,
     versions,
 )
+from edoc.clock import utc_text
 from edoc.errors import EdocError
 
 # -- statements of the ingest path, built once ---------------------------------------------------

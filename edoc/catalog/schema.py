@@ -9,13 +9,13 @@ since are created, and the ``counterparties`` table of distinct names is created
 from ``versions``. A database trigger keeps that table complete whichever code inserts a
 version (ingest, recovery, ``catalog rebuild``).
 
-Also here: how values are encoded in columns (``utc_text``, ``normalise_counterparty``).
+Also here: how names are encoded in columns (``normalise_counterparty``); instants are
+written with ``edoc.clock.utc_text``.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -223,10 +223,6 @@ SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "led
 def normalise_counterparty(name: str) -> str:
     """NFKC + case folding: ｶﾌﾞｼｷｶﾞｲｼｬ, カブシキガイシャ and full-width Latin compare equal."""
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
-
-def utc_text(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def dialect_insert(dialect: str) -> Any:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from edoc.catalog import utc_text
+from edoc.clock import utc_text
 from edoc.evidence import merkle
 from edoc.model import canonical
 

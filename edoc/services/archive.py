@@ -27,8 +27,8 @@ from edoc.storage.base import ObjectStore
 if TYPE_CHECKING:  # heavy (PDF/image and crypto libraries): imported when first used, so
     # that `edoc search` starts fast
     from edoc.evidence.hsm import TokenConfig
-    from edoc.evidence.notary import Notary
     from edoc.policy.profiles import ProfileSet
+    from edoc.services.notary import Notary
 
 
 def current_actor() -> str:
@@ -89,7 +89,7 @@ class Archive:
 
     @functools.cached_property
     def notary(self) -> Notary:
-        from edoc.evidence.notary import Notary
+        from edoc.services.notary import Notary
 
         return Notary(self.cfg)
 

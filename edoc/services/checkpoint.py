@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from edoc import clock
-from edoc.catalog import Catalog, CheckpointRow, Transaction, utc_text
+from edoc.catalog import Catalog, CheckpointRow, Transaction
+from edoc.clock import utc_text
 from edoc.errors import EdocError, ObjectExists
 from edoc.evidence import merkle
 from edoc.evidence.ledger import (
@@ -25,8 +26,8 @@ from edoc.evidence.ledger import (
     event_entry,
     leaf_hex,
 )
-from edoc.evidence.notary import Notary
 from edoc.model import canonical
+from edoc.services.notary import Notary
 from edoc.storage import layout
 from edoc.storage.base import ObjectStore
 

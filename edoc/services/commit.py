@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from edoc import clock as edoc_clock
-from edoc.catalog import Intent, utc_text, version_row
+from edoc.catalog import Intent, version_row
+from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, ObjectExists
 from edoc.evidence.hashing import hash_stream, sha256_hex
 from edoc.evidence.ledger import event_entry, leaf_hex

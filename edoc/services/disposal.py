@@ -38,7 +38,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from edoc import clock as edoc_clock
-from edoc.catalog import Transaction, VersionRow, utc_text
+from edoc.catalog import Transaction, VersionRow
+from edoc.clock import utc_text
 from edoc.errors import EdocError, ObjectExists, ObjectMissing
 from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical, ids

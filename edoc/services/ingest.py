@@ -23,11 +23,12 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from edoc import clock as edoc_clock
-from edoc.catalog import utc_text
+from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
 from edoc.evidence.hashing import hash_stream
 from edoc.model import ids
-from edoc.model.values import (
+from edoc.policy.profiles import Requirements, combine
+from edoc.policy.values import (
     clean_text,
     parse_amount,
     parse_date,
@@ -36,7 +37,6 @@ from edoc.model.values import (
     stat_regular_file,
     stored_name,
 )
-from edoc.policy.profiles import Requirements, combine
 from edoc.services.archive import Archive
 from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work_pending
 from edoc.services.commit import (

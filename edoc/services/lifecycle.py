@@ -17,12 +17,13 @@ from datetime import date, datetime
 from typing import Any
 
 from edoc import clock
-from edoc.catalog import VersionRow, utc_text
+from edoc.catalog import VersionRow
+from edoc.clock import utc_text
 from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical
-from edoc.model.values import clean_text
 from edoc.policy.profiles import Requirements, combine
+from edoc.policy.values import clean_text
 from edoc.services.archive import Archive
 from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work_pending
 from edoc.services.commit import NewContent, commit_version, recover_intents

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edoc.errors import InputError
-from edoc.model.values import printable_name, stat_regular_file
+from edoc.policy.values import printable_name, stat_regular_file
 from edoc.services.ingest import IngestRequest
 
 COLUMNS = ("file", "profile", "doc_type", "date", "amount", "counterparty", "ledger_ref",

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from edoc import clock
-from edoc.catalog import Catalog, utc_text, version_row
+from edoc.catalog import Catalog, version_row
+from edoc.clock import utc_text
 from edoc.errors import CatalogError, ObjectMissing
 from edoc.model import canonical
 from edoc.services.archive import Archive

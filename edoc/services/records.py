@@ -22,7 +22,7 @@ from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.hashing import hash_stream
 from edoc.files import atomic_output
 from edoc.model import canonical
-from edoc.model.values import parse_amount, parse_date, parse_doc_type
+from edoc.policy.values import parse_amount, parse_date, parse_doc_type
 from edoc.services.archive import Archive
 
 
@@ -140,13 +140,15 @@ def copy_out(archive: Archive, record_id: str, version: int | None, out: Path | 
         raise NotFound(f"no stored content for record {record_id}"
                        + (f" version {version}" if version else ""))
     row = rows[-1]
+    key = row.content_key
+    assert key is not None  # rows without content were filtered out above
     archive.catalog.log_access(actor=actor or archive.actor, action="get",
                                record_ids=[record_id], detail={"version": row.version},
                                at=clock.now())
     copied = CopiedContent(record_id, row.version, row.content_size, row.content_sha256,
                            out if isinstance(out, Path) else None)
     if not isinstance(out, Path):
-        with archive.store.open(row.content_key, row.content_version_id) as f:
+        with archive.store.open(key, row.content_version_id) as f:
             hash_stream(f, sink=out.write)
         return copied
     if out.exists() and not force:
@@ -154,7 +156,7 @@ def copy_out(archive: Archive, record_id: str, version: int | None, out: Path | 
     if not out.parent.is_dir():
         raise InputError(f"directory {out.parent} does not exist", code="OUTPUT_DIR_MISSING")
     try:
-        with archive.store.open(row.content_key, row.content_version_id) as f, \
+        with archive.store.open(key, row.content_version_id) as f, \
                 atomic_output(out, replace=force) as o:
             digest = hash_stream(f, sink=o.write)
             if digest.sha256 != row.content_sha256:

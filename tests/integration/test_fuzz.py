@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from edoc import inspection
 from edoc.errors import EdocError, InputError
 from edoc.inspection.pdf_streams import pdf_stream_sizes
-from edoc.model.values import MAX_AMOUNT, clean_text, parse_amount, parse_date
+from edoc.policy.values import MAX_AMOUNT, clean_text, parse_amount, parse_date
 from edoc.services.manifest_csv import COLUMNS, read_manifest
 from tests import samples
 from tests.hostile import good_scan, raw_pdf
