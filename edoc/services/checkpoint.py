@@ -103,6 +103,7 @@ def _adopt_checkpoint(store: ObjectStore, notary: Notary, size: int, root: str,
     files are there, it proves this very tree, names the catalog's newest checkpoint as its
     previous one, and its seal and token verify."""
     from edoc.errors import ObjectMissing
+    from edoc.evidence.checkpoint import verify_stamp
     from edoc.model.verdict import Status
 
     try:
@@ -117,12 +118,13 @@ def _adopt_checkpoint(store: ObjectStore, notary: Notary, size: int, root: str,
             if previous is not None else None)
     if body.get("previous") != want:
         return None
-    ts_check, gen_time = notary.verify_timestamp(tsr, data)
-    if ts_check.status is not Status.PASS or gen_time is None:
+    # The one checkpoint verifier (edoc.evidence.checkpoint), as `verify` judges it: the
+    # token over these bytes, and the seal as of the token's genTime.
+    stamp = verify_stamp(data, seal, tsr, trust_roots=notary.trust_roots)
+    if (stamp.timestamp.status is not Status.PASS or stamp.gen_time is None
+            or stamp.seal.status is not Status.PASS):
         return None
-    if notary.verify_seal(data, seal, gen_time).status is not Status.PASS:
-        return None
-    return data, gen_time
+    return data, stamp.gen_time
 
 
 def _stored_sizes(store: ObjectStore, low: int, high: int) -> list[int]:

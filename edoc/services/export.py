@@ -13,7 +13,6 @@ import contextlib
 import csv
 import io
 import re
-import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,6 +22,7 @@ from edoc import clock
 from edoc.catalog import SearchQuery
 from edoc.errors import EdocError, InputError
 from edoc.evidence.hashing import hash_stream
+from edoc.files import discard, publish, temp_sibling
 from edoc.services.archive import Archive
 from edoc.services.spreadsheet import neutralise
 
@@ -55,9 +55,7 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
     if not rows:
         raise InputError("no records match; nothing exported", code="NOTHING_TO_EXPORT")
     as_zip = out.suffix.lower() == ".zip"
-    tmp = out.with_name(f".{out.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    tmp = temp_sibling(out)
     index = io.StringIO()
     w = csv.writer(index, lineterminator="\r\n")
     w.writerow(COLUMNS)
@@ -93,12 +91,9 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
                 zf.writestr("index.csv", data.encode("utf-8"))
             else:
                 (tmp / "index.csv").write_text(data, encoding="utf-8", newline="")
-        tmp.rename(out)
+        publish(tmp, out)  # all or nothing: never half an export under the name asked for
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     a.catalog.log_access(actor=a.actor, action="export",
                          record_ids=sorted({r.record_id for r in rows}),

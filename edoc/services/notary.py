@@ -123,14 +123,9 @@ class Notary:
         return Stamp(data, seal, tsr, gen_time)
 
     # -- verifying -------------------------------------------------------------------------
-    def verify_seal(self, data: bytes, seal: bytes, moment: datetime | None = None) -> Check:
-        """``moment``: when the seal was made (its checkpoint's genTime), so a seal stays
-        valid after its certificate expires, as long as it was made while it was valid."""
-        from edoc.evidence.sealing import verify_seal
-
-        return verify_seal(data, seal, trust_roots=self.trust_roots, moment=moment)
-
     def verify_timestamp(self, tsr: bytes, data: bytes) -> tuple[Check, datetime | None]:
+        """The token's verdict and genTime (``catalog rebuild`` reads a checkpoint's time).
+        Checkpoints are judged whole by ``edoc.evidence.checkpoint``."""
         import hashlib
 
         from edoc.evidence.tsa import verify_timestamp
