@@ -18,17 +18,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-## test: set up, lint (ruff + mypy --strict), then the whole test suite
+## test: set up, lint (ruff + mypy --strict + import contracts), then the whole test suite
 test: $(STAMP) lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edoc cli.py tests scripts bench
 	$(VENV)/bin/mypy --strict edoc
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-archive
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache demo-archive
