@@ -240,8 +240,9 @@ def read_einvoice(source: bytes | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     try:
         root = etree.fromstring(data, hardened_parser())
     except etree.XMLSyntaxError as exc:
+        # Also where libxml2 stops an entity bomb whose DOCTYPE the prolog scan did not reach.
         return EinvoiceReading(EINVOICE_MALFORMED, f"not well-formed XML: {exc}")
-    except ValueError as exc:  # e.g. an encoding declaration lxml cannot honour
+    except (etree.LxmlError, ValueError) as exc:  # e.g. an encoding lxml cannot honour
         return EinvoiceReading(EINVOICE_MALFORMED, f"not readable as XML: {exc}")
     if root is None:
         return EinvoiceReading(EINVOICE_MALFORMED, "no root element")

@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from edoc.inspection.einvoice import (
@@ -361,3 +363,14 @@ def test_over_the_default_limit_is_refused_from_its_size(tmp_path: Path) -> None
         f.truncate(DEFAULT_MAX_BYTES + 1)  # sparse: refused by size, never read
     assert read_einvoice(sparse).code == EINVOICE_TOO_LARGE
     assert read_einvoice(b" " * (DEFAULT_MAX_BYTES + 1)).code == EINVOICE_TOO_LARGE
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_truncated_or_corrupted_invoices_never_raise(data: st.DataObject) -> None:
+    good = pint_invoice(lines=TWO_RATES)
+    cut = data.draw(st.integers(0, len(good)))
+    junk = data.draw(st.binary(max_size=16))
+    reading = read_einvoice(good[:cut] + junk + good[cut + len(junk) :])
+    assert isinstance(reading, EinvoiceReading)
+    assert (reading.invoice is not None) == reading.ok
