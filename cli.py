@@ -478,31 +478,31 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
     rec = show_record(a, record_id, a.actor, history=history)
     if as_json:
         emit_json({"ok": True, "record_id": record_id, "state": rec.state,
-                   "latest_version": rec.latest_version, "versions": list(rec.manifests)})
+                   "latest_version": rec.latest_version,
+                   "versions": [m.as_json() for m in rec.manifests]})
         return
     click.echo(f"record {record_id}  ({rec.state}, {rec.latest_version} version(s))")
     for m in rec.manifests:
-        meta = m.get("metadata", {})
-        click.echo(f"  v{m['version']} {m['kind']}  ingested {m['ingested_at']} by {m['actor']}")
-        c = m.get("content") or {}
-        if c:
-            click.echo(f"    file      {c.get('original_name')}  {c.get('media_type')}  "
-                       f"{c.get('size')} bytes")
-            click.echo(f"    sha256    {c.get('sha256')}")
-        click.echo(f"    profiles  {', '.join(m.get('profiles', []))}  "
-                   f"({m.get('document_class')}, {m.get('doc_type') or '-'})")
+        meta = m.metadata.as_json()
+        click.echo(f"  v{m.version} {m.kind}  ingested {m.ingested_at} by {m.actor}")
+        c = m.content
+        if c is not None:
+            click.echo(f"    file      {c.original_name}  {c.media_type}  {c.size} bytes")
+            click.echo(f"    sha256    {c.sha256}")
+        click.echo(f"    profiles  {', '.join(m.profiles)}  "
+                   f"({m.document_class}, {m.doc_type or '-'})")
         for k in ("transaction_date", "amount", "counterparty", "ledger_ref", "author"):
             if meta.get(k) is not None:
                 click.echo(f"    {k:<17} {meta[k]}")
-        inp = m.get("input")
+        inp = m.input
         if inp:
             click.echo(f"    input     received {inp['received']}, deadline {inp['deadline']}: "
                        f"{inp['verdict']}")
-        ret = m.get("retention", {})
+        ret = m.retention
         click.echo(f"    retain    until {ret.get('retain_until')} "
                    f"({', '.join(o.get('rule', '?') for o in ret.get('rules', []))})")
-        if m.get("reason"):
-            click.echo(f"    reason    {m['reason']}")
+        if m.reason:
+            click.echo(f"    reason    {m.reason}")
 
 
 @cli.command()

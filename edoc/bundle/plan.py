@@ -18,6 +18,7 @@ from edoc.errors import CatalogError, EdocError, NotFound
 from edoc.evidence import merkle
 from edoc.evidence.hashing import sha256_hex
 from edoc.model import canonical
+from edoc.model.manifest import Manifest, ManifestError
 from edoc.storage import layout
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class VersionPlan:
     content_sha256: str | None = None
     content_size: int | None = None
     manifest: bytes | None = None
-    manifest_obj: dict[str, Any] | None = None
+    manifest_obj: Manifest | None = None
     manifest_seal: bytes | None = None
     disposal: str | None = None  # bundle path of the certificate JSON
     proof: merkle.InclusionProof | None = None
@@ -119,18 +120,23 @@ def plan_record(archive: Archive, rid: str, problems: list[str]) -> RecordPlan:
                 problems.append(f"{rid} v{row.version}: stored manifest differs from its "
                                 "ledger entry")
             try:
-                body = canonical.loads(plan.manifest)
-                plan.manifest_obj = body if isinstance(body, dict) else None
+                doc = canonical.loads(plan.manifest)
             except ValueError:
                 problems.append(f"{rid} v{row.version}: stored manifest is not JSON")
+            else:
+                try:
+                    plan.manifest_obj = Manifest.from_json(doc)
+                except ManifestError as exc:
+                    problems.append(f"{rid} v{row.version}: stored manifest is malformed "
+                                    f"({exc})")
             if row.seal_key:
                 plan.manifest_seal = archive.store.read(row.seal_key)
             if row.content_key:
                 plan.content_key = str(row.content_key)
                 plan.content_version_id = row.content_version_id
-                content = (plan.manifest_obj or {}).get("content") or {}
-                plan.content_sha256 = content.get("sha256") or row.content_sha256
-                size = content.get("size", row.content_size)
+                content = plan.manifest_obj.content if plan.manifest_obj else None
+                plan.content_sha256 = content.sha256 if content else row.content_sha256
+                size = content.size if content else row.content_size
                 plan.content_size = int(size) if size is not None else None
         plans.append(plan)
     # Bundle paths mirror the store's layout, so a metadata-only correction (content_key of

@@ -30,6 +30,7 @@ from edoc.errors import InputError
 from edoc.evidence import merkle
 from edoc.evidence.checkpoint import verify_checkpoint
 from edoc.evidence.hashing import Digest, sha256_hex
+from edoc.model.manifest import Manifest, ManifestError
 from edoc.model.verdict import Check, RecordReport, Status
 from edoc.services import checks as shared
 from edoc.storage import layout
@@ -233,7 +234,7 @@ class _Verifier:
         return shared.ledger_entry(entry[1], rid, n)
 
     def _manifest(self, prefix: str, entry: tuple[bytes, dict[str, Any]] | None,
-                  checks: list[Check]) -> tuple[bytes | None, dict[str, Any] | None]:
+                  checks: list[Check]) -> tuple[bytes | None, Manifest | None]:
         try:
             data = self.b.read(f"{prefix}/manifest.json")
         except MemberError as exc:
@@ -242,36 +243,43 @@ class _Verifier:
         logged = entry[1].get("manifest_sha256") if entry else None
         checks.append(shared.manifest_digest(sha256_hex(data), logged, in_bundle=True))
         try:
-            body = json.loads(data)
+            doc = json.loads(data)
         except ValueError:
+            return data, None  # the content check says so: no readable manifest
+        if not isinstance(doc, dict):
             return data, None
-        return data, body if isinstance(body, dict) else None
+        try:
+            return data, Manifest.from_json(doc)
+        except ManifestError as exc:
+            # A manifest that no longer parses is a failed check, never a crash.
+            checks.append(Check.fail("manifest", exc.code, str(exc)))
+            return data, None
 
-    def _content(self, v: dict[str, Any], body: dict[str, Any] | None) -> Check:
+    def _content(self, v: dict[str, Any], body: Manifest | None) -> Check:
         if body is None:
             return Check.fail("content", "BUNDLE_MALFORMED",
                               "no readable manifest states the content digest")
-        content = body.get("content")
+        content = body.content
         if content is None:
             # A tombstone, or a later version of a deleted record: the manifest (bound to
             # the ledger) says there is no content, so there is nothing to hash.
-            return Check.ok("content", f"{body.get('kind')} version: no content")
-        expected = content.get("sha256") if isinstance(content, dict) else None
+            return Check.ok("content", f"{body.kind} version: no content")
+        expected = content.sha256
         path = v.get("content")
-        if not isinstance(path, str) or not isinstance(expected, str):
+        if not isinstance(path, str):
             return Check.fail("content", "BUNDLE_MALFORMED",
                               "bundle.json or the manifest does not name the content")
         try:
             found, size = self.b.digest(path)
         except MemberError as exc:
             return Check.fail("content", exc.code, exc.detail)
-        return shared.content_digest(Digest(found, size), expected, content.get("size"),
+        return shared.content_digest(Digest(found, size), expected, content.size,
                                      member=path)
 
     def _manifest_seal(self, prefix: str, manifest: bytes | None,
-                       body: dict[str, Any] | None) -> Check | None:
+                       body: Manifest | None) -> Check | None:
         name = f"{prefix}/manifest.p7s"
-        required = bool(((body or {}).get("evidence") or {}).get("seal_manifest"))
+        required = bool(((body.evidence if body else None) or {}).get("seal_manifest"))
         if not self.b.has(name):
             if required:
                 return Check.fail("manifest_seal", "SEAL_MISSING",

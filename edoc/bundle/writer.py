@@ -209,13 +209,13 @@ def _write_members(archive: Archive, w: _ZipWriter, plans: list[RecordPlan],
 def _history(rec: RecordPlan) -> dict[str, Any]:
     out = []
     for v in rec.versions:
-        m = v.manifest_obj or {}
+        m = v.manifest_obj
         out.append({
             "version": v.version,
             "kind": v.kind,
-            "reason": m.get("reason"),
-            "actor": m.get("actor"),
-            "ingested_at": m.get("ingested_at"),
+            "reason": m.reason if m else None,
+            "actor": m.actor if m else None,
+            "ingested_at": m.ingested_at if m else None,
             "manifest_sha256": v.entry_obj.get("manifest_sha256"),
             "previous_version_sha256": v.entry_obj.get("previous_version_sha256"),
             "content_sha256": v.entry_obj.get("content_sha256"),

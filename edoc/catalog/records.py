@@ -29,6 +29,7 @@ from edoc.catalog.schema import (
 )
 from edoc.clock import utc_text
 from edoc.errors import EdocError
+from edoc.model.manifest import Manifest, ManifestError
 
 # -- statements of the ingest path, built once ---------------------------------------------------
 # Every ingested record runs the statements below (duplicate lookups, the write intent, the
@@ -80,7 +81,7 @@ def stray_columns(row: dict[str, object], columns: frozenset[str]) -> list[str]:
     return sorted(row.keys() - columns)
 
 
-def version_row(m: dict[str, Any], *, manifest_sha256: str,
+def version_row(m: Manifest, *, manifest_sha256: str,
                 content_ref: tuple[str | None, str | None], seal_key: str | None,
                 manifest_version_id: str | None = None, ledger_index: int | None = None
                 ) -> dict[str, Any]:
@@ -88,27 +89,29 @@ def version_row(m: dict[str, Any], *, manifest_sha256: str,
     manifest, the one mapping used by ingest, recovery and ``catalog rebuild`` alike."""
     from edoc.model import canonical
 
-    c = m.get("content") or {}
-    meta = m.get("metadata") or {}
-    ret = m["retention"]
+    c, meta = m.content, m.metadata
+    retain_until, until_at = m.retain_until, m.until_at
+    if retain_until is None or until_at is None:
+        raise ManifestError("manifest retention has no retain_until and until_at")
     return {
-        "record_id": m["record_id"], "version": m["version"], "kind": m["kind"],
-        "content_sha256": c.get("sha256"), "content_size": c.get("size"),
-        "media_type": c.get("media_type"), "original_name": c.get("original_name"),
+        "record_id": m.record_id, "version": m.version, "kind": m.kind,
+        "content_sha256": c.sha256 if c else None, "content_size": c.size if c else None,
+        "media_type": c.media_type if c else None,
+        "original_name": c.original_name if c else None,
         "content_key": content_ref[0], "content_version_id": content_ref[1],
-        "manifest_key": f"records/{m['record_id']}/v{m['version']}/manifest.json",
+        "manifest_key": f"records/{m.record_id}/v{m.version}/manifest.json",
         "manifest_version_id": manifest_version_id, "manifest_sha256": manifest_sha256,
         "seal_key": seal_key,
-        "profiles": canonical.dumps(list(m["profiles"])).decode(),
-        "document_class": m.get("document_class"), "doc_type": m.get("doc_type"),
-        "transaction_date": meta.get("transaction_date"), "amount": meta.get("amount"),
-        "counterparty": meta.get("counterparty"),
-        "counterparty_norm": normalise_counterparty(meta["counterparty"])
-        if meta.get("counterparty") else None,
-        "ledger_ref": meta.get("ledger_ref"),
-        "retain_until": ret["retain_until"],
-        "retain_until_at": utc_text(datetime.fromisoformat(ret["until_at"])),
-        "ingested_at": m["ingested_at"], "ledger_index": ledger_index, "disposed_at": None,
+        "profiles": canonical.dumps(list(m.profiles)).decode(),
+        "document_class": m.document_class, "doc_type": m.doc_type,
+        "transaction_date": meta.transaction_date, "amount": meta.amount,
+        "counterparty": meta.counterparty,
+        "counterparty_norm": normalise_counterparty(meta.counterparty)
+        if meta.counterparty else None,
+        "ledger_ref": meta.ledger_ref,
+        "retain_until": retain_until,
+        "retain_until_at": utc_text(datetime.fromisoformat(until_at)),
+        "ingested_at": m.ingested_at, "ledger_index": ledger_index, "disposed_at": None,
     }
 
 

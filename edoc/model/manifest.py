@@ -22,15 +22,17 @@ with ``MANIFEST_SCHEMA_UNKNOWN`` rather than guess.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from edoc.model import canonical
 
 MANIFEST_SCHEMA = "edoc.manifest/1"
 #: Version kinds (訂正削除履歴): the ingested original, a correction, a deletion's tombstone.
-KINDS = ("original", "correction", "tombstone")
+#: ``retention-extension``: retention recomputed with more facts (``edoc extend``).
+KINDS = ("original", "correction", "tombstone", "retention-extension")
 
 JSONObject = Mapping[str, Any]
 
@@ -58,6 +60,9 @@ class ContentRef:
 
 
 _SEARCH_FIELDS = ("transaction_date", "amount", "counterparty", "ledger_ref", "author")
+# Sets for the parser's membership tests: it runs once per version verified.
+_SEARCH_SET = frozenset(_SEARCH_FIELDS)
+_SEARCH_TEXTS = ("transaction_date", "counterparty", "ledger_ref", "author")
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class SearchFields:
     #: Search fields a newer release added, carried through (never dropped on a rewrite).
     extra: JSONObject = field(default_factory=dict)
     #: The fields the stored manifest had (one written before a field existed stays so).
-    keys: frozenset[str] = frozenset(_SEARCH_FIELDS)
+    keys: frozenset[str] = _SEARCH_SET
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
@@ -86,6 +91,9 @@ _TYPED = ("schema", "record_id", "version", "archive_id", "actor", "ingested_at"
           "reason", "previous_version_sha256", "profiles", "doc_type", "document_class",
           "content", "metadata", "input", "readability", "retention", "retention_inputs",
           "evidence")
+_TYPED_SET = frozenset(_TYPED)
+_CONTENT_KEYS = frozenset({"sha256", "size", "media_type", "original_name"})
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,7 @@ class Manifest:
     #: Keys this release does not know, carried through byte for byte.
     extra: JSONObject = field(default_factory=dict)
     #: The top-level keys the manifest had when read (a key absent then stays absent).
-    keys: frozenset[str] = frozenset(_TYPED)
+    keys: frozenset[str] = _TYPED_SET
 
     # -- reading ---------------------------------------------------------------------------
     @classmethod
@@ -143,8 +151,8 @@ class Manifest:
         profiles = doc.get("profiles")
         if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
             raise ManifestError("manifest profiles is not a list of profile ids")
-        return cls(
-            schema=schema, record_id=rid or "", version=version, kind=kind or "",
+        return _new(
+            cls, schema=schema, record_id=rid or "", version=version, kind=kind or "",
             profiles=tuple(profiles), metadata=_search_fields(doc.get("metadata")),
             content=_content(doc.get("content")),
             retention=_block(doc, "retention", required=True) or {},
@@ -154,8 +162,8 @@ class Manifest:
             doc_type=_text(doc, "doc_type"), document_class=_text(doc, "document_class"),
             input=_block(doc, "input"), readability=_block(doc, "readability"),
             retention_inputs=_block(doc, "retention_inputs"), evidence=_block(doc, "evidence"),
-            extra={k: v for k, v in doc.items() if k not in _TYPED},
-            keys=frozenset(k for k in doc if k in _TYPED),
+            extra=_extra(doc, _TYPED_SET),
+            keys=_present(doc, _TYPED_SET),
         )
 
     # -- writing ---------------------------------------------------------------------------
@@ -184,7 +192,9 @@ class Manifest:
         return canonical.dumps(self.as_json())
 
     def evolve(self, **changes: Any) -> Manifest:
-        """A copy with ``changes`` (the next version of a record is built this way)."""
+        """A copy with ``changes`` (the next version of a record is built this way). A field
+        given here is written even if the manifest read had no such key."""
+        changes.setdefault("keys", self.keys | (changes.keys() & _TYPED_SET))
         return replace(self, **changes)
 
     # -- what readers ask ------------------------------------------------------------------
@@ -203,6 +213,32 @@ class Manifest:
         """The instant retention ends (UTC, ISO 8601): what the store's lock is set to."""
         value = self.retention.get("until_at")
         return value if isinstance(value, str) else None
+
+
+_D = TypeVar("_D")
+
+
+def _new(cls: type[_D], **fields: Any) -> _D:
+    """An instance of the frozen dataclass ``cls`` from every one of its fields, already
+    checked: one ``__dict__`` update instead of a frozen ``__init__``'s per-field
+    ``object.__setattr__`` (a third of the parse; verification parses once per version)."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
+def _extra(doc: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """The keys of ``doc`` this release does not know (usually none)."""
+    if doc.keys() <= known:
+        return {}
+    return {k: v for k, v in doc.items() if k not in known}
+
+
+def _present(doc: Mapping[str, Any], known: frozenset[str]) -> frozenset[str]:
+    """The known keys ``doc`` has (usually all of them: then the shared set itself)."""
+    if known <= doc.keys():
+        return known
+    return known & doc.keys()
 
 
 def _text(doc: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
@@ -230,14 +266,13 @@ def _search_fields(value: object) -> SearchFields:
     if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
         raise ManifestError(f"manifest amount {amount!r} is not integer yen")
     texts = {}
-    for key in ("transaction_date", "counterparty", "ledger_ref", "author"):
+    for key in _SEARCH_TEXTS:
         v = value.get(key)
         if v is not None and not isinstance(v, str):
             raise ManifestError(f"manifest metadata {key} is not text")
         texts[key] = v
-    extra = {k: v for k, v in value.items() if k not in _SEARCH_FIELDS}
-    return SearchFields(amount=amount, extra=extra,
-                        keys=frozenset(k for k in value if k in _SEARCH_FIELDS), **texts)
+    return _new(SearchFields, amount=amount, extra=_extra(value, _SEARCH_SET),
+                        keys=_present(value, _SEARCH_SET), **texts)
 
 
 def _content(value: object) -> ContentRef | None:
@@ -247,13 +282,12 @@ def _content(value: object) -> ContentRef | None:
         raise ManifestError("manifest content is not a JSON object")
     sha, size, media = value.get("sha256"), value.get("size"), value.get("media_type")
     name = value.get("original_name")
-    if not (isinstance(sha, str) and len(sha) == 64
-            and all(c in "0123456789abcdef" for c in sha)):
+    if not (isinstance(sha, str) and _HEX64.fullmatch(sha)):
         raise ManifestError("manifest content sha256 is not 64 lower-case hex digits")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError("manifest content size is not a byte count")
     if not isinstance(media, str) or (name is not None and not isinstance(name, str)):
         raise ManifestError("manifest content media_type/original_name is not text")
-    if set(value) - {"sha256", "size", "media_type", "original_name"}:
+    if not value.keys() <= _CONTENT_KEYS:
         raise ManifestError("manifest content has unknown fields")
-    return ContentRef(sha256=sha, size=size, media_type=media, original_name=name)
+    return _new(ContentRef, sha256=sha, size=size, media_type=media, original_name=name)

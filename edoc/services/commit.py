@@ -46,7 +46,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from edoc import clock as edoc_clock
 from edoc.catalog import Intent, version_row
@@ -54,7 +53,7 @@ from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, ObjectExists
 from edoc.evidence.hashing import hash_stream, sha256_hex
 from edoc.evidence.ledger import event_entry, leaf_hex
-from edoc.model import canonical
+from edoc.model.manifest import Manifest
 from edoc.policy.profiles import Requirements
 from edoc.services.archive import Archive
 from edoc.services.checkpoint import make_checkpoint
@@ -75,22 +74,24 @@ class NewContent:
 
 
 
-def commit_version(archive: Archive, *, record_id: str, version: int, body: dict[str, Any],
+def commit_version(archive: Archive, *, record_id: str, version: int, body: Manifest,
                    content: NewContent | None, until_at: datetime,
                    reqs: Requirements, event: str, now: datetime,
                    reuse_content: tuple[str, str | None] | None = None,
                    state: str = "active") -> str:
     """Write one version by the commit protocol (module docstring); returns its manifest
-    digest. ``reuse_content`` points a metadata-only version at an earlier content object."""
+    digest. ``body`` is the new version's manifest but for its record id, version,
+    ``ingested_at`` and actor, which are set here. ``reuse_content`` points a metadata-only
+    version at an earlier content object."""
     a = archive
-    body = dict(body, record_id=record_id, version=version, ingested_at=utc_text(now),
-                actor=a.actor)
-    manifest = canonical.dumps(body)
+    body = body.evolve(record_id=record_id, version=version, ingested_at=utc_text(now),
+                       actor=a.actor)
+    manifest = body.to_bytes()
     manifest_sha = sha256_hex(manifest)
-    c_meta = body.get("content") or {}
+    content_sha = body.content.sha256 if body.content is not None else None
     entry = event_entry(event, now, record_id=record_id, version=version,
-                        manifest_sha256=manifest_sha, content_sha256=c_meta.get("sha256"),
-                        previous_version_sha256=body.get("previous_version_sha256"))
+                        manifest_sha256=manifest_sha, content_sha256=content_sha,
+                        previous_version_sha256=body.previous_version_sha256)
     ckey, cver = ((layout.content_key(record_id, version), None) if content is not None
                   else reuse_content or (None, None))
     # The catalog row is derived from the manifest alone, exactly as `catalog rebuild`
@@ -99,7 +100,7 @@ def commit_version(archive: Archive, *, record_id: str, version: int, body: dict
                       seal_key=layout.manifest_seal_key(record_id, version)
                       if reqs.authenticity.seal_manifest else None)
     intent = _Intent(record_id=record_id, version=version, event=event, state=state,
-                     content_sha256=c_meta.get("sha256") if version == 1 else None,
+                     content_sha256=content_sha if version == 1 else None,
                      own_content=content is not None, manifest=manifest,
                      seal=reqs.authenticity.seal_manifest, entry=entry, row=row)
     _reserve(a, intent)  # step 1 ends: duplicates and concurrent changes are excluded here

@@ -32,7 +32,7 @@ from typing import Any
 from edoc import clock as edoc_clock
 from edoc.errors import EdocError, ObjectExists, RetentionActive
 from edoc.evidence.hashing import hash_stream
-from edoc.model import canonical
+from edoc.model.manifest import Manifest, ManifestError
 from edoc.model.verdict import Check, Status
 from edoc.services.archive import Archive
 from edoc.storage import layout
@@ -276,16 +276,19 @@ class Doctor:
 
         store = self.a.store
         data = store.read(manifest_key)
-        m = canonical.loads(data)
-        rid, ver = m["record_id"], int(m["version"])
-        c_meta = m.get("content") or {}
-        ckey = layout.content_key(rid, ver) if c_meta else None
+        try:
+            m = Manifest.from_bytes(data)
+        except ManifestError:
+            return None  # not a manifest this release reads: left for 'edoc verify' to show
+        rid, ver = m.record_id, m.version
+        content = m.content
+        ckey = layout.content_key(rid, ver) if content is not None else None
         cver = None
-        if ckey:
+        if content is not None and ckey:
             try:
                 with store.open(ckey) as f:
                     digest = hash_stream(f)
-                if digest.sha256 != c_meta["sha256"]:
+                if digest.sha256 != content.sha256:
                     return None
                 cver = store.stat(ckey).version_id
             except EdocError:
@@ -295,7 +298,7 @@ class Doctor:
         sha = hashlib.sha256(data).hexdigest()
         now = edoc_clock.now()
         entry = event_entry("ingest", now, record_id=rid, version=1, manifest_sha256=sha,
-                            content_sha256=c_meta.get("sha256"),
+                            content_sha256=content.sha256 if content else None,
                             previous_version_sha256=None)
         seal = layout.manifest_seal_key(rid, 1)
         row = version_row(m, manifest_sha256=sha, content_ref=(ckey, cver),

@@ -27,6 +27,7 @@ from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
 from edoc.evidence.hashing import hash_stream
 from edoc.model import ids
+from edoc.model.manifest import MANIFEST_SCHEMA, ContentRef, Manifest, SearchFields
 from edoc.policy.profiles import Requirements, combine
 from edoc.policy.values import (
     clean_text,
@@ -49,7 +50,6 @@ from edoc.services.commit import (
 
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
-MANIFEST_SCHEMA = "edoc.manifest/1"
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 #: Re-exported for callers written against this module (``edoc.services.commit``).
@@ -122,7 +122,9 @@ class Prepared:
     size: int
     sha256: str
     media_type: str
-    manifest_body: dict[str, Any]
+    #: The version's manifest, but for what ``commit_version`` sets (record id, version,
+    #: ingested_at, actor).
+    manifest_body: Manifest
     requirements: Requirements
     until_at: datetime
     retain_until: date
@@ -381,27 +383,28 @@ class Ingestor:
                              "nothing to keep", code="RETENTION_ENDED")
         path, size, sha256, media_type, measured = self.inspect_file(req.path, reqs,
                                                                      req.paper_size)
-        body: dict[str, Any] = {
-            "schema": MANIFEST_SCHEMA,
-            "archive_id": a.cfg.archive_id,
-            "kind": "original",
-            "content": {"sha256": sha256, "size": size, "media_type": media_type,
-                        "original_name": stored_name(path.name)},
-            "profiles": list(reqs.profiles),
-            "document_class": reqs.document_class,
-            "doc_type": doc_type,
-            "metadata": meta,
-            "input": deadline_info,
-            "readability": measured,
-            "retention": decision.to_manifest(),
-            "retention_inputs": inputs,
-            "evidence": {"checkpoint": reqs.authenticity.checkpoint,
-                         "seal_manifest": reqs.authenticity.seal_manifest,
-                         "tsa": a.cfg.tsa.kind,
-                         "accredited": a.cfg.tsa.kind != "embedded"},
-            "previous_version_sha256": None,
-            "reason": None,
-        }
+        body = Manifest(
+            # record_id, version, ingested_at and actor: set by commit_version
+            record_id="", version=0, schema=MANIFEST_SCHEMA,
+            archive_id=a.cfg.archive_id,
+            kind="original",
+            content=ContentRef(sha256=sha256, size=size, media_type=media_type,
+                               original_name=stored_name(path.name)),
+            profiles=tuple(reqs.profiles),
+            document_class=reqs.document_class,
+            doc_type=doc_type,
+            metadata=SearchFields(**meta),
+            input=deadline_info,
+            readability=measured,
+            retention=decision.to_manifest(),
+            retention_inputs=inputs,
+            evidence={"checkpoint": reqs.authenticity.checkpoint,
+                      "seal_manifest": reqs.authenticity.seal_manifest,
+                      "tsa": a.cfg.tsa.kind,
+                      "accredited": a.cfg.tsa.kind != "embedded"},
+            previous_version_sha256=None,
+            reason=None,
+        )
         return Prepared(req, path, size, sha256, media_type, body, reqs,
                         decision.until_at, decision.retain_until)
 
@@ -417,7 +420,7 @@ class Ingestor:
                            content=NewContent(prep.path, prep.size, prep.sha256),
                            until_at=prep.until_at,
                            reqs=prep.requirements, event="ingest", now=self._clock())
-        verdict = (prep.manifest_body["input"] or {}).get("verdict")
+        verdict = (prep.manifest_body.input or {}).get("verdict")
         return IngestResult(stored_name(prep.request.path), "stored", record_id, prep.sha256,
                             prep.retain_until.isoformat(), verdict)
 

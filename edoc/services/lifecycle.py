@@ -22,6 +22,7 @@ from edoc.clock import utc_text
 from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical
+from edoc.model.manifest import ContentRef, Manifest, ManifestError, SearchFields
 from edoc.policy.profiles import Requirements, combine
 from edoc.policy.values import clean_text
 from edoc.services.archive import Archive
@@ -47,6 +48,14 @@ def _as_stored(decision: Any) -> datetime:
     return datetime.fromisoformat(decision.to_manifest()["until_at"])
 
 
+def _required(value: str | None) -> str:
+    """A manifest field every version written by edoc has (its absence is a broken manifest,
+    which ``Lifecycle._latest`` would have refused by its digest)."""
+    if value is None:
+        raise ManifestError("manifest lacks a field every version has (retention, ingested_at)")
+    return value
+
+
 def _reason(reason: str | None) -> str:
     if not reason or not reason.strip():
         raise InputError("a reason is required for every change (訂正削除履歴)",
@@ -60,7 +69,7 @@ class Lifecycle:
         self.ingestor = Ingestor(archive)
 
     # -- reading the current state ---------------------------------------------------------
-    def _latest(self, record_id: str) -> tuple[VersionRow, dict[str, Any]]:
+    def _latest(self, record_id: str) -> tuple[VersionRow, Manifest]:
         # A change a dead run left half-written is finished (or dropped) first: the new
         # version must build on what the record really is (edoc.services.ingest commit protocol);
         # it, and whatever else an interrupted run left, is checkpointed now, whether or
@@ -74,38 +83,40 @@ class Lifecycle:
             raise InputError(f"record {record_id} was disposed", code="RECORD_DISPOSED")
         rows = self.a.catalog.version_rows(record_id)
         row = rows[-1]
-        body = canonical.loads(self.a.store.read(row.manifest_key, row.manifest_version_id))
-        if hashlib.sha256(canonical.dumps(body)).hexdigest() != row.manifest_sha256:
+        try:
+            body: Manifest | None = Manifest.from_bytes(
+                self.a.store.read(row.manifest_key, row.manifest_version_id))
+        except ManifestError:
+            body = None
+        # The digest of the manifest as this release writes it: canonical bytes re-read are
+        # the stored bytes (Manifest's round trip), so this is the stored manifest's digest.
+        if body is None or hashlib.sha256(body.to_bytes()).hexdigest() != row.manifest_sha256:
             # Building on a manifest that fails its digest would launder a tampered record.
             raise EdocError(f"record {record_id} v{row.version} fails its manifest digest; "
                             "refusing to build a new version on it", code="MANIFEST_ALTERED",
                             hint=f"run 'edoc verify {record_id}'")
         return row, body
 
-    def _requirements(self, body: dict[str, Any]) -> Requirements:
-        profiles = [self.a.profiles.get(p) for p in body["profiles"]]
-        return combine(profiles, body.get("doc_type"))
+    def _requirements(self, body: Manifest) -> Requirements:
+        profiles = [self.a.profiles.get(p) for p in body.profiles]
+        return combine(profiles, body.doc_type)
 
-    def _commit(self, row: Any, body: dict[str, Any], new: dict[str, Any], *, event: str,
+    def _commit(self, row: Any, body: Manifest, new: dict[str, Any], *, event: str,
                 kind: str, content: NewContent | None, reqs: Requirements,
                 decision: Any | None = None, state: str = "active") -> ChangeResult:
-        """New version = previous manifest body updated with ``new``; retention is the later
+        """New version = previous manifest updated with ``new`` (fields of ``Manifest``);
+        record id, version, ingested_at and actor are ``commit_version``'s. Retention is the later
         of the previous and any new decision (never shortened), and every earlier object's
         lock is extended to match so history lives as long as the record."""
         now = clock.now()
-        prev_until = datetime.fromisoformat(body["retention"]["until_at"])
-        retention_block = body["retention"]
-        until_at, retain_until = prev_until, date.fromisoformat(
-            body["retention"]["retain_until"])
+        prev_until = datetime.fromisoformat(_required(body.until_at))
+        retention_block = body.retention
+        until_at, retain_until = prev_until, date.fromisoformat(_required(body.retain_until))
         if decision is not None and _as_stored(decision) > prev_until:
             retention_block = decision.to_manifest()
             until_at, retain_until = _as_stored(decision), decision.retain_until
-        out = dict(body)
-        for k in ("record_id", "version", "ingested_at", "actor"):
-            out.pop(k, None)
-        out.update(new)
-        out.update(kind=kind, retention=retention_block,
-                   previous_version_sha256=row.manifest_sha256)
+        out = body.evolve(**new, kind=kind, retention=retention_block,
+                          previous_version_sha256=row.manifest_sha256)
         version = row.version + 1
         reuse = (row.content_key, row.content_version_id) if content is None and \
             kind != "tombstone" else None
@@ -148,43 +159,43 @@ class Lifecycle:
         self.a.notary.ready_to_sign()
         why = _reason(reason)
         row, body = self._latest(record_id)
-        if body["kind"] == "tombstone":
+        if body.is_tombstone:
             raise InputError(f"record {record_id} is deleted; a deleted record is not "
                              "corrected", code="RECORD_DELETED")
         ch = changes or IngestRequest(path=file or "")
-        old = body["metadata"]
+        old = body.metadata
         merged = IngestRequest(
-            path=file or "", profiles=tuple(body["profiles"]),
-            doc_type=ch.doc_type or body.get("doc_type"),
-            date=ch.date or old.get("transaction_date"),
+            path=file or "", profiles=body.profiles,
+            doc_type=ch.doc_type or body.doc_type,
+            date=ch.date or old.transaction_date,
             amount=ch.amount if ch.amount not in (None, "") else (
-                str(old["amount"]) if old.get("amount") is not None else None),
-            counterparty=ch.counterparty or old.get("counterparty"),
-            ledger_ref=ch.ledger_ref or old.get("ledger_ref"),
-            author=ch.author or old.get("author"),
+                str(old.amount) if old.amount is not None else None),
+            counterparty=ch.counterparty or old.counterparty,
+            ledger_ref=ch.ledger_ref or old.ledger_ref,
+            author=ch.author or old.author,
             paper_size=ch.paper_size)
         reqs, doc_type = self.ingestor.requirements(merged)
         meta = self.ingestor.metadata(merged, reqs, doc_type)
-        new: dict[str, Any] = {"metadata": meta, "doc_type": doc_type, "reason": why}
+        new: dict[str, Any] = {"metadata": SearchFields(**meta), "doc_type": doc_type,
+                               "reason": why}
+        unchanged = meta == old.as_json() and doc_type == body.doc_type
         content = None
         if file:
             path, size, sha, media, measured = self.ingestor.inspect_file(file, reqs,
                                                                           ch.paper_size)
-            if sha == body["content"]["sha256"] and meta == old and doc_type == \
-                    body.get("doc_type"):
+            if body.content is not None and sha == body.content.sha256 and unchanged:
                 raise InputError("the correction changes nothing (same content and metadata)",
                                  code="NO_CHANGE")
             content = NewContent(path, size, sha)
-            new.update(content={"sha256": sha, "size": size, "media_type": media,
-                                "original_name": path.name}, readability=measured)
-        elif meta == old and doc_type == body.get("doc_type"):
+            new.update(content=ContentRef(sha256=sha, size=size, media_type=media,
+                                          original_name=path.name), readability=measured)
+        elif unchanged:
             raise InputError("nothing to correct: give a FILE or metadata options",
                              code="NO_CHANGE")
-        inputs = dict(body.get("retention_inputs") or {})
+        inputs = dict(body.retention_inputs or {})
         decision = self.ingestor.decide_retention(
             reqs, inputs, meta["transaction_date"],
-            datetime.fromisoformat(body["ingested_at"]) if body.get("ingested_at")
-            else clock.now())
+            datetime.fromisoformat(body.ingested_at) if body.ingested_at else clock.now())
         return self._commit(row, body, new, event="correct", kind="correction",
                             content=content, reqs=reqs, decision=decision)
 
@@ -194,7 +205,7 @@ class Lifecycle:
         self.a.notary.ready_to_sign()
         why = _reason(reason)
         row, body = self._latest(record_id)
-        if body["kind"] == "tombstone":
+        if body.is_tombstone:
             raise InputError(f"record {record_id} is already deleted", code="RECORD_DELETED")
         reqs = self._requirements(body)
         return self._commit(row, body, {"content": None, "reason": why, "readability": None},
@@ -209,7 +220,7 @@ class Lifecycle:
         why = _reason(reason or "retention extended")
         row, body = self._latest(record_id)
         reqs = self._requirements(body)
-        old_inputs = dict(body.get("retention_inputs") or {})
+        old_inputs = dict(body.retention_inputs or {})
         given = self.ingestor.retention_inputs(changes)
         inputs = dict(old_inputs)
         for k, v in given.items():
@@ -218,18 +229,18 @@ class Lifecycle:
             elif v not in (None, False, 0, []):
                 inputs[k] = v
         decision = self.ingestor.decide_retention(
-            reqs, inputs, body["metadata"].get("transaction_date"),
-            datetime.fromisoformat(body["ingested_at"]))
-        prev = datetime.fromisoformat(body["retention"]["until_at"])
+            reqs, inputs, body.metadata.transaction_date,
+            datetime.fromisoformat(_required(body.ingested_at)))
+        prev = datetime.fromisoformat(_required(body.until_at))
         if _as_stored(decision) <= prev:
             raise InputError(
                 f"retention would end {decision.retain_until}, not after the current "
-                f"{body['retention']['retain_until']}; retention is never shortened",
+                f"{body.retain_until}; retention is never shortened",
                 code="RETENTION_NOT_EXTENDED")
         return self._commit(row, body, {"retention_inputs": inputs, "reason": why},
                             event="extend", kind="retention-extension", content=None,
                             reqs=reqs, decision=decision,
-                            state="deleted" if body["kind"] == "tombstone" else "active")
+                            state="deleted" if body.is_tombstone else "active")
 
     # -- legal holds -----------------------------------------------------------------------
     def hold(self, record_ids: Sequence[str], *, reason: str | None, case: str | None

@@ -23,6 +23,7 @@ from edoc.catalog import Catalog, version_row
 from edoc.clock import utc_text
 from edoc.errors import CatalogError, ObjectMissing
 from edoc.model import canonical
+from edoc.model.manifest import Manifest, ManifestError
 from edoc.services.archive import Archive
 from edoc.storage import layout
 
@@ -73,18 +74,23 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
     # 2. record versions from their manifests
     version_rows: list[dict[str, Any]] = []
     content_of: dict[tuple[str, int], tuple[str | None, str | None]] = {}
-    manifests: list[tuple[dict[str, Any], str, str, Any]] = []
+    manifests: list[tuple[Manifest, str, str, Any]] = []
     for info in store.list("records/"):
         if not info.key.endswith("/manifest.json"):
             continue
         data = store.read(info.key, info.version_id)
-        m = canonical.loads(data)
+        try:
+            m = Manifest.from_bytes(data)
+        except ManifestError as exc:
+            raise CatalogError(f"{info.key} is not a manifest this release reads ({exc}); "
+                               "nothing rebuilt", code=exc.code,
+                               hint="run 'edoc verify --all' to see which record") from None
         manifests.append((m, info.key, hashlib.sha256(data).hexdigest(), info))
-    manifests.sort(key=lambda t: (t[0]["record_id"], t[0]["version"]))
+    manifests.sort(key=lambda t: (t[0].record_id, t[0].version))
     for m, key, sha, info in manifests:
-        rid, ver = m["record_id"], int(m["version"])
+        rid, ver = m.record_id, m.version
         own = layout.content_key(rid, ver)
-        if m.get("content") is None:
+        if m.content is None:
             ref: tuple[str | None, str | None] = (None, None)
         else:
             try:

@@ -21,7 +21,7 @@ from edoc.catalog import SearchQuery
 from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.hashing import hash_stream
 from edoc.files import atomic_output
-from edoc.model import canonical
+from edoc.model.manifest import Manifest, ManifestError
 from edoc.policy.values import parse_amount, parse_date, parse_doc_type
 from edoc.services.archive import Archive
 
@@ -52,7 +52,7 @@ class RecordView:
     record_id: str
     state: str
     latest_version: int
-    manifests: tuple[dict[str, Any], ...]
+    manifests: tuple[Manifest, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +118,14 @@ def show_record(archive: Archive, record_id: str, actor: str, *,
         raise NotFound(f"no record {record_id} in this archive")
     rows = archive.catalog.version_rows(record_id)
     shown = rows if history else rows[-1:]
-    manifests = tuple(canonical.loads(archive.store.read(r.manifest_key,
-                                                         r.manifest_version_id))
-                      for r in shown)
+    try:
+        manifests = tuple(Manifest.from_bytes(archive.store.read(r.manifest_key,
+                                                                 r.manifest_version_id))
+                          for r in shown)
+    except ManifestError as exc:
+        raise EdocError(f"record {record_id}: a stored manifest is not one this release "
+                        f"reads ({exc})", code=exc.code,
+                        hint=f"run 'edoc verify {record_id}'") from None
     archive.catalog.log_access(actor=actor, action="show", record_ids=[record_id],
                                at=clock.now())
     return RecordView(record_id, rec.state, rec.latest_version, manifests)

@@ -44,6 +44,7 @@ from edoc.evidence import merkle
 from edoc.evidence.checkpoint import verify_checkpoint
 from edoc.evidence.hashing import hash_stream, sha256_hex
 from edoc.model import canonical
+from edoc.model.manifest import Manifest, ManifestError
 from edoc.model.verdict import Check, RecordReport, Status
 from edoc.services import checks as shared
 from edoc.services.archive import Archive
@@ -182,16 +183,16 @@ class Verifier:
         except EdocError as exc:
             return exc
 
-    def _check_content(self, row: Any, manifest: dict[str, Any] | None,
+    def _check_content(self, row: Any, manifest: Manifest | None,
                        state: ObjectInfo | EdocError | None) -> Check:
         if row.kind == "tombstone":
             return Check.ok("content", "tombstone version: no content")
         if row.content_key is None:
             return Check.fail("content", "CONTENT_MISSING",
                               "no content object is recorded for this version")
-        content = (manifest or {}).get("content") or {}
-        expected = content.get("sha256") or row.content_sha256
-        expected_size = content.get("size", row.content_size)
+        content = manifest.content if manifest is not None else None
+        expected = content.sha256 if content is not None else row.content_sha256
+        expected_size = content.size if content is not None else row.content_size
         version = row.content_version_id
         if self.a.store.kind == "local":
             # One version per key on the local store: ``state`` has checked it against the
@@ -218,7 +219,7 @@ class Verifier:
         return shared.content_digest(found, expected, expected_size)
 
     def _load_manifest(self, row: Any, checks: list[Check], entry: dict[str, Any] | None
-                       ) -> tuple[bytes | None, dict[str, Any] | None]:
+                       ) -> tuple[bytes | None, Manifest | None]:
         try:
             data = self.a.store.read(row.manifest_key, row.manifest_version_id)
         except ObjectMissing:
@@ -229,27 +230,35 @@ class Verifier:
                                              (entry or {}).get("manifest_sha256"),
                                              catalogued=row.manifest_sha256))
         try:
-            body = canonical.loads(data)
+            doc = canonical.loads(data)
         except ValueError:
             checks.append(Check.fail("manifest", "MANIFEST_MALFORMED", "not valid JSON"))
             return data, None
-        return data, body if isinstance(body, dict) else None
+        try:
+            # The bytes are parsed once (above); the shape is checked on the parsed JSON.
+            return data, Manifest.from_json(doc)
+        except ManifestError as exc:
+            # A manifest that no longer parses is a failed check, never a crash.
+            checks.append(Check.fail("manifest", exc.code, str(exc)))
+            return data, None
 
     @staticmethod
-    def _check_catalog(row: Any, m: dict[str, Any]) -> Check:
-        meta = m.get("metadata", {})
+    def _check_catalog(row: Any, m: Manifest) -> Check:
+        meta = m.metadata
+        content = m.content
         pairs = {
-            "transaction_date": (meta.get("transaction_date"), row.transaction_date),
-            "amount": (meta.get("amount"), row.amount),
-            "counterparty": (meta.get("counterparty"), row.counterparty),
-            "counterparty_norm": (normalise_counterparty(meta["counterparty"])
-                                  if meta.get("counterparty") else None, row.counterparty_norm),
-            "ledger_ref": (meta.get("ledger_ref"), row.ledger_ref),
-            "doc_type": (m.get("doc_type"), row.doc_type),
-            "content_sha256": ((m.get("content") or {}).get("sha256"), row.content_sha256),
-            "retain_until": (m.get("retention", {}).get("retain_until"), row.retain_until),
-            "record_id": (m.get("record_id"), row.record_id),
-            "version": (m.get("version"), row.version),
+            "transaction_date": (meta.transaction_date, row.transaction_date),
+            "amount": (meta.amount, row.amount),
+            "counterparty": (meta.counterparty, row.counterparty),
+            "counterparty_norm": (normalise_counterparty(meta.counterparty)
+                                  if meta.counterparty else None, row.counterparty_norm),
+            "ledger_ref": (meta.ledger_ref, row.ledger_ref),
+            "doc_type": (m.doc_type, row.doc_type),
+            "content_sha256": (content.sha256 if content is not None else None,
+                               row.content_sha256),
+            "retain_until": (m.retention.get("retain_until"), row.retain_until),
+            "record_id": (m.record_id, row.record_id),
+            "version": (m.version, row.version),
         }
         bad = {k: v for k, v in pairs.items() if v[0] != v[1]}
         if bad:
@@ -426,7 +435,7 @@ class Verifier:
                                          f"{row.seal_key} is not in the store"))
         inc, _size = self._check_inclusion(row, entry_text)
         checks.extend(inc)
-        until = (manifest or {}).get("retention", {}).get("until_at") or row.retain_until_at
+        until = (manifest.until_at if manifest is not None else None) or row.retain_until_at
         checks.append(self._check_lock(row.content_key, row.content_version_id, until, state))
         return report
 

@@ -46,6 +46,7 @@ from edoc.catalog.group_commit import GroupCommitter
 from edoc.errors import DuplicateContent, EdocError
 from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical, ids
+from edoc.model.manifest import Manifest
 from edoc.services.archive import Archive, init_archive
 from edoc.services.commit import _catalogue, _Intent, _reserve
 
@@ -78,7 +79,7 @@ def _intent(n: int, *, record_id: str | None = None, version: int = 1, state: st
     }
     manifest = canonical.dumps(body)
     manifest_sha = hashlib.sha256(manifest).hexdigest()
-    row = version_row(body, manifest_sha256=manifest_sha,
+    row = version_row(Manifest.from_json(body), manifest_sha256=manifest_sha,
                       content_ref=(f"records/{rid}/v{version}/content", None), seal_key=None)
     entry = event_entry("ingest" if version == 1 else "correct", NOW, record_id=rid,
                         version=version, manifest_sha256=manifest_sha, content_sha256=sha)
