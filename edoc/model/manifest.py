@@ -203,6 +203,13 @@ class Manifest:
         return self.kind == "tombstone"
 
     @property
+    def is_deleted(self) -> bool:
+        """The record was deleted at or before this version: its tombstone, or a later version
+        built on it (a retention extension carries the tombstone's missing content). Deletion
+        is final: nothing but retention changes after it."""
+        return self.kind == "tombstone" or self.content is None
+
+    @property
     def retain_until(self) -> str | None:
         """The last day of retention (JST calendar date, ``YYYY-MM-DD``)."""
         value = self.retention.get("retain_until")

@@ -119,7 +119,7 @@ class Lifecycle:
                           previous_version_sha256=row.manifest_sha256)
         version = row.version + 1
         reuse = (row.content_key, row.content_version_id) if content is None and \
-            kind != "tombstone" else None
+            kind != "tombstone" and not body.is_deleted else None
         if until_at > prev_until:
             # Before the new version exists: once it is catalogued its history must already
             # be locked as long as it. Extending is idempotent, and harmless if the version
@@ -159,7 +159,7 @@ class Lifecycle:
         self.a.notary.ready_to_sign()
         why = _reason(reason)
         row, body = self._latest(record_id)
-        if body.is_tombstone:
+        if body.is_deleted:
             raise InputError(f"record {record_id} is deleted; a deleted record is not "
                              "corrected", code="RECORD_DELETED")
         ch = changes or IngestRequest(path=file or "")
@@ -205,7 +205,7 @@ class Lifecycle:
         self.a.notary.ready_to_sign()
         why = _reason(reason)
         row, body = self._latest(record_id)
-        if body.is_tombstone:
+        if body.is_deleted:
             raise InputError(f"record {record_id} is already deleted", code="RECORD_DELETED")
         reqs = self._requirements(body)
         return self._commit(row, body, {"content": None, "reason": why, "readability": None},
@@ -240,7 +240,7 @@ class Lifecycle:
         return self._commit(row, body, {"retention_inputs": inputs, "reason": why},
                             event="extend", kind="retention-extension", content=None,
                             reqs=reqs, decision=decision,
-                            state="deleted" if body.is_tombstone else "active")
+                            state="deleted" if body.is_deleted else "active")
 
     # -- legal holds -----------------------------------------------------------------------
     def hold(self, record_ids: Sequence[str], *, reason: str | None, case: str | None

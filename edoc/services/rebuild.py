@@ -158,7 +158,9 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
     record_rows = [{
         "record_id": rid, "created_at": first_seen[rid], "latest_version": row["version"],
         "state": "disposed" if row["disposed_at"] else (
-            "deleted" if row["kind"] == "tombstone" else "active")}
+            # deleted: the tombstone, or a later version built on it (no content)
+            "deleted" if row["kind"] == "tombstone" or row["content_sha256"] is None
+            else "active")}
         for rid, row in sorted(latest.items())]
 
     # 5. checkpoints (genTime from the token itself)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, short_profile, writable
+from tests.helpers import Edoc, drop_catalog, jst_today_minus, short_profile, writable
 
 SHORT = 3  # seconds a test-short record is kept
 
@@ -227,3 +227,34 @@ def test_storage_refusal_is_reported_not_swallowed(edoc: Edoc, tmp_path: Path) -
     assert cert["disposed"] == [] and cert["not_disposed"][0]["record_id"] == rid
     code, found = edoc.json("search", "--include-deleted")
     assert found["count"] == 1  # still there, still findable
+
+
+def test_a_deleted_record_stays_deleted_through_retention_extensions(edoc: Edoc,
+                                                                      tmp_path: Path) -> None:
+    # Deletion is final (訂正削除履歴): a later retention extension adds a version whose kind
+    # is not "tombstone", and the record must still be deleted — for corrections, search,
+    # verify and a rebuilt catalog alike.
+    rid = _ingest(edoc, _img(tmp_path, "a.png", 0), "general", retention="corporate-tax",
+                  counterparty="削除商店")
+    assert edoc.json("delete", rid, "--reason", "entered twice")[0] == 0
+    code, doc = edoc.json("retention", "extend", rid, "--loss-year", "--reason", "欠損金")
+    assert code == 0, doc
+    assert edoc.json("verify", rid)[0] == 0
+    code, doc = edoc.json("correct", rid, "--reason", "x", "--amount", "1")
+    assert code == 1 and doc["error"]["code"] == "RECORD_DELETED"
+    code, doc = edoc.json("retention", "extend", rid, "--retention", "companies-act",
+                          "--closing-date", "2030-03-31", "--reason", "会社法")
+    assert code == 0, doc
+    assert edoc.json("search", "--counterparty", "削除")[1]["count"] == 0
+    code, found = edoc.json("search", "--counterparty", "削除", "--include-deleted")
+    assert [r["state"] for r in found["records"]] == ["deleted"]
+    assert edoc.json("delete", rid, "--reason", "again")[1]["error"]["code"] == "RECORD_DELETED"
+    drop_catalog(edoc.archive)
+    assert edoc("catalog", "rebuild").exit_code == 0
+    assert edoc.json("search", "--counterparty", "削除")[1]["count"] == 0
+    code, doc = edoc.json("verify", rid)
+    assert code == 0, doc
+    bundle = tmp_path / "deleted.zip"
+    assert edoc("evidence", rid, "-o", str(bundle)).exit_code == 0
+    res = edoc("verify-bundle", str(bundle), "--trust", str(edoc.archive / "keys" / "root-ca.pem"))
+    assert res.exit_code == 0, res.output
