@@ -12,52 +12,14 @@ verification keeps only their leaf hashes.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from edoc.catalog.access import AccessRow
 from edoc.catalog.core import Catalog
+from edoc.catalog.ledger import CheckpointRow, LedgerEntry
 from edoc.catalog.schema import access_log, checkpoints, ledger
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    """One ledger entry as the catalog holds it (``entry``: the leaf's event JSON text)."""
-
-    idx: int
-    event: str
-    leaf_hash: str
-    entry: str
-    stored: bool
-
-
-@dataclass(frozen=True)
-class CheckpointRow:
-    """One checkpoint as the catalog records it."""
-
-    tree_size: int
-    root_hash: str
-    created_at: str
-    gen_time: str
-    key: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"tree_size": self.tree_size, "root_hash": self.root_hash,
-                "created_at": self.created_at, "gen_time": self.gen_time, "key": self.key}
-
-
-@dataclass(frozen=True)
-class AccessRow:
-    """One access-log entry (機密性: who read what); fields as ``access_log.row_dict`` reads
-    them (``record_ids`` and ``detail`` still JSON text)."""
-
-    id: int
-    at: str
-    actor: str
-    action: str
-    record_ids: str
-    detail: str | None
 
 
 def ledger_texts(catalog: Catalog, *, after: int | None = None, before: int | None = None
@@ -74,25 +36,22 @@ def ledger_texts(catalog: Catalog, *, after: int | None = None, before: int | No
             yield int(idx), str(entry)
 
 
-def ledger_rows(catalog: Catalog) -> list[LedgerRow]:
+def ledger_rows(catalog: Catalog) -> list[LedgerEntry]:
     """Every ledger entry, in index order."""
     with catalog.read() as c:
-        return [LedgerRow(int(r.idx), str(r.event), str(r.leaf_hash), str(r.entry),
-                          bool(r.stored))
+        return [LedgerEntry(**r._mapping)
                 for r in c.execute(sa.select(ledger).order_by(ledger.c.idx))]
 
 
 def checkpoint_rows(catalog: Catalog) -> list[CheckpointRow]:
     """Every checkpoint the catalog records, by tree size."""
     with catalog.read() as c:
-        return [CheckpointRow(int(r.tree_size), str(r.root_hash), str(r.created_at),
-                              str(r.gen_time), str(r.key))
+        return [CheckpointRow(**r._mapping)
                 for r in c.execute(sa.select(checkpoints).order_by(checkpoints.c.tree_size))]
 
 
 def _access(r: Any) -> AccessRow:
-    return AccessRow(int(r.id), str(r.at), str(r.actor), str(r.action), str(r.record_ids),
-                     None if r.detail is None else str(r.detail))
+    return AccessRow(**r._mapping)
 
 
 def access_rows(catalog: Catalog, date_from: str | None = None, date_to: str | None = None

@@ -47,6 +47,10 @@ class CheckpointRow:
     gen_time: str
     key: str
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"tree_size": self.tree_size, "root_hash": self.root_hash,
+                "created_at": self.created_at, "gen_time": self.gen_time, "key": self.key}
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerState:

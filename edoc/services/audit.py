@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from edoc.catalog import evidence_reads
-from edoc.catalog.evidence_reads import LedgerRow
+from edoc.catalog import LedgerEntry, evidence_reads
 from edoc.errors import EdocError, InputError, NotFound, ObjectMissing
 from edoc.evidence import merkle
 from edoc.evidence.checkpoint import verify_checkpoint
@@ -61,7 +60,7 @@ class LedgerReport:
                 "checks": [c.as_dict() for c in self.checks]}
 
 
-def _entries(archive: Archive) -> list[LedgerRow]:
+def _entries(archive: Archive) -> list[LedgerEntry]:
     return evidence_reads.ledger_rows(archive.catalog)
 
 
