@@ -525,6 +525,30 @@ def get(ctx: click.Context, record_id: str, output: str, version: int | None,
     info(f"wrote {done.path} ({done.size} bytes, sha256 {done.sha256})")
 
 
+@cli.command()
+@click.argument("record_id")
+@click.option("-o", "--output", required=True, metavar="FILE.pdf",
+              help="Where to write the PDF.")
+@click.option("--version", "version", type=int, help="Version (default: latest with content).")
+@click.option("--force", is_flag=True, help="Overwrite FILE.pdf if it exists.")
+@json_option
+@click.pass_context
+def render(ctx: click.Context, record_id: str, output: str, version: int | None,
+           force: bool, as_json: bool) -> None:
+    """Write a readable PDF of a stored JP PINT e-invoice (the XML stays the record)."""
+    from edoc.services.rendering import render_record
+
+    a = _archive(ctx)
+    done = render_record(a, record_id, version, Path(output), force=force, actor=a.actor)
+    if as_json:
+        emit_json({"ok": True, "record_id": done.record_id, "version": done.version,
+                   "content_sha256": done.content_sha256, "path": str(done.path),
+                   "pages": done.pages, "size": done.size, "sha256": done.sha256,
+                   "title": done.title, "number": done.number})
+        return
+    info(f"wrote {done.path} ({done.title} {done.number or ''}, {done.pages} pages, "
+         f"sha256 {done.sha256})")
+
 # -- verify ------------------------------------------------------------------------------
 
 def _render_report(rep: Any) -> None:

@@ -5,6 +5,7 @@ Roles (issue: separation of duties in records management):
 - ``auditor``: search, show, get, verify, evidence, export, ledger, audit-log, holds
 - ``records-manager``: correct, delete, hold, release, purge, retention, search, show, get
 - ``admin``: everything (init, doctor, catalog rebuild, renew …)
+- ``render`` (a readable PDF of an e-invoice) goes with ``get``: clerk, auditor, records-manager
 
 The identity is ``EDOC_ACTOR`` if set, else the OS user. With no ``[roles]`` table every
 identity is ``admin`` (a one-person archive). Honest limit: this is an in-application check.
@@ -28,6 +29,7 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "search": frozenset({"clerk", "auditor", "records-manager"}),
     "show": frozenset({"clerk", "auditor", "records-manager"}),
     "get": frozenset({"clerk", "auditor", "records-manager"}),
+    "render": frozenset({"clerk", "auditor", "records-manager"}),
     "profiles": frozenset({"clerk", "auditor", "records-manager"}),
     "verify": frozenset({"auditor"}),
     "evidence": frozenset({"auditor"}),
