@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from edoc import clock
-from edoc.catalog import SearchQuery
+from edoc.catalog import SearchQuery, VersionRow
 from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.hashing import hash_stream
 from edoc.files import atomic_output
@@ -131,6 +131,27 @@ def show_record(archive: Archive, record_id: str, actor: str, *,
     return RecordView(record_id, rec.state, rec.latest_version, manifests)
 
 
+def content_version(archive: Archive, record_id: str, version: int | None) -> VersionRow:
+    """The version whose content ``get`` / ``render`` read: ``version``, or the latest one
+    that has content (a tombstone has none). ``NOT_FOUND`` when there is none."""
+    rows = [r for r in archive.catalog.version_rows(record_id) if r.content_key]
+    if version is not None:
+        rows = [r for r in rows if r.version == version]
+    if not rows:
+        raise NotFound(f"no stored content for record {record_id}"
+                       + (f" version {version}" if version else ""))
+    return rows[-1]
+
+
+def check_output(out: Path, *, force: bool) -> None:
+    """Refuse an output path before any work: it exists (without ``force``), or its
+    directory does not."""
+    if out.exists() and not force:
+        raise InputError(f"{out} exists", code="OUTPUT_EXISTS", hint="use --force to replace it")
+    if not out.parent.is_dir():
+        raise InputError(f"directory {out.parent} does not exist", code="OUTPUT_DIR_MISSING")
+
+
 def copy_out(archive: Archive, record_id: str, version: int | None, out: Path | BinaryIO,
              *, force: bool = False, actor: str | None = None) -> CopiedContent:
     """Copy a version's original bytes (the latest with content by default) to ``out``.
@@ -138,15 +159,9 @@ def copy_out(archive: Archive, record_id: str, version: int | None, out: Path | 
     To a path: written beside it and published only once complete and matching the
     catalogued SHA-256 (else ``DIGEST_MISMATCH`` and nothing written); an existing file is
     replaced only with ``force``. To an open stream (stdout): copied as it is read."""
-    rows = [r for r in archive.catalog.version_rows(record_id) if r.content_key]
-    if version is not None:
-        rows = [r for r in rows if r.version == version]
-    if not rows:
-        raise NotFound(f"no stored content for record {record_id}"
-                       + (f" version {version}" if version else ""))
-    row = rows[-1]
+    row = content_version(archive, record_id, version)
     key = row.content_key
-    assert key is not None  # rows without content were filtered out above
+    assert key is not None  # content_version picks a version with content
     archive.catalog.log_access(actor=actor or archive.actor, action="get",
                                record_ids=[record_id], detail={"version": row.version},
                                at=clock.now())
@@ -156,10 +171,7 @@ def copy_out(archive: Archive, record_id: str, version: int | None, out: Path | 
         with archive.store.open(key, row.content_version_id) as f:
             hash_stream(f, sink=out.write)
         return copied
-    if out.exists() and not force:
-        raise InputError(f"{out} exists", code="OUTPUT_EXISTS", hint="use --force to replace it")
-    if not out.parent.is_dir():
-        raise InputError(f"directory {out.parent} does not exist", code="OUTPUT_DIR_MISSING")
+    check_output(out, force=force)
     try:
         with archive.store.open(key, row.content_version_id) as f, \
                 atomic_output(out, replace=force) as o:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edoc import clock
-from edoc.errors import EdocError, InputError, NotFound
+from edoc.errors import EdocError, InputError
 from edoc.evidence.hashing import hash_stream, sha256_hex
 from edoc.files import atomic_output
 from edoc.inspection.einvoice import DEFAULT_MAX_BYTES, EINVOICE_TOO_LARGE, read_einvoice
 from edoc.services.archive import Archive
+from edoc.services.records import check_output, content_version
 from edoc.services.rendering.fonts import find_cjk_font
 from edoc.services.rendering.layout import (
     DERIVED_NOTE,
@@ -59,17 +60,8 @@ def render_record(archive: Archive, record_id: str, version: int | None, out: Pa
     Refuses with ``NOT_AN_EINVOICE`` (naming what the reader found) when the content is not a
     JP PINT invoice or credit note, ``DIGEST_MISMATCH`` when the stored bytes no longer match
     their digest, and ``FONT_MISSING`` when no Japanese font can be embedded."""
-    rows = [r for r in archive.catalog.version_rows(record_id) if r.content_key]
-    if version is not None:
-        rows = [r for r in rows if r.version == version]
-    if not rows:
-        raise NotFound(f"no stored content for record {record_id}"
-                       + (f" version {version}" if version else ""))
-    row = rows[-1]
-    if out.exists() and not force:
-        raise InputError(f"{out} exists", code="OUTPUT_EXISTS", hint="use --force to replace it")
-    if not out.parent.is_dir():
-        raise InputError(f"directory {out.parent} does not exist", code="OUTPUT_DIR_MISSING")
+    row = content_version(archive, record_id, version)
+    check_output(out, force=force)
     font = find_cjk_font()  # before reading anything: a missing font is the host's problem
     if row.content_size is not None and row.content_size > DEFAULT_MAX_BYTES:
         raise _not_an_einvoice(record_id, row.version, EINVOICE_TOO_LARGE,
