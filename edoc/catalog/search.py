@@ -33,7 +33,7 @@ class SearchQuery:
     limit: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SearchRow(VersionRow):
     """A version that matched, and its record's state (active | deleted)."""
 
@@ -109,7 +109,7 @@ class SearchReads(CatalogEngine):
             stmt = stmt.limit(q.limit)
         with self.read() as c:
             for row in c.execute(stmt):
-                yield SearchRow(**row._mapping)
+                yield SearchRow(*row)  # ``versions`` whole, then ``state`` (VersionRow.of)
 
     def record_ids(self, date_from: date | None = None, date_to: date | None = None
                    ) -> Iterator[str]:

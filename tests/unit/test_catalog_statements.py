@@ -296,3 +296,18 @@ def test_a_row_with_a_key_that_names_no_column_is_refused_whole(archive: Archive
     for table in (records, versions, ledger):
         assert _count(archive.catalog, table) == 0
     assert _count(archive.catalog, intents) == 1  # left for recovery, as it was
+
+
+def test_row_types_are_built_positionally_in_column_order() -> None:
+    # VersionRow.of / SearchRow / VersionWithEntry take a row's values by position: the
+    # field order must be the ``versions`` column order, plus the one column each adds.
+    from dataclasses import fields
+
+    from edoc.catalog.records import VersionRow, VersionWithEntry
+    from edoc.catalog.schema import versions
+    from edoc.catalog.search import SearchRow
+
+    columns = [c.name for c in versions.columns]
+    assert [f.name for f in fields(VersionRow)] == columns
+    assert [f.name for f in fields(VersionWithEntry)] == [*columns, "ledger_entry"]
+    assert [f.name for f in fields(SearchRow)] == [*columns, "state"]
