@@ -1104,6 +1104,99 @@ def renew(ctx: click.Context, before: str | None, as_json: bool) -> None:
         click.echo("nothing to renew before " + summary.before.date().isoformat())
 
 
+# -- registry: the NTA register of qualified invoice issuers ---------------------------------
+
+@cli.group("registry")
+def registry_group() -> None:
+    """The NTA register of qualified invoice issuers (適格請求書発行事業者), offline."""
+
+
+def _registry_doc(held: Any) -> dict[str, Any]:
+    return {"as_of": held.as_of, "rows": held.rows, "numbers": held.numbers,
+            "imported_at": held.imported_at, "imported_by": held.actor,
+            "files": [{"name": f.name, "sha256": f.sha256, "size": f.size, "rows": f.rows}
+                      for f in held.files]}
+
+
+@registry_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
+              help="The register's date (default: the newest updateDate in the files).")
+@click.option("--force", is_flag=True, help="Replace a register newer than these files.")
+@json_option
+@click.pass_context
+def registry_import(ctx: click.Context, files: tuple[str, ...], as_of: str | None,
+                    force: bool, as_json: bool) -> None:
+    """Replace the register with the NTA 全件データ CSV FILE(s), all or nothing."""
+    from edoc.policy.values import parse_date
+    from edoc.services.registry import import_register
+
+    day = parse_date(as_of, "--as-of") if as_of else None
+    done = import_register(_archive(ctx), [Path(f) for f in files], as_of=day, force=force)
+    if as_json:
+        emit_json({"ok": True, "replaced_as_of": done.replaced,
+                   "register": _registry_doc(done.register)})
+        return
+    r = done.register
+    click.echo(f"imported the register as of {r.as_of}: {r.rows} row(s), "
+               f"{r.numbers} number(s)")
+    if done.replaced:
+        info(f"replaced the register as of {done.replaced}")
+
+
+@registry_group.command("status")
+@json_option
+@click.pass_context
+def registry_status(ctx: click.Context, as_json: bool) -> None:
+    """Show the register held: as-of date, rows, numbers, when imported, file digests."""
+    from edoc.services.registry import held
+
+    reg = held(_archive(ctx))
+    if as_json:
+        emit_json({"ok": True, "register": None if reg is None else _registry_doc(reg)})
+        return
+    if reg is None:
+        click.echo("no register imported: registration numbers are not checked")
+        return
+    click.echo(f"register as of {reg.as_of}: {reg.rows} row(s), {reg.numbers} number(s)")
+    click.echo(f"imported {reg.imported_at} by {reg.actor}")
+    for f in reg.files:
+        click.echo(f"  {f.sha256}  {f.name} ({f.rows} row(s), {f.size} bytes)")
+
+
+@registry_group.command("lookup")
+@click.argument("numbers", nargs=-1, required=True, metavar="T…")
+@click.option("--on", "on", metavar="YYYY-MM-DD",
+              help="Was it registered on this date? (default: today in Japan)")
+@json_option
+@click.pass_context
+def registry_lookup(ctx: click.Context, numbers: tuple[str, ...], on: str | None,
+                    as_json: bool) -> None:
+    """Look registration numbers up. Exit 1 unless every one was registered on the date."""
+    from edoc.policy.values import parse_date
+    from edoc.services.registry import lookup
+
+    day = parse_date(on, "--on") if on else None
+    found = lookup(_archive(ctx), numbers, day)
+    ok = all(s.registered for s in found)
+    if as_json:
+        emit_json({"ok": ok, "results": [
+            {"number": s.number, "on": s.on.isoformat(), "checked": s.checked,
+             "registered": s.registered, "code": s.code, "registered_name": s.registered_name,
+             "trade_name": s.trade_name, "kind": s.kind, "process": s.process,
+             "registration_date": s.registration_date, "ended": s.ended,
+             "register_as_of": s.register_as_of} for s in found]})
+    else:
+        for s in found:
+            if not s.checked:
+                click.echo(f"{s.number}  not checked (no register imported)")
+                continue
+            name = f"  {s.registered_name}" if s.registered_name else ""
+            click.echo(f"{s.number}  {s.code} on {s.on.isoformat()}{name}"
+                       f"  (register as of {s.register_as_of})")
+    sys.exit(0 if ok else 1)
+
+
 # -- profiles --------------------------------------------------------------------------------
 
 @cli.command()

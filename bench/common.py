@@ -34,7 +34,7 @@ from edoc.config import StorageConfig  # noqa: E402
 from edoc.services.archive import Archive, init_archive  # noqa: E402
 from edoc.services.ingest import IngestRequest  # noqa: E402
 
-PARTS = ("ingest", "verify", "search", "purge", "startup", "memory")
+PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry")
 MiB = 1024 * 1024
 
 #: Profiles the bench adds (``EDOC_POLICIES``): per-record manifest seals as the brief asks
@@ -78,6 +78,9 @@ class Counts:
     startup_runs: int
     memory_bytes: int
     memory_s3: bool
+    #: NTA register rows to import and lookups to time (bench/registry.py)
+    registry_rows: int = 1_000_000
+    registry_lookups: int = 10_000
 
 
 FULL = Counts(images=2000, pdfs=500, other_images=1000, other_pdfs=250, cli_files=200,
@@ -87,7 +90,8 @@ FULL = Counts(images=2000, pdfs=500, other_images=1000, other_pdfs=250, cli_file
 QUICK = Counts(images=8, pdfs=2, other_images=6, other_pdfs=1, cli_files=3,
                pattern_records=6, raw_repeats=1, verify_records=24, search_rows=3000,
                search_queries=20, purge_local=30, purge_s3=6, startup_runs=3,
-               memory_bytes=16 * MiB, memory_s3=False)
+               memory_bytes=16 * MiB, memory_s3=False,
+               registry_rows=3000, registry_lookups=200)
 
 
 # -- results ----------------------------------------------------------------------------------

@@ -217,6 +217,44 @@ access_log = sa.Table(
     sa.Column("detail", sa.Text),
 )
 
+#: The NTA register of qualified invoice issuers (適格請求書発行事業者), as last imported
+#: (``edoc registry import``, ``edoc.catalog.registry``): one row per row of the NTA's 全件データ
+#: file, history rows included. Not evidence and not in the store: ``catalog rebuild`` leaves
+#: it empty and it is imported again. No address of an individual (kind 1) is kept.
+registry_entries = sa.Table(
+    "registry_entries", metadata,
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("number", sa.String(14), nullable=False),
+    sa.Column("process", sa.String(2), nullable=False),
+    sa.Column("correct", sa.SmallInteger, nullable=False),
+    sa.Column("kind", sa.SmallInteger, nullable=False),
+    sa.Column("latest", sa.SmallInteger, nullable=False),
+    sa.Column("registration_date", sa.String(10)),
+    sa.Column("update_date", sa.String(10)),
+    sa.Column("disposal_date", sa.String(10)),
+    sa.Column("expire_date", sa.String(10)),
+    sa.Column("name", sa.Text),
+    sa.Column("trade_name", sa.Text),
+    #: the head office address, corporations (kind 2) only
+    sa.Column("address", sa.Text),
+)
+#: One lookup is one search of this index: the number, its latest=1 row first, then by sequence.
+sa.Index("ix_registry_number", registry_entries.c.number, registry_entries.c.latest,
+         registry_entries.c.seq)
+
+#: Each import of the register: the newest row describes the one held.
+registry_imports = sa.Table(
+    "registry_imports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.String(10), nullable=False),
+    sa.Column("imported_at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("numbers", sa.BigInteger, nullable=False),
+    #: JSON list of {"name", "sha256", "size", "rows"}
+    sa.Column("files", sa.Text, nullable=False),
+)
+
 SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")
 
 
@@ -276,11 +314,15 @@ def upgrade(conn: Connection) -> None:
     catalog lacks. Indexes of ``versions`` added since (``ix_versions_search``: ~1 s per
     million rows, once); the ``counterparties`` table, its trigger, and its names
     backfilled from ``versions`` in the same transaction, so a search never sees the
-    table half filled. Cheap when nothing is missing (one read of the schema)."""
+    table half filled; the (empty) registry tables of ``edoc registry``. Cheap when
+    nothing is missing (one read of the schema)."""
     dialect = conn.dialect.name
     present = schema_names(conn)
     if "versions" not in present:
         return  # an empty database: create() makes everything
+    for table in (registry_entries, registry_imports):  # added with `edoc registry`
+        if table.name not in present:
+            table.create(conn)
     for ix in sorted(versions.indexes, key=lambda i: str(i.name)):
         if ix.name not in present:
             ix.create(conn)

@@ -3,7 +3,9 @@
 Roles (issue: separation of duties in records management):
 - ``clerk``: ingest, search, show, get, profiles
 - ``auditor``: search, show, get, verify, evidence, export, ledger, audit-log, holds
-- ``records-manager``: correct, delete, hold, release, purge, retention, search, show, get
+- ``records-manager``: correct, delete, hold, release, purge, retention, search, show, get,
+  registry import
+- ``registry status`` / ``registry lookup``: clerk, auditor, records-manager
 - ``admin``: everything (init, doctor, catalog rebuild, renew …)
 - ``render`` (a readable PDF of an e-invoice) goes with ``get``: clerk, auditor, records-manager
 
@@ -44,6 +46,10 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "release": frozenset({"records-manager"}),
     "purge": frozenset({"records-manager"}),
     "retention": frozenset({"records-manager"}),
+    # The NTA invoice-issuer register: anyone who checks invoices may look a number up;
+    # replacing the register is a records manager's (checked by edoc.services.registry).
+    "registry": frozenset({"clerk", "auditor", "records-manager"}),
+    "registry import": frozenset({"records-manager"}),
     "doctor": frozenset(),
     "catalog": frozenset(),
     "renew": frozenset(),

@@ -37,6 +37,7 @@ EXPECTED = {
     "startup": [("edoc --help, mean wall", False),
                 ("edoc search (empty archive), mean wall", False)],
     "memory": [("local store: edoc ingest", False), ("local store: edoc verify --all", False)],
+    "registry": [("rows (one transaction)", False), ("lookup p95", False)],
 }
 
 
