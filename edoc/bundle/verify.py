@@ -30,7 +30,7 @@ from edoc.errors import InputError
 from edoc.evidence import merkle
 from edoc.evidence.checkpoint import verify_checkpoint
 from edoc.evidence.hashing import Digest, sha256_hex
-from edoc.model.manifest import Manifest, ManifestError
+from edoc.model.manifest import Manifest
 from edoc.model.verdict import Check, RecordReport, Status
 from edoc.services import checks as shared
 from edoc.storage import layout
@@ -248,12 +248,10 @@ class _Verifier:
             return data, None  # the content check says so: no readable manifest
         if not isinstance(doc, dict):
             return data, None
-        try:
-            return data, Manifest.from_json(doc)
-        except ManifestError as exc:
-            # A manifest that no longer parses is a failed check, never a crash.
-            checks.append(Check.fail("manifest", exc.code, str(exc)))
-            return data, None
+        manifest, failed = shared.manifest_shape(doc)
+        if failed is not None:
+            checks.append(failed)
+        return data, manifest
 
     def _content(self, v: dict[str, Any], body: Manifest | None) -> Check:
         if body is None:

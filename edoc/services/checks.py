@@ -31,6 +31,7 @@ from edoc.evidence import merkle
 from edoc.evidence.checkpoint import verify_stamp
 from edoc.evidence.hashing import Digest
 from edoc.evidence.sealing import verify_seal
+from edoc.model.manifest import Manifest, ManifestError
 from edoc.model.verdict import Check, Status
 
 
@@ -161,3 +162,13 @@ def certificate_stamp(data: bytes, seal: bytes, tsr: bytes,
         if check.status is not Status.PASS:
             return check
     return None
+
+
+def manifest_shape(doc: object) -> tuple[Manifest | None, Check | None]:
+    """The typed manifest of parsed JSON, or the failed ``manifest`` check saying why it is
+    not one this release reads (never an exception: a bad record is data). Both verifiers
+    parse the stored bytes once and check their shape here."""
+    try:
+        return Manifest.from_json(doc), None
+    except ManifestError as exc:
+        return None, Check.fail("manifest", exc.code, str(exc))

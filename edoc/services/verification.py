@@ -44,7 +44,7 @@ from edoc.evidence import merkle
 from edoc.evidence.checkpoint import verify_checkpoint
 from edoc.evidence.hashing import hash_stream, sha256_hex
 from edoc.model import canonical
-from edoc.model.manifest import Manifest, ManifestError
+from edoc.model.manifest import Manifest
 from edoc.model.verdict import Check, RecordReport, Status
 from edoc.services import checks as shared
 from edoc.services.archive import Archive
@@ -238,13 +238,11 @@ class Verifier:
         except ValueError:
             checks.append(Check.fail("manifest", "MANIFEST_MALFORMED", "not valid JSON"))
             return data, None
-        try:
-            # The bytes are parsed once (above); the shape is checked on the parsed JSON.
-            return data, Manifest.from_json(doc)
-        except ManifestError as exc:
-            # A manifest that no longer parses is a failed check, never a crash.
-            checks.append(Check.fail("manifest", exc.code, str(exc)))
-            return data, None
+        # The bytes are parsed once (above); the shape is checked on the parsed JSON.
+        manifest, failed = shared.manifest_shape(doc)
+        if failed is not None:
+            checks.append(failed)
+        return data, manifest
 
     @staticmethod
     def _check_catalog(row: Any, m: Manifest) -> Check:
