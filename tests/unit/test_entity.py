@@ -192,8 +192,8 @@ def test_extends_merges_per_entity_rules(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "needle"), [
     ('[retention.corporation]\nrules = ["corporate-tax"]\n', "entity type individual"),
-    ('[retention.individual]\nrules = ["nope"]\n[retention.corporation]\nrules = ["corporate-tax"]\n',
-     "retention.individual.rules"),
+    ('[retention.individual]\nrules = ["nope"]\n'
+     '[retention.corporation]\nrules = ["corporate-tax"]\n', "retention.individual.rules"),
     ('[retention]\nindividual = ["income-tax"]\n', "retention.individual"),
     ('[retention.individual]\nrule = ["income-tax"]\n', "unknown key retention.individual.rule"),
     ('[retention.company]\nrules = ["corporate-tax"]\n', "unknown key retention.company"),
