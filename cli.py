@@ -174,8 +174,12 @@ def _archive(ctx: click.Context) -> Any:
 @cli.command()
 @click.argument("directory", required=False, default=".")
 @click.option("--organisation", "--org", default="", help="Your organisation's name.")
-@click.option("--fiscal-year-end", "fye", default="03-31", metavar="MM-DD",
-              help="Fiscal-year end used when a record gives none (default 03-31).")
+@click.option("--fiscal-year-end", "fye", default=None, metavar="MM-DD",
+              help="Fiscal-year end used when a record gives none (default 03-31; 12-31 "
+              "for --entity individual).")
+@click.option("--entity", default="corporation", metavar="corporation|individual",
+              help="Who keeps the records: a corporation (法人, default) or an individual "
+              "(個人事業主); picks the base retention rule (corporate-tax / income-tax).")
 @click.option("--retention", "retention", multiple=True, metavar="RULE",
               help="Retention rules for every record, e.g. corporate-tax (repeatable).")
 @click.option("--storage", default="local", metavar="local|s3://BUCKET/PREFIX",
@@ -196,7 +200,8 @@ def _archive(ctx: click.Context) -> Any:
 @click.option("--pkcs11-pin-env", default="EDOC_PKCS11_PIN", show_default=True,
               help="Environment variable holding the user PIN.")
 @json_option
-def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...],
+def init(directory: str, organisation: str, fye: str | None, entity: str,
+         retention: tuple[str, ...],
          storage: str, s3_endpoint_url: str | None, s3_region: str | None,
          s3_profile: str | None, s3_addressing_style: str | None, lock_mode: str,
          encrypt_keys: bool, pkcs11_module: str | None, pkcs11_token: str | None,
@@ -223,14 +228,16 @@ def init(directory: str, organisation: str, fye: str, retention: tuple[str, ...]
     a = create_archive(Path(directory), organisation=organisation, fiscal_year_end=fye,
                        default_retention=retention, storage=store_cfg,
                        pkcs11=Pkcs11Request(pkcs11_module, pkcs11_token, pkcs11_key_label,
-                                            pkcs11_pin_env))
+                                            pkcs11_pin_env), entity=entity)
     doc = {"ok": True, "archive": str(a.directory), "archive_id": a.archive_id,
+           "entity": a.entity, "base_retention_rule": a.base_rule,
            "storage": a.storage_kind, "guarantee": a.storage_guarantee,
            "tsa": "embedded (NOT ACCREDITED)", "pki": "development (NOT ACCREDITED)"}
     if as_json:
         emit_json(doc)
         return
     click.echo(f"created archive {a.directory}")
+    info(f"  entity:  {a.entity} — base retention rule {a.base_rule}")
     info(f"  storage: {a.storage_kind} — {a.storage_guarantee}")
     info("  keys:    development PKI — NOT ACCREDITED")
     info("  tsa:     embedded RFC 3161 TSA — NOT ACCREDITED")
@@ -1229,8 +1236,11 @@ def profiles(ctx: click.Context, profile_id: str | None, as_json: bool) -> None:
     for note in p.notes:
         click.echo(f"  note:  {note}")
     for section in ("capture", "deadline", "authenticity", "search", "retention"):
-        vals = ", ".join(f"{k}={v}" for k, v in d[section].items() if v not in (None, [], {}))
+        vals = ", ".join(f"{k}={v}" for k, v in d[section].items()
+                         if v not in (None, [], {}) and k != "by_entity")
         click.echo(f"  {section}: {vals or '-'}")
+    for entity, rules in d["retention"]["by_entity"].items():
+        click.echo(f"  retention for {entity}: {', '.join(rules) or '-'}")
     click.echo(f"  document types: {', '.join(p.document_types)}; media: "
                f"{', '.join(p.media_types)}")
     click.echo(f"  source: {p.source}")

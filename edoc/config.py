@@ -74,6 +74,9 @@ class ArchiveConfig:
     organisation: str
     created: str
     default_profile: str = "general"
+    #: Who keeps the records: ``corporation`` (法人) or ``individual`` (個人事業主). An
+    #: edoc.toml without the key (every archive made before it existed) is a corporation.
+    entity: str = "corporation"
     default_retention: tuple[str, ...] = ()
     fiscal_year_end: tuple[int, int] | None = None
     closed_annual: tuple[tuple[int, int], ...] = ()
@@ -124,6 +127,16 @@ def _month_day(source: str, key: str, value: Any) -> tuple[int, int]:
     return month, day
 
 
+def parse_entity(where: str, value: Any) -> str:
+    """``corporation`` or ``individual`` (``edoc.policy.retention.ENTITY_TYPES``)."""
+    from edoc.policy.retention import ENTITY_TYPES
+
+    if value not in ENTITY_TYPES:
+        raise ConfigError(f"{where} must be {' or '.join(ENTITY_TYPES)} (got {value!r})",
+                          code="CONFIG_INVALID")
+    return str(value)
+
+
 def load(archive_dir: Path) -> ArchiveConfig:
     source = str(archive_dir / CONFIG_NAME)
     try:
@@ -150,6 +163,7 @@ def load(archive_dir: Path) -> ArchiveConfig:
             organisation=str(a.get("organisation", "")),
             created=str(a.get("created", "")),
             default_profile=str(a.get("default_profile", "general")),
+            entity=parse_entity(f"{source}: archive.entity", a.get("entity", "corporation")),
             default_retention=tuple(a.get("default_retention", ())),
             fiscal_year_end=_month_day(source, "archive.fiscal_year_end", fye) if fye else None,
             closed_annual=tuple(closed_annual),
@@ -214,6 +228,9 @@ def render(cfg: ArchiveConfig) -> str:
         f"organisation = {_q(cfg.organisation)}",
         f"created = {_q(cfg.created)}",
         f"default_profile = {_q(cfg.default_profile)}",
+        "# Who keeps the records: corporation (法人) or individual (個人事業主); it picks the",
+        "# base retention rule (corporate-tax / income-tax) of profiles that name one per entity.",
+        f"entity = {_q(cfg.entity)}",
         "# Retention rules for every record besides its profiles' (e.g. [\"corporate-tax\"]).",
         f"default_retention = [{', '.join(_q(r) for r in cfg.default_retention)}]",
         "# Fiscal-year end (MM-DD) used when --fiscal-year-end is not given.",

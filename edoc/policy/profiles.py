@@ -8,6 +8,13 @@ the key), ``extends`` inheritance, and ``combine``: when several profiles apply 
 the strictest setting of each kind wins and retention is the latest of all rules
 (REQUIREMENTS.md: "Where several laws apply to one document, the strictest requirement
 governs").
+
+Retention rules may depend on who keeps the records (``[archive] entity``): plain
+``[retention] rules`` apply to every entity type, ``[retention.corporation] rules`` and
+``[retention.individual] rules`` only to that one (a sole proprietor keeps income-tax, not
+corporate-tax, records). With ``extends``, a child's plain ``rules`` replace the parent's whole
+rule set (as before per-entity rules existed, so an old user profile means what it says); a
+child's per-entity table replaces only that entity's list.
 """
 
 from __future__ import annotations
@@ -36,8 +43,10 @@ _SECTION_KEYS: dict[str, set[str]] = {
     "authenticity": {"checkpoint", "seal_manifest", "timestamp_within_deadline",
                      "version_history"},
     "search": {"required", "required_by_type", "ledger_ref_required", "author_required"},
-    "retention": {"rules", "duration"},
+    "retention": {"rules", "duration", "corporation", "individual"},
 }
+#: Who keeps the records (edoc.policy.retention.ENTITY_TYPES, repeated to keep imports lazy).
+ENTITY_TYPES = ("corporation", "individual")
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,15 @@ class SearchRules:
 
 @dataclass(frozen=True)
 class RetentionSpec:
+    #: Rules for every entity type.
     rules: tuple[str, ...] = ()
     duration: str | None = None
+    #: Rules for one entity type only (``[retention.corporation]`` / ``[retention.individual]``).
+    by_entity: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def rules_for(self, entity: str) -> tuple[str, ...]:
+        """The rules that apply to records kept by ``entity``: plain ones, then its own."""
+        return tuple(dict.fromkeys((*self.rules, *self.by_entity.get(entity, ()))))
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,9 @@ class Profile:
                        "ledger_ref_required": self.search.ledger_ref_required,
                        "author_required": self.search.author_required},
             "retention": {"rules": list(self.retention.rules),
-                          "duration": self.retention.duration},
+                          "duration": self.retention.duration,
+                          "by_entity": {e: list(self.retention.rules_for(e))
+                                        for e in ENTITY_TYPES}},
         }
 
 
@@ -265,13 +283,29 @@ def _parse_sections(source: str, raw: Mapping[str, Any], base: Profile | None) -
         out["search"] = merged("search", b.search, p)
     if (r := sections.get("retention")) is not None:
         p = {}
-        if r.has("rules"):
-            rules = r.strs("rules")
+
+        def known_rules(reader: _Reader) -> tuple[str, ...]:
+            rules = reader.strs("rules")
             for rule in rules:
                 if not retention.is_known_rule(rule):
-                    raise r.bad("rules", f"names unknown rule {rule!r}; known: "
-                                f"{', '.join(sorted(retention.RULES))}")
-            p["rules"] = rules
+                    raise reader.bad("rules", f"names unknown rule {rule!r}; known: "
+                                     f"{', '.join(sorted(retention.RULES))}")
+            return rules
+
+        by_entity = dict(b.retention.by_entity)
+        if r.has("rules"):
+            p["rules"] = known_rules(r)
+            by_entity = {}  # plain rules restate the whole set (see the module docstring)
+        for entity in ENTITY_TYPES:
+            if r.has(entity):
+                table = r.table[entity]
+                if not isinstance(table, dict):
+                    raise r.bad(entity, "must be a table: [retention." + entity + "] rules = [...]")
+                _check_keys(source, table, {"rules"}, f"retention.{entity}")
+                sub = _Reader(source, table, f"retention.{entity}")
+                by_entity[entity] = known_rules(sub) if sub.has("rules") else ()
+        if by_entity != dict(b.retention.by_entity):
+            p["by_entity"] = by_entity
         if r.has("duration"):
             d = r.str_("duration")
             try:
@@ -359,9 +393,14 @@ def _resolve(raw: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Profile
 
             profile = replace(base, id=pid, source=source, extends=parent,
                               notes=tuple(fields.pop("notes", base.notes)), **fields)
-        if not profile.retention.rules and not profile.retention.duration:
-            raise ConfigError(f"{source}: retention needs rules or a duration",
-                              code="PROFILE_INVALID")
+        if not profile.retention.duration:
+            for entity in ENTITY_TYPES:
+                if not profile.retention.rules_for(entity):
+                    raise ConfigError(f"{source}: retention needs rules or a duration "
+                                      f"(none apply to entity type {entity})",
+                                      code="PROFILE_INVALID",
+                                      hint=f"add [retention] rules, or [retention.{entity}] "
+                                      "rules for that entity type")
         done[pid] = profile
         return profile
 
@@ -413,6 +452,7 @@ def combine(profiles: Sequence[Profile], doc_type: str | None) -> Requirements:
     auth = profiles[0].authenticity
     fields: dict[str, None] = {}
     rules: dict[str, None] = {}
+    by_entity: dict[str, dict[str, None]] = {e: {} for e in ENTITY_TYPES}
     durations: list[str] = []
     for p in profiles:
         c = p.capture
@@ -442,6 +482,8 @@ def combine(profiles: Sequence[Profile], doc_type: str | None) -> Requirements:
         )
         fields.update(dict.fromkeys(p.search.required_for(doc_type)))
         rules.update(dict.fromkeys(p.retention.rules))
+        for entity, own in p.retention.by_entity.items():
+            by_entity.setdefault(entity, {}).update(dict.fromkeys(own))
         if p.retention.duration:
             durations.append(p.retention.duration)
     classes = [p.document_class for p in profiles if p.document_class != "any"]
@@ -453,7 +495,8 @@ def combine(profiles: Sequence[Profile], doc_type: str | None) -> Requirements:
         deadline=deadline,
         authenticity=auth,
         required_fields=tuple(fields),
-        retention=RetentionSpec(tuple(rules), _longest_duration(durations)),
+        retention=RetentionSpec(tuple(rules), _longest_duration(durations),
+                                {e: tuple(r) for e, r in by_entity.items() if r}),
     )
 
 

@@ -38,6 +38,8 @@ from edoc.errors import ConfigError, InputError
 from edoc.policy.business_days import JST, civil_anniversary, jst_date, jst_midnight
 
 __all__ = [
+    "BASE_RULE",
+    "ENTITY_TYPES",
     "RULES",
     "Duration",
     "RetentionDecision",
@@ -58,6 +60,17 @@ MAX_EXTENSION_MONTHS = 4
 
 #: The ``rule`` name of an outcome computed from a plain profile duration.
 DURATION_RULE = "duration"
+
+#: Who keeps the records (``[archive] entity`` in edoc.toml): a company (法人) or a sole
+#: proprietor (個人事業主). The entity decides which tax law's retention is the base rule.
+ENTITY_TYPES = ("corporation", "individual")
+
+#: The base tax retention rule of each entity type: 法人税法施行規則 第59条 (青色申告法人) /
+#: 第67条 (other corporations) for a corporation; 所得税法施行規則 第63条 (青色申告者) /
+#: 第102条 (other individuals) for an individual. Profiles name it per entity
+#: (``[retention.corporation]`` / ``[retention.individual]``); this table is what doctor shows.
+BASE_RULE: Mapping[str, str] = MappingProxyType(
+    {"corporation": "corporate-tax", "individual": "income-tax"})
 
 
 # --------------------------------------------------------------------------- facts
@@ -92,6 +105,9 @@ class RetentionFacts:
     closing_date: date | None = None
     #: ``--completed`` (completion event: retirement, last entry, end of treatment, delivery)
     completed: date | None = None
+    #: ``[archive] entity``: an individual's taxable period is the calendar year
+    #: (消費税法 第19条第1項第1号), a corporation's its fiscal year.
+    entity: str = "corporation"
 
     def __post_init__(self) -> None:
         if self.ingested_at.tzinfo is None or self.ingested_at.utcoffset() is None:
@@ -110,6 +126,11 @@ class RetentionFacts:
             raise InputError(
                 f"--tax-year {self.tax_year} is not a plausible calendar year",
                 code="RETENTION_INPUT_INVALID",
+            )
+        if self.entity not in ENTITY_TYPES:
+            raise ConfigError(
+                f"entity {self.entity!r} is not one of {', '.join(ENTITY_TYPES)}",
+                code="CONFIG_INVALID",
             )
         if self.fiscal_year_end_md is not None:
             month, day = self.fiscal_year_end_md
@@ -448,6 +469,17 @@ def _income_tax(facts: RetentionFacts) -> RuleOutcome:
 def _consumption_tax(facts: RetentionFacts) -> RuleOutcome:
     if facts.period_end is not None:
         period_end, how = facts.period_end, f"taxable period end {facts.period_end} (--period-end)"
+    elif facts.entity == "individual":
+        # 消費税法 第19条第1項第1号: an individual's taxable period is the calendar year, so
+        # it ends on 31 December of the tax year (the transaction's year unless --tax-year).
+        if facts.tax_year is not None:
+            year, of = facts.tax_year, f"tax year {facts.tax_year} (--tax-year)"
+        elif facts.transaction_date is not None:
+            year, of = facts.transaction_date.year, f"the transaction date {facts.transaction_date}"
+        else:
+            raise _missing("consumption-tax", "--period-end (or --tax-year, or --date)")
+        period_end = date(year, 12, 31)
+        how = f"taxable period end {period_end} (an individual's calendar year: {of})"
     else:
         found = _fiscal_year_end(facts)
         if found is None:

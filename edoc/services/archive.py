@@ -121,7 +121,7 @@ def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> N
 def init_archive(directory: Path, *, organisation: str, storage: StorageConfig | None = None,
                  fiscal_year_end: tuple[int, int] | None = None,
                  default_retention: tuple[str, ...] = (),
-                 pkcs11: TokenConfig | None = None) -> Archive:
+                 pkcs11: TokenConfig | None = None, entity: str = "corporation") -> Archive:
     """Create a new archive with the embedded defaults; refuse to touch an existing one."""
     from edoc.evidence import pki
     from edoc.model import ids
@@ -146,6 +146,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
         archive_id=ids.new_record_id(),
         organisation=organisation,
         created=now.isoformat(timespec="seconds"),
+        entity=config_mod.parse_entity("--entity", entity),
         default_retention=default_retention,
         fiscal_year_end=fiscal_year_end or (3, 31),
         storage=storage,

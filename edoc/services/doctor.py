@@ -14,6 +14,8 @@ Findings are ``Check`` values with stable codes, so a monitoring job can alert o
 - ``evidence``: no record's retention outlives the TSA certificate that vouches for its
   checkpoints (renew evidence before it expires), and whether the TSA is accredited.
 - ``permissions``: private keys and the archive directory are not readable by others.
+- ``entity``: who keeps the records (corporation / individual) and the base retention rule
+  that implies (informational, never fails).
 
 ``--repair`` finishes what interrupted runs left: finishes or drops the versions dead runs
 were writing (``edoc.services.ingest.recover_intents``), writes pending ledger leaves, adopts
@@ -107,6 +109,7 @@ class Doctor:
         report.checks.extend(self._store(now))
         report.checks.append(self._clock(now))
         report.checks.extend(self._permissions())
+        report.checks.append(self._entity())
         if repair:
             report.repaired.extend(self._repair())
         report.checks.extend(self._ledger())
@@ -159,6 +162,21 @@ class Doctor:
                                      "archives with 'edoc init --encrypt-keys', or keep the "
                                      "seal key in a PKCS#11 token)"))
         return out
+
+    def _entity(self) -> Check:
+        """Who keeps the records, and the base retention rule that follows (informational)."""
+        from edoc.policy.retention import BASE_RULE
+
+        cfg = self.a.cfg
+        detail = f"{cfg.entity}: base retention rule {BASE_RULE[cfg.entity]}"
+        try:
+            profile = self.a.profiles.get(cfg.default_profile)
+        except EdocError:
+            return Check.ok("entity", detail)  # a bad profile is reported where it is used
+        rules = tuple(dict.fromkeys((*profile.retention.rules_for(cfg.entity),
+                                     *cfg.default_retention)))
+        kept = ", ".join(rules) or profile.retention.duration or "-"
+        return Check.ok("entity", f"{detail}; default profile {profile.id} applies {kept}")
 
     def _ledger(self) -> list[Check]:
         state = self.a.catalog.ledger_state()

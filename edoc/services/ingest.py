@@ -352,6 +352,7 @@ class Ingestor:
                              code="RETENTION_INPUT_INVALID",
                              hint="give the end of the fiscal year the transaction belongs to")
 
+        entity = self.archive.cfg.entity
         facts = retention.RetentionFacts(
             ingested_at=ingested_at,
             transaction_date=date.fromisoformat(tx_date) if tx_date else None,
@@ -363,8 +364,13 @@ class Ingestor:
             period_end=d("period_end"),
             closing_date=d("closing_date"),
             completed=d("completed"),
+            entity=entity,
         )
-        rules = tuple(dict.fromkeys((*reqs.retention.rules, *inputs.get("rules", ()),
+        # The profiles' rules for this archive's entity type (a sole proprietor's base rule
+        # is income-tax, a company's corporate-tax), then --retention and the archive's
+        # defaults; retention.decide keeps the latest date.
+        rules = tuple(dict.fromkeys((*reqs.retention.rules_for(entity),
+                                     *inputs.get("rules", ()),
                                      *self.archive.cfg.default_retention)))
         return retention.decide(rules, reqs.retention.duration, facts)
 

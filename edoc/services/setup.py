@@ -28,6 +28,9 @@ class CreatedArchive:
     storage_kind: str
     #: the store's one-line description of what it guarantees (WORM or WORM-style)
     storage_guarantee: str
+    #: ``corporation`` or ``individual``, and the base retention rule that implies
+    entity: str = "corporation"
+    base_rule: str = "corporate-tax"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +53,18 @@ def check_retention_rules(rules: tuple[str, ...]) -> None:
                               code="RETENTION_UNKNOWN")
 
 
-def create_archive(directory: Path, *, organisation: str, fiscal_year_end: str,
+def create_archive(directory: Path, *, organisation: str, fiscal_year_end: str | None,
                    default_retention: tuple[str, ...], storage: StorageConfig,
-                   pkcs11: Pkcs11Request | None = None) -> CreatedArchive:
-    """Create the archive (``init_archive``) after checking the token settings and the
-    fiscal-year end (``MM-DD``)."""
+                   pkcs11: Pkcs11Request | None = None,
+                   entity: str = "corporation") -> CreatedArchive:
+    """Create the archive (``init_archive``) after checking the token settings, the entity
+    type and the fiscal-year end (``MM-DD``; by default 03-31 for a corporation, 12-31 for
+    an individual, whose tax year is the calendar year)."""
+    from edoc.policy.retention import BASE_RULE
+
+    entity = config_mod.parse_entity("--entity", entity)
+    if fiscal_year_end is None:
+        fiscal_year_end = "12-31" if entity == "individual" else "03-31"
     token = None
     if pkcs11 is not None and (pkcs11.module or pkcs11.token):
         from edoc.evidence.hsm import TokenConfig
@@ -66,8 +76,10 @@ def create_archive(directory: Path, *, organisation: str, fiscal_year_end: str,
     a = init_archive(directory, organisation=organisation,
                      fiscal_year_end=config_mod.parse_month_day("--fiscal-year-end", "value",
                                                                 fiscal_year_end),
-                     default_retention=default_retention, storage=storage, pkcs11=token)
-    return CreatedArchive(a.cfg.dir, a.cfg.archive_id, a.store.kind, a.store.guarantee)
+                     default_retention=default_retention, storage=storage, pkcs11=token,
+                     entity=entity)
+    return CreatedArchive(a.cfg.dir, a.cfg.archive_id, a.store.kind, a.store.guarantee,
+                          a.cfg.entity, BASE_RULE[a.cfg.entity])
 
 
 def open_for_rebuild(directory: str | None) -> Archive:

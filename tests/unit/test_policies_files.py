@@ -37,7 +37,7 @@ SECTION_KEYS = {
     "deadline": {"business_days", "cycle_months", "late"},
     "authenticity": {"checkpoint", "seal_manifest", "timestamp_within_deadline", "version_history"},
     "search": {"required", "required_by_type", "ledger_ref_required", "author_required"},
-    "retention": {"rules", "duration"},
+    "retention": {"rules", "duration", "corporation", "individual"},
 }
 CHOICES = {
     ("", "document_class"): {"important", "general", "electronic", "record", "any"},
@@ -86,7 +86,12 @@ def test_profile_file(path: Path) -> None:
     for key in ("notes", "document_types", "media_types"):
         if key in data:
             assert isinstance(data[key], list) and all(isinstance(x, str) and x for x in data[key])
-    rules = data.get("retention", {}).get("rules", [])
+    section = data.get("retention", {})
+    rules = list(section.get("rules", []))
+    for entity in ("corporation", "individual"):
+        if entity in section:
+            assert set(section[entity]) <= {"rules"}, (entity, section[entity])
+            rules += section[entity].get("rules", [])
     for rule in rules:
         assert retention.is_known_rule(rule), rule
     if "duration" in data.get("retention", {}):
@@ -122,7 +127,10 @@ def test_shipped_profiles_state_their_readings() -> None:
     assert important["capture"]["colour"] == "rgb24"
     assert important["deadline"] == {"business_days": 7, "cycle_months": 0, "late": "reject"}
     assert important["search"]["ledger_ref_required"] is True
-    assert important["retention"]["rules"] == ["corporate-tax"]
+    # the base tax rule depends on who keeps the records (法人 / 個人事業主)
+    for pid in ("nta-scan-important", "nta-scan-general", "nta-electronic-transaction"):
+        assert profiles[pid]["retention"] == {"corporation": {"rules": ["corporate-tax"]},
+                                              "individual": {"rules": ["income-tax"]}}, pid
     assert profiles["nta-scan-important-cycle"]["deadline"] == {"cycle_months": 2}
     assert profiles["nta-scan-general"]["capture"]["colour"] == "gray8"
     assert profiles["nta-scan-general"]["deadline"]["late"] == "flag"

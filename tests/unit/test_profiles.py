@@ -22,7 +22,8 @@ def test_shipped_profiles_load_and_cite_a_basis() -> None:
             "nta-electronic-transaction", "mhlw-medical", "meti-general"} <= set(ps.ids())
     for p in ps:
         assert p.basis.strip()
-        assert p.retention.rules or p.retention.duration
+        for entity in ("corporation", "individual"):
+            assert p.retention.rules_for(entity) or p.retention.duration
 
 
 def test_scanner_profiles_match_the_law() -> None:
@@ -93,7 +94,8 @@ def test_strictest_setting_of_each_kind_wins() -> None:
     assert r.capture.min_dpi == max(ps.get("mhlw-medical").capture.min_dpi or 0, 200)
     assert r.authenticity.checkpoint == "record" and r.authenticity.seal_manifest
     assert "author" in r.required_fields
-    assert set(r.retention.rules) == {"corporate-tax", "medical-charts"}
+    assert set(r.retention.rules_for("corporation")) == {"corporate-tax", "medical-charts"}
+    assert set(r.retention.rules_for("individual")) == {"income-tax", "medical-charts"}
     assert r.deadline.business_days == min(
         ps.get("nta-scan-general").deadline.business_days or 99,
         ps.get("mhlw-medical").deadline.business_days or 99)
