@@ -381,7 +381,9 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 #: ``edoc.services.records.SearchHit``. New ones go at the end (scripts index the CSV).
 SEARCH_HEADER = ("record_id", "version", "state", "transaction_date", "amount", "counterparty",
                  "doc_type", "ledger_ref", "profiles", "retain_until", "content_sha256",
-                 "original_name", "invoice_number", "registration_number")
+                 "original_name")
+#: Keys ``search --json`` adds after ``SEARCH_HEADER`` (the CSV's columns stay as they were).
+SEARCH_JSON_EXTRA = ("invoice_number", "registration_number")
 
 
 def _row_values(hit: Any) -> list[Any]:
@@ -436,7 +438,8 @@ def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool
     rows = search_records(a, q, a.actor)
     if as_json:
         emit_json({"ok": True, "count": len(rows),
-                   "records": [dict(zip(SEARCH_HEADER, _row_values(r), strict=True))
+                   "records": [dict(zip(SEARCH_HEADER, _row_values(r), strict=True),
+                                    **{k: getattr(r, k) for k in SEARCH_JSON_EXTRA})
                                for r in rows]})
     elif as_csv:
         write_csv(iter(_row_values(r) for r in rows), SEARCH_HEADER)

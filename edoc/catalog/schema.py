@@ -308,6 +308,12 @@ def upgrade(conn: Connection) -> None:
         .where(versions.c.counterparty_norm.is_not(None))).on_conflict_do_nothing())
 
 
+def columns_missing(conn: Connection) -> bool:
+    """Whether ``versions`` lacks a column of ``ADDED_COLUMNS`` (an older catalog)."""
+    have = {str(col["name"]) for col in sa.inspect(conn).get_columns("versions")}
+    return not set(ADDED_COLUMNS) <= have
+
+
 def _add_columns(conn: Connection) -> None:
     """``ALTER TABLE versions ADD COLUMN`` for each of ``ADDED_COLUMNS`` an older catalog
     lacks (before the indexes on them are created)."""
