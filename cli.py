@@ -288,7 +288,8 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
         retention=opts.get("retention", ()), fiscal_year_end=opts.get("fiscal_year_end"),
         extension_months=opts.get("extension_months"), loss_year=opts.get("loss_year", False),
         tax_year=opts.get("tax_year"), period_end=opts.get("period_end"),
-        closing_date=opts.get("closing_date"), completed=opts.get("completed"))
+        closing_date=opts.get("closing_date"), completed=opts.get("completed"),
+        direction=opts.get("direction"))
 
 
 # -- ingest ----------------------------------------------------------------------------------
@@ -301,6 +302,8 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
               help="CSV with one row per file (column 'file' plus the option names).")
 @metadata_options
 @click.option("--received", metavar="YYYY-MM-DD", help="Date the document was received.")
+@click.option("--direction", type=click.Choice(["received", "sent"]),
+              help="For an e-invoice: received (default; counterparty = the issuer) or sent.")
 @retention_options
 @click.option("--skip-existing", is_flag=True,
               help="A file already in the archive (same SHA-256) counts as done, not as a "
@@ -364,6 +367,8 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
                 late = "  LATE_INPUT" if r.input_verdict == "late" else ""
                 click.echo(f"{r.record_id}  {printable_name(r.file)}  "
                            f"retain-until {r.retain_until}{late}")
+                for w in r.warnings or ():
+                    info(f"warning: {printable_name(r.file)}: {w['code']}: {w['message']}")
             elif r.status == "exists":
                 click.echo(f"{r.record_id}  {printable_name(r.file)}  already stored")
         cp = run.checkpoint
@@ -384,6 +389,8 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 SEARCH_HEADER = ("record_id", "version", "state", "transaction_date", "amount", "counterparty",
                  "doc_type", "ledger_ref", "profiles", "retain_until", "content_sha256",
                  "original_name")
+#: Keys ``search --json`` adds after ``SEARCH_HEADER`` (the CSV's columns stay as they were).
+SEARCH_JSON_EXTRA = ("invoice_number", "registration_number")
 
 
 def _row_values(hit: Any) -> list[Any]:
@@ -400,6 +407,9 @@ search_options = _options(
     click.option("--doc-type"),
     click.option("--ledger-ref"),
     click.option("--profile"),
+    click.option("--invoice-number", help="An e-invoice's number (exact)."),
+    click.option("--registration-number", metavar="T…",
+                 help="The seller's registration number (登録番号, exact)."),
     click.option("--include-deleted", is_flag=True, help="Also deleted (tombstoned) records."),
     click.option("--all-versions", is_flag=True, help="Every version, not only the latest."),
 )
@@ -412,6 +422,8 @@ def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
         date_from=opts["date_from"], date_to=opts["date_to"], min_amount=opts["min_amount"],
         max_amount=opts["max_amount"], counterparty=opts["counterparty"],
         doc_type=opts["doc_type"], ledger_ref=opts["ledger_ref"], profile=opts["profile"],
+        invoice_number=opts["invoice_number"],
+        registration_number=opts["registration_number"],
         include_deleted=opts["include_deleted"], all_versions=opts["all_versions"],
         limit=limit)
 
@@ -433,7 +445,8 @@ def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool
     rows = search_records(a, q, a.actor)
     if as_json:
         emit_json({"ok": True, "count": len(rows),
-                   "records": [dict(zip(SEARCH_HEADER, _row_values(r), strict=True))
+                   "records": [dict(zip(SEARCH_HEADER, _row_values(r), strict=True),
+                                    **{k: getattr(r, k) for k in SEARCH_JSON_EXTRA})
                                for r in rows]})
     elif as_csv:
         write_csv(iter(_row_values(r) for r in rows), SEARCH_HEADER)
@@ -498,9 +511,11 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
             click.echo(f"    sha256    {c.sha256}")
         click.echo(f"    profiles  {', '.join(m.profiles)}  "
                    f"({m.document_class}, {m.doc_type or '-'})")
-        for k in ("transaction_date", "amount", "counterparty", "ledger_ref", "author"):
+        for k in ("transaction_date", "amount", "counterparty", "ledger_ref", "author",
+                  "invoice_number", "registration_number"):
             if meta.get(k) is not None:
                 click.echo(f"    {k:<17} {meta[k]}")
+        _show_einvoice(m.einvoice)
         inp = m.input
         if inp:
             click.echo(f"    input     received {inp['received']}, deadline {inp['deadline']}: "
@@ -510,6 +525,21 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
                    f"({', '.join(o.get('rule', '?') for o in ret.get('rules', []))})")
         if m.reason:
             click.echo(f"    reason    {m.reason}")
+
+
+def _show_einvoice(block: Any) -> None:
+    """The ``einvoice`` block of a manifest: kind, currency, sources, warnings."""
+    if not block:
+        return
+    from edoc.policy.values import printable_name
+
+    click.echo(f"    einvoice  {block.get('kind')} {block.get('document_currency') or '-'}"
+               f"  ({block.get('customization_id')})")
+    sources = block.get("field_sources") or {}
+    if sources:
+        click.echo("    sources   " + ", ".join(f"{k}={v}" for k, v in sources.items()))
+    for w in block.get("warnings") or ():
+        click.echo(f"    warning   {w.get('code')}: {printable_name(str(w.get('message')))}")
 
 
 @cli.command()

@@ -34,7 +34,8 @@ from edoc.config import StorageConfig  # noqa: E402
 from edoc.services.archive import Archive, init_archive  # noqa: E402
 from edoc.services.ingest import IngestRequest  # noqa: E402
 
-PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry")
+PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry",
+         "einvoice")
 MiB = 1024 * 1024
 
 #: Profiles the bench adds (``EDOC_POLICIES``): per-record manifest seals as the brief asks

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import samples  # noqa: E402  (the same generators the test suite uses)
+from tests import einvoice_samples, samples  # noqa: E402  (the test suite's generators)
 
 WORK = ROOT / "demo-archive"
 ARCHIVE = WORK / "archive"
@@ -89,6 +89,16 @@ def main() -> None:
         "--counterparty", "佐藤工業", "--paper-size", "A4")
     run("ingest", str(INBOX / "delivery-note.png"), str(INBOX / "e-invoice.pdf"),
         "--profile", "general", "--date", d[5], "--counterparty", "鈴木運輸")
+
+    step("3b. Ingest a JP PINT e-invoice with nothing typed, then render it to a PDF")
+    xml = INBOX / "pint-invoice.xml"
+    xml.write_bytes(einvoice_samples.pint_invoice(
+        lines=einvoice_samples.TWO_RATES, number="INV-DEMO-0001", issue_date=d[1]))
+    out = run("ingest", str(xml), "--profile", "nta-electronic-transaction", "--received", d[1])
+    einvoice_id = out.split()[0]
+    run("show", einvoice_id)
+    run("search", "--registration-number", "T" + einvoice_samples.CORPORATE_NUMBER_NTA)
+    run("render", einvoice_id, "-o", str(WORK / "pint-invoice.pdf"))
 
     step("4. Search (NFKC: half-width カナ and full-width Latin match)")
     run("search", "--counterparty", "カブシキガイシャ")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ class CatalogEngine:
         try:
             with self.engine.connect() as c:
                 found = schema.stored_version(c)
+                behind = found == schema.SCHEMA_VERSION and schema.columns_missing(c)
         except sa.exc.OperationalError as exc:
             raise ConfigError(f"catalog cannot be opened: {exc.orig}",
                               code="CATALOG_UNAVAILABLE", hint=hint) from None
@@ -105,6 +106,13 @@ class CatalogEngine:
         if found != schema.SCHEMA_VERSION:
             raise ConfigError(f"catalog schema is version {found}; this edoc needs "
                               f"{schema.SCHEMA_VERSION}", code="CATALOG_SCHEMA")
+        if behind:
+            # Columns added since (schema.ADDED_COLUMNS) are read by every version query, so
+            # an older catalog is upgraded now, not at its first write: a read-only command
+            # (verify, search) on it would otherwise fail. One ALTER TABLE per column, once.
+            # Read-only or busy: the reads then fail as they would have.
+            with suppress(CatalogError), self.write():
+                pass
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

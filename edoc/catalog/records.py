@@ -112,6 +112,8 @@ def version_row(m: Manifest, *, manifest_sha256: str,
         "retain_until": retain_until,
         "retain_until_at": utc_text(datetime.fromisoformat(until_at)),
         "ingested_at": m.ingested_at, "ledger_index": ledger_index, "disposed_at": None,
+        "invoice_number": meta.invoice_number,
+        "registration_number": meta.registration_number,
     }
 
 
@@ -160,6 +162,8 @@ class VersionRow:
     ingested_at: str
     ledger_index: int
     disposed_at: str | None
+    invoice_number: str | None = None
+    registration_number: str | None = None
 
     @classmethod
     def of(cls, row: Any) -> VersionRow:

@@ -67,8 +67,18 @@ versions = sa.Table(
     sa.Column("ingested_at", sa.String(40), nullable=False),
     sa.Column("ledger_index", sa.Integer, nullable=False),
     sa.Column("disposed_at", sa.String(40)),
+    #: From a JP PINT e-invoice (edoc.services.einvoice_fields): its number (ibt-001) and the
+    #: seller's registration number (登録番号, ibt-031). Added after the first release, so
+    #: ``upgrade`` adds them to an older catalog (``ADDED_COLUMNS``).
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("registration_number", sa.String(64)),
     sa.PrimaryKeyConstraint("record_id", "version"),
 )
+#: Columns of ``versions`` added since the first release: nullable, no default, so adding one
+#: is an instant ``ALTER TABLE … ADD COLUMN`` on SQLite and PostgreSQL alike.
+ADDED_COLUMNS = ("invoice_number", "registration_number")
+sa.Index("ix_versions_invoice_number", versions.c.invoice_number)
+sa.Index("ix_versions_registration_number", versions.c.registration_number)
 sa.Index("ix_versions_date", versions.c.transaction_date)
 sa.Index("ix_versions_amount", versions.c.amount)
 sa.Index("ix_versions_cp", versions.c.counterparty_norm)
@@ -323,6 +333,7 @@ def upgrade(conn: Connection) -> None:
     for table in (registry_entries, registry_imports):  # added with `edoc registry`
         if table.name not in present:
             table.create(conn)
+    _add_columns(conn)
     for ix in sorted(versions.indexes, key=lambda i: str(i.name)):
         if ix.name not in present:
             ix.create(conn)
@@ -337,3 +348,20 @@ def upgrade(conn: Connection) -> None:
     conn.execute(insert(counterparties).from_select(
         ["name"], sa.select(versions.c.counterparty_norm).distinct()
         .where(versions.c.counterparty_norm.is_not(None))).on_conflict_do_nothing())
+
+
+def columns_missing(conn: Connection) -> bool:
+    """Whether ``versions`` lacks a column of ``ADDED_COLUMNS`` (an older catalog)."""
+    have = {str(col["name"]) for col in sa.inspect(conn).get_columns("versions")}
+    return not set(ADDED_COLUMNS) <= have
+
+
+def _add_columns(conn: Connection) -> None:
+    """``ALTER TABLE versions ADD COLUMN`` for each of ``ADDED_COLUMNS`` an older catalog
+    lacks (before the indexes on them are created)."""
+    have = {str(col["name"]) for col in sa.inspect(conn).get_columns("versions")}
+    for name in ADDED_COLUMNS:
+        if name not in have:
+            col = versions.c[name]
+            kind = col.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE versions ADD COLUMN {name} {kind}")

@@ -28,6 +28,9 @@ class SearchQuery:
     doc_type: str | None = None
     ledger_ref: str | None = None
     profile: str | None = None
+    #: exact matches on an e-invoice's number and the seller's registration number
+    invoice_number: str | None = None
+    registration_number: str | None = None
     include_deleted: bool = False
     all_versions: bool = False
     limit: int | None = None
@@ -102,6 +105,10 @@ class SearchReads(CatalogEngine):
             stmt = stmt.where(v.c.doc_type == q.doc_type)
         if q.ledger_ref:
             stmt = stmt.where(v.c.ledger_ref == q.ledger_ref)
+        if q.invoice_number:
+            stmt = stmt.where(v.c.invoice_number == q.invoice_number)
+        if q.registration_number:
+            stmt = stmt.where(v.c.registration_number == q.registration_number)
         if q.profile:
             stmt = stmt.where(v.c.profiles.like(f'%"{q.profile}"%'))
         stmt = stmt.order_by(v.c.transaction_date, v.c.record_id, v.c.version)

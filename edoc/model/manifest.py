@@ -85,6 +85,20 @@ class SearchFields:
         out.update({k: getattr(self, k) for k in _SEARCH_FIELDS if k in self.keys})
         return out
 
+    # An e-invoice's extra search fields live in ``extra`` (so a manifest of any other
+    # record has no such keys, byte for byte as before); read them typed here.
+    @property
+    def invoice_number(self) -> str | None:
+        """An e-invoice's number (JP PINT ibt-001), if the manifest has one."""
+        value = self.extra.get("invoice_number")
+        return value if isinstance(value, str) else None
+
+    @property
+    def registration_number(self) -> str | None:
+        """The seller's 登録番号 (JP PINT ibt-031) of an e-invoice, if the manifest has one."""
+        value = self.extra.get("registration_number")
+        return value if isinstance(value, str) else None
+
 
 #: Top-level keys with a typed field below, in no particular order (output is sorted).
 _TYPED = ("schema", "record_id", "version", "archive_id", "actor", "ingested_at", "kind",
@@ -208,6 +222,12 @@ class Manifest:
         built on it (a retention extension carries the tombstone's missing content). Deletion
         is final: nothing but retention changes after it."""
         return self.kind == "tombstone" or self.content is None
+
+    @property
+    def einvoice(self) -> JSONObject | None:
+        """The ``einvoice`` block of a record ingested from a JP PINT e-invoice."""
+        value = self.extra.get("einvoice")
+        return value if isinstance(value, dict) else None
 
     @property
     def retain_until(self) -> str | None:

@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +47,7 @@ from edoc.services.commit import (
     pending_intents,
     recover_intents,
 )
+from edoc.services.einvoice_fields import DocumentFields, document_fields
 
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
@@ -79,6 +80,9 @@ class IngestRequest:
     period_end: str | None = None
     closing_date: str | None = None
     completed: str | None = None
+    #: ``received`` (default) or ``sent``: whose counterparty an e-invoice names
+    #: (``edoc.services.einvoice_fields``).
+    direction: str | None = None
     #: Where the request came from, for messages (e.g. "row 3" of a CSV manifest).
     origin: str | None = None
     #: Set when the request was already found invalid while it was read (a bad CSV row).
@@ -94,11 +98,24 @@ class IngestResult:
     retain_until: str | None = None
     input_verdict: str | None = None
     error: dict[str, str | None] | None = None
+    #: For a file read as an e-invoice: each search field's value and source
+    #: (``document`` | ``typed``).
+    fields: dict[str, dict[str, Any]] | None = None
+    #: Warnings on the document (PINT rules, T-number) and fallback notes.
+    warnings: list[dict[str, str]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "status": self.status, "record_id": self.record_id,
-                "sha256": self.sha256, "retain_until": self.retain_until,
-                "input_verdict": self.input_verdict, "error": self.error}
+        out: dict[str, Any] = {
+            "file": self.file, "status": self.status, "record_id": self.record_id,
+            "sha256": self.sha256, "retain_until": self.retain_until,
+            "input_verdict": self.input_verdict, "error": self.error}
+        # Only for XML read as (or refused as) an e-invoice: every other result keeps the
+        # keys it always had.
+        if self.fields is not None:
+            out["fields"] = self.fields
+        if self.warnings is not None:
+            out["warnings"] = self.warnings
+        return out
 
 
 @dataclass
@@ -128,6 +145,7 @@ class Prepared:
     requirements: Requirements
     until_at: datetime
     retain_until: date
+    document: DocumentFields = field(default_factory=DocumentFields)
 
 
 def _today_jst(now: datetime) -> date:
@@ -378,8 +396,12 @@ class Ingestor:
         if req.rejection is not None:
             raise req.rejection
         a = self.archive
+        doc, req = self.document(req)
         reqs, doc_type = self.requirements(req)
-        meta = self.metadata(req, reqs, doc_type)
+        try:
+            meta = self.metadata(req, reqs, doc_type)
+        except ProfileViolation as exc:
+            raise _with_document_reason(exc, doc) from None
         deadline_info = self.input_deadline(req, reqs, _opt_date(req.date, "--date"))
         inputs = self.retention_inputs(req)
         now = self._clock()
@@ -399,7 +421,7 @@ class Ingestor:
             profiles=tuple(reqs.profiles),
             document_class=reqs.document_class,
             doc_type=doc_type,
-            metadata=SearchFields(**meta),
+            metadata=SearchFields(**meta, extra=doc.extra_metadata),
             input=deadline_info,
             readability=measured,
             retention=decision.to_manifest(),
@@ -410,9 +432,35 @@ class Ingestor:
                       "accredited": a.cfg.tsa.kind != "embedded"},
             previous_version_sha256=None,
             reason=None,
+            extra={"einvoice": doc.einvoice} if doc.einvoice is not None else {},
         )
         return Prepared(req, path, size, sha256, media_type, body, reqs,
-                        decision.until_at, decision.retain_until)
+                        decision.until_at, decision.retain_until, doc)
+
+    def document(self, req: IngestRequest) -> tuple[DocumentFields, IngestRequest]:
+        """What the file itself says (a JP PINT e-invoice), and the request with the
+        document's values in place of the typed ones (an agreeing typed value is replaced by
+        the document's; a disagreeing one was refused, ``FIELD_CONFLICT``). A file that
+        cannot be opened is left to ``inspect_file``, which reports it as always."""
+        from edoc import inspection
+
+        if req.direction not in (None, "received", "sent"):
+            raise InputError(f"--direction must be received or sent (got {req.direction!r})",
+                             code="BAD_VALUE")
+        try:
+            path, _ = _open_input(req.path)
+            media_type = inspection.detect_media_type(path)
+        except InputError:
+            return DocumentFields(), req
+        typed = {"transaction_date": req.date, "amount": req.amount,
+                 "counterparty": req.counterparty, "doc_type": req.doc_type}
+        doc = document_fields(path, media_type, typed, direction=req.direction)
+        doc.finish(typed)
+        v = doc.values
+        return doc, replace(req, date=v.get("transaction_date", req.date),
+                            amount=v.get("amount", req.amount),
+                            counterparty=v.get("counterparty", req.counterparty),
+                            doc_type=v.get("doc_type", req.doc_type))
 
     # -- storing ---------------------------------------------------------------------------
     def store(self, prep: Prepared) -> IngestResult:
@@ -427,8 +475,17 @@ class Ingestor:
                            until_at=prep.until_at,
                            reqs=prep.requirements, event="ingest", now=self._clock())
         verdict = (prep.manifest_body.input or {}).get("verdict")
-        return IngestResult(stored_name(prep.request.path), "stored", record_id, prep.sha256,
-                            prep.retain_until.isoformat(), verdict)
+        result = IngestResult(stored_name(prep.request.path), "stored", record_id,
+                              prep.sha256, prep.retain_until.isoformat(), verdict)
+        doc = prep.document
+        if doc.einvoice is not None:
+            m = prep.manifest_body
+            shown = {**m.metadata.as_json(), "doc_type": m.doc_type}
+            result.fields = {name: {"value": shown.get(name), "source": source}
+                             for name, source in doc.sources.items()}
+        if doc.warnings or doc.einvoice is not None:
+            result.warnings = doc.warnings
+        return result
 
     @contextlib.contextmanager
     def _claim(self, sha256: str) -> Iterator[None]:
@@ -553,6 +610,21 @@ class Ingestor:
         if cp is not None:
             run.checkpoint = {"tree_size": cp.tree_size, "root_hash": cp.root_hash,
                               "gen_time": utc_text(cp.gen_time), "key": cp.key}
+
+
+def _with_document_reason(exc: ProfileViolation, doc: DocumentFields) -> EdocError:
+    """A required search field the document did not supply: the refusal names what the
+    document lacked; a DOCTYPE'd XML is refused with its own code (never expanded)."""
+    if exc.code != "SEARCH_FIELD_MISSING":
+        return exc
+    if doc.refusal is not None:
+        code, detail = doc.refusal
+        return ProfileViolation(f"{detail}; so no search field is read from it, and "
+                                f"{exc.message}", code=code, hint=exc.hint)
+    lacking = "; ".join(doc.lacking.values())
+    if not lacking:
+        return exc
+    return ProfileViolation(f"{exc.message}; {lacking}", code=exc.code, hint=exc.hint)
 
 
 def _failed(req: IngestRequest, exc: EdocError, *, status: str = "rejected",

@@ -144,7 +144,8 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
             "ledger_ref": None, "retain_until": e["retain_until"],
             "retain_until_at": e["retain_until_at"],
             "ingested_at": e.get("disposed_at") or "", "ledger_index": by_version[(rid, ver)],
-            "disposed_at": e.get("disposed_at")})
+            "disposed_at": e.get("disposed_at"),
+            "invoice_number": None, "registration_number": None})
 
     # 4. records
     latest: dict[str, dict[str, Any]] = {}

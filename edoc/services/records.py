@@ -22,6 +22,7 @@ from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.hashing import hash_stream
 from edoc.files import atomic_output
 from edoc.model.manifest import Manifest, ManifestError
+from edoc.policy.registration import normalise_registration_number
 from edoc.policy.values import parse_amount, parse_date, parse_doc_type
 from edoc.services.archive import Archive
 
@@ -43,6 +44,9 @@ class SearchHit:
     content_sha256: str | None
     #: the file name the document was ingested under (None for a tombstone)
     original_name: str | None
+    #: an e-invoice's number and the seller's registration number (None otherwise)
+    invoice_number: str | None = None
+    registration_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ def search_query(*, date_from: str | None = None, date_to: str | None = None,
                  min_amount: str | None = None, max_amount: str | None = None,
                  counterparty: str | None = None, doc_type: str | None = None,
                  ledger_ref: str | None = None, profile: str | None = None,
+                 invoice_number: str | None = None, registration_number: str | None = None,
                  include_deleted: bool = False, all_versions: bool = False,
                  limit: int | None = None) -> SearchQuery:
     """A search from the texts a user typed (``--from``, ``--min-amount`` …), checked:
@@ -82,6 +87,10 @@ def search_query(*, date_from: str | None = None, date_to: str | None = None,
         counterparty=counterparty,
         doc_type=parse_doc_type(doc_type) if doc_type else None,
         ledger_ref=ledger_ref, profile=profile,
+        invoice_number=invoice_number or None,
+        # typed as a clerk would (full-width Ｔ, lower case): matched as the catalog keeps it
+        registration_number=normalise_registration_number(registration_number)
+        if registration_number else None,
         include_deleted=include_deleted, all_versions=all_versions, limit=limit)
     if q.date_from and q.date_to and q.date_from > q.date_to:
         raise InputError("--from is after --to", code="BAD_DATE")
@@ -96,7 +105,8 @@ def _hit(row: Any) -> SearchHit:
         transaction_date=row.transaction_date, amount=row.amount,
         counterparty=row.counterparty, doc_type=row.doc_type, ledger_ref=row.ledger_ref,
         profiles=tuple(json.loads(row.profiles)), retain_until=row.retain_until,
-        content_sha256=row.content_sha256, original_name=row.original_name)
+        content_sha256=row.content_sha256, original_name=row.original_name,
+        invoice_number=row.invoice_number, registration_number=row.registration_number)
 
 
 def search_records(archive: Archive, query: SearchQuery, actor: str) -> list[SearchHit]:

@@ -94,7 +94,9 @@ def test_render_writes_a_readable_copy_the_same_every_time(edoc: Edoc, tmp_path:
 def test_a_long_invoice_runs_over_several_pages(edoc: Edoc, tmp_path: Path) -> None:
     lines = [Line(f"部品 {n:03d}", Decimal(1), Decimal(100), "AA" if n % 2 else "S")
              for n in range(1, 501)]
-    rid = _ingest_invoice(edoc, tmp_path / "long.xml", pint_invoice(lines=lines), "52000")
+    # 50,000 taxable + 2,500 (10 %) + 2,000 (8 %): a typed amount must now agree with the
+    # document (FIELD_CONFLICT), and 52000 did not.
+    rid = _ingest_invoice(edoc, tmp_path / "long.xml", pint_invoice(lines=lines), "54500")
     out = tmp_path / "long.pdf"
     code, doc = edoc.json("render", rid, "-o", str(out))
     assert code == 0, doc

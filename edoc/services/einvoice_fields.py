@@ -1,0 +1,256 @@
+"""Search fields from the document itself: ``edoc ingest invoice.xml`` with nothing typed.
+
+Owns deciding, for one file being ingested, which search fields (取引年月日, 取引金額, 取引先 of
+電子帳簿保存法 施行規則 第4条第1項, plus the invoice number and the seller's 登録番号) come from
+a JP PINT e-invoice and which from what the user typed, and what the manifest's ``einvoice``
+block records about it. Reading the XML is ``edoc.inspection.einvoice``; judging it is
+``edoc.policy.pint_rules`` / ``edoc.policy.registration``. Nothing here stores anything.
+
+The rules, in the order ``document_fields`` applies them:
+
+* only a file whose content is XML is read (``application/xml``); anything else, and XML that
+  is not UBL, is left to the typed fields exactly as before (its manifest is unchanged);
+* a DOCTYPE is never expanded (``EINVOICE_DTD_REFUSED``): the file is kept as data only when
+  the typed fields suffice; otherwise ingest refuses it with that code (``refusal``);
+* a UBL document that is not JP PINT, or a PINT document lacking a field, falls back to the
+  typed fields, with a message naming what is missing;
+* a typed value that disagrees with the document is refused (``FIELD_CONFLICT``): the sealed
+  record would otherwise say two things about one invoice. An agreeing one is fine, and the
+  field's source stays ``document``;
+* a wrong invoice (PINT rules, a bad T-number, totals that do not add up) is kept and flagged,
+  never refused: 電子帳簿保存法 第7条 obliges keeping what was received, as it was received.
+
+Who the counterparty (取引先) is. The archive keeps documents of its owner; the counterparty is
+always *the other party*. An ordinary invoice or credit note is issued by the supplier
+(AccountingSupplierParty), so a received one names the supplier as counterparty and a sent one
+(``--direction sent``) the customer. A self-billed document (仕入明細書, JP PINT self-billing)
+is issued by the *buyer* about what it bought, yet UBL keeps the seller as
+AccountingSupplierParty — so the roles reverse: a received self-billing document came from
+our customer (we are the seller; counterparty = AccountingCustomerParty), a sent one went to
+our supplier (we are the buyer who issued it; counterparty = AccountingSupplierParty). The
+registration number kept is always the seller's (ibt-031): the one the buyer's 仕入税額控除
+depends on, whoever issued the document.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+from edoc.errors import InputError
+from edoc.inspection.einvoice import (
+    EINVOICE_DTD_REFUSED,
+    EINVOICE_NOT_JP_PINT,
+    Amount,
+    DocKind,
+    PintInvoice,
+    read_einvoice,
+)
+from edoc.policy.pint_rules import EINVOICE_FIELD_MISSING, check_invoice, search_amount_yen
+from edoc.policy.registration import Finding, check_registration_number
+from edoc.policy.values import clean_text, parse_amount, parse_date, parse_doc_type
+
+__all__ = ["DIRECTIONS", "DocumentFields", "FieldConflict", "document_fields"]
+
+DIRECTIONS: Final = ("received", "sent")
+FIELD_CONFLICT: Final = "FIELD_CONFLICT"
+XML: Final = "application/xml"
+PDF: Final = "application/pdf"
+
+#: The request's typed fields and their flags (for messages).
+_FLAGS: Final = {"transaction_date": "--date", "amount": "--amount",
+                 "counterparty": "--counterparty", "doc_type": "--doc-type"}
+
+
+class FieldConflict(InputError):
+    """A typed flag says something else than the e-invoice: refused, nothing stored."""
+
+
+@dataclass
+class DocumentFields:
+    """What the document says, for one ingest: ``values`` holds the fields it supplied (as
+    the text a user would have typed, so ingest validates them the same way); ``einvoice``
+    is the manifest block (None for anything that is not a JP PINT document)."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    #: search fields the manifest gains (only for an e-invoice)
+    extra_metadata: dict[str, str] = field(default_factory=dict)
+    einvoice: dict[str, Any] | None = None
+    #: messages for the ingest output: warnings on the invoice and fallback notes
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    #: per search field: "document" or "typed" (only for an e-invoice)
+    sources: dict[str, str] = field(default_factory=dict)
+    #: why the document could not supply fields, e.g. "the document has no IssueDate"
+    lacking: dict[str, str] = field(default_factory=dict)
+    #: when the document was refused as an invoice (a DOCTYPE): the code and message a
+    #: missing typed field is refused with
+    refusal: tuple[str, str] | None = None
+
+    def finish(self, typed: dict[str, str | None]) -> None:
+        """Record each search field's source once the typed values are known."""
+        if self.einvoice is None:
+            return
+        for name in ("transaction_date", "amount", "counterparty", "doc_type",
+                     "invoice_number", "registration_number"):
+            if name in self.values or name in self.extra_metadata:
+                self.sources[name] = "document"
+            elif typed.get(name):
+                self.sources[name] = "typed"
+        self.einvoice["field_sources"] = dict(sorted(self.sources.items()))
+
+
+def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *,
+                    direction: str | None) -> DocumentFields:
+    """The fields ``path`` supplies and the checks on them. ``typed`` maps the search fields
+    to what the user typed (None when not given). Raises ``FieldConflict`` when a typed
+    value disagrees with the document."""
+    out = DocumentFields()
+    if media_type != XML:
+        return out
+    reading = read_einvoice(path)
+    if reading.code == EINVOICE_DTD_REFUSED:
+        # Kept, if at all, as opaque data: no field is read from it and nothing it names
+        # (an external entity, a DTD) is fetched.
+        out.refusal = (reading.code, reading.detail)
+        out.warnings.append(_msg(reading.code, "edoc:xml-hardening", reading.detail))
+        return out
+    if reading.invoice is None:
+        if reading.code == EINVOICE_NOT_JP_PINT:
+            missing = ", ".join(reading.missing)
+            out.warnings.append(_msg(reading.code, "ibt-024",
+                                     f"{reading.detail}; search fields come from the typed "
+                                     f"flags (the document lacks {missing})"))
+            out.lacking = {k: f"the document is not JP PINT ({reading.detail})"
+                           for k in ("transaction_date", "amount", "counterparty")}
+        return out
+    _from_invoice(out, reading.invoice, direction or "received")
+    _refuse_conflicts(out, typed)
+    return out
+
+
+def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str) -> None:
+    findings: list[Finding] = list(check_invoice(inv))
+    if inv.issue_date is not None:
+        out.values["transaction_date"] = inv.issue_date.isoformat()
+    else:
+        out.lacking["transaction_date"] = "the document has no IssueDate"
+        findings.append(Finding(EINVOICE_FIELD_MISSING, "ibr-03",
+                                "the document has no IssueDate; give --date"))
+    search = search_amount_yen(inv)
+    if search.yen is not None:
+        out.values["amount"] = str(search.yen)
+    else:
+        reason = search.finding.message if search.finding else "no amount"
+        out.lacking["amount"] = f"the document gives no yen amount ({reason})"
+        if search.finding is not None:
+            findings.append(Finding(search.finding.code, search.finding.rule,
+                                    f"{search.finding.message}; give --amount"))
+    # See the module docstring: the counterparty is the other party; a self-billed document
+    # is issued by the customer, so the roles reverse.
+    issuer_is_customer = inv.kind is DocKind.SELF_BILLING
+    other_is_customer = (direction == "sent") != issuer_is_customer
+    role = "customer" if other_is_customer else "supplier"
+    name = inv.customer_name if other_is_customer else inv.supplier_name
+    if name is not None:
+        out.values["counterparty"] = name
+    else:
+        out.lacking["counterparty"] = f"the document has no {role} RegistrationName"
+        findings.append(Finding(EINVOICE_FIELD_MISSING, "ibr-06" if role == "supplier"
+                                else "ibt-044", f"the document has no {role} "
+                                "RegistrationName; give --counterparty"))
+    out.values["doc_type"] = "credit-note" if inv.kind is DocKind.CREDIT_NOTE else "invoice"
+    number = _text_or_none(inv.number, "invoice number", findings)
+    if number is not None:
+        out.extra_metadata["invoice_number"] = number
+    registration: dict[str, Any] | None = None
+    if inv.supplier_registration is not None:
+        check = check_registration_number(inv.supplier_registration)
+        kept = check.number if check.format_ok else _text_or_none(
+            inv.supplier_registration, "registration number", findings)
+        if kept is not None:
+            out.extra_metadata["registration_number"] = kept
+        registration = {"number": kept, "format_ok": check.format_ok,
+                        "check_digit_ok": check.check_digit_ok}
+        if not any(f.code == c.code for f in findings for c in check.findings):
+            # check_invoice skips the seller check before 2023-10-01 and for the non-tax
+            # spec; the number is still searched on, so its shape is still reported.
+            findings.extend(check.findings)
+    out.einvoice = {
+        "customization_id": inv.customization_id, "profile_id": inv.profile_id,
+        "kind": inv.kind.value, "type_code": inv.type_code, "direction": direction,
+        "counterparty_role": role,
+        "document_currency": inv.document_currency, "tax_currency": inv.tax_currency,
+        "tax_breakdown": [
+            {"category": s.category, "percent": _dec(s.percent),
+             "taxable": _dec(s.taxable.value) if s.taxable else None,
+             "tax": _dec(s.tax.value) if s.tax else None,
+             "currency": _currency(s.tax, s.taxable)}
+            for s in inv.tax_breakdown],
+        "amounts": {"tax_exclusive": _amount(inv.tax_exclusive),
+                    "tax_inclusive": _amount(inv.tax_inclusive),
+                    "payable": _amount(inv.payable)},
+        "registration": registration,
+        "warnings": [{"code": f.code, "rule": f.rule, "message": f.message}
+                     for f in findings],
+    }
+    out.warnings.extend(out.einvoice["warnings"])
+
+
+def _refuse_conflicts(out: DocumentFields, typed: dict[str, str | None]) -> None:
+    """An agreeing typed value is fine; a disagreeing one is ``FIELD_CONFLICT``."""
+    for name, doc_value in out.values.items():
+        raw = typed.get(name)
+        if raw in (None, ""):
+            continue
+        assert raw is not None
+        flag = _FLAGS[name]
+        if name == "transaction_date":
+            same = parse_date(raw, flag).isoformat() == doc_value
+        elif name == "amount":
+            same = parse_amount(raw, flag) == int(doc_value)
+        elif name == "doc_type":
+            same = parse_doc_type(raw) == doc_value
+        else:
+            same = _name_key(clean_text(raw, flag)) == _name_key(doc_value)
+        if not same:
+            raise FieldConflict(
+                f"{name}: the document says {doc_value!r}, {flag} says {raw[:80]!r}",
+                code=FIELD_CONFLICT,
+                hint=f"drop {flag} (the e-invoice supplies it) or ingest the right file")
+
+
+def _name_key(name: str) -> str:
+    """Counterparty names compare as the catalog searches them (NFKC, case, spaces)."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def _text_or_none(value: str | None, what: str, findings: list[Finding]) -> str | None:
+    if value is None:
+        return None
+    try:
+        return clean_text(value, what, max_len=100)
+    except InputError as exc:
+        findings.append(Finding("EINVOICE_VALUE_UNREADABLE", "edoc:search-field",
+                                f"{exc.message}; not indexed"))
+        return None
+
+
+def _dec(value: Decimal | None) -> str | None:
+    """Decimals as text: canonical JSON has no floats, and ``1.10`` must stay ``1.10``."""
+    return None if value is None else str(value)
+
+
+def _amount(amount: Amount | None) -> dict[str, str | None] | None:
+    return None if amount is None else {"value": str(amount.value),
+                                        "currency": amount.currency}
+
+
+def _currency(*amounts: Amount | None) -> str | None:
+    return next((a.currency for a in amounts if a is not None), None)
+
+
+def _msg(code: str, rule: str, message: str) -> dict[str, str]:
+    return {"code": code, "rule": rule, "message": message}
