@@ -38,6 +38,7 @@ EXPECTED = {
                 ("edoc search (empty archive), mean wall", False)],
     "memory": [("local store: edoc ingest", False), ("local store: edoc verify --all", False)],
     "registry": [("rows (one transaction)", False), ("lookup p95", False)],
+    "einvoice": [("JP PINT invoices, no typed fields", False)],
 }
 
 
