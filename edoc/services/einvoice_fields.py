@@ -35,7 +35,9 @@ depends on, whoever issued the document.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
@@ -52,6 +54,7 @@ from edoc.inspection.einvoice import (
 from edoc.policy.pint_rules import EINVOICE_FIELD_MISSING, check_invoice, search_amount_yen
 from edoc.policy.registration import Finding, check_registration_number
 from edoc.policy.values import clean_text, parse_amount, parse_date, parse_doc_type
+from edoc.services.registry import RegistrationStatus
 
 __all__ = ["DIRECTIONS", "DocumentFields", "FieldConflict", "document_fields"]
 
@@ -102,11 +105,18 @@ class DocumentFields:
         self.einvoice["field_sources"] = dict(sorted(self.sources.items()))
 
 
+#: Asks the imported NTA register whether a number was registered on a date
+#: (``edoc.services.registry.registration_status`` bound to the archive's catalog).
+RegisterLookup = Callable[[str, date], RegistrationStatus]
+
+
 def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *,
-                    direction: str | None) -> DocumentFields:
+                    direction: str | None,
+                    register: RegisterLookup | None = None) -> DocumentFields:
     """The fields ``path`` supplies and the checks on them. ``typed`` maps the search fields
     to what the user typed (None when not given). Raises ``FieldConflict`` when a typed
-    value disagrees with the document."""
+    value disagrees with the document. ``register``: where the seller's registration on
+    the issue date is looked up (None: not checked)."""
     out = DocumentFields()
     if media_type != XML:
         return out
@@ -126,12 +136,13 @@ def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *
             out.lacking = {k: f"the document is not JP PINT ({reading.detail})"
                            for k in ("transaction_date", "amount", "counterparty")}
         return out
-    _from_invoice(out, reading.invoice, direction or "received")
+    _from_invoice(out, reading.invoice, direction or "received", register)
     _refuse_conflicts(out, typed)
     return out
 
 
-def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str) -> None:
+def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str,
+                  register: RegisterLookup | None) -> None:
     findings: list[Finding] = list(check_invoice(inv))
     if inv.issue_date is not None:
         out.values["transaction_date"] = inv.issue_date.isoformat()
@@ -173,7 +184,9 @@ def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str) -> None
         if kept is not None:
             out.extra_metadata["registration_number"] = kept
         registration = {"number": kept, "format_ok": check.format_ok,
-                        "check_digit_ok": check.check_digit_ok}
+                        "check_digit_ok": check.check_digit_ok,
+                        "register": _register_check(check.number if check.format_ok else None,
+                                                    inv, register, findings)}
         if not any(f.code == c.code for f in findings for c in check.findings):
             # check_invoice skips the seller check before 2023-10-01 and for the non-tax
             # spec; the number is still searched on, so its shape is still reported.
@@ -254,3 +267,35 @@ def _currency(*amounts: Amount | None) -> str | None:
 
 def _msg(code: str, rule: str, message: str) -> dict[str, str]:
     return {"code": code, "rule": rule, "message": message}
+
+
+def _register_check(number: str | None, inv: PintInvoice, register: RegisterLookup | None,
+                    findings: list[Finding]) -> dict[str, Any]:
+    """Was the seller registered on the issue date (消費税法 第57条の2: only a registered
+    issuer's invoice supports 仕入税額控除)? Answered from the register the operator imported
+    (``edoc registry import``), never from the network; without one it says "not checked"."""
+    if register is None or number is None or inv.issue_date is None:
+        why = ("no register consulted" if register is None else
+               "the number is not well formed" if number is None else "no issue date")
+        return {"checked": False, "code": "REGISTRATION_NOT_CHECKED", "detail": why}
+    status = register(number, inv.issue_date)
+    out: dict[str, Any] = {
+        "checked": status.checked, "code": status.code, "on": inv.issue_date.isoformat(),
+        "registered_name": status.registered_name,
+        "register_as_of": status.register_as_of.isoformat() if status.register_as_of else None}
+    if not status.checked:
+        out["detail"] = "no register imported (edoc registry import)"
+    elif status.code == "REGISTRATION_NOT_FOUND":
+        findings.append(Finding(status.code, "edoc:register",
+                                f"{number} is not in the register (as of "
+                                f"{status.register_as_of}) as registered on "
+                                f"{inv.issue_date}"))
+    elif status.code == "REGISTRATION_EXPIRED":
+        findings.append(Finding(status.code, "edoc:register",
+                                f"{number}'s registration ended {status.ended}, on or before "
+                                f"the issue date {inv.issue_date}"))
+    elif status.registered_name and inv.supplier_name \
+            and _name_key(status.registered_name) != _name_key(inv.supplier_name):
+        # Shown, not judged: trade names and 屋号 legitimately differ from the register.
+        out["name_differs"] = True
+    return out

@@ -48,6 +48,7 @@ from edoc.services.commit import (
     recover_intents,
 )
 from edoc.services.einvoice_fields import DocumentFields, document_fields
+from edoc.services.registry import RegistrationStatus, registration_status
 
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
@@ -206,6 +207,10 @@ class Ingestor:
         self._claims_lock = threading.Lock()
 
     # -- validation (nothing stored) -------------------------------------------------------
+    def _register_lookup(self, number: str, on: date) -> RegistrationStatus:
+        """The seller's registration on the issue date, from the imported NTA register."""
+        return registration_status(self.archive.catalog, number, on)
+
     def requirements(self, req: IngestRequest) -> tuple[Requirements, str | None]:
         """The profiles' combined rules for this request, and its normalised doc type."""
         a = self.archive
@@ -454,7 +459,8 @@ class Ingestor:
             return DocumentFields(), req
         typed = {"transaction_date": req.date, "amount": req.amount,
                  "counterparty": req.counterparty, "doc_type": req.doc_type}
-        doc = document_fields(path, media_type, typed, direction=req.direction)
+        doc = document_fields(path, media_type, typed, direction=req.direction,
+                              register=self._register_lookup)
         doc.finish(typed)
         v = doc.values
         return doc, replace(req, date=v.get("transaction_date", req.date),

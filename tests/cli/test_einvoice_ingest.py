@@ -301,3 +301,39 @@ def test_an_old_catalog_gains_the_columns(tmp_path: Path) -> None:
     for p in e.archive.rglob("*"):
         if p.is_dir():
             p.chmod(0o700)
+
+
+def test_the_sellers_registration_is_checked_against_the_imported_register(
+        tmp_path: Path) -> None:
+    # 消費税法 第57条の2: only a registered issuer's invoice supports 仕入税額控除; the answer
+    # comes from the register the operator imported, never from the network.
+    from tests.unit.test_registry import row, write
+
+    e = Edoc(tmp_path / "archive")
+    assert e("init", str(e.archive)).exit_code == 0
+    registered, ended, absent = ("T" + samples.CORPORATE_NUMBER_NTA, "T3234567890123",
+                                 "T9999999999999")
+
+    def ingest(number: str, name: str) -> dict[str, Any]:
+        data = samples.pint_invoice(registration=number, number=f"INV-{number}-{name}")
+        code, result = _ingest(e, _write(tmp_path, f"{number}-{name}.xml", data))
+        assert code == 0, result
+        return result
+
+    before = ingest(registered, "before")
+    reg = _manifest(e, before["record_id"])["einvoice"]["registration"]["register"]
+    assert reg["checked"] is False and reg["code"] == "REGISTRATION_NOT_CHECKED"
+
+    register = write(tmp_path / "register.csv", [
+        row(1, registered, name="株式会社サンプル商事"),
+        row(2, ended, "03", upd="2024-03-31", expire="2024-03-31")])
+    assert e("registry", "import", str(register)).exit_code == 0
+    ok = ingest(registered, "after")
+    reg = _manifest(e, ok["record_id"])["einvoice"]["registration"]["register"]
+    assert (reg["checked"], reg["code"], reg["registered_name"]) == (
+        True, "OK", "株式会社サンプル商事")
+    assert not {"REGISTRATION_NOT_FOUND", "REGISTRATION_EXPIRED"} & _codes(ok["warnings"])
+    # The invoice (issued 2024-04-01) is kept either way — the law says keep what was
+    # received — and flagged.
+    assert "REGISTRATION_EXPIRED" in _codes(ingest(ended, "x")["warnings"])
+    assert "REGISTRATION_NOT_FOUND" in _codes(ingest(absent, "x")["warnings"])
