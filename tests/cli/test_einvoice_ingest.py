@@ -81,7 +81,12 @@ def test_two_rates_fill_every_search_field_from_the_document(edoc: Edoc,
     assert block["kind"] == "invoice" and block["document_currency"] == "JPY"
     assert {(t["category"], t["percent"], t["taxable"], t["tax"]) for t in
             block["tax_breakdown"]} == {("S", "10", "17345", "1734"), ("AA", "8", "999", "79")}
-    assert block["registration"] == {"number": NTA, "format_ok": True, "check_digit_ok": True}
+    assert block["registration"] == {
+        "number": NTA, "format_ok": True, "check_digit_ok": True,
+        # no register imported in this archive: said, not guessed
+        "register": {"checked": False, "code": "REGISTRATION_NOT_CHECKED", "on": "2024-04-01",
+                     "registered_name": None, "register_as_of": None,
+                     "detail": "no register imported (edoc registry import)"}}
     assert set(block["field_sources"].values()) == {"document"}
     with edoc.db() as db:
         row = db.execute("SELECT invoice_number, registration_number, amount FROM versions "
