@@ -179,9 +179,12 @@ class Lifecycle:
             paper_size=ch.paper_size)
         reqs, doc_type = self.ingestor.requirements(merged)
         meta = self.ingestor.metadata(merged, reqs, doc_type)
-        new: dict[str, Any] = {"metadata": SearchFields(**meta), "doc_type": doc_type,
-                               "reason": why}
-        unchanged = meta == old.as_json() and doc_type == body.doc_type
+        # Search fields beyond the typed ones (an e-invoice's number and the seller's 登録番号,
+        # or a newer release's) come from the document, not from the correction: carry them
+        # over, or a correction would silently drop them from the record and from search.
+        fields = SearchFields(**meta, extra=old.extra)
+        new: dict[str, Any] = {"metadata": fields, "doc_type": doc_type, "reason": why}
+        unchanged = fields.as_json() == old.as_json() and doc_type == body.doc_type
         content = None
         if file:
             path, size, sha, media, measured = self.ingestor.inspect_file(file, reqs,
