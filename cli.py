@@ -499,7 +499,9 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
     if as_json:
         emit_json({"ok": True, "record_id": record_id, "state": rec.state,
                    "latest_version": rec.latest_version,
-                   "versions": [m.as_json() for m in rec.manifests]})
+                   "versions": [m.as_json() for m in rec.manifests],
+                   "ledger_refs": list(rec.ledger_refs),
+                   "seamless": rec.seamless.as_dict() if rec.seamless else None})
         return
     click.echo(f"record {record_id}  ({rec.state}, {rec.latest_version} version(s))")
     for m in rec.manifests:
@@ -525,6 +527,23 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
                    f"({', '.join(o.get('rule', '?') for o in ret.get('rules', []))})")
         if m.reason:
             click.echo(f"    reason    {m.reason}")
+    if rec.ledger_refs:
+        click.echo(f"  ledger refs  {', '.join(rec.ledger_refs)}")
+    _show_seamless(rec.seamless)
+
+
+def _show_seamless(reading: Any) -> None:
+    """The デジタルシームレス block: each condition as edoc reads it."""
+    if reading is None:
+        return
+    from edoc.policy.seamless import DISCLAIMER
+
+    click.echo(f"  seamless  {'ready' if reading.ready else 'not ready'} "
+               f"(デジタルシームレス, applies from {reading.applies_from}; {DISCLAIMER})")
+    for c in reading.conditions:
+        click.echo(f"    ({c.id}) {c.status:<5}  {c.name}: {c.detail}  [{c.basis}]")
+    for a in reading.amount_changes:
+        click.echo(f"    amount    v{a.version}: {a.old} -> {a.new}  ({a.reason})")
 
 
 def _show_einvoice(block: Any) -> None:
@@ -704,6 +723,23 @@ def correct(ctx: click.Context, /, record_id: str, file: str | None, reason: str
     result = Lifecycle(a).correct(record_id, reason=reason, file=file,
                                   changes=_request(file or "", (), opts))
     _render_change(result, as_json, "corrected")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--ledger-ref", "ledger_ref", required=True, metavar="REF",
+              help="The book entry (e.g. voucher number) this record belongs to.")
+@click.option("--reason", help="Why (kept in the history); default: "
+              "'ledger reference added (相互関連性)'.")
+@json_option
+@click.pass_context
+def link(ctx: click.Context, record_id: str, ledger_ref: str, reason: str | None,
+         as_json: bool) -> None:
+    """Add a cross-reference to the books (相互関連性): a correction version."""
+    from edoc.services.lifecycle import Lifecycle
+
+    result = Lifecycle(_archive(ctx)).link(record_id, ledger_ref=ledger_ref, reason=reason)
+    _render_change(result, as_json, "linked to the books")
 
 
 @cli.command()

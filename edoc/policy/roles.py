@@ -3,7 +3,7 @@
 Roles (issue: separation of duties in records management):
 - ``clerk``: ingest, search, show, get, profiles
 - ``auditor``: search, show, get, verify, evidence, export, ledger, audit-log, holds
-- ``records-manager``: correct, delete, hold, release, purge, retention, search, show, get,
+- ``records-manager``: correct, link, delete, hold, release, purge, retention, search, show, get,
   registry import
 - ``registry status`` / ``registry lookup``: clerk, auditor, records-manager
 - ``admin``: everything (init, doctor, catalog rebuild, renew …)
@@ -41,6 +41,8 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "holds": frozenset({"auditor", "records-manager"}),
     "certificate": frozenset({"auditor", "records-manager"}),
     "correct": frozenset({"records-manager"}),
+    # A ledger reference added later is a correction (a new version), so it is correct's.
+    "link": frozenset({"records-manager"}),
     "delete": frozenset({"records-manager"}),
     "hold": frozenset({"records-manager"}),
     "release": frozenset({"records-manager"}),

@@ -2,7 +2,8 @@
 
 When the tax office asks for records, the business hands over the originals with their
 search data. ``export`` writes every matching original plus ``index.csv`` (UTF-8 with BOM so
-Excel opens it correctly; spreadsheet formulas neutralised) into a directory or a ZIP file.
+Excel opens it correctly; spreadsheet formulas neutralised) into a directory or a ZIP file, with
+``seamless.json``: each record's デジタルシームレス readiness (``edoc.policy.seamless``).
 It is all or nothing: everything is written under a temporary name and renamed into place
 only when complete. Each export is logged as an access.
 """
@@ -23,11 +24,15 @@ from edoc.catalog import SearchQuery
 from edoc.errors import EdocError, InputError
 from edoc.evidence.hashing import hash_stream
 from edoc.files import discard, publish, temp_sibling
+from edoc.model import canonical
 from edoc.services.archive import Archive
+from edoc.services.records import seamless_reading
 from edoc.services.spreadsheet import neutralise
 
 COLUMNS = ("transaction_date", "amount", "counterparty", "doc_type", "ledger_ref", "record_id",
            "version", "file", "sha256", "retain_until", "profiles")
+#: Beside index.csv: {record_id: デジタルシームレス readiness} (canonical JSON).
+SEAMLESS_FILE = "seamless.json"
 _UNSAFE = re.compile(r"[^\w.\-]+")
 
 
@@ -87,10 +92,16 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
                     r.record_id, r.version, name, r.content_sha256, r.retain_until,
                     r.profiles)])
             data = "\ufeff" + index.getvalue()  # BOM: Excel reads UTF-8 correctly
+            # デジタルシームレス readiness per record (edoc.policy.seamless), computed now
+            # from every version: beside the index, so index.csv keeps its columns.
+            seamless = canonical.dumps({rid: seamless_reading(a, rid).as_dict()
+                                        for rid in sorted({r.record_id for r in rows})})
             if zf is not None:
                 zf.writestr("index.csv", data.encode("utf-8"))
+                zf.writestr(SEAMLESS_FILE, seamless)
             else:
                 (tmp / "index.csv").write_text(data, encoding="utf-8", newline="")
+                (tmp / SEAMLESS_FILE).write_bytes(seamless)
         publish(tmp, out)  # all or nothing: never half an export under the name asked for
     except BaseException:
         discard(tmp)

@@ -30,6 +30,9 @@ from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work
 from edoc.services.commit import NewContent, commit_version, recover_intents
 from edoc.services.ingest import Ingestor, IngestRequest
 
+#: The reason a link records when none is given.
+LINK_REASON = "ledger reference added (相互関連性)"
+
 
 @dataclass(frozen=True)
 class ChangeResult:
@@ -176,9 +179,12 @@ class Lifecycle:
             paper_size=ch.paper_size)
         reqs, doc_type = self.ingestor.requirements(merged)
         meta = self.ingestor.metadata(merged, reqs, doc_type)
-        new: dict[str, Any] = {"metadata": SearchFields(**meta), "doc_type": doc_type,
-                               "reason": why}
-        unchanged = meta == old.as_json() and doc_type == body.doc_type
+        # Search fields beyond the typed ones (an e-invoice's number and the seller's 登録番号,
+        # or a newer release's) come from the document, not from the correction: carry them
+        # over, or a correction would silently drop them from the record and from search.
+        fields = SearchFields(**meta, extra=old.extra)
+        new: dict[str, Any] = {"metadata": fields, "doc_type": doc_type, "reason": why}
+        unchanged = fields.as_json() == old.as_json() and doc_type == body.doc_type
         content = None
         if file:
             path, size, sha, media, measured = self.ingestor.inspect_file(file, reqs,
@@ -198,6 +204,18 @@ class Lifecycle:
             datetime.fromisoformat(body.ingested_at) if body.ingested_at else clock.now())
         return self._commit(row, body, new, event="correct", kind="correction",
                             content=content, reqs=reqs, decision=decision)
+
+    def link(self, record_id: str, *, ledger_ref: str,
+             reason: str | None = None) -> ChangeResult:
+        """A cross-reference to the books added later (相互関連性; デジタルシームレス
+        condition ③): a correction whose only change is ``metadata.ledger_ref``, so it is
+        a recorded version and ledger event like any other, and ``search --ledger-ref``
+        finds it. ``NO_CHANGE`` when the record already has that reference."""
+        if not ledger_ref or not ledger_ref.strip():
+            raise InputError("a ledger reference is required", code="LEDGER_REF_REQUIRED",
+                             hint="give --ledger-ref REF")
+        return self.correct(record_id, reason=reason or LINK_REASON,
+                            changes=IngestRequest(path="", ledger_ref=ledger_ref))
 
     def delete(self, record_id: str, *, reason: str | None) -> ChangeResult:
         """A tombstone version: gone from default search, kept (and verifiable) with its

@@ -23,6 +23,7 @@ from edoc.evidence.hashing import hash_stream
 from edoc.files import atomic_output
 from edoc.model.manifest import Manifest, ManifestError
 from edoc.policy.registration import normalise_registration_number
+from edoc.policy.seamless import Readiness, assess
 from edoc.policy.values import parse_amount, parse_date, parse_doc_type
 from edoc.services.archive import Archive
 
@@ -57,6 +58,10 @@ class RecordView:
     state: str
     latest_version: int
     manifests: tuple[Manifest, ...]
+    #: デジタルシームレス readiness, computed from every version (never stored)
+    seamless: Readiness | None = None
+    #: every ledger reference the record has had (search --ledger-ref finds it by any)
+    ledger_refs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +132,37 @@ def show_record(archive: Archive, record_id: str, actor: str, *,
     if rec is None:
         raise NotFound(f"no record {record_id} in this archive")
     rows = archive.catalog.version_rows(record_id)
-    shown = rows if history else rows[-1:]
+    shown = _manifests(archive, record_id, rows if history else rows[-1:])
+    archive.catalog.log_access(actor=actor, action="show", record_ids=[record_id],
+                               at=clock.now())
+    # The readiness needs every version; an earlier manifest this release cannot read
+    # leaves it out (None) rather than hide the record's latest state ('edoc verify' says
+    # what is wrong).
     try:
-        manifests = tuple(Manifest.from_bytes(archive.store.read(r.manifest_key,
-                                                                 r.manifest_version_id))
-                          for r in shown)
+        every = shown if history else _manifests(archive, record_id, rows)
+    except (EdocError, OSError):
+        return RecordView(record_id, rec.state, rec.latest_version, shown)
+    reading = assess(every)
+    return RecordView(record_id, rec.state, rec.latest_version, shown, reading,
+                      reading.ledger_refs)
+
+
+def _manifests(archive: Archive, record_id: str, rows: list[VersionRow]
+               ) -> tuple[Manifest, ...]:
+    try:
+        return tuple(Manifest.from_bytes(archive.store.read(r.manifest_key,
+                                                            r.manifest_version_id))
+                     for r in rows)
     except ManifestError as exc:
         raise EdocError(f"record {record_id}: a stored manifest is not one this release "
                         f"reads ({exc})", code=exc.code,
                         hint=f"run 'edoc verify {record_id}'") from None
-    archive.catalog.log_access(actor=actor, action="show", record_ids=[record_id],
-                               at=clock.now())
-    return RecordView(record_id, rec.state, rec.latest_version, manifests)
+
+
+def seamless_reading(archive: Archive, record_id: str) -> Readiness:
+    """A record's デジタルシームレス readiness (``edoc.policy.seamless``), from every
+    version's stored manifest in version order."""
+    return assess(_manifests(archive, record_id, archive.catalog.version_rows(record_id)))
 
 
 def content_version(archive: Archive, record_id: str, version: int | None) -> VersionRow:
