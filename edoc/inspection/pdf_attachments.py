@@ -66,8 +66,8 @@ def find_xml_attachment(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
             if pdf.is_encrypted:
                 return None
             return _choose(pdf, max_bytes, max_attachments)
-    except (pikepdf.PdfError, OSError, ValueError, TypeError, KeyError, AttributeError,
-            RecursionError, zlib.error):
+    except (pikepdf.PdfError, pikepdf.PasswordError, OSError, ValueError, TypeError, KeyError,
+            AttributeError, RecursionError, zlib.error):
         return None
 
 

@@ -88,3 +88,7 @@ def test_only_sixteen_attachments_are_looked_at(tmp_path: Path) -> None:
     many["zz-invoice.xml"] = samples.pint_invoice()
     path = hybrid_pdf(tmp_path / "many.pdf", many, declare="00.bin", mime_type="")
     assert find_xml_attachment(path) is None
+
+
+def test_a_pdf_with_a_user_password_is_no_einvoice(tmp_path: Path) -> None:
+    assert find_xml_attachment(encrypted_pdf(tmp_path / "pw.pdf", user_password="pw")) is None
