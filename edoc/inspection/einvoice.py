@@ -35,6 +35,7 @@ from lxml import etree
 __all__ = [
     "CAC",
     "CBC",
+    "CII_NS",
     "DEFAULT_MAX_BYTES",
     "EINVOICE_DTD_REFUSED",
     "EINVOICE_MALFORMED",
@@ -56,6 +57,8 @@ __all__ = [
 
 UBL_INVOICE_NS: Final = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 UBL_CREDIT_NOTE_NS: Final = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+#: UN/CEFACT CII D16B (Factur-X 1.0, ZUGFeRD 2.x): ``rsm:CrossIndustryInvoice``.
+CII_NS: Final = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 CBC: Final = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 CAC: Final = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 _NS: Final = {"cbc": CBC, "cac": CAC}
@@ -194,6 +197,9 @@ class EinvoiceReading:
     invoice: PintInvoice | None = None
     #: For ``EINVOICE_NOT_UBL`` / ``EINVOICE_NOT_JP_PINT``: what a JP PINT document would have.
     missing: tuple[str, ...] = ()
+    #: For ``EINVOICE_NOT_UBL``: the root is a UN/CEFACT Cross Industry Invoice (the syntax of
+    #: Factur-X / ZUGFeRD), recognised but not read: JP PINT is UBL only.
+    cii: bool = False
 
     @property
     def ok(self) -> bool:
@@ -322,6 +328,14 @@ def _identify(root: Any) -> EinvoiceReading:
         credit_note = False
     elif qname.localname == "CreditNote" and qname.namespace == UBL_CREDIT_NOTE_NS:
         credit_note = True
+    elif qname.localname == "CrossIndustryInvoice" and qname.namespace == CII_NS:
+        return EinvoiceReading(
+            EINVOICE_NOT_UBL,
+            "not JP PINT (CII): the document is a UN/CEFACT Cross Industry Invoice "
+            "(Factur-X / ZUGFeRD), not a UBL 2.1 Invoice or CreditNote",
+            missing=(f"{{{UBL_INVOICE_NS}}}Invoice or {{{UBL_CREDIT_NOTE_NS}}}CreditNote",),
+            cii=True,
+        )
     else:
         found = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
         return EinvoiceReading(

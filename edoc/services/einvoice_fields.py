@@ -8,7 +8,9 @@ block records about it. Reading the XML is ``edoc.inspection.einvoice``; judging
 
 The rules, in the order ``document_fields`` applies them:
 
-* only a file whose content is XML is read (``application/xml``); anything else, and XML that
+* only a file whose content is XML is read (``application/xml``), or the XML invoice attached
+  to a PDF (``edoc.inspection.pdf_attachments``; the block then says ``"container":
+  "pdf-attachment"`` and names the attachment and its SHA-256); anything else, and XML that
   is not UBL, is left to the typed fields exactly as before (its manifest is unchanged);
 * a DOCTYPE is never expanded (``EINVOICE_DTD_REFUSED``): the file is kept as data only when
   the typed fields suffice; otherwise ingest refuses it with that code (``refusal``);
@@ -43,14 +45,17 @@ from pathlib import Path
 from typing import Any, Final
 
 from edoc.errors import InputError
+from edoc.evidence.hashing import sha256_hex
 from edoc.inspection.einvoice import (
     EINVOICE_DTD_REFUSED,
     EINVOICE_NOT_JP_PINT,
+    EINVOICE_UNREADABLE,
     Amount,
     DocKind,
     PintInvoice,
     read_einvoice,
 )
+from edoc.inspection.pdf_attachments import XmlAttachment, find_xml_attachment
 from edoc.policy.pint_rules import EINVOICE_FIELD_MISSING, check_invoice, search_amount_yen
 from edoc.policy.registration import Finding, check_registration_number
 from edoc.policy.values import clean_text, parse_amount, parse_date, parse_doc_type
@@ -118,9 +123,24 @@ def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *
     value disagrees with the document. ``register``: where the seller's registration on
     the issue date is looked up (None: not checked)."""
     out = DocumentFields()
-    if media_type != XML:
+    attachment: XmlAttachment | None = None
+    if media_type == XML:
+        reading = read_einvoice(path)
+    elif media_type == PDF:
+        # A hybrid PDF (Factur-X / ZUGFeRD style): the PDF is what is stored, byte for byte;
+        # the invoice XML is read from its attachment. No attachment: exactly as before.
+        attachment = find_xml_attachment(path)
+        if attachment is None:
+            return out
+        if attachment.data is None:
+            code, detail = attachment.problem or (EINVOICE_UNREADABLE, "not decoded")
+            out.warnings.append(_msg(code, "edoc:pdf-attachment",
+                                     f"{attachment.name}: {detail}; search fields come from "
+                                     "the typed flags"))
+            return out
+        reading = read_einvoice(attachment.data)
+    else:
         return out
-    reading = read_einvoice(path)
     if reading.code == EINVOICE_DTD_REFUSED:
         # Kept, if at all, as opaque data: no field is read from it and nothing it names
         # (an external entity, a DTD) is fetched.
@@ -135,8 +155,25 @@ def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *
                                      f"flags (the document lacks {missing})"))
             out.lacking = {k: f"the document is not JP PINT ({reading.detail})"
                            for k in ("transaction_date", "amount", "counterparty")}
+        elif attachment is not None:
+            # An XML file that is not UBL was never an e-invoice (unchanged); an XML attached
+            # to a PDF was meant as one, so say why no field came from it.
+            where = f"the attached {attachment.name}"
+            code = EINVOICE_NOT_JP_PINT if reading.cii else reading.code
+            out.warnings.append(_msg(code, "ibt-024" if reading.cii else "edoc:pdf-attachment",
+                                     f"{where}: {reading.detail}; search fields come from "
+                                     "the typed flags"))
+            out.lacking = {k: f"{where} is not a JP PINT invoice ({reading.detail})"
+                           for k in ("transaction_date", "amount", "counterparty")}
         return out
     _from_invoice(out, reading.invoice, direction or "received", register)
+    if attachment is not None and out.einvoice is not None:
+        assert attachment.data is not None
+        out.einvoice["container"] = "pdf-attachment"
+        out.einvoice["attachment"] = {
+            "name": attachment.name, "mime_type": attachment.mime_type,
+            "relationship": attachment.relationship,
+            "sha256": sha256_hex(attachment.data), "size": len(attachment.data)}
     _refuse_conflicts(out, typed)
     return out
 
