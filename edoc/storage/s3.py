@@ -1,6 +1,7 @@
 """The S3 backend: write-once storage enforced by the server through S3 Object Lock.
 
-This module and ``s3_probe`` are the only ones in edoc that import boto3/botocore. It owns:
+This module, ``s3_wire`` (codes, encodings, exact reads) and ``s3_probe`` are the only ones
+in edoc that import boto3/botocore. It owns:
 
 * ``S3Store`` — the ``ObjectStore`` contract (``edoc/storage/base.py``) over one bucket and
   key prefix. Every object version is written with an Object Lock retention (COMPLIANCE by
@@ -31,25 +32,19 @@ appear in messages or logs.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
-import contextlib
 import hashlib
 import io
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Literal
-from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions as bce
-import botocore.utils
 from botocore.config import Config
 
-from edoc import clock as edoc_clock
 from edoc.errors import (
     ConfigError,
     EdocError,
@@ -59,6 +54,31 @@ from edoc.errors import (
     StorageError,
 )
 from edoc.storage.base import DeleteOutcome, ObjectInfo
+from edoc.storage.s3_wire import (
+    AUTH_CODES,
+    CHECKSUM_CODES,
+    DENIED_CODES,
+    EXISTS_CODES,
+    HEX64,
+    LOCK_REFUSED_CODES,
+    MISSING_CODES,
+    NO_LOCK_CODES,
+    ObjectReader,
+    b64,
+    ceil_second,
+    error_code,
+    hex_from_b64,
+    http_status,
+    iso,
+    no_continue_for_small_bodies,
+    read_exactly,
+    refuse_trailing,
+    safe_endpoint,
+    server_message,
+    sha256_bytes,
+    utc,
+    utcnow,
+)
 
 __all__ = [
     "DEFAULT_MULTIPART_THRESHOLD",
@@ -100,182 +120,9 @@ MAX_CLOCK_SKEW = timedelta(seconds=60)
 # path escape or has odd characters is refused on every backend alike.
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _PREFIX = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*)?$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _READ_CHUNK = 1 * MiB
 
-# Server answers that mean "the bytes you sent are not the bytes you described".
-_CHECKSUM_CODES = frozenset({
-    "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "XAmzContentChecksumMismatch",
-    "InvalidChecksum", "InvalidPartChecksum",
-})
-_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
-_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "403"})
-_AUTH_CODES = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
-    "TokenRefreshRequired", "InvalidSecurity",
-})
-_LOCK_REFUSED_CODES = _DENIED_CODES | frozenset({"InvalidRequest", "ObjectLocked"})
-_EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-# "This version has no retention / no legal hold": AWS says NoSuchObjectLockConfiguration,
-# SeaweedFS says ObjectLockConfigurationNotFoundError (404) for a version written unlocked.
-_NO_LOCK_CODES = frozenset({
-    "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError",
-    "NoSuchObjectLegalHold", "InvalidRequest",
-})
-
-
-# -- small helpers ---------------------------------------------------------------------------
-def _utcnow() -> datetime:
-    return edoc_clock.now()
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: pass a timezone-aware (UTC) datetime")
-    return value.astimezone(UTC)
-
-
-def _ceil_second(value: datetime) -> datetime:
-    """Round up to a whole second.
-
-    S3 keeps retain-until dates with one-second precision (SeaweedFS truncates fractions), so
-    an unrounded date could be stored up to a second *earlier* than asked; rounding up keeps
-    retention at least as long as the law-derived date.
-    """
-    value = _utc(value)
-    if value.microsecond:
-        value = value.replace(microsecond=0) + timedelta(seconds=1)
-    return value
-
-
-def _iso(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds") if value else "none"
-
-
-def _sha256_bytes(hex_digest: str) -> bytes:
-    if not _HEX64.match(hex_digest):
-        raise StorageError(f"sha256 must be 64 lowercase hex digits, got {hex_digest[:80]!r}",
-                           code="STORAGE_BAD_DIGEST")
-    return bytes.fromhex(hex_digest)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _hex_from_b64(value: str) -> str | None:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw.hex() if len(raw) == 32 else None
-
-
-def _read_exactly(stream: BinaryIO, n: int, key: str, expected_total: int) -> bytes:
-    """Read ``n`` bytes or fail with ``STORAGE_SIZE_MISMATCH`` (the caller's size was wrong).
-
-    One ``read(n)`` fills a part from a file in one copy (buffered files read up to ``n``
-    bytes in one go); only a short read — a pipe, a socket, a raw stream — is topped up, into
-    a preallocated buffer. Appending 1 MiB chunks to a bytearray and copying it out held
-    two copies of every part at the peak (BENCHMARKS.md part 6).
-    """
-    first = stream.read(n)
-    if len(first) == n:
-        return first
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = len(first)
-    view[:got] = first
-    del first
-    while got < n:
-        chunk = stream.read(n - got)
-        if not chunk:
-            raise StorageError(
-                f"stream for {key} ended early: the declared size is {expected_total} bytes",
-                code="STORAGE_SIZE_MISMATCH",
-                hint="the source changed while it was read; run the command again")
-        view[got:got + len(chunk)] = chunk
-        got += len(chunk)
-    view.release()
-    return bytes(buf)
-
-
-def _refuse_trailing(stream: BinaryIO, key: str, size: int) -> None:
-    if stream.read(1):
-        raise StorageError(f"stream for {key} holds more than the declared {size} bytes",
-                           code="STORAGE_SIZE_MISMATCH",
-                           hint="the source changed while it was read; run the command again")
-
-
-def _error_code(exc: bce.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "") or "")
-
-
-def _http_status(exc: bce.ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
-def _server_message(exc: bce.ClientError) -> str:
-    message = str(exc.response.get("Error", {}).get("Message", "") or "")
-    return " ".join(message.split())[:160]
-
-
-class _ObjectReader(io.RawIOBase):
-    """A raw stream over a botocore ``StreamingBody`` that speaks edoc's error family.
-
-    botocore checks the server's SHA-256 as the last byte is read (``ChecksumMode=ENABLED``
-    on GET); a mismatch or a dropped connection surfaces here as a ``StorageError``.
-    """
-
-    def __init__(self, body: Any, where: str) -> None:
-        super().__init__()
-        self._body = body
-        self._where = where
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        try:
-            data: bytes = self._body.read(len(view))
-        except bce.FlexibleChecksumError as exc:
-            raise StorageError(
-                f"bytes read from {self._where} do not match the SHA-256 the server recorded",
-                code="STORAGE_CHECKSUM_MISMATCH",
-                hint="the stored object or the network path is damaged; run edoc verify") from exc
-        except (bce.BotoCoreError, OSError) as exc:
-            raise StorageError(f"reading {self._where} failed: {type(exc).__name__}",
-                               code="STORAGE_READ_FAILED",
-                               hint="check the connection to the object store and retry") from exc
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            with contextlib.suppress(Exception):
-                self._body.close()
-        super().close()
-
-
 # -- the store -------------------------------------------------------------------------------
-#: A PUT body below this size goes without ``Expect: 100-continue``. botocore asks for it on
-#: every body it holds as a file object (and it wraps bytes in one), so each PUT waits a
-#: round trip for the server's "100 Continue" before sending the body: worth it when a
-#: refusal (a failed If-None-Match, say) spares sending a large body, pure latency for a
-#: manifest or a 200 KB scan (RFC 9110 §10.1.1 lets a client send the body without it).
-EXPECT_CONTINUE_MIN = 1 << 20
-
-
-def _no_continue_for_small_bodies(params: dict[str, Any], **_: Any) -> None:
-    headers = params.get("headers") or {}
-    if "Expect" not in headers:
-        return
-    length = botocore.utils.determine_content_length(params.get("body"))
-    if length is not None and length < EXPECT_CONTINUE_MIN:
-        del headers["Expect"]
-
-
 class S3Store:
     """``ObjectStore`` over an S3 bucket with Object Lock (see the module docstring)."""
 
@@ -291,7 +138,7 @@ class S3Store:
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_size: int = DEFAULT_PART_SIZE,
         list_page_size: int = 1000,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         conditional_writes: bool = True,
     ) -> None:
         """``client`` is a boto3 S3 client (see ``from_config``); ``prefix`` scopes every key.
@@ -317,7 +164,7 @@ class S3Store:
             raise ConfigError(f"invalid key prefix {prefix!r}", code="STORAGE_BAD_PREFIX")
         self.client = client
         # After botocore's own handler on the same event, which adds the header.
-        client.meta.events.register_last("before-call.s3", _no_continue_for_small_bodies)
+        client.meta.events.register_last("before-call.s3", no_continue_for_small_bodies)
         #: ``If-None-Match: *`` refuses a PUT over an existing key (S3, MinIO, SeaweedFS);
         #: without it (``False``) every PUT is preceded by a version listing. edoc never reuses
         #: a key (ULID record ids, ledger indices, tree sizes), so the case conditional writes
@@ -375,7 +222,7 @@ class S3Store:
             raise ConfigError(f"cannot configure the S3 client: {type(exc).__name__}",
                               code="STORAGE_CONFIG_INVALID") from exc
         log.debug("s3 store: bucket=%s prefix=%s endpoint=%s region=%s profile=%s",
-                  bucket, prefix, _safe_endpoint(client), client.meta.region_name,
+                  bucket, prefix, safe_endpoint(client), client.meta.region_name,
                   profile or "(default)")
         return cls(client, bucket, prefix, lock_mode=lock_mode,
                    multipart_threshold=multipart_threshold, part_size=part_size)
@@ -398,7 +245,7 @@ class S3Store:
         """Translate a botocore failure into one edoc line; never includes credentials."""
         if isinstance(exc, EdocError):
             return exc
-        endpoint = _safe_endpoint(self.client)
+        endpoint = safe_endpoint(self.client)
         if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
             return ConfigError(f"no usable S3 credentials while {action} {where}",
                                code="STORAGE_NO_CREDENTIALS",
@@ -413,32 +260,32 @@ class S3Store:
             return StorageError(f"checksum check failed while {action} {where}",
                                 code="STORAGE_CHECKSUM_MISMATCH")
         if isinstance(exc, bce.ClientError):
-            code = _error_code(exc)
-            status = _http_status(exc)
+            code = error_code(exc)
+            status = http_status(exc)
             said = f"server said {code or status}"
-            if code in _CHECKSUM_CODES:
+            if code in CHECKSUM_CODES:
                 return StorageError(
                     f"the server rejected the bytes while {action} {where}: they do not match "
                     f"the SHA-256 sent with them ({code}); nothing was stored",
                     code="STORAGE_CHECKSUM_MISMATCH",
                     hint="the source changed while it was read or was damaged in transit")
-            if code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket"):
+            if code in MISSING_CODES or (status == 404 and code != "NoSuchBucket"):
                 return ObjectMissing(f"{where} is not in the store ({said})")
             if code == "NoSuchBucket":
                 return ConfigError(f"bucket {self.bucket} does not exist at {endpoint}",
                                    code="BUCKET_MISSING",
                                    hint="create it with Object Lock enabled (edoc init)")
-            if code in _AUTH_CODES:
+            if code in AUTH_CODES:
                 return ConfigError(f"the S3 endpoint {endpoint} did not accept our credentials "
                                    f"while {action} {where} ({said})",
                                    code="STORAGE_AUTH_FAILED",
                                    hint="check the access key, secret and clock of this machine")
-            if code in _DENIED_CODES or status == 403:
+            if code in DENIED_CODES or status == 403:
                 return StorageError(f"access denied while {action} {where} ({said})",
                                     code="STORAGE_ACCESS_DENIED",
                                     hint="check the S3 identity's credentials and its permissions "
                                          "for this bucket")
-            if code in _EXISTS_CODES:
+            if code in EXISTS_CODES:
                 return ObjectExists(f"{where} already exists; objects are written once ({said})",
                                     hint="a correction is stored as a new version, never over "
                                          "the old")
@@ -447,7 +294,7 @@ class S3Store:
                                     code="STORAGE_SERVER_ERROR",
                                     hint="retry later; check the object store's health (a "
                                          "damaged object also fails this way)")
-            detail = _server_message(exc)
+            detail = server_message(exc)
             return StorageError(
                 f"{action} {where} failed ({said}{': ' + detail if detail else ''})",
                 code="STORAGE_REQUEST_FAILED")
@@ -474,11 +321,11 @@ class S3Store:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except bce.ClientError as exc:
-            if _error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+            if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
                 raise self._error(exc, "checking bucket", where) from exc
             if not create:
                 raise ConfigError(f"bucket {self.bucket} does not exist at "
-                                  f"{_safe_endpoint(self.client)}", code="BUCKET_MISSING",
+                                  f"{safe_endpoint(self.client)}", code="BUCKET_MISSING",
                                   hint="create it with Object Lock enabled, or let edoc init "
                                        "create it") from exc
             self._create_bucket()
@@ -494,7 +341,7 @@ class S3Store:
         try:
             lock = self.client.get_object_lock_configuration(Bucket=self.bucket)
         except bce.ClientError as exc:
-            if _error_code(exc) == "ObjectLockConfigurationNotFoundError":
+            if error_code(exc) == "ObjectLockConfigurationNotFoundError":
                 raise ConfigError(f"bucket {self.bucket} has no Object Lock configuration; "
                                   f"objects in it could be deleted at any time",
                                   code="BUCKET_NOT_WORM",
@@ -518,7 +365,7 @@ class S3Store:
         try:
             self.client.create_bucket(**params)
         except bce.ClientError as exc:
-            if _error_code(exc) != "BucketAlreadyOwnedByYou":
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise self._error(exc, "creating bucket", f"s3://{self.bucket}") from exc
         except bce.BotoCoreError as exc:
             raise self._error(exc, "creating bucket", f"s3://{self.bucket}") from exc
@@ -536,8 +383,8 @@ class S3Store:
         legal_hold: bool = False,
     ) -> ObjectInfo:
         full = self._full(key)
-        digest = _sha256_bytes(sha256)
-        retain = _ceil_second(retain_until)
+        digest = sha256_bytes(sha256)
+        retain = ceil_second(retain_until)
         if size < 0:
             raise StorageError(f"negative size {size} for {key}", code="STORAGE_SIZE_MISMATCH")
         if not self.conditional_writes:
@@ -564,7 +411,7 @@ class S3Store:
             self._check_stored(info, sha256, size, retain, legal_hold)
             self._lock_verified = True
         log.debug("stored %s version %s (%d bytes, %s until %s)", self._where(key), version_id,
-                  size, self.lock_mode, _iso(retain))
+                  size, self.lock_mode, iso(retain))
         return info
 
     def _refuse_existing(self, key: str, full: str) -> None:
@@ -582,12 +429,12 @@ class S3Store:
 
     def _put_single(self, key: str, full: str, stream: BinaryIO, size: int, digest: bytes,
                     lock: dict[str, Any]) -> str:
-        data = _read_exactly(stream, size, key, size)
-        _refuse_trailing(stream, key, size)
+        data = read_exactly(stream, size, key, size)
+        refuse_trailing(stream, key, size)
         resp = self._call(
             "writing", self._where(key), "put_object",
             Bucket=self.bucket, Key=full, Body=data, ContentLength=size,
-            ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(digest),
+            ChecksumAlgorithm="SHA256", ChecksumSHA256=b64(digest),
             # Closes the race with a concurrent writer that the listing above cannot see.
             IfNoneMatch="*",
             **lock,
@@ -611,21 +458,21 @@ class S3Store:
             number = 1
             while remaining > 0:
                 # One part in memory at a time: memory stays bounded by part_size.
-                chunk = _read_exactly(stream, min(part_size, remaining), key, size)
+                chunk = read_exactly(stream, min(part_size, remaining), key, size)
                 whole.update(chunk)
                 part_digest = hashlib.sha256(chunk).digest()
                 resp = self._call(
                     f"uploading part {number} of", where, "upload_part",
                     Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number,
                     Body=chunk, ContentLength=len(chunk),
-                    ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(part_digest))
+                    ChecksumAlgorithm="SHA256", ChecksumSHA256=b64(part_digest))
                 parts.append({"PartNumber": number, "ETag": resp["ETag"],
-                              "ChecksumSHA256": _b64(part_digest)})
+                              "ChecksumSHA256": b64(part_digest)})
                 part_digests.append(part_digest)
                 remaining -= len(chunk)
                 number += 1
                 del chunk  # not alive while the next part is read: one part at the peak
-            _refuse_trailing(stream, key, size)
+            refuse_trailing(stream, key, size)
             if whole.digest() != digest:
                 raise StorageError(
                     f"bytes streamed for {key} do not match: sha256 {whole.hexdigest()[:16]}…, "
@@ -640,7 +487,7 @@ class S3Store:
             self._abort(full, upload_id, where)
             raise
         # S3's composite checksum is SHA-256 over the concatenated part digests, "-N".
-        composite = f"{_b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(parts)}"
+        composite = f"{b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(parts)}"
         reported = done.get("ChecksumSHA256")
         version_id = self._version_of(done, key)
         if reported is not None and reported != composite:
@@ -680,8 +527,8 @@ class S3Store:
                 or info.retain_until < retain or (legal_hold and not info.legal_hold)):
             raise StorageError(
                 f"{where} reports lock {info.lock_mode or 'none'} until "
-                f"{_iso(info.retain_until)}{' with legal hold' if info.legal_hold else ''}, "
-                f"expected {self.lock_mode} until {_iso(retain)}"
+                f"{iso(info.retain_until)}{' with legal hold' if info.legal_hold else ''}, "
+                f"expected {self.lock_mode} until {iso(retain)}"
                 f"{' with legal hold' if legal_hold else ''}",
                 code="STORAGE_LOCK_NOT_APPLIED",
                 hint="run edoc doctor; the store may not support Object Lock")
@@ -698,7 +545,7 @@ class S3Store:
             params["VersionId"] = version_id
         where = self._where(key, version_id)
         resp = self._call("reading", where, "get_object", **params)
-        return io.BufferedReader(_ObjectReader(resp["Body"], where), buffer_size=_READ_CHUNK)
+        return io.BufferedReader(ObjectReader(resp["Body"], where), buffer_size=_READ_CHUNK)
 
     def read(self, key: str, version_id: str | None = None) -> bytes:
         with self.open(key, version_id) as stream:
@@ -728,10 +575,10 @@ class S3Store:
             version_id=vid,
             size=int(head["ContentLength"]),
             sha256=self._reported_sha256(head),
-            retain_until=_utc(retain) if retain else None,
+            retain_until=utc(retain) if retain else None,
             lock_mode=str(mode) if mode else None,
             legal_hold=hold_status == "ON",
-            last_modified=_utc(head["LastModified"]),
+            last_modified=utc(head["LastModified"]),
         )
 
     @staticmethod
@@ -740,9 +587,9 @@ class S3Store:
         composite = head.get("ChecksumType") == "COMPOSITE" or (
             isinstance(checksum, str) and "-" in checksum)
         if isinstance(checksum, str) and not composite:
-            return _hex_from_b64(checksum)
+            return hex_from_b64(checksum)
         recorded = (head.get("Metadata") or {}).get(SHA256_METADATA)
-        if composite and isinstance(recorded, str) and _HEX64.match(recorded):
+        if composite and isinstance(recorded, str) and HEX64.match(recorded):
             # Multipart: the server verified each part's SHA-256; the whole-object digest was
             # verified by edoc before completing and recorded with the object.
             return recorded
@@ -753,7 +600,7 @@ class S3Store:
             resp = self.client.get_object_retention(Bucket=self.bucket, Key=full,
                                                     VersionId=version_id)
         except bce.ClientError as exc:
-            if _error_code(exc) in _DENIED_CODES | _NO_LOCK_CODES:
+            if error_code(exc) in DENIED_CODES | NO_LOCK_CODES:
                 return None, None
             raise self._error(exc, "reading the retention of", full) from exc
         except bce.BotoCoreError as exc:
@@ -766,7 +613,7 @@ class S3Store:
             resp = self.client.get_object_legal_hold(Bucket=self.bucket, Key=full,
                                                      VersionId=version_id)
         except bce.ClientError as exc:
-            if _error_code(exc) in _DENIED_CODES | _NO_LOCK_CODES:
+            if error_code(exc) in DENIED_CODES | NO_LOCK_CODES:
                 return None
             raise self._error(exc, "reading the legal hold of", full) from exc
         except bce.BotoCoreError as exc:
@@ -813,15 +660,15 @@ class S3Store:
 
     # -- retention -----------------------------------------------------------------------
     def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
-        wanted = _ceil_second(retain_until)
+        wanted = ceil_second(retain_until)
         current = self.stat(key, version_id)
         where = self._where(key, version_id)
         # Refused here, before the server is asked: shortening is never what edoc means, and
         # a server that allowed it would be a WORM hole (edoc doctor probes for that).
         if current.retain_until is not None and wanted < current.retain_until:
             raise RetentionActive(
-                f"{where} is retained until {_iso(current.retain_until)}; retention can be "
-                f"extended, never shortened (asked {_iso(wanted)})",
+                f"{where} is retained until {iso(current.retain_until)}; retention can be "
+                f"extended, never shortened (asked {iso(wanted)})",
                 code="RETENTION_SHORTENING_REFUSED")
         if current.retain_until == wanted:
             return
@@ -854,7 +701,7 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self._full(key),
                                       VersionId=version_id)
         except bce.ClientError as exc:
-            if _error_code(exc) in _LOCK_REFUSED_CODES:
+            if error_code(exc) in LOCK_REFUSED_CODES:
                 if state.legal_hold:
                     raise RetentionActive(f"{where} is under legal hold; the server refused "
                                           f"the delete", hint="release the hold first") from exc
@@ -863,7 +710,7 @@ class S3Store:
                         and state.retain_until > self._clock() - MAX_CLOCK_SKEW):
                     raise RetentionActive(
                         f"{where} is retained ({state.lock_mode}) until "
-                        f"{_iso(state.retain_until)}; the server refused the delete") from exc
+                        f"{iso(state.retain_until)}; the server refused the delete") from exc
             raise self._error(exc, "deleting", where) from exc
         except bce.BotoCoreError as exc:
             raise self._error(exc, "deleting", where) from exc
@@ -925,9 +772,9 @@ class S3Store:
         exc = bce.ClientError({"Error": {"Code": code, "Message": str(error.get("Message")
                                                                        or "")}},
                               "DeleteObjects")
-        if code in _MISSING_CODES:
+        if code in MISSING_CODES:
             return None
-        if code in _LOCK_REFUSED_CODES:
+        if code in LOCK_REFUSED_CODES:
             try:
                 state = self.stat(key, version_id)
             except ObjectMissing:
@@ -941,16 +788,6 @@ class S3Store:
             if (state.retain_until is not None
                     and state.retain_until > self._clock() - MAX_CLOCK_SKEW):
                 return RetentionActive(f"{where} is retained ({state.lock_mode}) until "
-                                       f"{_iso(state.retain_until)}; the server refused the "
+                                       f"{iso(state.retain_until)}; the server refused the "
                                        f"delete")
         return self._error(exc, "deleting", where)
-
-
-def _safe_endpoint(client: S3Client) -> str:
-    """The endpoint as host[:port] only: never user-info, paths or query strings."""
-    try:
-        parts = urlsplit(str(client.meta.endpoint_url))
-    except (AttributeError, ValueError):
-        return "(unknown endpoint)"
-    host = parts.hostname or "(unknown endpoint)"
-    return f"{host}:{parts.port}" if parts.port else host

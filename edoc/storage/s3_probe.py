@@ -24,16 +24,15 @@ from edoc.errors import (
     RetentionActive,
 )
 from edoc.model.verdict import Check
-from edoc.storage.s3 import (  # one backend in two modules: the probe shares its helpers
-    _CHECKSUM_CODES,
-    _LOCK_REFUSED_CODES,
-    MAX_CLOCK_SKEW,
-    S3Store,
-    _b64,
-    _ceil_second,
-    _error_code,
-    _iso,
-    _utc,
+from edoc.storage.s3 import MAX_CLOCK_SKEW, S3Store
+from edoc.storage.s3_wire import (
+    CHECKSUM_CODES,
+    LOCK_REFUSED_CODES,
+    b64,
+    ceil_second,
+    error_code,
+    iso,
+    utc,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60
     """
     checks: list[Check] = []
     started = time.monotonic()
-    now = _utc(now)
+    now = utc(now)
     probe = S3Store(store.client, store.bucket, store.prefix, lock_mode="COMPLIANCE")
 
     try:
@@ -76,7 +75,7 @@ def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60
     stamp = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
     canary = f"edoc doctor canary {now.isoformat()} {secrets.token_hex(8)}\n".encode()
     key = f"doctor/{stamp}"
-    retain = _ceil_second(now + timedelta(seconds=retention_seconds))
+    retain = ceil_second(now + timedelta(seconds=retention_seconds))
     try:
         info = probe.put(key, io.BytesIO(canary), size=len(canary),
                          sha256=hashlib.sha256(canary).hexdigest(), retain_until=retain)
@@ -85,7 +84,7 @@ def worm_self_test(store: S3Store, *, now: datetime, retention_seconds: int = 60
                                  f"could not write the canary {probe._where(key)}: {exc}"))
         return checks
     checks.append(Check.ok("canary", f"wrote {probe._where(key, info.version_id)} locked "
-                                     f"COMPLIANCE until {_iso(info.retain_until)}"))
+                                     f"COMPLIANCE until {iso(info.retain_until)}"))
     checks.append(_read_check(probe, key, info.version_id, canary))
 
     may_delete = _control_delete(probe, f"doctor/{stamp}-control")
@@ -119,7 +118,7 @@ def _clock_check(store: S3Store, now: datetime, started: float) -> tuple[Check, 
     if not header:
         return Check.unknown("clock", "CLOCK_UNKNOWN", "the server sent no Date header"), None
     try:
-        server = _utc(parsedate_to_datetime(header))
+        server = utc(parsedate_to_datetime(header))
     except (TypeError, ValueError):
         return Check.unknown("clock", "CLOCK_UNKNOWN", f"unreadable Date header {header!r}"), None
     ours = now + timedelta(seconds=time.monotonic() - started)
@@ -181,7 +180,7 @@ def _control_delete(store: S3Store, key: str) -> str | None:
     try:
         put = store.client.put_object(Bucket=store.bucket, Key=full, Body=body,
                                       ChecksumAlgorithm="SHA256",
-                                      ChecksumSHA256=_b64(hashlib.sha256(body).digest()),
+                                      ChecksumSHA256=b64(hashlib.sha256(body).digest()),
                                       IfNoneMatch="*")
         store.client.delete_object(Bucket=store.bucket, Key=full, VersionId=put["VersionId"])
     except (bce.BotoCoreError, bce.ClientError) as exc:
@@ -245,23 +244,23 @@ def _retention_change_check(store: S3Store, key: str, version_id: str, name: str
             Bucket=store.bucket, Key=store._full(key), VersionId=version_id,
             Retention={"Mode": mode, "RetainUntilDate": until})
     except bce.ClientError as exc:
-        if _error_code(exc) not in _LOCK_REFUSED_CODES:
+        if error_code(exc) not in LOCK_REFUSED_CODES:
             err = store._error(exc, f"probing {name} of", store._where(key, version_id))
             return Check.unknown(name, untested, str(err))
         if control is not None:
-            return Check.unknown(name, untested, f"setting {mode} until {_iso(until)} was "
+            return Check.unknown(name, untested, f"setting {mode} until {iso(until)} was "
                                                  f"refused, but {control}")
-        return Check.ok(name, f"setting {mode} until {_iso(until)} was refused "
-                              f"({_error_code(exc)})")
+        return Check.ok(name, f"setting {mode} until {iso(until)} was refused "
+                              f"({error_code(exc)})")
     except bce.BotoCoreError as exc:
         err = store._error(exc, f"probing {name} of", store._where(key, version_id))
         return Check.unknown(name, untested, str(err))
     try:
         after = store.stat(key, version_id)
-        found = f"{after.lock_mode} until {_iso(after.retain_until)}"
+        found = f"{after.lock_mode} until {iso(after.retain_until)}"
     except EdocError:
         found = "accepted"
-    return Check.fail(name, code, f"the server accepted {mode} until {_iso(until)} on a "
+    return Check.fail(name, code, f"the server accepted {mode} until {iso(until)} on a "
                                   f"version locked COMPLIANCE", expected="refused", found=found)
 
 
@@ -271,12 +270,12 @@ def _checksum_enforced_check(store: S3Store, key: str, retain: datetime) -> Chec
     try:
         store.client.put_object(
             Bucket=store.bucket, Key=store._full(key), Body=body, ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=_b64(wrong), ObjectLockMode="COMPLIANCE",
+            ChecksumSHA256=b64(wrong), ObjectLockMode="COMPLIANCE",
             ObjectLockRetainUntilDate=retain, IfNoneMatch="*")
     except bce.ClientError as exc:
-        if _error_code(exc) in _CHECKSUM_CODES:
+        if error_code(exc) in CHECKSUM_CODES:
             return Check.ok("checksum", f"a PUT with a wrong SHA-256 was rejected "
-                                        f"({_error_code(exc)})")
+                                        f"({error_code(exc)})")
         err = store._error(exc, "probing checksum enforcement at", store._where(key))
         return Check.unknown("checksum", "WORM_CHECKSUM_UNTESTED", str(err))
     except bce.BotoCoreError as exc:
