@@ -39,6 +39,22 @@ class Edoc:
         res = self(*args, "--json")
         return res.exit_code, json.loads(res.stdout)
 
+    def ingest_one(self, path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+        """``ingest PATH ARGS --json``: the exit code and the one file's result."""
+        code, doc = self.json("ingest", str(path), *args)
+        return code, doc["results"][0]
+
+    def latest_manifest(self, record_id: str) -> dict[str, Any]:
+        """The latest version's manifest as ``show --json`` prints it."""
+        code, doc = self.json("show", record_id)
+        assert code == 0, doc
+        return dict(doc["versions"][-1])
+
+    def version_count(self) -> int:
+        """Versions in the catalog (nothing half-stored: counts stay put on a refusal)."""
+        with self.db() as db:
+            return int(db.execute("SELECT count(*) FROM versions").fetchone()[0])
+
     # -- peeking inside the embedded default store --------------------------------------------
     @property
     def objects(self) -> Path:

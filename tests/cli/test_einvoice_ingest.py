@@ -39,23 +39,13 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def _ingest(e: Edoc, path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
-    code, doc = e.json("ingest", str(path), *PROFILE, *extra)
-    return code, doc["results"][0]
+    return e.ingest_one(path, *PROFILE, *extra)
 
-
-def _manifest(e: Edoc, rid: str) -> dict[str, Any]:
-    code, doc = e.json("show", rid)
-    assert code == 0, doc
-    return dict(doc["versions"][-1])
 
 
 def _codes(warnings: list[dict[str, str]]) -> set[str]:
     return {w["code"] for w in warnings}
 
-
-def _count(e: Edoc) -> int:
-    with e.db() as db:
-        return int(db.execute("SELECT count(*) FROM versions").fetchone()[0])
 
 
 def test_two_rates_fill_every_search_field_from_the_document(edoc: Edoc,
@@ -73,7 +63,7 @@ def test_two_rates_fill_every_search_field_from_the_document(edoc: Edoc,
     assert fields["invoice_number"]["value"] == "INV-2RATE"
     assert fields["registration_number"]["value"] == NTA
     assert r["warnings"] == []
-    m = _manifest(edoc, r["record_id"])
+    m = edoc.latest_manifest(r["record_id"])
     assert m["content"]["size"] == len(data)  # stored byte for byte
     assert m["metadata"]["invoice_number"] == "INV-2RATE"
     assert m["metadata"]["registration_number"] == NTA
@@ -99,7 +89,7 @@ def test_credit_note_is_its_own_doc_type(edoc: Edoc, tmp_path: Path) -> None:
     code, r = _ingest(edoc, path)
     assert code == 0, r
     assert r["fields"]["doc_type"]["value"] == "credit-note"
-    assert _manifest(edoc, r["record_id"])["einvoice"]["kind"] == "credit-note"
+    assert edoc.latest_manifest(r["record_id"])["einvoice"]["kind"] == "credit-note"
 
 
 @pytest.mark.parametrize(("self_billing", "direction", "expected"), [
@@ -116,7 +106,7 @@ def test_counterparty_is_the_other_party(edoc: Edoc, tmp_path: Path, self_billin
     code, r = _ingest(edoc, path, "--direction", direction)
     assert code == 0, r
     assert r["fields"]["counterparty"] == {"value": expected, "source": "document"}
-    block = _manifest(edoc, r["record_id"])["einvoice"]
+    block = edoc.latest_manifest(r["record_id"])["einvoice"]
     assert block["direction"] == direction
     assert block["kind"] == ("self-billing" if self_billing else "invoice")
 
@@ -128,7 +118,7 @@ def test_wrong_check_digit_and_bad_format_are_kept_and_flagged(edoc: Edoc,
     code, r = _ingest(edoc, path)
     assert code == 0, r
     assert "REGISTRATION_CHECK_DIGIT" in _codes(r["warnings"])
-    m = _manifest(edoc, r["record_id"])
+    m = edoc.latest_manifest(r["record_id"])
     assert "REGISTRATION_CHECK_DIGIT" in _codes(m["einvoice"]["warnings"])
     assert m["einvoice"]["registration"]["check_digit_ok"] is False
     shown = edoc("show", r["record_id"])
@@ -146,7 +136,7 @@ def test_total_that_does_not_add_up_is_stored_and_warned(edoc: Edoc, tmp_path: P
     code, r = _ingest(edoc, path)
     assert code == 0, r
     assert "TOTAL_MISMATCH" in _codes(r["warnings"])
-    assert "TOTAL_MISMATCH" in _codes(_manifest(edoc, r["record_id"])["einvoice"]["warnings"])
+    assert "TOTAL_MISMATCH" in _codes(edoc.latest_manifest(r["record_id"])["einvoice"]["warnings"])
 
 
 def test_foreign_currency_gives_no_amount_but_a_typed_one_is_accepted(edoc: Edoc,
@@ -155,18 +145,18 @@ def test_foreign_currency_gives_no_amount_but_a_typed_one_is_accepted(edoc: Edoc
                                 lines=(samples.Line("consulting", Decimal(2),
                                                     Decimal("150.25")),))
     path = _write(tmp_path, "eur.xml", data)
-    before = _count(edoc)
+    before = edoc.version_count()
     code, r = _ingest(edoc, path)
     assert code == 1
     assert r["error"]["code"] == "SEARCH_FIELD_MISSING"
     assert "EUR" in r["error"]["message"]  # says why the document gives no amount
-    assert _count(edoc) == before
+    assert edoc.version_count() == before
 
     code, r = _ingest(edoc, path, "--amount", "52000")
     assert code == 0, r
     assert r["fields"]["amount"] == {"value": 52000, "source": "typed"}
     assert "SEARCH_AMOUNT_NOT_YEN" in _codes(r["warnings"])
-    block = _manifest(edoc, r["record_id"])["einvoice"]
+    block = edoc.latest_manifest(r["record_id"])["einvoice"]
     assert block["amounts"]["tax_inclusive"]["currency"] == "EUR"
     assert block["tax_currency"] == "JPY"
     assert block["field_sources"]["amount"] == "typed"
@@ -175,13 +165,13 @@ def test_foreign_currency_gives_no_amount_but_a_typed_one_is_accepted(edoc: Edoc
 def test_a_disagreeing_typed_flag_is_refused_an_agreeing_one_is_fine(edoc: Edoc,
                                                                      tmp_path: Path) -> None:
     path = _write(tmp_path, "conflict.xml", samples.pint_invoice(number="CONF-1"))
-    before = _count(edoc)
+    before = edoc.version_count()
     code, r = _ingest(edoc, path, "--amount", "1")
     assert code == 1
     assert r["error"]["code"] == "FIELD_CONFLICT"
     assert "amount" in r["error"]["message"] and "5500" in r["error"]["message"]
     assert "'1'" in r["error"]["message"]
-    assert _count(edoc) == before
+    assert edoc.version_count() == before
     code, r = _ingest(edoc, path, "--date", "2024-04-02")
     assert code == 1 and r["error"]["code"] == "FIELD_CONFLICT"
 
@@ -203,7 +193,7 @@ def test_non_pint_ubl_falls_back_to_typed_fields(edoc: Edoc, tmp_path: Path) -> 
                       "--counterparty", "Sample GmbH")
     assert code == 0, r
     assert "EINVOICE_NOT_JP_PINT" in _codes(r["warnings"])
-    m = _manifest(edoc, r["record_id"])
+    m = edoc.latest_manifest(r["record_id"])
     assert "einvoice" not in m and "invoice_number" not in m["metadata"]
 
 
@@ -224,13 +214,13 @@ def test_xxe_is_never_expanded_and_refused_without_typed_fields(edoc: Edoc,
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT-4711")
     path = _write(tmp_path, "xxe.xml", samples.xxe_invoice(str(secret)))
-    before = _count(edoc)
+    before = edoc.version_count()
     res = edoc("ingest", str(path), *PROFILE, "--json")
     assert res.exit_code == 1
     doc = json.loads(res.stdout)
     assert doc["results"][0]["error"]["code"] == "EINVOICE_DTD_REFUSED"
     assert "TOP-SECRET" not in res.output
-    assert _count(edoc) == before
+    assert edoc.version_count() == before
 
     # With typed fields it is kept as data: byte for byte, nothing read from it.
     code, r = _ingest(edoc, path, "--date", "2024-04-01", "--amount", "5500",
@@ -238,7 +228,7 @@ def test_xxe_is_never_expanded_and_refused_without_typed_fields(edoc: Edoc,
     assert code == 0, r
     assert "EINVOICE_DTD_REFUSED" in _codes(r["warnings"])
     assert "TOP-SECRET" not in json.dumps(r, ensure_ascii=False)
-    m = _manifest(edoc, r["record_id"])
+    m = edoc.latest_manifest(r["record_id"])
     assert "einvoice" not in m
     assert "TOP-SECRET" not in json.dumps(m, ensure_ascii=False)
     assert "TOP-SECRET" not in edoc("show", r["record_id"]).output
@@ -326,7 +316,7 @@ def test_the_sellers_registration_is_checked_against_the_imported_register(
         return result
 
     before = ingest(registered, "before")
-    reg = _manifest(e, before["record_id"])["einvoice"]["registration"]["register"]
+    reg = e.latest_manifest(before["record_id"])["einvoice"]["registration"]["register"]
     assert reg["checked"] is False and reg["code"] == "REGISTRATION_NOT_CHECKED"
 
     register = write(tmp_path / "register.csv", [
@@ -334,7 +324,7 @@ def test_the_sellers_registration_is_checked_against_the_imported_register(
         row(2, ended, "03", upd="2024-03-31", expire="2024-03-31")])
     assert e("registry", "import", str(register)).exit_code == 0
     ok = ingest(registered, "after")
-    reg = _manifest(e, ok["record_id"])["einvoice"]["registration"]["register"]
+    reg = e.latest_manifest(ok["record_id"])["einvoice"]["registration"]["register"]
     assert (reg["checked"], reg["code"], reg["registered_name"]) == (
         True, "OK", "株式会社サンプル商事")
     assert not {"REGISTRATION_NOT_FOUND", "REGISTRATION_EXPIRED"} & _codes(ok["warnings"])

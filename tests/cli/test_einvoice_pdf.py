@@ -26,19 +26,9 @@ def edoc(tmp_path_factory: pytest.TempPathFactory) -> Edoc:
 
 
 def _ingest(e: Edoc, path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
-    code, doc = e.json("ingest", str(path), *PROFILE, *extra)
-    return code, doc["results"][0]
+    return e.ingest_one(path, *PROFILE, *extra)
 
 
-def _manifest(e: Edoc, rid: str) -> dict[str, Any]:
-    code, doc = e.json("show", rid)
-    assert code == 0, doc
-    return dict(doc["versions"][-1])
-
-
-def _count(e: Edoc) -> int:
-    with e.db() as db:
-        return int(db.execute("SELECT count(*) FROM versions").fetchone()[0])
 
 
 def test_fields_come_from_the_attached_invoice(edoc: Edoc, tmp_path: Path) -> None:
@@ -52,7 +42,7 @@ def test_fields_come_from_the_attached_invoice(edoc: Edoc, tmp_path: Path) -> No
     assert fields["counterparty"]["value"] == "株式会社サンプル商事"
     assert fields["invoice_number"]["value"] == "INV-PDF-2RATE"
     assert fields["registration_number"]["value"] == NTA
-    m = _manifest(edoc, r["record_id"])
+    m = edoc.latest_manifest(r["record_id"])
     assert m["content"]["size"] == path.stat().st_size  # the PDF is stored, byte for byte
     assert m["content"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     block = m["einvoice"]
@@ -67,27 +57,27 @@ def test_fields_come_from_the_attached_invoice(edoc: Edoc, tmp_path: Path) -> No
 
 def test_a_cii_attachment_falls_back_with_the_message(edoc: Edoc, tmp_path: Path) -> None:
     path = hybrid_pdf(tmp_path / "cii.pdf", {"factur-x.xml": CII})
-    before = _count(edoc)
+    before = edoc.version_count()
     code, r = _ingest(edoc, path)
     assert code != 0 and r["error"]["code"] == "SEARCH_FIELD_MISSING"
     assert "not JP PINT (CII)" in r["error"]["message"]
-    assert _count(edoc) == before
+    assert edoc.version_count() == before
     code, r = _ingest(edoc, path, "--date", "2024-04-01", "--amount", "1100",
                       "--counterparty", "Example GmbH")
     assert code == 0, r
     assert any("not JP PINT (CII)" in w["message"] for w in r["warnings"])
-    assert "einvoice" not in _manifest(edoc, r["record_id"])
+    assert "einvoice" not in edoc.latest_manifest(r["record_id"])
 
 
 def test_an_xxe_attachment_is_refused_without_typed_fields(edoc: Edoc, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-PDF")
     path = hybrid_pdf(tmp_path / "xxe.pdf", {"factur-x.xml": samples.xxe_invoice(str(secret))})
-    before = _count(edoc)
+    before = edoc.version_count()
     code, r = _ingest(edoc, path)
     assert code != 0 and r["error"]["code"] == "EINVOICE_DTD_REFUSED", r
     assert "TOP-SECRET-PDF" not in str(r)
-    assert _count(edoc) == before
+    assert edoc.version_count() == before
 
 
 def test_a_pdf_without_attachment_is_unchanged(edoc: Edoc, tmp_path: Path) -> None:
@@ -98,14 +88,14 @@ def test_a_pdf_without_attachment_is_unchanged(edoc: Edoc, tmp_path: Path) -> No
                       "--counterparty", "株式会社サンプル商事")
     assert code == 0, r
     assert "fields" not in r or not r.get("fields")
-    m = _manifest(edoc, r["record_id"])
+    m = edoc.latest_manifest(r["record_id"])
     assert "einvoice" not in m
 
 
 def test_a_typed_disagreeing_amount_is_a_field_conflict(edoc: Edoc, tmp_path: Path) -> None:
     path = hybrid_pdf(tmp_path / "conflict.pdf",
                       {"factur-x.xml": samples.pint_invoice(number="INV-PDF-CONFLICT")})
-    before = _count(edoc)
+    before = edoc.version_count()
     code, r = _ingest(edoc, path, "--amount", "1")
     assert code != 0 and r["error"]["code"] == "FIELD_CONFLICT", r
-    assert _count(edoc) == before
+    assert edoc.version_count() == before
