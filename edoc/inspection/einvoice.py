@@ -1,9 +1,11 @@
-"""What a JP PINT e-invoice says: a hardened read of a UBL 2.1 Invoice / CreditNote.
+"""What an e-invoice says: a hardened read of a UBL 2.1 Invoice / CreditNote (JP PINT).
 
 Owns turning the bytes of a Peppol JP PINT (spec 1.1.x) document into a frozen
-``PintInvoice`` with the fields edoc keeps and searches on (number, date, counterparties,
-registration number, totals, tax breakdown, lines). It does not judge them: the JP PINT
-business rules are ``edoc.policy.pint_rules``.
+``PintInvoice`` (``edoc.inspection.einvoice_model``) with the fields edoc keeps and searches
+on (number, date, counterparties, registration number, totals, tax breakdown, lines). A
+UN/CEFACT Cross Industry Invoice (Factur-X / ZUGFeRD) gets the same hardened parse and is
+walked by ``edoc.inspection.cii`` into the same model, marked as not JP PINT. It does not
+judge them: the JP PINT business rules are ``edoc.policy.pint_rules``.
 
 Hostile input is expected (an invoice is a file from outside). So:
 
@@ -26,11 +28,21 @@ import codecs
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
 from lxml import etree
+
+from edoc.inspection.cii import read_cii
+from edoc.inspection.einvoice_model import (
+    Amount,
+    DocKind,
+    InvoiceLine,
+    PintInvoice,
+    PintSpec,
+    TaxSubtotal,
+    TaxTotal,
+)
 
 __all__ = [
     "CAC",
@@ -76,118 +88,6 @@ EINVOICE_NOT_JP_PINT: Final = "EINVOICE_NOT_JP_PINT"
 EINVOICE_UNREADABLE: Final = "EINVOICE_UNREADABLE"
 
 
-class PintSpec(StrEnum):
-    """The three JP PINT specifications, by their CustomizationID (ibt-024)."""
-
-    STANDARD = "urn:peppol:pint:billing-1@jp-1"
-    SELF_BILLING = "urn:peppol:pint:selfbilling-1@jp-1"
-    NON_TAX = "urn:peppol:pint:nontaxinvoice-1@jp-1"
-
-
-#: The invoice type code (ibt-003) each specification's example uses: 380 commercial invoice,
-#: 389 self-billed invoice, 480 the JP "non-tax invoice" of a business that is not registered.
-EXPECTED_TYPE_CODE: Final = {
-    PintSpec.STANDARD: "380",
-    PintSpec.SELF_BILLING: "389",
-    PintSpec.NON_TAX: "480",
-}
-
-
-class DocKind(StrEnum):
-    """What the document is for the archive: a credit note is a CreditNote root whatever its
-    specification; a self-billed document is an Invoice root under the self-billing spec."""
-
-    INVOICE = "invoice"
-    CREDIT_NOTE = "credit-note"
-    SELF_BILLING = "self-billing"
-
-
-@dataclass(frozen=True)
-class Amount:
-    """A monetary amount as written: exact ``Decimal`` and its ``currencyID`` (None if absent)."""
-
-    value: Decimal
-    currency: str | None
-
-
-@dataclass(frozen=True)
-class TaxSubtotal:
-    """One ``cac:TaxSubtotal``: the tax breakdown for one category and rate (ibg-23)."""
-
-    category: str | None
-    percent: Decimal | None
-    taxable: Amount | None
-    tax: Amount | None
-
-
-@dataclass(frozen=True)
-class TaxTotal:
-    """One ``cac:TaxTotal``: its ``cbc:TaxAmount`` and its subtotals. A foreign-currency JP
-    invoice has two: one in the document currency, one in the tax currency (JPY)."""
-
-    tax: Amount | None
-    subtotals: tuple[TaxSubtotal, ...]
-
-
-@dataclass(frozen=True)
-class InvoiceLine:
-    """One ``cac:InvoiceLine`` / ``cac:CreditNoteLine``."""
-
-    id: str | None
-    name: str | None
-    quantity: Decimal | None
-    unit: str | None
-    line_extension: Amount | None
-    tax_category: str | None
-    tax_percent: Decimal | None
-
-
-@dataclass(frozen=True)
-class PintInvoice:
-    """The fields of a JP PINT document edoc keeps and searches on. ``None`` means absent;
-    ``problems`` lists values that were present but could not be read (a bad decimal or date),
-    so the rules can report them instead of this reader guessing."""
-
-    kind: DocKind
-    spec: PintSpec
-    customization_id: str
-    profile_id: str | None
-    type_code: str | None
-    number: str | None
-    issue_date: date | None
-    document_currency: str | None
-    tax_currency: str | None
-    supplier_name: str | None
-    supplier_registration: str | None
-    customer_name: str | None
-    line_extension: Amount | None
-    tax_exclusive: Amount | None
-    tax_inclusive: Amount | None
-    payable: Amount | None
-    tax_totals: tuple[TaxTotal, ...]
-    lines: tuple[InvoiceLine, ...]
-    problems: tuple[str, ...] = ()
-
-    def tax_total_in(self, currency: str | None) -> TaxTotal | None:
-        """The TaxTotal whose TaxAmount is in ``currency`` (the first, if several)."""
-        for total in self.tax_totals:
-            if total.tax is not None and total.tax.currency == currency:
-                return total
-        return None
-
-    @property
-    def tax_breakdown(self) -> tuple[TaxSubtotal, ...]:
-        """The subtotals to keep: in the tax currency when the invoice has one (a JP invoice
-        in EUR still owes consumption tax in yen), else in the document currency."""
-        for currency in (self.tax_currency, self.document_currency):
-            if currency is None:
-                continue
-            total = self.tax_total_in(currency)
-            if total is not None and total.subtotals:
-                return total.subtotals
-        return self.tax_totals[0].subtotals if self.tax_totals else ()
-
-
 @dataclass(frozen=True)
 class EinvoiceReading:
     """The outcome of ``read_einvoice``: ``invoice`` is set exactly when ``code == "OK"``."""
@@ -197,8 +97,8 @@ class EinvoiceReading:
     invoice: PintInvoice | None = None
     #: For ``EINVOICE_NOT_UBL`` / ``EINVOICE_NOT_JP_PINT``: what a JP PINT document would have.
     missing: tuple[str, ...] = ()
-    #: For ``EINVOICE_NOT_UBL``: the root is a UN/CEFACT Cross Industry Invoice (the syntax of
-    #: Factur-X / ZUGFeRD), recognised but not read: JP PINT is UBL only.
+    #: The document is a UN/CEFACT Cross Industry Invoice (the syntax of Factur-X / ZUGFeRD),
+    #: read by ``edoc.inspection.cii``: its ``invoice`` has ``syntax == "cii"`` and no PINT spec.
     cii: bool = False
 
     @property
@@ -329,13 +229,12 @@ def _identify(root: Any) -> EinvoiceReading:
     elif qname.localname == "CreditNote" and qname.namespace == UBL_CREDIT_NOTE_NS:
         credit_note = True
     elif qname.localname == "CrossIndustryInvoice" and qname.namespace == CII_NS:
+        # Factur-X / ZUGFeRD: the same business terms in the other EN 16931 syntax. Read, so
+        # its search fields need no typing, but never taken for JP PINT (``spec`` is None).
+        cii = read_cii(root)
         return EinvoiceReading(
-            EINVOICE_NOT_UBL,
-            "not JP PINT (CII): the document is a UN/CEFACT Cross Industry Invoice "
-            "(Factur-X / ZUGFeRD), not a UBL 2.1 Invoice or CreditNote",
-            missing=(f"{{{UBL_INVOICE_NS}}}Invoice or {{{UBL_CREDIT_NOTE_NS}}}CreditNote",),
-            cii=True,
-        )
+            OK, f"CII {cii.kind.value} {cii.number or '(no ID)'} (not JP PINT)",
+            invoice=cii, cii=True)
     else:
         found = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
         return EinvoiceReading(

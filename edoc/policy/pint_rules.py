@@ -22,6 +22,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Final
 
 from edoc.inspection.einvoice import Amount, PintInvoice, PintSpec, TaxSubtotal
+from edoc.inspection.einvoice_model import element_name
 from edoc.policy.registration import (
     REGISTRATION_NUMBER_INVALID,
     Finding,
@@ -111,11 +112,15 @@ def check_unreadable_values(invoice: PintInvoice) -> list[Finding]:
 def check_mandatory_fields(invoice: PintInvoice) -> list[Finding]:
     """ibr-02 invoice number (ibt-001), ibr-03 issue date (ibt-002), ibr-06 seller name
     (ibt-027), ibr-14 amount with tax (ibt-112): the fields a search needs."""
+    def name(term: str) -> str:
+        return element_name(invoice, term)
+
     required: list[tuple[object, str, str]] = [
-        (invoice.number, "ibr-02", "cbc:ID (invoice number, ibt-001)"),
-        (invoice.issue_date, "ibr-03", "cbc:IssueDate (issue date, ibt-002)"),
-        (invoice.supplier_name, "ibr-06", "seller cbc:RegistrationName (seller name, ibt-027)"),
-        (invoice.tax_inclusive, "ibr-14", "cbc:TaxInclusiveAmount (amount with tax, ibt-112)"),
+        (invoice.number, "ibr-02", f"{name('number')} (invoice number, ibt-001)"),
+        (invoice.issue_date, "ibr-03", f"{name('issue_date')} (issue date, ibt-002)"),
+        (invoice.supplier_name, "ibr-06", f"seller {name('supplier_name')} (seller name, ibt-027)"),
+        (invoice.tax_inclusive, "ibr-14",
+         f"{name('tax_inclusive')} (amount with tax, ibt-112)"),
     ]
     return [
         Finding(EINVOICE_FIELD_MISSING, rule, f"{what} is missing")
@@ -311,11 +316,12 @@ def search_amount_yen(invoice: PintInvoice) -> SearchAmount:
     """The amount edoc indexes for search (電子帳簿保存法 施行規則 第4条 取引金額): the amount
     with tax (ibt-112), in whole yen — or nothing, rather than a converted or rounded guess."""
     amount = invoice.tax_inclusive
+    element = element_name(invoice, "tax_inclusive", prefixed=False)
     if amount is None:
         return SearchAmount(
             None,
             None,
-            Finding(SEARCH_AMOUNT_MISSING, "ibr-14", "no TaxInclusiveAmount to search by"),
+            Finding(SEARCH_AMOUNT_MISSING, "ibr-14", f"no {element} to search by"),
         )
     if amount.currency != JPY:
         return SearchAmount(
@@ -324,7 +330,7 @@ def search_amount_yen(invoice: PintInvoice) -> SearchAmount:
             Finding(
                 SEARCH_AMOUNT_NOT_YEN,
                 "edoc:search-amount",
-                f"TaxInclusiveAmount is {amount.value} {amount.currency or '(no currency)'};"
+                f"{element} is {amount.value} {amount.currency or '(no currency)'};"
                 " the search amount is kept in yen only, so none is indexed",
             ),
         )
@@ -335,7 +341,7 @@ def search_amount_yen(invoice: PintInvoice) -> SearchAmount:
             Finding(
                 SEARCH_AMOUNT_NOT_INTEGRAL,
                 "edoc:search-amount",
-                f"TaxInclusiveAmount {amount.value} JPY is not a whole number of yen",
+                f"{element} {amount.value} JPY is not a whole number of yen",
             ),
         )
     return SearchAmount(int(amount.value), amount)

@@ -55,6 +55,7 @@ from edoc.inspection.einvoice import (
     PintInvoice,
     read_einvoice,
 )
+from edoc.inspection.einvoice_model import element_name
 from edoc.inspection.pdf_attachments import XmlAttachment, find_xml_attachment
 from edoc.policy.pint_rules import EINVOICE_FIELD_MISSING, check_invoice, search_amount_yen
 from edoc.policy.registration import Finding, check_registration_number
@@ -184,9 +185,10 @@ def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str,
     if inv.issue_date is not None:
         out.values["transaction_date"] = inv.issue_date.isoformat()
     else:
-        out.lacking["transaction_date"] = "the document has no IssueDate"
+        date_element = element_name(inv, "issue_date", prefixed=False)
+        out.lacking["transaction_date"] = f"the document has no {date_element}"
         findings.append(Finding(EINVOICE_FIELD_MISSING, "ibr-03",
-                                "the document has no IssueDate; give --date"))
+                                f"the document has no {date_element}; give --date"))
     search = search_amount_yen(inv)
     if search.yen is not None:
         out.values["amount"] = str(search.yen)
@@ -205,10 +207,11 @@ def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str,
     if name is not None:
         out.values["counterparty"] = name
     else:
-        out.lacking["counterparty"] = f"the document has no {role} RegistrationName"
+        party_element = element_name(inv, f"{role}_name", prefixed=False)
+        out.lacking["counterparty"] = f"the document has no {role} {party_element}"
         findings.append(Finding(EINVOICE_FIELD_MISSING, "ibr-06" if role == "supplier"
                                 else "ibt-044", f"the document has no {role} "
-                                "RegistrationName; give --counterparty"))
+                                f"{party_element}; give --counterparty"))
     out.values["doc_type"] = "credit-note" if inv.kind is DocKind.CREDIT_NOTE else "invoice"
     number = _text_or_none(inv.number, "invoice number", findings)
     if number is not None:
@@ -246,6 +249,10 @@ def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str,
         "warnings": [{"code": f.code, "rule": f.rule, "message": f.message}
                      for f in findings],
     }
+    if inv.syntax != "ubl":
+        # Factur-X / ZUGFeRD (CII): read the same way, but not JP PINT; the key is absent for
+        # UBL so manifests of JP PINT invoices are unchanged.
+        out.einvoice["syntax"] = inv.syntax
     out.warnings.extend(out.einvoice["warnings"])
 
 

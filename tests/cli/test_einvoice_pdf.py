@@ -11,6 +11,7 @@ import pytest
 
 from tests import einvoice_samples as samples
 from tests.helpers import Edoc
+from tests.cii_samples import EN16931, cii_invoice
 from tests.pdf_invoice_samples import CII, hybrid_pdf
 from tests.samples import text_pdf
 
@@ -55,18 +56,42 @@ def test_fields_come_from_the_attached_invoice(edoc: Edoc, tmp_path: Path) -> No
     assert code == 0 and found
 
 
-def test_a_cii_attachment_falls_back_with_the_message(edoc: Edoc, tmp_path: Path) -> None:
+def test_a_cii_attachment_gives_the_fields_without_typing(edoc: Edoc, tmp_path: Path) -> None:
+    xml = cii_invoice(lines=samples.TWO_RATES, number="FX-CII-1")
+    path = hybrid_pdf(tmp_path / "facturx.pdf", {"factur-x.xml": xml})
+    code, r = _ingest(edoc, path)
+    assert code == 0, r
+    fields = r["fields"]
+    assert fields["amount"] == {"value": 17345 + 1734 + 999 + 79, "source": "document"}
+    assert fields["transaction_date"] == {"value": "2024-06-30", "source": "document"}
+    assert fields["counterparty"]["value"] == "株式会社ファクトゥール"
+    assert fields["invoice_number"]["value"] == "FX-CII-1"
+    assert fields["registration_number"]["value"] == NTA
+    block = edoc.latest_manifest(r["record_id"])["einvoice"]
+    assert block["syntax"] == "cii" and block["container"] == "pdf-attachment"
+    assert block["customization_id"] == EN16931
+    assert {(t["category"], t["tax"]) for t in block["tax_breakdown"]} == {("S", "1734"),
+                                                                          ("AA", "79")}
+    # CII is not the Digital Agency's specification: never 特定電磁的記録
+    code, shown = edoc.json("show", r["record_id"])
+    assert code == 0
+    conditions = {c["id"]: c["status"] for c in shown["seamless"]["conditions"]}
+    assert conditions["a"] == "unmet" and shown["seamless"]["ready"] is False
+
+
+def test_an_empty_cii_attachment_names_what_is_missing(edoc: Edoc, tmp_path: Path) -> None:
     path = hybrid_pdf(tmp_path / "cii.pdf", {"factur-x.xml": CII})
     before = edoc.version_count()
     code, r = _ingest(edoc, path)
     assert code != 0 and r["error"]["code"] == "SEARCH_FIELD_MISSING"
-    assert "not JP PINT (CII)" in r["error"]["message"]
+    assert "the document has no IssueDateTime" in r["error"]["message"]
+    assert "no GrandTotalAmount" in r["error"]["message"]
     assert edoc.version_count() == before
     code, r = _ingest(edoc, path, "--date", "2024-04-01", "--amount", "1100",
                       "--counterparty", "Example GmbH")
     assert code == 0, r
-    assert any("not JP PINT (CII)" in w["message"] for w in r["warnings"])
-    assert "einvoice" not in edoc.latest_manifest(r["record_id"])
+    assert r["fields"]["amount"] == {"value": 1100, "source": "typed"}
+    assert any(w["code"] == "EINVOICE_FIELD_MISSING" for w in r["warnings"])
 
 
 def test_an_xxe_attachment_is_refused_without_typed_fields(edoc: Edoc, tmp_path: Path) -> None:
