@@ -83,6 +83,9 @@ class ArchiveConfig:
     closed_days: tuple[date, ...] = ()
     policies_dir: str | None = None
     catalog_url: str = "sqlite:///catalog.sqlite"
+    #: ``[einvoice] rules``: compiled Schematron (XSLT → SVRL) files run on every e-invoice at
+    #: ingest (``edoc.policy.schematron``); relative paths are relative to the archive dir.
+    einvoice_rules: tuple[str, ...] = ()
     keys_dir: str = "keys"
     passphrase_env: str = "EDOC_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
     #: ``file`` (PKCS#8 in keys/) or ``pkcs11`` (the seal key stays in a token)
@@ -170,6 +173,7 @@ def load(archive_dir: Path) -> ArchiveConfig:
             closed_days=tuple(closed_days),
             policies_dir=a.get("policies_dir") or None,
             catalog_url=str(raw.get("catalog", {}).get("url", "sqlite:///catalog.sqlite")),
+            einvoice_rules=tuple(str(r) for r in raw.get("einvoice", {}).get("rules", ())),
             keys_dir=str(keys.get("dir", "keys")),
             passphrase_env=str(keys.get("passphrase_env", "EDOC_KEY_PASSPHRASE")),
             seal_backend=str(keys.get("seal_backend", "file")),

@@ -114,15 +114,19 @@ class DocumentFields:
 #: Asks the imported NTA register whether a number was registered on a date
 #: (``edoc.services.registry.registration_status`` bound to the archive's catalog).
 RegisterLookup = Callable[[str, date], RegistrationStatus]
+#: Runs the operator's e-invoice rules (``edoc.policy.schematron``) on the invoice's XML bytes.
+RuleCheck = Callable[[bytes], list[Finding]]
 
 
 def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *,
                     direction: str | None,
-                    register: RegisterLookup | None = None) -> DocumentFields:
+                    register: RegisterLookup | None = None,
+                    rules: RuleCheck | None = None) -> DocumentFields:
     """The fields ``path`` supplies and the checks on them. ``typed`` maps the search fields
     to what the user typed (None when not given). Raises ``FieldConflict`` when a typed
     value disagrees with the document. ``register``: where the seller's registration on
-    the issue date is looked up (None: not checked)."""
+    the issue date is looked up (None: not checked). ``rules``: the operator's Schematron,
+    run on the XML of an invoice that was read (None: none)."""
     out = DocumentFields()
     attachment: XmlAttachment | None = None
     if media_type == XML:
@@ -167,7 +171,11 @@ def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *
             out.lacking = {k: f"{where} is not a JP PINT invoice ({reading.detail})"
                            for k in ("transaction_date", "amount", "counterparty")}
         return out
-    _from_invoice(out, reading.invoice, direction or "received", register)
+    extra: list[Finding] = []
+    if rules is not None:
+        extra = rules(attachment.data if attachment is not None and attachment.data is not None
+                      else path.read_bytes())
+    _from_invoice(out, reading.invoice, direction or "received", register, extra)
     if attachment is not None and out.einvoice is not None:
         assert attachment.data is not None
         out.einvoice["container"] = "pdf-attachment"
@@ -180,8 +188,8 @@ def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *
 
 
 def _from_invoice(out: DocumentFields, inv: PintInvoice, direction: str,
-                  register: RegisterLookup | None) -> None:
-    findings: list[Finding] = list(check_invoice(inv))
+                  register: RegisterLookup | None, extra: list[Finding]) -> None:
+    findings: list[Finding] = [*check_invoice(inv), *extra]
     if inv.issue_date is not None:
         out.values["transaction_date"] = inv.issue_date.isoformat()
     else:

@@ -29,6 +29,8 @@ from edoc.evidence.hashing import hash_stream
 from edoc.model import ids
 from edoc.model.manifest import MANIFEST_SCHEMA, ContentRef, Manifest, SearchFields
 from edoc.policy.profiles import Requirements, combine
+from edoc.policy.registration import Finding
+from edoc.policy.schematron import RuleSet
 from edoc.policy.values import (
     clean_text,
     parse_amount,
@@ -205,8 +207,24 @@ class Ingestor:
         #: sequential (not as "being stored by another run").
         self._claims: dict[str, threading.Event] = {}
         self._claims_lock = threading.Lock()
+        #: ``[einvoice] rules``, compiled on the first e-invoice (Saxon is slow to start and
+        #: most ingests carry none); one lock, as Saxon's processor is not shared safely.
+        self._rules: RuleSet | None = None
+        self._rules_lock = threading.Lock()
 
     # -- validation (nothing stored) -------------------------------------------------------
+    def _check_einvoice_rules(self, xml: bytes) -> list[Finding]:
+        """The operator's Schematron findings on one accepted e-invoice (none configured:
+        nothing); a rule file that is missing or broken is ``EINVOICE_RULES_INVALID``."""
+        configured = self.archive.cfg.einvoice_rules
+        if not configured:
+            return []
+        with self._rules_lock:
+            if self._rules is None:
+                base = self.archive.cfg.dir
+                self._rules = RuleSet([base / p for p in configured])
+            return self._rules.check(xml)
+
     def _register_lookup(self, number: str, on: date) -> RegistrationStatus:
         """The seller's registration on the issue date, from the imported NTA register."""
         return registration_status(self.archive.catalog, number, on)
@@ -460,7 +478,8 @@ class Ingestor:
         typed = {"transaction_date": req.date, "amount": req.amount,
                  "counterparty": req.counterparty, "doc_type": req.doc_type}
         doc = document_fields(path, media_type, typed, direction=req.direction,
-                              register=self._register_lookup)
+                              register=self._register_lookup,
+                              rules=self._check_einvoice_rules)
         doc.finish(typed)
         v = doc.values
         return doc, replace(req, date=v.get("transaction_date", req.date),
