@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests import einvoice_samples as samples
-from tests.helpers import Edoc
 from tests.cii_samples import EN16931, cii_invoice
+from tests.helpers import Edoc
 from tests.pdf_invoice_samples import CII, hybrid_pdf
 from tests.samples import text_pdf
 
