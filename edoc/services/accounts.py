@@ -157,7 +157,8 @@ def login(archive: Archive, name: str, password: str) -> tuple[str, Session]:
         # Hash anyway, so the time taken does not tell whether the name exists.
         with contextlib.suppress(VerificationError, InvalidHashError):
             hasher.verify(_DUMMY_HASH.value(hasher), password)
-        log_view(archive, f"web:{name[:64]}", "web-login-failed", [])
+        # A name typed by anyone goes into the log only if it could be an account's.
+        log_view(archive, f"web:{name if _NAME.match(name) else '?'}", "web-login-failed", [])
         raise LoginRefused("wrong account name or password")
     if row.locked_until is not None and row.locked_until > utc_text(now):
         log_view(archive, f"web:{name}", "web-login-locked", [])

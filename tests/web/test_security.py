@@ -256,3 +256,39 @@ def test_user_add_refuses_bad_input_with_one_line(web_archive: WebArchive) -> No
     code, out = add("../evil", "--role", "auditor")
     assert code != 0 and "BAD_ACCOUNT_NAME" in out
     assert "Traceback" not in out
+
+
+def test_secure_cookie_behind_a_trusted_tls_proxy_only(web_archive: WebArchive) -> None:
+    """``edoc serve --behind-proxy`` runs uvicorn's proxy-header middleware: a request the
+    proxy marks ``X-Forwarded-Proto: https`` gets a Secure cookie; without the flag the
+    header is ignored (anyone could send it)."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    archive = Archive.open(str(web_archive.edoc.archive))
+    try:
+        app = create_app(archive)
+        for wrapped, secure in ((ProxyHeadersMiddleware(app, trusted_hosts="*"), True),
+                                (app, False)):
+            with TestClient(wrapped, base_url="http://testserver",
+                            follow_redirects=False) as c:
+                c.headers["X-Forwarded-Proto"] = "https"
+                token = login_csrf(c)
+                # the client speaks plain http to the app (the proxy's side), so its jar
+                # keeps a Secure cookie back: send it as the browser would over TLS
+                res = c.post("/login", data={"csrf_token": token, "account": "audrey",
+                                             "password": PASSWORDS["audrey"], "next": "/"},
+                             headers={"Cookie": f"edoc_login_csrf={token}"})
+                assert res.status_code == 302
+                assert ("Secure" in res.headers["set-cookie"]) is secure
+    finally:
+        archive.close()
+
+
+def test_a_typed_name_that_is_no_account_name_is_not_logged_as_typed(
+        client: TestClient, web_archive: WebArchive) -> None:
+    token = login_csrf(client)
+    client.post("/login", data={"csrf_token": token, "account": "evil\x1b[2Jname",
+                                "password": "x", "next": "/"})
+    code, doc = web_archive.edoc.json("audit-log")
+    assert code == 0
+    assert not any("\x1b" in e["actor"] for e in doc["entries"])
