@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from starlette.applications import Starlette
@@ -96,7 +97,9 @@ def render(request: Request, template: str, context: dict[str, Any], *,
     sess = auth.current_session(request)
     html = viewer.templates.get_template(template).render(
         t=i18n.translator(lang), lang=lang, session=sess,
-        csrf=sess.csrf_token if sess else "", path=request.url.path, **context)
+        csrf=sess.csrf_token if sess else "", path=request.url.path,
+        keep=urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"]),
+        **context)
     resp = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in i18n.LANGS:
         resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict",

@@ -285,3 +285,12 @@ def test_static_files(client: TestClient) -> None:
     assert js.status_code == 200 and "data-zoom" in js.text
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_switching_language_keeps_the_page(client: TestClient, web_archive: WebArchive) -> None:
+    login(client, "audrey")
+    rid = web_archive.ids["corrected"]
+    page = client.get(f"/records/{rid}?v=1")
+    assert f'href="/records/{rid}?v=1&amp;lang=en"' in page.text
+    en = client.get(f"/records/{rid}?v=1&lang=en")
+    assert "¥3,300" in en.text and "Correction and deletion history" in en.text
