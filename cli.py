@@ -1312,6 +1312,97 @@ def profiles(ctx: click.Context, profile_id: str | None, as_json: bool) -> None:
     click.echo(f"  source: {p.source}")
 
 
+# -- web viewer: serve, user -----------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (localhost: put a TLS reverse proxy in front).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--behind-proxy", is_flag=True,
+              help="Trust X-Forwarded-Proto/-For from --proxy-ip (Secure cookies behind TLS).")
+@click.option("--proxy-ip", default="127.0.0.1", show_default=True, metavar="IP[,IP…]",
+              help="The reverse proxy's address(es), trusted with --behind-proxy.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, behind_proxy: bool, proxy_ip: str) -> None:
+    """Start the read-only web viewer (見読可能装置) of the archive.
+
+    Accounts: 'edoc user add NAME --role auditor|staff|admin --password-stdin'.
+    """
+    import uvicorn
+
+    from edoc.web.app import create_app
+
+    app = create_app(_archive(ctx))
+    info(f"edoc viewer on http://{host}:{port}/  (Ctrl-C to stop)")
+    # No request log on stdout: who viewed what is in the archive's access log (audit-log),
+    # and URLs carry search terms.
+    uvicorn.run(app, host=host, port=port, proxy_headers=behind_proxy,
+                forwarded_allow_ips=proxy_ip if behind_proxy else None, access_log=False,
+                server_header=False, log_level="warning")
+
+
+@cli.group("user")
+def user_group() -> None:
+    """Accounts of the web viewer (edoc serve)."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["auditor", "staff", "admin"]))
+@click.option("--password-stdin", "password_stdin", is_flag=True, required=True,
+              help="Read the password from standard input (never from the command line).")
+@json_option
+@click.pass_context
+def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool,
+             as_json: bool) -> None:
+    """Add a viewer account (argon2 hash in the catalog)."""
+    from edoc.services.accounts import add_account
+
+    if not password_stdin:
+        raise ConfigError("give --password-stdin", code="USAGE_ERROR")
+    password = sys.stdin.readline().rstrip("\r\n")
+    a = _archive(ctx)
+    acc = add_account(a, name, role, password, by=a.actor)
+    if as_json:
+        emit_json({"ok": True, "account": acc.as_dict()})
+    else:
+        info(f"added account {acc.name} ({acc.role})")
+
+
+@user_group.command("list")
+@json_option
+@click.pass_context
+def user_list(ctx: click.Context, as_json: bool) -> None:
+    """List viewer accounts."""
+    from edoc.services.accounts import list_accounts
+
+    a = _archive(ctx)
+    accs = list_accounts(a, by=a.actor)
+    if as_json:
+        emit_json({"ok": True, "accounts": [x.as_dict() for x in accs]})
+        return
+    for x in accs:
+        state = "disabled" if x.disabled else (f"locked until {x.locked_until}"
+                                               if x.locked_until else "active")
+        click.echo(f"{x.name}  {x.role}  {state}  last login {x.last_login_at or '-'}")
+
+
+@user_group.command("disable")
+@click.argument("name")
+@json_option
+@click.pass_context
+def user_disable(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Disable a viewer account and end its sessions."""
+    from edoc.services.accounts import disable_account
+
+    a = _archive(ctx)
+    disable_account(a, name, by=a.actor)
+    if as_json:
+        emit_json({"ok": True, "disabled": name})
+    else:
+        info(f"disabled account {name}")
+
+
 def _stderr_of_our_own() -> None:
     """Write edoc's own messages to a duplicate of file descriptor 2.
 

@@ -36,6 +36,8 @@ from edoc.services.ingest import IngestRequest  # noqa: E402
 
 PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry",
          "einvoice")
+#: the web viewer's pages at a million records (bench/web.py)
+PARTS = (*PARTS, "web")
 MiB = 1024 * 1024
 
 #: Profiles the bench adds (``EDOC_POLICIES``): per-record manifest seals as the brief asks

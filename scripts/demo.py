@@ -134,6 +134,14 @@ def main() -> None:
     print(f"The archive is in {ARCHIVE}. Try: .venv/bin/edoc --archive {ARCHIVE} show ID")
     print("Evidence uses a development PKI and the embedded TSA: NOT ACCREDITED.")
 
+    # The web viewer (edoc serve): no demo password is made up here or printed anywhere; the
+    # one who tries it chooses one.
+    print()
+    print("See the archive in a browser (read-only viewer, Japanese by default):")
+    print(f"  .venv/bin/edoc --archive {ARCHIVE} user add auditor --role auditor "
+          "--password-stdin   # type a password (10+ characters), then Enter")
+    print(f"  .venv/bin/edoc --archive {ARCHIVE} serve    # then open http://127.0.0.1:8080/")
+
 
 if __name__ == "__main__":
     main()

@@ -265,6 +265,37 @@ registry_imports = sa.Table(
     sa.Column("files", sa.Text, nullable=False),
 )
 
+#: Accounts of the web viewer (``edoc serve``, ``edoc user add``: ``edoc.catalog.accounts``):
+#: an argon2 hash, never a password; the failed-login count and lock-out live here so that a
+#: restart does not reset them. Not evidence and not in the store: ``catalog rebuild`` leaves
+#: the table empty and accounts are added again.
+web_accounts = sa.Table(
+    "web_accounts", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    #: auditor | staff | admin (``edoc.policy.roles`` decides what each may do)
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("disabled_at", sa.String(40)),
+    sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
+    sa.Column("locked_until", sa.String(40)),
+    sa.Column("last_login_at", sa.String(40)),
+)
+
+#: Sessions of the web viewer: the SHA-256 of the cookie's token (the token itself is never
+#: stored), its account, its CSRF token and when it expires.
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("account", sa.String(64), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("expires_at", sa.String(40), nullable=False),
+)
+#: the web viewer's tables, created on an older catalog by ``upgrade``
+WEB_TABLES = (web_accounts, web_sessions)
+
 SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")
 
 
@@ -331,6 +362,9 @@ def upgrade(conn: Connection) -> None:
     if "versions" not in present:
         return  # an empty database: create() makes everything
     for table in (registry_entries, registry_imports):  # added with `edoc registry`
+        if table.name not in present:
+            table.create(conn)
+    for table in WEB_TABLES:  # added with `edoc serve`
         if table.name not in present:
             table.create(conn)
     _add_columns(conn)
