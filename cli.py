@@ -624,7 +624,8 @@ def _render_report(rep: Any) -> None:
 @click.option("--all", "verify_all", is_flag=True, help="Every record in the archive.")
 @click.option("--from", "date_from", metavar="YYYY-MM-DD", help="Transaction date from.")
 @click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Transaction date to.")
-@click.option("--workers", type=click.IntRange(min=1), help="Processes (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Cores to use: hasher threads beside the checks (default: all cores).")
 @click.option("--csv", "as_csv", is_flag=True, help="One row per record, a column per check.")
 @json_option
 @click.pass_context

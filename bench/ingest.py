@@ -204,21 +204,27 @@ def _s3(bench: Bench, sw: SeaweedEnv, sets: dict[str, list[Path]],
 
 def _patterns(bench: Bench, sw: SeaweedEnv, files: list[Path], until: datetime,
               raw_rate: float) -> None:
-    """A raw boto3 replay of edoc's S3 traffic per record (content, manifest, ledger leaf:
-    three conditional PUTs) with as many records in flight as edoc ingests at once: the
-    ceiling of this request pattern on this server, with no edoc code and no catalog."""
+    """A raw boto3 replay of edoc's S3 traffic per record (content, manifest, and before
+    ledger segments a leaf: two or three conditional PUTs) with as many records in flight
+    as edoc ingests at once: the ceiling of this request pattern on this server, with no
+    edoc code and no catalog."""
     if not files:
         return
     client = sw.client("writer")
-    small = [b"m" * 1750, b"l" * 335]  # sizes of a scan manifest and an ingest leaf
+    # sizes of a scan manifest and an ingest leaf; since ledger segments
+    # (edoc.ledger-segment/1) a record is content + manifest, its leaf one 500th of a segment
+    patterns = [("3 objects/record: content, manifest, leaf (before segments)",
+                 [b"m" * 1750, b"l" * 335]),
+                ("2 objects/record: content, manifest (ledger segments)", [b"m" * 1750])]
     cases: list[tuple[str, dict[str, Any]]] = [
         (f"PUT with If-None-Match, {RAW_THREADS} records in flight",
          {"threads": RAW_THREADS}),
     ]
-    for n, (label, opts) in enumerate(cases):
+    for n, ((what, small), (label, opts)) in enumerate(
+            (p, c) for p in patterns for c in cases):
         secs = _pattern(client, sw.BUCKET, f"pattern-{n}", files, small, until, **opts)
         rate = len(files) / secs
-        bench.add(Row(PART, f"ceiling: edoc's request pattern alone (3 objects/record), "
+        bench.add(Row(PART, f"ceiling: edoc's request pattern alone ({what}), "
                       f"{label}", rate, "records/s",
                       baseline="boto3 raw uploader, images", baseline_value=raw_rate,
                       ratio=rate_ratio(rate, raw_rate),

@@ -69,3 +69,41 @@ def checkpoint_document(*, archive_id: str, tree_size: int, root_hash: str,
         "accredited": accredited,
     }
     return canonical.dumps(body)
+
+
+# -- ledger segments: many leaves per stored object (format edoc.ledger-segment/1) -------------
+
+#: The store layout of ledger leaves since this format: one write-once object per flushed
+#: run of consecutive leaves (``ledger/segments/<first>.jsonl``), instead of one object per
+#: leaf (``ledger/<index>.json``, still read: archives written before keep verifying).
+SEGMENT_SCHEMA = "edoc.ledger-segment/1"
+
+
+def segment_document(first: int, entries: list[bytes]) -> bytes:
+    """One segment: a header line naming the format, the first leaf index and the count,
+    then each leaf's event JSON exactly as hashed into the tree, one per line.
+
+    Canonical JSON never holds a raw newline (control characters in strings are escaped,
+    RFC 8259 §7), so a line is exactly one entry; the count in the header makes a segment
+    cut short detectable."""
+    header = canonical.dumps({"schema": SEGMENT_SCHEMA, "first": first,
+                              "count": len(entries)})
+    if any(b"\n" in e for e in entries):
+        raise ValueError("a ledger entry holds a newline: not canonical JSON")
+    return b"\n".join([header, *entries]) + b"\n"
+
+
+def parse_segment(data: bytes) -> tuple[int, list[bytes]]:
+    """(first index, entries) of a segment; ``ValueError`` when it is not a whole one."""
+    if not data.endswith(b"\n"):
+        raise ValueError("segment does not end with a newline (cut short)")
+    header, *entries = data[:-1].split(b"\n")
+    body = canonical.loads(header)
+    if not isinstance(body, dict) or body.get("schema") != SEGMENT_SCHEMA:
+        raise ValueError(f"not a {SEGMENT_SCHEMA} object")
+    first, count = body.get("first"), body.get("count")
+    if not isinstance(first, int) or not isinstance(count, int) or first < 0:
+        raise ValueError("segment header lacks its first index or count")
+    if count != len(entries):
+        raise ValueError(f"segment header says {count} entries, {len(entries)} found")
+    return first, entries

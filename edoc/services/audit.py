@@ -27,6 +27,7 @@ from edoc.model import canonical
 from edoc.model.verdict import Check, Status
 from edoc.services.access_log import row_dict, rows_digest
 from edoc.services.archive import Archive
+from edoc.services.ledger_objects import stored_ledger
 from edoc.storage import layout
 
 VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
@@ -72,8 +73,17 @@ def verify_ledger(archive: Archive) -> LedgerReport:
     leaves = [merkle.leaf_hash(r.entry.encode()) for r in rows]
 
     # 1. the catalog's entries: contiguous, hashes agree, same bytes as the store's leaves
+    # (one object per leaf, or segments of many: edoc.services.ledger_objects)
     problems = 0
-    stored_keys = {info.key for info in a.store.list("ledger/")}
+    stored = stored_ledger(a.store)
+    for key, why in stored.unreadable:
+        rep.fail("ledger", "LEDGER_ENTRY_ALTERED", f"{key} is not a readable ledger object "
+                 f"({why})")
+        problems += 1
+    for idx in sorted(set(stored.conflicts)):
+        rep.fail("ledger", "LEDGER_ENTRY_ALTERED",
+                 f"entry {idx} is stored twice with different bytes")
+        problems += 1
     for pos, r in enumerate(rows):
         if r.idx != pos:
             rep.fail("ledger", "LEDGER_GAP", f"entry {pos} is missing (next is {r.idx})",
@@ -83,20 +93,21 @@ def verify_ledger(archive: Archive) -> LedgerReport:
         if r.leaf_hash != leaves[pos].hex():
             rep.fail("ledger", "LEDGER_ENTRY_ALTERED", f"entry {pos} does not hash to its leaf")
             problems += 1
-        key = layout.ledger_key(r.idx)
         if r.stored:
-            if key not in stored_keys:
-                rep.fail("ledger", "LEDGER_OBJECT_MISSING", f"{key} is not in the store")
+            found = stored.entries.get(r.idx)
+            if found is None:
+                rep.fail("ledger", "LEDGER_OBJECT_MISSING",
+                         f"{layout.ledger_key(r.idx)} is not in the store (nor in a segment)")
                 problems += 1
-            elif a.store.read(key) != r.entry.encode():
+            elif found != r.entry.encode():
                 rep.fail("ledger", "LEDGER_ENTRY_ALTERED",
                          f"entry {r.idx} differs between the catalog and the store")
                 problems += 1
-    extra = sorted(stored_keys - {layout.ledger_key(r.idx) for r in rows})
+    extra = sorted(set(stored.entries) - {r.idx for r in rows})
     if extra:
         rep.fail("ledger", "LEDGER_ENTRY_REMOVED",
                  f"{len(extra)} ledger leaves in the store are missing from the catalog",
-                 found=", ".join(extra[:5]))
+                 found=", ".join(sorted({stored.keys[i] for i in extra})[:5]))
         problems += 1
     if not problems:
         rep.checks.append(Check.ok("ledger", f"{len(rows)} entries, contiguous, "

@@ -1,7 +1,7 @@
 """Commit and checkpoint: ledger leaves into the store, tree heads sealed and timestamped.
 
 Steps 4 and 5 of the commit protocol (``edoc.services.commit``): leaves catalogued by a
-transaction are written write-once to ``ledger/<index>.json``, and a checkpoint (tree
+transaction are written write-once to ``ledger/segments/<first>.jsonl``, and a checkpoint (tree
 size, root hash, time; RFC 9162 §2.1 tree, CAdES seal, RFC 3161 token) covers them. Both
 are idempotent and finished by any later run or ``edoc doctor --repair``
 (``work_pending``). Reads since the last checkpoint become one ``access-log`` leaf first
@@ -10,14 +10,13 @@ are idempotent and finished by any later run or ``edoc doctor --repair``
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from edoc import clock
 from edoc.catalog import Catalog, CheckpointRow, Transaction
 from edoc.clock import utc_text
-from edoc.errors import EdocError, ObjectExists
+from edoc.errors import ObjectExists
 from edoc.evidence import merkle
 from edoc.evidence.ledger import (
     CHECKPOINT_EXTS,
@@ -31,14 +30,6 @@ from edoc.services.notary import Notary
 from edoc.storage import layout
 from edoc.storage.base import ObjectStore
 
-#: Leaves written per page and marked stored per catalog transaction.
-FLUSH_PAGE = 500
-#: Concurrent PUTs of leaves. On S3 each is a small object whose time is the round trip
-#: (BENCHMARKS.md: SeaweedFS takes ~270 PUTs/s on one thread, ~440/s on eight). On the local
-#: store each is four fsyncs, and concurrent fsyncs share ext4 journal commits.
-S3_PUT_THREADS = 8
-LOCAL_PUT_THREADS = 4
-
 
 def _far_retention(latest: datetime | None, fallback: datetime) -> datetime:
     """Checkpoints and ledger leaves prove every record before them: keep them at least as
@@ -50,44 +41,15 @@ def flush_ledger_objects(catalog: Catalog, store: ObjectStore, retain_until: dat
     """Write ledger leaves not yet in the store (write-once) and mark them stored.
 
     Leaves are kept as long as the longest-kept record (like checkpoints: together they prove
-    every record), written a page at a time (on S3 by a few threads) and marked stored per
-    page — a crash only means re-putting leaves that are already there, which write-once
-    turns into a no-op. A leaf whose put failed stays unmarked; the first such error is
-    raised once the rest of its page is written and marked."""
-    first = catalog.first_unstored_leaf()
-    if first is None:
+    every record), written as segments of many leaves per object
+    (``edoc.services.ledger_objects``) and marked stored per segment — a crash only means
+    finding a segment already there on the retry, which is read, never overwritten."""
+    from edoc.services.ledger_objects import write_segments
+
+    if catalog.first_unstored_leaf() is None:
         return 0
     retain_until = _far_retention(catalog.longest_retention(), retain_until)
-
-    def put(leaf: tuple[int, str]) -> EdocError | None:
-        # Already there: written by an earlier run that stopped before marking it; whether
-        # the bytes agree is for `edoc ledger verify` to judge, never silently overwritten.
-        try:
-            store.put_bytes(layout.ledger_key(leaf[0]), leaf[1].encode(),
-                            retain_until=retain_until)
-        except ObjectExists:
-            pass
-        except EdocError as exc:
-            return exc
-        return None
-
-    threads = S3_PUT_THREADS if store.kind == "s3" else LOCAL_PUT_THREADS
-    written = 0
-    last = first - 1
-    with ThreadPoolExecutor(threads, thread_name_prefix="edoc-leaf") as pool:
-        while True:
-            leaves = catalog.unstored_leaves(last, FLUSH_PAGE)
-            if not leaves:
-                return written
-            last = leaves[-1][0]
-            errors = list(pool.map(put, leaves))
-            done = [leaf[0] for leaf, err in zip(leaves, errors, strict=True) if err is None]
-            if done:
-                catalog.mark_leaves_stored(done)
-                written += len(done)
-            failed = next((err for err in errors if err is not None), None)
-            if failed is not None:
-                raise failed
+    return write_segments(catalog, store, retain_until)
 
 
 def work_pending(catalog: Catalog) -> bool:

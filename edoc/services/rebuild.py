@@ -2,7 +2,8 @@
 
 The catalog is an index, not the source of truth. Everything it holds that matters for
 evidence is also in the store: manifests (records, versions, search columns, retention),
-ledger leaves (``ledger/<index>.json``), checkpoints, hold documents and disposal
+ledger leaves (``ledger/segments/<first>.jsonl``, or ``ledger/<index>.json`` in archives
+written before segments), checkpoints, hold documents and disposal
 certificates, and the access-log entries written at each checkpoint (reads after the last
 checkpoint are the only thing a lost catalog takes with it).
 
@@ -25,6 +26,7 @@ from edoc.errors import CatalogError, ObjectMissing
 from edoc.model import canonical
 from edoc.model.manifest import Manifest, ManifestError
 from edoc.services.archive import Archive
+from edoc.services.ledger_objects import stored_ledger
 from edoc.storage import layout
 
 VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
@@ -54,11 +56,16 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
     summary = RebuildSummary()
 
     # 1. the ledger: every leaf, in index order
-    entries: list[tuple[int, str]] = []
-    for info in store.list("ledger/"):
-        idx = int(Path(info.key).stem)
-        entries.append((idx, store.read(info.key, info.version_id).decode()))
-    entries.sort()
+    # (one object per leaf before format edoc.ledger-segment/1, segments of many since;
+    # an archive may hold both: edoc.services.ledger_objects)
+    stored = stored_ledger(store, pinned=True)
+    if stored.unreadable or stored.conflicts:
+        what = (f"{stored.unreadable[0][0]}: {stored.unreadable[0][1]}" if stored.unreadable
+                else f"entry {stored.conflicts[0]} is stored twice with different bytes")
+        raise CatalogError(f"the store's ledger is not readable: {what}",
+                           code="REBUILD_LEDGER_UNREADABLE",
+                           hint="run 'edoc ledger verify' against the old catalog")
+    entries = sorted((idx, data.decode()) for idx, data in stored.entries.items())
     by_version: dict[tuple[str, int], int] = {}
     ledger_rows = []
     for idx, text in entries:

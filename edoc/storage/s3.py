@@ -38,6 +38,7 @@ import io
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Literal
 
@@ -107,6 +108,8 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PARTS = 10_000
 #: ``DeleteObjects`` takes at most 1,000 keys (here: versions) per request.
 DELETE_BATCH = 1000
+#: ``DeleteObjects`` requests in flight in ``delete_many``; the fewest versions per request
+DELETE_PARALLEL, DELETE_MIN = 4, 100
 #: Retries per request, with exponential backoff on throttling, 5xx and dropped connections
 #: (botocore "standard" mode; its ``max_attempts`` counts retries after the first request).
 RETRY_MAX_ATTEMPTS = 5
@@ -724,10 +727,13 @@ class S3Store:
         Like ``delete``, the server's clock decides; a refusal (``AccessDenied`` or
         ``ObjectLocked`` for that key) is worded from the lock state the server then reports.
         """
-        outcomes: builtins.list[DeleteOutcome] = []
-        for start in range(0, len(items), DELETE_BATCH):
-            outcomes += self._delete_batch(items[start:start + DELETE_BATCH])
-        return outcomes
+        # Requests in parallel, outcomes in the order of ``items``; a failed request raises.
+        size = min(DELETE_BATCH, max(DELETE_MIN, -(-len(items) // DELETE_PARALLEL)))
+        slices = [items[start:start + size] for start in range(0, len(items), size)]
+        if len(slices) <= 1:
+            return self._delete_batch(items)
+        with ThreadPoolExecutor(min(len(slices), DELETE_PARALLEL)) as pool:
+            return [outcome for part in pool.map(self._delete_batch, slices) for outcome in part]
 
     def _delete_batch(self, batch: Sequence[tuple[str, str]]) -> builtins.list[DeleteOutcome]:
         objects = []

@@ -61,8 +61,9 @@ def test_reordered_entries_are_detected(edoc: Edoc) -> None:
 
 
 def test_altered_entry_in_store_is_detected(edoc: Edoc) -> None:
-    leaf = writable(edoc.objects / "ledger" / "000000000001.json")
-    leaf.write_bytes(leaf.read_bytes().replace(b'"event":"ingest"', b'"event":"ingesT"'))
+    # leaves are stored as segments of many (edoc.services.ledger_objects)
+    seg = writable(edoc.objects / "ledger" / "segments" / "000000000000.jsonl")
+    seg.write_bytes(seg.read_bytes().replace(b'"event":"ingest"', b'"event":"ingesT"', 1))
     code, doc = edoc.json("ledger", "verify")
     assert code == 1
     assert "LEDGER_ENTRY_ALTERED" in _codes(doc)
@@ -162,15 +163,17 @@ def test_doctor_passes_and_repairs(edoc: Edoc) -> None:
     assert code == 0, doc
     codes = {c["code"] for c in doc["checks"]}
     assert "WORM_SOFTWARE_ONLY" in codes and "TSA_NOT_ACCREDITED" in codes
-    # an interrupted run: a leaf never written to the store, a tree head not checkpointed
+    # an interrupted run: its leaves never written to the store (the run's segment,
+    # edoc.services.ledger_objects), a tree head not checkpointed
+    segment = sorted((edoc.objects / "ledger" / "segments").glob("*.jsonl"))[-1]
+    first = int(segment.stem)
     with sqlite3.connect(edoc.archive / "catalog.sqlite") as db:
         top = db.execute("SELECT max(idx) FROM ledger").fetchone()[0]
-        db.execute("UPDATE ledger SET stored = 0 WHERE idx = ?", (top,))
+        db.execute("UPDATE ledger SET stored = 0 WHERE idx >= ?", (first,))
         db.execute("DELETE FROM checkpoints WHERE tree_size = ?", (top + 1,))
-    leaf = edoc.objects / "ledger" / f"{top:012d}.json"
-    leaf.chmod(0o600)
-    leaf.unlink()
-    (edoc.archive / "store" / "meta" / "ledger" / f"{top:012d}.json.json").unlink()
+    segment.chmod(0o600)
+    segment.unlink()
+    (edoc.archive / "store" / "meta" / "ledger" / "segments" / f"{segment.name}.json").unlink()
     code, doc = edoc.json("doctor")
     assert code == 1
     assert {"LEDGER_LEAVES_PENDING"} <= _codes(doc)

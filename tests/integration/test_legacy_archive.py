@@ -84,3 +84,33 @@ def test_new_records_join_the_old_archive_and_the_catalog_rebuilds(legacy: Edoc,
     code, doc = legacy.json("verify", "--all")
     assert code == 0, doc
     assert len({r["record_id"] for r in doc["reports"]}) == 4
+
+
+def test_old_leaf_objects_and_new_segments_verify_together(legacy: Edoc,
+                                                           tmp_path: Path) -> None:
+    """Leaves written before format edoc.ledger-segment/1 (one object each) and after (a
+    segment of many) are one ledger: `ledger verify` reads both and finds them whole."""
+    objects = legacy.archive / "store" / "objects" / "ledger"
+    old = sorted(p.name for p in objects.glob("*.json"))
+    assert len(old) == 6 and not (objects / "segments").exists()
+    files = [samples.text_pdf(tmp_path / f"n{i}.pdf", f"Invoice {i} total 1,000 JPY")
+             for i in range(3)]
+    res = legacy("ingest", *map(str, files), "--profile", "general", "--date", "2026-01-05",
+                 "--counterparty", "新規商店")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in objects.glob("*.json")) == old  # nothing rewritten
+    # the run's three ingest leaves in one segment; the checkpoint's access-log leaf (the
+    # reads since the last checkpoint) in the next
+    segments = sorted((objects / "segments").glob("*.jsonl"))
+    assert [int(p.stem) for p in segments][:1] == [6]
+    assert len(segments[0].read_bytes().splitlines()) == 1 + 3
+    held = sum(len(p.read_bytes().splitlines()) - 1 for p in segments)
+    code, doc = legacy.json("ledger", "verify")
+    assert code == 0, doc
+    assert doc["tree_size"] == 6 + held >= 9
+    segment = segments[0]
+    segment.chmod(0o600)
+    segment.write_bytes(segment.read_bytes().replace(b'"event":"ingest"', b'"event":"x"', 1))
+    code, doc = legacy.json("ledger", "verify")
+    assert code == 1
+    assert "LEDGER_ENTRY_ALTERED" in {c["code"] for c in doc["checks"] if c["status"] == "fail"}

@@ -452,13 +452,15 @@ def _certified_s3(seaweed: SeaweedServer, bucket: str, prefix: str) -> Counter[V
 def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
         template: tuple[Path, set[Version], str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The S3 path (a thread pool) over the local store: every leaf the store took is
-    marked stored, page by page; the one it refused stays unmarked for the next run, and
-    so do the pages after it."""
-    import threading
+    """Leaves go to the store as segments of many (edoc.services.ledger_objects): every
+    segment the store took has its leaves marked stored; the one it refused leaves its
+    leaves unmarked for the next run, and so do the segments after it. The next flush
+    writes them, and a segment an earlier flush stored but never marked is read, not
+    overwritten."""
     from datetime import UTC, datetime, timedelta
 
     import edoc.services.checkpoint
+    import edoc.services.ledger_objects
     from edoc.errors import StorageError
     from edoc.services.archive import Archive
     from edoc.storage import layout
@@ -468,36 +470,46 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
     with sqlite3.connect(e.archive / "catalog.sqlite") as db:
         db.execute("UPDATE ledger SET stored = 0")
         total = db.execute("SELECT count(*) FROM ledger").fetchone()[0]
-    failing = total // 2
-    monkeypatch.setattr(edoc.services.checkpoint, "FLUSH_PAGE", 3)
-    threads: set[str] = set()
+    monkeypatch.setattr(edoc.services.ledger_objects, "SEGMENT_LEAVES", 3)
+    failing = (total // 2) // 3 * 3  # the first index of a segment
+    assert 0 < failing < total
+    keys: list[str] = []
 
-    class ThreadedLeaves:
+    class RefusingStore:
         kind = "s3"
 
         def __init__(self, inner: LocalStore) -> None:
             self.inner = inner
 
         def put_bytes(self, key: str, data: bytes, *, retain_until: datetime) -> Any:
-            threads.add(threading.current_thread().name)
-            if key == layout.ledger_key(failing):
+            keys.append(key)
+            if key == layout.ledger_segment_key(failing):
                 raise StorageError(f"{key}: refused", code="STORAGE_ACCESS_DENIED")
             return self.inner.put_bytes(key, data, retain_until=retain_until)
 
+        def read(self, key: str, version_id: str | None = None) -> bytes:
+            return self.inner.read(key, version_id)
+
+    far = datetime.now(UTC) + timedelta(days=1)
     archive = Archive.open(str(e.archive))
     try:
         with pytest.raises(StorageError):
-            edoc.services.checkpoint.flush_ledger_objects(archive.catalog,
-                                             ThreadedLeaves(archive.store),  # type: ignore[arg-type]
-                                             datetime.now(UTC) + timedelta(days=1))
+            edoc.services.checkpoint.flush_ledger_objects(
+                archive.catalog, RefusingStore(archive.store), far)  # type: ignore[arg-type]
+        with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+            unmarked = [i for (i,) in db.execute("SELECT idx FROM ledger WHERE NOT stored")]
+        # one PUT per segment of three; the refused one stops the run
+        assert keys == [layout.ledger_segment_key(i) for i in range(0, failing + 1, 3)]
+        assert unmarked == list(range(failing, total))
+        # A crash after a put, before its leaves were marked: the retry reads that segment.
+        with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+            db.execute("UPDATE ledger SET stored = 0 WHERE idx < 3")
+        keys.clear()
+        written = edoc.services.checkpoint.flush_ledger_objects(archive.catalog,
+                                                                archive.store, far)
+        assert written == 3 + total - failing
     finally:
         archive.close()
     with sqlite3.connect(e.archive / "catalog.sqlite") as db:
-        unmarked = [i for (i,) in db.execute("SELECT idx FROM ledger WHERE NOT stored")]
-    # Pages of three: the failing leaf's page is finished and marked, then the error stops
-    # the run; later pages wait for the next one.
-    later = (failing // 3 + 1) * 3
-    assert later < total
-    assert unmarked == [failing, *range(later, total)]
-    assert threads and all(name.startswith("edoc-leaf") for name in threads)
+        assert db.execute("SELECT count(*) FROM ledger WHERE NOT stored").fetchone()[0] == 0
     assert e.json("ledger", "verify")[0] == 0

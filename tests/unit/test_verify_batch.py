@@ -225,3 +225,25 @@ def test_versions_with_entries_reads_any_number_of_records(tmp_path: Path) -> No
         got = [(r.version, r.ledger_entry) for r in found[f"R{i:04d}"]]
         want = [(1, f"e{2 * i}"), (2, f"e{2 * i + 1}")]
         assert got == ([(1, None), (2, None)] if i == 7 else want)
+
+
+def test_hasher_threads_give_the_same_reports(archive: Fixture) -> None:
+    """Content read and hashed ahead on hasher threads (``Verifier(hashers=N)``, what
+    ``verify_stream`` uses when it may use more than one core) changes no report: the
+    tampered content is still DIGEST_MISMATCH, the purged and deleted records still pass."""
+    a = archive.open()
+    try:
+        order = _order(archive)
+        want = _dicts(Verifier(a, batch=True).verify_batch(order))
+        threaded = Verifier(a, batch=True, hashers=2)
+        try:
+            got = threaded.verify_batch(order)
+            again = threaded.verify_batch(order)  # the pool is reused across batches
+        finally:
+            threaded.close()
+        assert _dicts(got) == want and _dicts(again) == want
+        assert _codes(got)[(archive.ids["content"], 1)] == {"DIGEST_MISMATCH"}
+        streamed = list(verify_stream(a, iter(order), workers=2))
+        assert _dicts(streamed) == want
+    finally:
+        a.close()
