@@ -91,7 +91,9 @@ def extract_text(path: Path, media_type: str, *, ocr: bool = True) -> DocumentTe
 
 
 def _unreadable(path: Path, why: str, code: str = CAPTURE_UNREADABLE) -> InputError:
-    return InputError(f"{path.name}: {why}", code=code)
+    # The message does not repeat the file's name: callers report it beside the error.
+    del path
+    return InputError(why, code=code)
 
 
 # -- XML ------------------------------------------------------------------------------------
