@@ -58,7 +58,9 @@ def _money(line: str) -> list[tuple[int, bool]]:
         if len(digits) > len(str(MAX_AMOUNT)):
             continue
         value = int(digits)
-        marked = bool(m.group("yen")) or m.group("suffix") in ("円", "-", "ー", "―")
+        # A trailing dash (¥5,500-) marks money only after a grouped figure: 03-1234 is not.
+        marked = (bool(m.group("yen")) or m.group("suffix") == "円"
+                  or (m.group("suffix") in ("-", "ー", "―") and len(num) > len(digits)))
         out.append((value, marked))
     return out
 
@@ -93,11 +95,27 @@ def find_amounts(text: str) -> list[AmountFound]:
     return out
 
 
+def _largest_marked(text: str) -> int | None:
+    """The largest ¥/円 amount on a line that is not excluded: the total of a receipt whose
+    label could not be read (a smudged 合計) is still its largest figure."""
+    best: int | None = None
+    for raw in text.splitlines():
+        line = _normalise(raw).replace(" ", "")
+        if any(word in line for word in EXCLUDED):
+            continue
+        for value, marked in _money(line):
+            if marked and (best is None or value > best):
+                best = value
+    return best
+
+
 def best_amount(text: str) -> tuple[int, float] | None:
-    """The likeliest 取引金額 and a confidence 0..1 in the choice."""
+    """The likeliest 取引金額 and a confidence 0..1 in the choice (low when no total label
+    was read and the largest marked amount stands in)."""
     found = find_amounts(text)
     if not found:
-        return None
+        largest = _largest_marked(text)
+        return (largest, 0.4) if largest is not None else None
     best = max(found, key=lambda f: (f.rank, f.value))
     rivals = {f.value for f in found if f.rank >= best.rank - 0.5} - {best.value}
     confidence = 0.95 if best.rank >= 4.0 and not rivals else (0.75 if not rivals else 0.5)
