@@ -1,10 +1,13 @@
-"""``edoc capture`` with real Tesseract (jpn+eng) on generated scans with known fields."""
+"""``edoc capture`` with real Tesseract (jpn+eng) on generated scans with known fields.
+
+Tesseract and its Japanese model are Debian packages ``.ci/run`` installs (tesseract-ocr,
+tesseract-ocr-jpn); without them this fails, as it should: capture without OCR is not what
+is tested here."""
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -12,9 +15,6 @@ import pytest
 
 from bench.capture_corpus import Truth, render
 from tests.helpers import Edoc
-
-pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None,
-                                reason="tesseract-ocr is installed by .ci/run")
 
 RECEIPT = Truth(kind="receipt", doc_type="receipt", date=date(2024, 6, 30),
                 date_text="令和6年6月30日", date_form="era-kanji", amount=5500, subtotal=5000,
