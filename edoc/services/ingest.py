@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -28,6 +28,7 @@ from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolatio
 from edoc.evidence.hashing import hash_stream
 from edoc.model import ids
 from edoc.model.manifest import MANIFEST_SCHEMA, ContentRef, Manifest, SearchFields
+from edoc.model.provenance import FieldProvenance
 from edoc.policy.profiles import Requirements, combine
 from edoc.policy.values import (
     clean_text,
@@ -48,6 +49,7 @@ from edoc.services.commit import (
     recover_intents,
 )
 from edoc.services.einvoice_fields import DocumentFields, document_fields
+from edoc.services.provenance import field_provenance, manifest_extra, typed_registration
 from edoc.services.registry import RegistrationStatus, registration_status
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,17 @@ class IngestRequest:
     origin: str | None = None
     #: Set when the request was already found invalid while it was read (a bad CSV row).
     rejection: EdocError | None = None
+    #: The seller's 登録番号 (T-number) typed for a record that is not an e-invoice; checked
+    #: with ``edoc.policy.registration`` (an e-invoice supplies its own).
+    registration_number: str | None = None
+    #: Where each typed-looking field really came from, when not a person's typing: a
+    #: machine suggestion a person confirmed (``edoc.model.provenance``; field names as in
+    #: the manifest: doc_type, transaction_date, amount, counterparty, registration_number).
+    #: A field not named here is ``typed``; an e-invoice's own fields are ``document``.
+    field_provenance: Mapping[str, FieldProvenance] = field(default_factory=dict)
+    #: Run OCR at ingest for the derived full text of an image or image-only PDF
+    #: (``edoc.services.fulltext``); the PDF text layer and an e-invoice are always read.
+    ocr: bool = False
 
 
 @dataclass
@@ -104,6 +117,9 @@ class IngestResult:
     fields: dict[str, dict[str, Any]] | None = None
     #: Warnings on the document (PINT rules, T-number) and fallback notes.
     warnings: list[dict[str, str]] | None = None
+    #: Per search field, its provenance as sealed (``edoc.model.provenance``): given when
+    #: any field was not simply typed (an e-invoice's, a confirmed suggestion).
+    provenance: dict[str, dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -116,6 +132,8 @@ class IngestResult:
             out["fields"] = self.fields
         if self.warnings is not None:
             out["warnings"] = self.warnings
+        if self.provenance is not None:
+            out["provenance"] = self.provenance
         return out
 
 
@@ -416,6 +434,12 @@ class Ingestor:
                              "nothing to keep", code="RETENTION_ENDED")
         path, size, sha256, media_type, measured = self.inspect_file(req.path, reqs,
                                                                      req.paper_size)
+        search_extra = {**doc.extra_metadata,
+                        **typed_registration(req.registration_number, doc)}
+        provenance = field_provenance({**meta, **search_extra, "doc_type": doc_type}, doc,
+                                      req.field_provenance)
+        extra: dict[str, Any] = {"einvoice": doc.einvoice} if doc.einvoice is not None else {}
+        extra.update(manifest_extra(provenance))
         body = Manifest(
             # record_id, version, ingested_at and actor: set by commit_version
             record_id="", version=0, schema=MANIFEST_SCHEMA,
@@ -426,7 +450,7 @@ class Ingestor:
             profiles=tuple(reqs.profiles),
             document_class=reqs.document_class,
             doc_type=doc_type,
-            metadata=SearchFields(**meta, extra=doc.extra_metadata),
+            metadata=SearchFields(**meta, extra=search_extra),
             input=deadline_info,
             readability=measured,
             retention=decision.to_manifest(),
@@ -437,7 +461,7 @@ class Ingestor:
                       "accredited": a.cfg.tsa.kind != "embedded"},
             previous_version_sha256=None,
             reason=None,
-            extra={"einvoice": doc.einvoice} if doc.einvoice is not None else {},
+            extra=extra,
         )
         return Prepared(req, path, size, sha256, media_type, body, reqs,
                         decision.until_at, decision.retain_until, doc)
@@ -491,6 +515,9 @@ class Ingestor:
                              for name, source in doc.sources.items()}
         if doc.warnings or doc.einvoice is not None:
             result.warnings = doc.warnings
+        sealed = prep.manifest_body.provenance or {}
+        if any(p.get("source") != "typed" for p in sealed.values()):
+            result.provenance = dict(sealed)
         return result
 
     @contextlib.contextmanager
