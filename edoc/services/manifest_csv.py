@@ -63,7 +63,9 @@ SUGGESTED_FIELDS = {"doc_type": "doc_type", "date": "transaction_date", "amount"
 REVIEW_COLUMNS = ("registration_number",
                   *(f"{f}_{part}" for f in SUGGESTED_FIELDS for part in ("source",
                                                                          "confidence")),
-                  "confirmed_by")
+                  "confirmed_by",
+                  # the reviewer's free-text remark (capture writes hints there); not kept
+                  "note")
 ALL_COLUMNS = COLUMNS + REVIEW_COLUMNS
 _MAX_BYTES = 64 * 1024 * 1024
 #: What a spreadsheet takes for the start of a formula (OWASP "CSV injection"); a cell that
