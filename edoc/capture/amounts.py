@@ -1,0 +1,105 @@
+"""The 取引金額 of a receipt or an invoice: ``best_amount``.
+
+The amount searched on is what was paid or billed, tax included: the number on the line
+labelled ご請求金額 / 領収金額 / 合計 / 税込 (ranked in that order), never a 小計 (subtotal), a
+税額 / 消費税 line, a 10%対象 breakdown, お預り (cash tendered) or お釣り (change). The number
+may be written ``¥5,500``, ``￥5,500-``, ``5,500円``, ``５，５００円`` (NFKC), ``\\5,500`` (a
+yen sign in a JIS font, and what OCR often reads ``¥`` as), and OCR's ``5.500`` (yen has no
+decimals, so a dot before exactly three digits separates thousands). A label alone on its
+line takes the number on the next one. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+
+from edoc.policy.values import MAX_AMOUNT
+
+__all__ = ["AmountFound", "best_amount", "find_amounts", "parse_amount_text"]
+
+#: Labels of the total, best first, with the rank each gives.
+TOTAL_LABELS: Final = (
+    ("ご請求金額", 5.0), ("御請求金額", 5.0), ("請求金額", 4.8), ("ご請求額", 4.8),
+    ("領収金額", 4.8), ("お支払金額", 4.5), ("お支払い金額", 4.5), ("税込合計", 4.4),
+    ("合計金額", 4.2), ("総合計", 4.2), ("合計", 4.0), ("税込", 3.5), ("金額", 2.0),
+)
+#: Lines that carry a number which is not the total.
+EXCLUDED: Final = ("小計", "税額", "消費税", "内税", "外税", "対象", "お預", "預り", "釣",
+                   "値引", "割引", "ポイント", "単価", "数量", "税抜")
+_MONEY: Final = re.compile(
+    r"(?P<yen>[¥\\])?\s*(?P<num>\d{1,3}(?:[,.]\d{3})+|\d+)(?![\d.,]*\d)\s*(?P<suffix>円|-|ー|―)?")
+
+
+@dataclass(frozen=True)
+class AmountFound:
+    """An amount on a labelled line: ``value`` in yen, the ``label`` and ``rank``."""
+
+    value: int
+    line: int
+    label: str
+    rank: float
+
+
+def _normalise(text: str) -> str:
+    # NFKC turns ￥ into ¥, full-width digits and commas into ASCII.
+    return unicodedata.normalize("NFKC", text)
+
+
+def _money(line: str) -> list[tuple[int, bool]]:
+    """(yen, marked) for each number on a line; ``marked``: it has ¥ or 円."""
+    out: list[tuple[int, bool]] = []
+    for m in _MONEY.finditer(line):
+        num = m.group("num")
+        if "." in num and not re.fullmatch(r"\d{1,3}(?:\.\d{3})+", num):
+            continue
+        digits = num.replace(",", "").replace(".", "")
+        if len(digits) > len(str(MAX_AMOUNT)):
+            continue
+        value = int(digits)
+        marked = bool(m.group("yen")) or m.group("suffix") in ("円", "-", "ー", "―")
+        out.append((value, marked))
+    return out
+
+
+def parse_amount_text(text: str) -> int | None:
+    """The one amount ``text`` is (a cell, a filename part): ``5500``, ``¥5,500``, ``5500円``."""
+    found = _money(_normalise(text).strip())
+    whole = re.fullmatch(r"[¥\\]?\s*[\d,.]+\s*(円|-)?", _normalise(text).strip())
+    return found[0][0] if len(found) == 1 and whole else None
+
+
+def find_amounts(text: str) -> list[AmountFound]:
+    """Every amount on a total's line (or just below its label), ranked."""
+    lines = [_normalise(line).replace(" ", "").replace("　", "") for line in text.splitlines()]
+    out: list[AmountFound] = []
+    for n, line in enumerate(lines):
+        if any(word in line for word in EXCLUDED):
+            continue
+        label = next(((lab, rank) for lab, rank in TOTAL_LABELS if lab in line), None)
+        if label is None:
+            continue
+        after = line[line.index(label[0]) + len(label[0]):]
+        money = _money(after)
+        if not money and n + 1 < len(lines) and not any(w in lines[n + 1] for w in EXCLUDED):
+            money = _money(lines[n + 1])  # the label alone, the figure below it
+        if not money:
+            continue
+        marked = [m for m in money if m[1]]
+        value, is_marked = (marked[-1] if marked else money[-1])
+        rank = label[1] + (0.5 if is_marked else 0.0)
+        out.append(AmountFound(value=value, line=n, label=label[0], rank=rank))
+    return out
+
+
+def best_amount(text: str) -> tuple[int, float] | None:
+    """The likeliest 取引金額 and a confidence 0..1 in the choice."""
+    found = find_amounts(text)
+    if not found:
+        return None
+    best = max(found, key=lambda f: (f.rank, f.value))
+    rivals = {f.value for f in found if f.rank >= best.rank - 0.5} - {best.value}
+    confidence = 0.95 if best.rank >= 4.0 and not rivals else (0.75 if not rivals else 0.5)
+    return best.value, confidence

@@ -1,0 +1,219 @@
+"""A document's text, for proposing its search fields: ``extract_text``.
+
+Owns choosing how to read each kind of file, in the order the capture issue fixes:
+
+* an XML file (a JP PINT / UBL e-invoice): the text of its element values, read with the
+  archive's hardened parser (``edoc.inspection.einvoice``: no DTD, no entity, no network);
+* a PDF: its text layer through pdfium; a page without one (a scan saved as PDF) is rendered
+  at 300 dpi and read by OCR when ``ocr`` is true;
+* an image (JPEG, PNG, TIFF, each frame of a multi-page TIFF): OCR.
+
+Hostile input is bounded before anything decodes it: a PDF's streams are measured first
+(``edoc.inspection.pdf_streams``), Pillow's decompression-bomb guard stays on, and pages and
+frames read are capped. A file that cannot be read raises ``InputError`` with a code
+(``CAPTURE_UNREADABLE``, ``PDF_STREAM_TOO_LARGE``, ``OCR_UNAVAILABLE``, ``OCR_TIMEOUT``…);
+a media type capture does not read gives None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pypdfium2 as pdfium
+from lxml import etree
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from edoc.capture.ocr import ocr_image
+from edoc.errors import InputError
+from edoc.inspection.einvoice import (
+    DEFAULT_MAX_BYTES,
+    EINVOICE_DTD_REFUSED,
+    EINVOICE_MALFORMED,
+    EINVOICE_TOO_LARGE,
+    EINVOICE_UNREADABLE,
+    hardened_parser,
+    read_einvoice,
+)
+
+# The one pdfium lock of the process: pdfium's state is process-global and not thread-safe,
+# so text extraction must take the lock inspection's renderer takes.
+from edoc.inspection.pdf_content import _PDFIUM_LOCK as PDFIUM_LOCK
+from edoc.inspection.pdf_streams import pdf_stream_sizes
+
+__all__ = ["EINVOICE", "OCR", "PDF_TEXT", "DocumentText", "extract_text"]
+
+EINVOICE: Final = "einvoice"
+PDF_TEXT: Final = "pdf-text"
+OCR: Final = "ocr"
+CAPTURE_UNREADABLE: Final = "CAPTURE_UNREADABLE"
+
+XML_TYPE: Final = "application/xml"
+PDF_TYPE: Final = "application/pdf"
+IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/tiff"})
+#: Pages (PDF) or frames (TIFF) read; search fields are on the first pages of a document.
+MAX_PAGES: Final = 50
+#: Pages of one PDF sent to OCR: a long scanned PDF is a batch job, not a suggestion.
+MAX_OCR_PAGES: Final = 10
+#: A page with fewer printable characters in its text layer is taken for a scan.
+MIN_TEXT_CHARS: Final = 16
+#: Resolution image-only PDF pages are rendered at for OCR (施行規則 第2条第6項第2号 asks
+#: scans of 200 dpi or more; Tesseract reads small print best from 300).
+OCR_RENDER_DPI: Final = 300
+PAGE_SEPARATOR: Final = "\f"
+
+
+@dataclass(frozen=True)
+class DocumentText:
+    """The text read from one file. ``source`` is how: ``einvoice``, ``pdf-text`` or ``ocr``
+    (a PDF mixing text pages and scanned pages says ``pdf-text`` and carries the OCR
+    confidence of its scanned pages); ``pages`` counts the pages or frames read (pages
+    separated by a form feed in ``text``); ``confidence`` is the mean OCR word confidence
+    0..1, None when no OCR was involved."""
+
+    text: str
+    source: str
+    pages: int
+    confidence: float | None
+
+
+def extract_text(path: Path, media_type: str, *, ocr: bool = True) -> DocumentText | None:
+    """The text of ``path`` (of ``media_type``, as ``edoc.inspection.media`` detects it), or
+    None when capture does not read that type (or ``ocr`` is false and only OCR could)."""
+    if media_type == XML_TYPE:
+        return _xml_text(path)
+    if media_type == PDF_TYPE:
+        return _pdf_text(path, ocr=ocr)
+    if media_type in IMAGE_TYPES:
+        return _image_text(path) if ocr else None
+    return None
+
+
+def _unreadable(path: Path, why: str, code: str = CAPTURE_UNREADABLE) -> InputError:
+    return InputError(f"{path.name}: {why}", code=code)
+
+
+# -- XML ------------------------------------------------------------------------------------
+
+
+def _xml_text(path: Path) -> DocumentText:
+    reading = read_einvoice(path)
+    # read_einvoice has already refused what must not be parsed (a DOCTYPE, an oversize file)
+    # and what cannot be (not well-formed); anything else is XML whose values can be read.
+    if reading.code in (EINVOICE_DTD_REFUSED, EINVOICE_MALFORMED, EINVOICE_TOO_LARGE,
+                        EINVOICE_UNREADABLE):
+        raise _unreadable(path, reading.detail, reading.code)
+    try:
+        with path.open("rb") as f:
+            data = f.read(DEFAULT_MAX_BYTES + 1)
+        root = etree.fromstring(data, hardened_parser())
+    except (OSError, etree.LxmlError, ValueError) as exc:
+        raise _unreadable(path, f"not readable as XML: {exc}") from None
+    values: list[str] = []
+    for element in root.iter():
+        if not isinstance(element.tag, str):  # comments, processing instructions
+            continue
+        text = (element.text or "").strip()
+        if text:
+            values.append(text)
+    return DocumentText(text="\n".join(values), source=EINVOICE, pages=1, confidence=None)
+
+
+# -- PDF ------------------------------------------------------------------------------------
+
+
+def _pdf_text(path: Path, *, ocr: bool) -> DocumentText | None:
+    pdf_stream_sizes(path)  # raises PDF_STREAM_TOO_LARGE before pdfium inflates anything
+    texts: list[str] = []
+    scanned: list[int] = []
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(path)
+        except (pdfium.PdfiumError, OSError, ValueError) as exc:
+            raise _unreadable(path, f"the PDF cannot be opened: {exc}") from None
+        try:
+            count = min(len(doc), MAX_PAGES)
+            for index in range(count):
+                page = doc[index]
+                try:
+                    textpage = page.get_textpage()
+                    try:
+                        text = textpage.get_text_range().replace("\r\n", "\n")
+                    finally:
+                        textpage.close()
+                finally:
+                    page.close()
+                texts.append(text.strip())
+                if sum(ch.isprintable() and not ch.isspace() for ch in text) < MIN_TEXT_CHARS:
+                    scanned.append(index)
+        except (pdfium.PdfiumError, ValueError, IndexError) as exc:
+            raise _unreadable(path, f"the PDF's text cannot be read: {exc}") from None
+        finally:
+            doc.close()
+    confidences: list[float] = []
+    ocr_pages = scanned[:MAX_OCR_PAGES] if ocr else []
+    for index in ocr_pages:
+        image = _render_page(path, index)
+        page_text = ocr_image(image)
+        texts[index] = page_text.text
+        if page_text.confidence is not None:
+            confidences.append(page_text.confidence)
+    if not texts:
+        raise _unreadable(path, "the PDF has no pages")
+    text_pages = len(texts) - len(scanned)
+    if text_pages == 0 and not ocr_pages:
+        return None  # a scan, and OCR not wanted
+    source = PDF_TEXT if text_pages > 0 else OCR
+    confidence = round(sum(confidences) / len(confidences), 4) if confidences else None
+    return DocumentText(text=PAGE_SEPARATOR.join(texts), source=source, pages=len(texts),
+                        confidence=confidence)
+
+
+def _render_page(path: Path, index: int) -> Image.Image:
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(path)
+            try:
+                page = doc[index]
+                try:
+                    bitmap = page.render(scale=OCR_RENDER_DPI / 72, grayscale=True)
+                    try:
+                        image: Image.Image = bitmap.to_pil().copy()
+                    finally:
+                        bitmap.close()
+                finally:
+                    page.close()
+            finally:
+                doc.close()
+        except (pdfium.PdfiumError, ValueError, IndexError, OSError) as exc:
+            raise _unreadable(path, f"page {index + 1} cannot be rendered: {exc}") from None
+    image.info["dpi"] = (OCR_RENDER_DPI, OCR_RENDER_DPI)
+    return image
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+def _image_text(path: Path) -> DocumentText:
+    texts: list[str] = []
+    confidences: list[float] = []
+    try:
+        with Image.open(path) as im:
+            dpi = im.info.get("dpi")
+            for frame_no, frame in enumerate(ImageSequence.Iterator(im)):
+                if frame_no >= MAX_PAGES:
+                    break
+                page = frame.copy()
+                if dpi:
+                    page.info["dpi"] = dpi
+                read = ocr_image(page)
+                texts.append(read.text)
+                if read.confidence is not None:
+                    confidences.append(read.confidence)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+            EOFError) as exc:
+        raise _unreadable(path, f"the image cannot be decoded: {exc}") from None
+    confidence = round(sum(confidences) / len(confidences), 4) if confidences else None
+    return DocumentText(text=PAGE_SEPARATOR.join(texts), source=OCR, pages=len(texts),
+                        confidence=confidence)
