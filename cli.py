@@ -142,6 +142,7 @@ def cli(ctx: click.Context, archive: str | None, debug: bool) -> None:
 
 SIGNING_COMMANDS = {"ingest", "correct", "delete", "hold", "release", "purge", "renew",
                     "retention", "doctor"}
+SIGNING_COMMANDS.add("confirm")  # edoc confirm writes a sealed version
 
 
 def _ensure_passphrase(a: Any) -> None:
@@ -289,7 +290,8 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
         extension_months=opts.get("extension_months"), loss_year=opts.get("loss_year", False),
         tax_year=opts.get("tax_year"), period_end=opts.get("period_end"),
         closing_date=opts.get("closing_date"), completed=opts.get("completed"),
-        direction=opts.get("direction"))
+        direction=opts.get("direction"),
+        registration_number=opts.get("registration_number"), ocr=opts.get("ocr", False))
 
 
 # -- ingest ----------------------------------------------------------------------------------
@@ -305,6 +307,12 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
 @click.option("--direction", type=click.Choice(["received", "sent"]),
               help="For an e-invoice: received (default; counterparty = the issuer) or sent.")
 @retention_options
+@click.option("--registration-number", metavar="T…",
+              help="The issuer's registration number (登録番号, T + 13 digits) of a "
+                   "record that is not an e-invoice; searchable.")
+@click.option("--ocr", is_flag=True,
+              help="Read the text of images and image-only PDFs by OCR for search --text "
+                   "(slow: seconds a page); the PDF text layer is always read.")
 @click.option("--skip-existing", is_flag=True,
               help="A file already in the archive (same SHA-256) counts as done, not as a "
                    "duplicate: for re-running a batch after a failure.")
@@ -518,6 +526,7 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
             if meta.get(k) is not None:
                 click.echo(f"    {k:<17} {meta[k]}")
         _show_einvoice(m.einvoice)
+        _show_provenance(m.provenance, m.warnings)
         inp = m.input
         if inp:
             click.echo(f"    input     received {inp['received']}, deadline {inp['deadline']}: "
@@ -544,6 +553,23 @@ def _show_seamless(reading: Any) -> None:
         click.echo(f"    ({c.id}) {c.status:<5}  {c.name}: {c.detail}  [{c.basis}]")
     for a in reading.amount_changes:
         click.echo(f"    amount    v{a.version}: {a.old} -> {a.new}  ({a.reason})")
+
+
+def _show_provenance(block: Any, warnings: Any) -> None:
+    """Where each search field came from and who confirmed it; the version's warnings."""
+    from edoc.policy.values import printable_name
+
+    for name, p in sorted((block or {}).items()):
+        via = p.get("via") or p.get("suggested_by")
+        detail = [f"via {via}"] if via else []
+        if p.get("confidence") is not None:
+            detail.append(f"confidence {p['confidence']}")
+        if p.get("confirmed_by"):
+            detail.append(f"confirmed by {printable_name(str(p['confirmed_by']))}")
+        click.echo(f"    source    {name}: {p.get('source')}"
+                   + (f" ({', '.join(detail)})" if detail else ""))
+    for w in warnings or ():
+        click.echo(f"    warning   {w.get('code')}: {printable_name(str(w.get('message')))}")
 
 
 def _show_einvoice(block: Any) -> None:
@@ -705,6 +731,30 @@ def _render_change(result: Any, as_json: bool, verb: str) -> None:
         click.echo(f"{result.record_id} v{result.version} {result.kind}  "
                    f"retain-until {result.retain_until}")
         info(f"{verb}; the earlier versions are kept unchanged")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--by", "by", required=True, metavar="NAME",
+              help="The person confirming (responsible for the values; NTA: OCR is only "
+                   "input support).")
+@click.option("--doc-type")
+@click.option("--date", "tx_date", metavar="YYYY-MM-DD", help="Transaction date.")
+@click.option("--amount", help="Amount in whole yen.")
+@click.option("--counterparty", help="取引先 (counterparty) name.")
+@click.option("--registration-number", metavar="T…", help="The issuer's 登録番号.")
+@click.option("--reason", help="Kept in the history (default: which fields, by whom).")
+@json_option
+@click.pass_context
+def confirm(ctx: click.Context, /, record_id: str, by: str, reason: str | None,
+            as_json: bool, **opts: Any) -> None:
+    """Confirm search fields after ingest: a new version, the history kept (like correct)."""
+    from edoc.services.lifecycle import Lifecycle
+
+    a = _archive(ctx)
+    result = Lifecycle(a).confirm(record_id, by=by, reason=reason,
+                                  changes=_request("", (), opts))
+    _render_change(result, as_json, "confirmed")
 
 
 @cli.command()

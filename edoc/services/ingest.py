@@ -26,9 +26,10 @@ from edoc import clock as edoc_clock
 from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
 from edoc.evidence.hashing import hash_stream
+from edoc.evidence.ledger import leaf_hex
 from edoc.model import ids
 from edoc.model.manifest import MANIFEST_SCHEMA, ContentRef, Manifest, SearchFields
-from edoc.model.provenance import FieldProvenance
+from edoc.model.provenance import FieldProvenance, read_block
 from edoc.policy.profiles import Requirements, combine
 from edoc.policy.values import (
     clean_text,
@@ -49,7 +50,14 @@ from edoc.services.commit import (
     recover_intents,
 )
 from edoc.services.einvoice_fields import DocumentFields, document_fields
-from edoc.services.provenance import field_provenance, manifest_extra, typed_registration
+from edoc.services.provenance import (
+    CONFIRMATION_EVENT,
+    confirmation_entry,
+    confirmed_fields,
+    field_provenance,
+    manifest_extra,
+    typed_registration,
+)
 from edoc.services.registry import RegistrationStatus, registration_status
 
 log = logging.getLogger(__name__)
@@ -499,11 +507,22 @@ class Ingestor:
             if existing:
                 raise duplicate_error(printable_name(prep.request.path), existing)
             record_id = ids.new_record_id()
-            commit_version(self.archive, record_id=record_id, version=1,
-                           body=prep.manifest_body,
-                           content=NewContent(prep.path, prep.size, prep.sha256),
-                           until_at=prep.until_at,
-                           reqs=prep.requirements, event="ingest", now=self._clock())
+            now = self._clock()
+            manifest_sha = commit_version(
+                self.archive, record_id=record_id, version=1, body=prep.manifest_body,
+                content=NewContent(prep.path, prep.size, prep.sha256),
+                until_at=prep.until_at, reqs=prep.requirements, event="ingest", now=now)
+            confirmed = confirmed_fields(read_block(prep.manifest_body.provenance))
+            if confirmed:
+                # The confirmation of machine suggestions as a ledger event of its own,
+                # covered by the run's closing checkpoint (the sealed manifest holds the
+                # confirmer's name; the event, its digest).
+                entry = confirmation_entry(record_id=record_id, version=1,
+                                           manifest_sha256=manifest_sha, fields=confirmed,
+                                           at=now)
+                self.archive.catalog.append_leaves([{
+                    "event": CONFIRMATION_EVENT, "entry": entry.decode(),
+                    "leaf_hash": leaf_hex(entry), "record_id": record_id, "version": 1}])
         verdict = (prep.manifest_body.input or {}).get("verdict")
         result = IngestResult(stored_name(prep.request.path), "stored", record_id,
                               prep.sha256, prep.retain_until.isoformat(), verdict)

@@ -16,12 +16,15 @@ personal data, so a purge never has to rewrite it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from edoc.catalog import VersionRow
 from edoc.errors import InputError
 from edoc.evidence.ledger import event_entry
+from edoc.model import canonical
+from edoc.model.manifest import Manifest
 from edoc.model.provenance import (
     CONFIRMED,
     DOCUMENT,
@@ -31,7 +34,11 @@ from edoc.model.provenance import (
     provenance_block,
 )
 from edoc.policy.registration import check_registration_number
+from edoc.services.archive import Archive
 from edoc.services.einvoice_fields import DocumentFields, FieldConflict
+
+#: Beside an export's index.csv: {record_id: {"version", "fields": provenance block}}.
+PROVENANCE_FILE = "provenance.json"
 
 #: The ledger event of a confirmation: at ingest (a reviewed capture row) it accompanies the
 #: ``ingest`` event; ``edoc confirm`` writes a version whose event is ``confirm``.
@@ -104,3 +111,13 @@ def confirmation_entry(*, record_id: str, version: int, manifest_sha256: str,
         manifest_sha256=manifest_sha256,
         fields={k: f.suggested_by for k, f in sorted(fields.items())},
         confirmed_by_sha256=[hashlib.sha256(b.encode()).hexdigest() for b in by])
+
+
+def export_provenance(archive: Archive, rows: Sequence[VersionRow]) -> bytes:
+    """Canonical JSON of each exported version's provenance block, read from its stored
+    (sealed) manifest; a version sealed before the block existed has ``null``."""
+    out: dict[str, Any] = {}
+    for r in rows:
+        m = Manifest.from_bytes(archive.store.read(r.manifest_key, r.manifest_version_id))
+        out[r.record_id] = {"version": r.version, "fields": m.provenance}
+    return canonical.dumps(out)

@@ -27,7 +27,7 @@ from edoc.model.manifest import Manifest, ManifestError
 from edoc.services.archive import Archive
 from edoc.storage import layout
 
-VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
+VERSION_EVENTS = ("ingest", "correct", "delete", "extend", "confirm")
 
 
 @dataclass
