@@ -420,6 +420,9 @@ search_options = _options(
                  help="The seller's registration number (登録番号, exact)."),
     click.option("--include-deleted", is_flag=True, help="Also deleted (tombstoned) records."),
     click.option("--all-versions", is_flag=True, help="Every version, not only the latest."),
+    click.option("--text", "text", metavar="FRAGMENT",
+                 help="Part of the document's text (PDF text layer, e-invoice, OCR); one "
+                      "character is enough (東)."),
 )
 
 
@@ -433,21 +436,27 @@ def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
         invoice_number=opts["invoice_number"],
         registration_number=opts["registration_number"],
         include_deleted=opts["include_deleted"], all_versions=opts["all_versions"],
-        limit=limit)
+        limit=limit, text=opts.get("text"))
 
 
 @cli.command()
 @search_options
 @click.option("--limit", type=click.IntRange(min=1))
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (formulas neutralised).")
+@click.option("--duplicates", is_flag=True,
+              help="List pairs of active records with the same counterparty (or 登録番号), "
+                   "date and amount but other bytes (DUPLICATE_SUSPECT).")
 @json_option
 @click.pass_context
 def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool,
-           **opts: Any) -> None:
+           duplicates: bool, **opts: Any) -> None:
     """Search records; all filters combine with AND (検索性: ranges on date and amount)."""
     from edoc.policy.values import printable_name
     from edoc.services.records import search_records
 
+    if duplicates:
+        _search_duplicates(ctx, limit, as_csv, as_json, opts)
+        return
     q = _search_query(opts, limit)
     a = _archive(ctx)
     rows = search_records(a, q, a.actor)
@@ -470,6 +479,35 @@ def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool
                 name = printable_name(r.original_name) if r.original_name else "-"
                 click.echo(f"    {name}  sha256 {r.content_sha256}")
         info(f"{len(rows)} record(s)")
+
+
+#: Keys of ``search --duplicates --json`` pairs and columns of its ``--csv``.
+DUPLICATE_HEADER = ("record_id", "other_record_id", "matched_on", "transaction_date",
+                    "amount", "counterparty", "other_counterparty", "registration_number")
+
+
+def _search_duplicates(ctx: click.Context, limit: int | None, as_csv: bool, as_json: bool,
+                       opts: dict[str, Any]) -> None:
+    from edoc.policy.values import printable_name
+    from edoc.services.records import duplicate_report
+
+    if any(v not in (None, False) for v in opts.values()):
+        raise ConfigError("--duplicates lists every suspected pair; it takes no filter",
+                          code="USAGE_ERROR", hint="edoc search --duplicates [--json|--csv]")
+    a = _archive(ctx)
+    pairs = duplicate_report(a, a.actor, limit)
+    rows = [[getattr(p, k) for k in DUPLICATE_HEADER] for p in pairs]
+    if as_json:
+        emit_json({"ok": True, "count": len(pairs),
+                   "pairs": [dict(zip(DUPLICATE_HEADER, r, strict=True)) for r in rows]})
+    elif as_csv:
+        write_csv(iter(rows), DUPLICATE_HEADER)
+    else:
+        for p in pairs:
+            click.echo(f"{p.record_id}  {p.other_record_id}  {p.transaction_date}  "
+                       f"¥{p.amount:,}  same {p.matched_on}  "
+                       f"{printable_name(p.counterparty or p.registration_number or '-')}")
+        info(f"{len(pairs)} suspected duplicate pair(s)")
 
 
 @cli.command()
@@ -1094,16 +1132,19 @@ def catalog() -> None:
 
 
 @catalog.command("rebuild")
+@click.option("--ocr", is_flag=True,
+              help="Also OCR scans to re-derive their full text (slow: seconds a page); "
+                   "PDF text layers and e-invoices are always re-read.")
 @json_option
 @click.pass_context
-def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
+def catalog_rebuild(ctx: click.Context, as_json: bool, ocr: bool) -> None:
     """Recreate the catalog from the object store alone (the old one is kept aside)."""
     from edoc.services.rebuild import rebuild_catalog
     from edoc.services.setup import open_for_rebuild
 
     # The catalog may be missing or corrupt: open the archive without checking it.
     a = open_for_rebuild(ctx.obj["archive"])
-    summary = rebuild_catalog(a, progress=None if as_json else info)
+    summary = rebuild_catalog(a, progress=None if as_json else info, ocr=ocr)
     if as_json:
         emit_json({"ok": True, **summary.as_dict()})
     else:

@@ -49,7 +49,9 @@ from edoc.services.commit import (
     pending_intents,
     recover_intents,
 )
+from edoc.services.duplicates import DuplicateWatch
 from edoc.services.einvoice_fields import DocumentFields, document_fields
+from edoc.services.fulltext import derive_and_store
 from edoc.services.provenance import (
     CONFIRMATION_EVENT,
     confirmation_entry,
@@ -231,6 +233,8 @@ class Ingestor:
         #: sequential (not as "being stored by another run").
         self._claims: dict[str, threading.Event] = {}
         self._claims_lock = threading.Lock()
+        #: business keys of this run (``DUPLICATE_SUSPECT``, edoc.services.duplicates)
+        self._duplicates = DuplicateWatch(archive.catalog)
 
     # -- validation (nothing stored) -------------------------------------------------------
     def _register_lookup(self, number: str, on: date) -> RegistrationStatus:
@@ -508,8 +512,14 @@ class Ingestor:
                 raise duplicate_error(printable_name(prep.request.path), existing)
             record_id = ids.new_record_id()
             now = self._clock()
+            body = prep.manifest_body
+            suspects = self._duplicates.check(body, prep.sha256, record_id)
+            if suspects:
+                # Sealed with the record: the suspicion is part of what was known at ingest.
+                body = body.evolve(extra={**body.extra,
+                                          "warnings": [*body.warnings, *suspects]})
             manifest_sha = commit_version(
-                self.archive, record_id=record_id, version=1, body=prep.manifest_body,
+                self.archive, record_id=record_id, version=1, body=body,
                 content=NewContent(prep.path, prep.size, prep.sha256),
                 until_at=prep.until_at, reqs=prep.requirements, event="ingest", now=now)
             confirmed = confirmed_fields(read_block(prep.manifest_body.provenance))
@@ -526,14 +536,18 @@ class Ingestor:
         verdict = (prep.manifest_body.input or {}).get("verdict")
         result = IngestResult(stored_name(prep.request.path), "stored", record_id,
                               prep.sha256, prep.retain_until.isoformat(), verdict)
+        text_warning = derive_and_store(self.archive.catalog, record_id=record_id, version=1,
+                                        path=prep.path, media_type=prep.media_type,
+                                        ocr=prep.request.ocr)
         doc = prep.document
         if doc.einvoice is not None:
             m = prep.manifest_body
             shown = {**m.metadata.as_json(), "doc_type": m.doc_type}
             result.fields = {name: {"value": shown.get(name), "source": source}
                              for name, source in doc.sources.items()}
-        if doc.warnings or doc.einvoice is not None:
-            result.warnings = doc.warnings
+        if doc.warnings or doc.einvoice is not None or suspects or text_warning:
+            result.warnings = [*doc.warnings, *suspects,
+                               *([text_warning] if text_warning else [])]
         sealed = prep.manifest_body.provenance or {}
         if any(p.get("source") != "typed" for p in sealed.values()):
             result.provenance = dict(sealed)

@@ -31,6 +31,7 @@ from edoc.services.archive import Archive
 from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work_pending
 from edoc.services.commit import NewContent, commit_version, recover_intents
 from edoc.services.einvoice_fields import DocumentFields
+from edoc.services.fulltext import derive_and_store
 from edoc.services.ingest import Ingestor, IngestRequest
 from edoc.services.provenance import typed_registration
 
@@ -221,8 +222,13 @@ class Lifecycle:
         decision = self.ingestor.decide_retention(
             reqs, inputs, meta["transaction_date"],
             datetime.fromisoformat(body.ingested_at) if body.ingested_at else clock.now())
-        return self._commit(row, body, new, event="correct", kind="correction",
-                            content=content, reqs=reqs, decision=decision)
+        result = self._commit(row, body, new, event="correct", kind="correction",
+                              content=content, reqs=reqs, decision=decision)
+        if content is not None:  # new content: its text replaces the old one's
+            derive_and_store(self.a.catalog, record_id=result.record_id,
+                             version=result.version, path=content.path,
+                             media_type=new["content"].media_type, ocr=False)
+        return result
 
     def confirm(self, record_id: str, *, by: str | None, changes: IngestRequest,
                 reason: str | None = None) -> ChangeResult:
