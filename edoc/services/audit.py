@@ -29,7 +29,7 @@ from edoc.services.access_log import row_dict, rows_digest
 from edoc.services.archive import Archive
 from edoc.storage import layout
 
-VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
+VERSION_EVENTS = ("ingest", "correct", "delete", "extend", "confirm")
 
 
 # -- access log -------------------------------------------------------------------------------
