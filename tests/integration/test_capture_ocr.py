@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
 from pathlib import Path
 
@@ -77,3 +78,35 @@ def test_missing_tesseract_is_reported_per_file(tmp_path: Path,
     assert (row["date"], row["amount"], row["counterparty"]) == ("2024-06-30", "5500",
                                                                  "株式会社東京ガス")
     assert row["date_source"] == "filename"
+
+
+def test_capture_confirm_ingest_round_trip(tmp_path: Path) -> None:
+    """The review CSV capture writes is the manifest ingest reads: once a person has
+    filled confirmed_by, each suggested field is stored with its provenance."""
+    edoc = Edoc(tmp_path / "archive")
+    assert edoc("init", str(edoc.archive)).exit_code == 0
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    render(RECEIPT, 300).save(scans / "receipt.png", dpi=(300, 300))
+    review = scans / "review.csv"
+    res = edoc("capture", str(scans / "receipt.png"), "-o", str(review), "--jobs", "1")
+    assert res.exit_code == 0, res.stderr
+    text = review.read_bytes().decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    header = list(rows[0])
+    for row in rows:
+        row["confirmed_by"] = "経理 山田"
+    with review.open("w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    code, doc = edoc.json("ingest", "--manifest", str(review))
+    assert code == 0, doc
+    (result,) = doc["results"]
+    provenance = result["provenance"]
+    assert provenance["amount"]["suggested_by"] == "ocr"
+    assert provenance["amount"]["confirmed_by"] == "経理 山田"
+    assert provenance["transaction_date"]["source"] == "suggestion-confirmed"
+    shown = json.loads(edoc("show", result["record_id"], "--json").stdout)
+    assert "5500" in json.dumps(shown) and "株式会社東京ガス" in json.dumps(shown,
+                                                                      ensure_ascii=False)
