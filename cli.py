@@ -313,6 +313,9 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
 @click.option("--ocr", is_flag=True,
               help="Read the text of images and image-only PDFs by OCR for search --text "
                    "(slow: seconds a page); the PDF text layer is always read.")
+@click.option("--suggest", is_flag=True,
+              help="On a terminal: read each file (e-invoice, PDF text, OCR, file name), "
+                   "show the suggested fields; Enter accepts, typed text corrects.")
 @click.option("--skip-existing", is_flag=True,
               help="A file already in the archive (same SHA-256) counts as done, not as a "
                    "duplicate: for re-running a batch after a failure.")
@@ -336,6 +339,9 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
                           hint="edoc ingest FILE... --profile ID (or --manifest FILE.csv)")
     if files and manifest_csv:
         raise ConfigError("give files or --manifest, not both", code="USAGE_ERROR")
+    if opts.get("suggest") and manifest_csv:
+        raise ConfigError("--suggest reads FILES; a review CSV already holds suggestions",
+                          code="USAGE_ERROR")
     a = _archive(ctx)
     if manifest_csv:
         from edoc.services.manifest_csv import read_manifest
@@ -343,6 +349,8 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         requests = read_manifest(Path(manifest_csv), default_profiles=profiles)
     else:
         requests = [_request(f, profiles, opts) for f in files]
+        if opts.get("suggest"):
+            requests = _suggested_requests(requests, jobs)
     # Unknown profiles are a usage error for the whole run, not a per-file rejection.
     for pid in {p for r in requests if r.rejection is None
                 for p in (r.profiles or (a.cfg.default_profile,))}:
@@ -451,6 +459,54 @@ def capture(files: tuple[str, ...], output: str, profiles: tuple[str, ...], jobs
              f"suggestions, {failed} not read); check them, fill confirmed_by, then "
              f"'edoc ingest --manifest {printable_name(str(out))}'")
     sys.exit(0 if failed == 0 else 1)
+
+
+def _suggested_requests(requests: list[Any], jobs: int | None) -> list[Any]:
+    """``ingest --suggest``: each file's suggested fields shown on the terminal, one prompt
+    per field (Enter accepts, typed text corrects, ``-`` leaves it empty); a field given as
+    a flag is typed and not asked. Accepted suggestions carry their provenance and the
+    confirmer's name, as a confirmed review-CSV row does (``services.capture``)."""
+    import getpass
+
+    from edoc.policy.values import printable_name
+    from edoc.services import capture as cap
+
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise ConfigError("--suggest asks at a terminal, and stdin or stderr is not one",
+                          code="SUGGEST_NEEDS_TTY",
+                          hint="for batches: edoc capture FILES -o review.csv, fill "
+                               "confirmed_by, then edoc ingest --manifest review.csv")
+    info(f"reading {len(requests)} file(s)…")
+    rows = cap.capture_files([r.path for r in requests], jobs=jobs)
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment
+        login = ""
+    by = click.prompt("Confirmed by (your name)", default=login or None, err=True).strip()
+    info("Enter accepts a suggestion, typed text corrects it, '-' leaves the field empty.")
+    out = []
+    for request, row in zip(requests, rows, strict=True):
+        problem = f"  [{row.error['code']}: {row.error['message']}]" if row.error else ""
+        info(f"{printable_name(request.path)}{problem}")
+        answers: dict[str, tuple[str, Any]] = {}
+        for name in cap.SUGGESTED:
+            typed = getattr(request, name)
+            if typed:
+                info(f"  {name}: {printable_name(typed)} (typed)")
+                continue
+            s = row.suggestions.get(name)
+            shown = (f" [{printable_name(s.value)}] ({s.source}, {s.confidence:.2f})" if s
+                     else " (no suggestion)")
+            reply = click.prompt(f"  {name}{shown}", default="", show_default=False,
+                                 err=True).strip()
+            if reply == "-":
+                answers[name] = ("", None)
+            elif reply:
+                answers[name] = (reply, None)
+            elif s is not None:
+                answers[name] = (s.value, s)
+        out.append(cap.confirmed_request(request, answers, by))
+    return out
 
 
 # -- search / show / get ---------------------------------------------------------------------

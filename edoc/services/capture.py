@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
+import dataclasses
 import io
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -40,12 +41,25 @@ from edoc.files import atomic_output
 from edoc.inspection.media import detect_media_type
 from edoc.policy.values import printable_name, stat_regular_file
 from edoc.services.einvoice_fields import document_fields
-from edoc.services.manifest_csv import COLUMNS
+from edoc.services.ingest import IngestRequest
+from edoc.services.manifest_csv import COLUMNS, row_provenance
 from edoc.services.spreadsheet import neutralise
 
-__all__ = ["CONFIRMED_BY", "NOTE", "SUGGESTED", "CaptureRow", "capture_file", "capture_files",
-           "check_output", "default_jobs", "relative_to_csv", "review_header",
-           "review_rows", "write_review_csv"]
+__all__ = [
+    "CONFIRMED_BY",
+    "NOTE",
+    "SUGGESTED",
+    "CaptureRow",
+    "capture_file",
+    "capture_files",
+    "check_output",
+    "confirmed_request",
+    "default_jobs",
+    "relative_to_csv",
+    "review_header",
+    "review_rows",
+    "write_review_csv",
+]
 
 #: The suggested fields, by their review-CSV column names.
 SUGGESTED: Final = FIELDS
@@ -252,3 +266,33 @@ def write_review_csv(output: Path, rows: Sequence[dict[str, str]], *,
     except OSError as exc:
         raise InputError(f"{printable_name(str(output))}: cannot be written ({exc.strerror})",
                          code="OUTPUT_UNWRITABLE") from None
+
+
+# -- confirming suggestions at the terminal (ingest --suggest) -----------------------------
+
+
+def confirmed_request(request: IngestRequest, answers: Mapping[str, tuple[str, Suggestion | None]],
+                      confirmed_by: str) -> IngestRequest:
+    """``request`` with the fields a person answered at the terminal: ``answers`` maps a
+    suggested field (``SUGGESTED`` names) to (value, the suggestion it accepts, or None when
+    the person typed the value). An accepted suggestion is recorded exactly as a confirmed
+    review-CSV row would be (``manifest_csv.row_provenance``): suggested_by, confidence and
+    ``confirmed_by``; a typed value is ``typed``; an empty value leaves the field out."""
+    row: dict[str, str] = {CONFIRMED_BY: confirmed_by}
+    for name, (value, accepted) in answers.items():
+        row[name] = value
+        if accepted is not None and value == accepted.value:
+            row[f"{name}_source"] = accepted.source
+            row[f"{name}_confidence"] = f"{accepted.confidence:.3f}"
+    provenance, ocr = row_provenance(row)
+
+    def answer(name: str, current: str | None) -> str | None:
+        # The review columns are the IngestRequest field names; an unanswered one is kept.
+        return (answers[name][0] or None) if name in answers else current
+
+    return dataclasses.replace(
+        request, doc_type=answer("doc_type", request.doc_type),
+        date=answer("date", request.date), amount=answer("amount", request.amount),
+        counterparty=answer("counterparty", request.counterparty),
+        registration_number=answer("registration_number", request.registration_number),
+        field_provenance={**request.field_provenance, **provenance}, ocr=request.ocr or ocr)

@@ -9,6 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +22,8 @@ import pytest
 
 from bench.capture_corpus import Truth, render
 from tests.helpers import Edoc
+
+REPO = Path(__file__).resolve().parents[2]
 
 RECEIPT = Truth(kind="receipt", doc_type="receipt", date=date(2024, 6, 30),
                 date_text="令和6年6月30日", date_form="era-kanji", amount=5500, subtotal=5000,
@@ -108,5 +116,69 @@ def test_capture_confirm_ingest_round_trip(tmp_path: Path) -> None:
     assert provenance["amount"]["confirmed_by"] == "経理 山田"
     assert provenance["transaction_date"]["source"] == "suggestion-confirmed"
     shown = json.loads(edoc("show", result["record_id"], "--json").stdout)
-    assert "5500" in json.dumps(shown) and "株式会社東京ガス" in json.dumps(shown,
-                                                                      ensure_ascii=False)
+    metadata = shown["versions"][-1]["metadata"]
+    assert (metadata["amount"], metadata["counterparty"]) == (5500, "株式会社東京ガス")
+    assert metadata["transaction_date"] == "2024-06-30"
+
+
+def _expect(fd: int, pattern: str, seen: bytearray, timeout: float = 120.0) -> None:
+    """Read the terminal until ``pattern`` has appeared (after what was already matched)."""
+    deadline = time.monotonic() + timeout
+    want = pattern.encode("utf-8")
+    while want not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {pattern!r} on the terminal; got {seen.decode('utf-8', 'replace')}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            assert chunk, f"terminal closed before {pattern!r}: {seen.decode('utf-8', 'replace')}"
+            seen += chunk
+    del seen[: seen.index(want) + len(want)]
+
+
+def test_ingest_suggest_on_a_terminal(tmp_path: Path) -> None:
+    """Enter accepts (suggestion-confirmed, by the name given), typed text corrects (typed)."""
+    edoc = Edoc(tmp_path / "archive")
+    assert edoc("init", str(edoc.archive)).exit_code == 0
+    scan = tmp_path / "receipt.png"
+    render(RECEIPT, 300).save(scan, dpi=(300, 300))
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8", LC_ALL="C.UTF-8")
+    child = subprocess.Popen(
+        [sys.executable, str(REPO / "cli.py"), "--archive", str(edoc.archive), "ingest",
+         str(scan), "--suggest", "--json"], stdin=slave, stderr=slave,
+        stdout=subprocess.PIPE, env=env)
+    os.close(slave)
+    seen = bytearray()
+    try:
+        _expect(master, "Confirmed by", seen)
+        os.write(master, "経理 山田\n".encode())
+        _expect(master, "doc_type [receipt] (ocr", seen)
+        os.write(master, b"\n")
+        _expect(master, "date [2024-06-30] (ocr", seen)
+        os.write(master, b"\n")
+        _expect(master, "amount [5500] (ocr", seen)
+        os.write(master, b"5600\n")  # the person corrects the amount
+        _expect(master, "counterparty [株式会社東京ガス] (ocr", seen)
+        os.write(master, b"\n")
+        _expect(master, "registration_number [T6010401006754] (ocr", seen)
+        os.write(master, b"-\n")  # and leaves the T-number out
+        out, _ = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        os.close(master)
+    assert child.returncode == 0, out
+    (result,) = json.loads(out)["results"]
+    provenance = result["provenance"]
+    assert provenance["counterparty"]["source"] == "suggestion-confirmed"
+    assert provenance["counterparty"]["confirmed_by"] == "経理 山田"
+    assert provenance["transaction_date"]["suggested_by"] == "ocr"
+    assert provenance["amount"]["source"] == "typed"
+    assert "registration_number" not in provenance
+    shown = json.loads(edoc("show", result["record_id"], "--json").stdout)
+    metadata = shown["versions"][-1]["metadata"]
+    assert (metadata["amount"], metadata["counterparty"]) == (5600, "株式会社東京ガス")

@@ -149,3 +149,33 @@ def test_cli_capture_writes_rows_and_reports_bad_files(tmp_path: Path) -> None:
 def test_cli_jobs_bounds(tmp_path: Path, jobs: str) -> None:
     res = Edoc(tmp_path)("capture", "x.pdf", "-o", str(tmp_path / "r.csv"), "--jobs", jobs)
     assert res.exit_code == 2 and "USAGE_ERROR" in res.stderr
+
+
+def test_ingest_suggest_refuses_without_a_terminal(tmp_path: Path) -> None:
+    edoc = Edoc(tmp_path / "archive")
+    assert edoc("init", str(edoc.archive)).exit_code == 0
+    pdf = japanese_text_pdf(tmp_path / "r.pdf")
+    res = edoc("ingest", str(pdf), "--suggest")
+    assert res.exit_code == 2 and "SUGGEST_NEEDS_TTY" in res.stderr
+    assert "edoc capture" in res.stderr  # the hint names the batch way
+    assert edoc.version_count() == 0
+    both = edoc("ingest", "--manifest", str(tmp_path / "x.csv"), "--suggest")
+    assert both.exit_code == 2 and "USAGE_ERROR" in both.stderr
+
+
+def test_confirmed_request_records_who_accepted_what(tmp_path: Path) -> None:
+    from edoc.services.capture import confirmed_request
+    from edoc.services.ingest import IngestRequest
+
+    ocr_amount = Suggestion("5500", "ocr", 0.8234)
+    by_name = Suggestion("2024-06-30", "filename", 0.6)
+    req = confirmed_request(IngestRequest(path="x.png", counterparty="株式会社A"), {
+        "amount": ("5500", ocr_amount), "date": ("2024-07-01", by_name),  # corrected
+        "doc_type": ("", None)}, "経理 山田")
+    assert (req.amount, req.date, req.counterparty, req.doc_type) == (
+        "5500", "2024-07-01", "株式会社A", None)
+    assert set(req.field_provenance) == {"amount"}
+    amount = req.field_provenance["amount"]
+    assert (amount.suggested_by, amount.confirmed_by) == ("ocr", "経理 山田")
+    assert amount.confidence == pytest.approx(0.823)
+    assert req.ocr is True
