@@ -19,7 +19,7 @@ from typing import Final
 
 from edoc.policy.values import MAX_AMOUNT
 
-__all__ = ["AmountFound", "best_amount", "find_amounts", "parse_amount_text"]
+__all__ = ["AmountFound", "best_amount", "expected_total", "find_amounts", "parse_amount_text"]
 
 #: Labels of the total, best first, with the rank each gives.
 TOTAL_LABELS: Final = (
@@ -109,13 +109,46 @@ def _largest_marked(text: str) -> int | None:
     return best
 
 
+def expected_total(text: str) -> int | None:
+    """What the total must be from the 小計 and 消費税 lines, when both are legible: the
+    subtotal plus the tax, or the subtotal alone when the tax is included in it (内税,
+    内消費税, うち消費税)."""
+    subtotal = tax = None
+    inclusive = False
+    for raw in text.splitlines():
+        line = _normalise(raw).replace(" ", "")
+        marked = [value for value, is_marked in _money(line) if is_marked]
+        if not marked:
+            continue
+        if "小計" in line and subtotal is None:
+            subtotal = marked[-1]
+        elif ("消費税" in line or "税額" in line) and "対象" not in line and tax is None:
+            tax = marked[-1]
+            inclusive = any(word in line for word in ("内税", "内消費税", "うち消費税", "内税額"))
+    if subtotal is None or tax is None:
+        return None
+    return subtotal if inclusive else subtotal + tax
+
+
 def best_amount(text: str) -> tuple[int, float] | None:
     """The likeliest 取引金額 and a confidence 0..1 in the choice (low when no total label
-    was read and the largest marked amount stands in)."""
+    was read and the largest marked amount stands in).
+
+    The 小計 and 消費税 lines check the choice: a total that is their sum (or the subtotal,
+    tax included) is taken before a higher-ranked label that disagrees — an OCR slip in
+    ご請求金額 is then caught by the 合計 line below it — and a total nothing agrees with
+    gets a low confidence, so the person looks at it."""
     found = find_amounts(text)
     if not found:
         largest = _largest_marked(text)
         return (largest, 0.4) if largest is not None else None
+    check = expected_total(text)
+    if check is not None:
+        agreeing = [f for f in found if f.value == check]
+        if agreeing:
+            return max(agreeing, key=lambda f: f.rank).value, 0.97
+        best = max(found, key=lambda f: (f.rank, f.value))
+        return best.value, 0.5
     best = max(found, key=lambda f: (f.rank, f.value))
     rivals = {f.value for f in found if f.rank >= best.rank - 0.5} - {best.value}
     confidence = 0.95 if best.rank >= 4.0 and not rivals else (0.75 if not rivals else 0.5)

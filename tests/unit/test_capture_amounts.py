@@ -64,3 +64,17 @@ def test_conflicting_totals_lower_the_confidence() -> None:
 ])
 def test_parse_amount_text(text: str, expected: int | None) -> None:
     assert parse_amount_text(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # OCR garbled the ご請求金額; 小計 + 消費税 agree with the 合計 line
+    ("ご請求金額 \\1 ,/15,692-\n小計 ¥1,614,266\n消費税(10%) ¥161,426\n合計 \\1.775,692",
+     (1775692, 0.97)),
+    ("ご請求金額 ¥829-\n小計 ¥754\n消費税(10%) ¥75\n合計 ¥829", (829, 0.97)),
+    # tax included (内税): the total is the subtotal
+    ("合計 ¥5,000\n小計 ¥5,000\n(内消費税 ¥454)", (5000, 0.97)),
+    # nothing agrees with the only total: kept, but the person is told to look
+    ("領収金額 ¥15,692-\n小計 ¥1,614,266\n消費税 ¥161,426", (15692, 0.5)),
+])
+def test_subtotal_and_tax_check_the_total(text: str, expected: tuple[int, float]) -> None:
+    assert best_amount(text) == expected
