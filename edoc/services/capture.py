@@ -23,6 +23,7 @@ no manifest row can name, gets no row.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import csv
 import dataclasses
@@ -162,38 +163,50 @@ def capture_files(paths: Sequence[str], *, jobs: int | None = None, ocr: bool = 
                   progress: Callable[[CaptureRow], None] | None = None) -> list[CaptureRow]:
     """``capture_file`` for each path in ``jobs`` worker processes; results in the order
     given. At most ``jobs`` files are in the pool at once, so a thousand scans cost a
-    thousand small submissions, not a thousand decoded pages in memory. A worker that dies
-    (a decoder crashing the process) costs its file (``CAPTURE_WORKER_DIED``) and the pool
-    is started again for the rest."""
+    thousand small submissions, not a thousand decoded pages in memory.
+
+    A worker that dies (a decoder crashing the process) breaks the pool and every file in
+    flight with it; which one did it cannot be told, so the pool is started again and those
+    files are read once more, one at a time. A file that breaks that pool too gets
+    ``CAPTURE_WORKER_DIED``; the batch goes on."""
     workers = max(1, min(jobs or default_jobs(), max(len(paths), 1)))
     results: dict[int, CaptureRow] = {}
-    pending = list(enumerate(paths))
+    pending = collections.deque(enumerate(paths))
+    suspects: collections.deque[tuple[int, str]] = collections.deque()
     # spawn: the workers start clean, not as forks of a process holding pdfium's lock.
     context = multiprocessing.get_context("spawn")
-    while pending:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+
+    def finish(index: int, row: CaptureRow) -> None:
+        results[index] = row
+        if progress is not None:
+            progress(row)
+
+    while pending or suspects:
+        # A suspect is read alone in its own pool: if the pool breaks, it was the one.
+        alone = bool(suspects)
+        queue = collections.deque([suspects.popleft()]) if alone else pending
+        with cf.ProcessPoolExecutor(max_workers=1 if alone else workers,
+                                    mp_context=context) as pool:
             in_flight: dict[cf.Future[CaptureRow], tuple[int, str]] = {}
             broken = False
-            while (pending or in_flight) and not broken:
-                while pending and len(in_flight) < workers:
-                    index, path = pending.pop(0)
+            while (queue or in_flight) and not broken:
+                while queue and len(in_flight) < workers:
+                    index, path = queue.popleft()
                     in_flight[pool.submit(_capture_one, path, ocr)] = (index, path)
                 done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     index, path = in_flight.pop(future)
                     try:
-                        row = future.result()
+                        finish(index, future.result())
                     except cf.process.BrokenProcessPool:
                         broken = True
-                        row = CaptureRow(path, error={
-                            "code": CAPTURE_WORKER_DIED,
-                            "message": "the worker reading this file died"})
-                    results[index] = row
-                    if progress is not None:
-                        progress(row)
-            if broken:
-                # The other files in flight died with the pool: read them again.
-                pending = sorted(in_flight.values()) + pending
+                        if alone:
+                            finish(index, CaptureRow(path, error={
+                                "code": CAPTURE_WORKER_DIED,
+                                "message": "the process reading this file died"}))
+                        else:
+                            suspects.append((index, path))
+            suspects.extend(sorted(in_flight.values()))
     return [results[i] for i in range(len(paths))]
 
 

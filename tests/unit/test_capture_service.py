@@ -179,3 +179,24 @@ def test_confirmed_request_records_who_accepted_what(tmp_path: Path) -> None:
     assert (amount.suggested_by, amount.confirmed_by) == ("ocr", "経理 山田")
     assert amount.confidence == pytest.approx(0.823)
     assert req.ocr is True
+
+
+def test_a_worker_that_dies_costs_its_file_only(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real crash: the 'tesseract' the worker runs kills the worker (SIGKILL of its
+    parent), as a decoder crashing the process would; the pool breaks, the innocent file in
+    flight is read again alone, the culprit alone breaks a pool again and is reported."""
+    from PIL import Image
+
+    killer = tmp_path / "tesseract-that-kills"
+    killer.write_text("#!/bin/sh\nkill -KILL $PPID\nsleep 5\n", encoding="utf-8")
+    killer.chmod(0o755)
+    monkeypatch.setenv("EDOC_TESSERACT", str(killer))
+    first = japanese_text_pdf(tmp_path / "first.pdf")
+    scan = tmp_path / "scan.png"
+    Image.new("L", (200, 200), 255).save(scan)
+    last = japanese_text_pdf(tmp_path / "last.pdf")
+    rows = capture_files([str(first), str(scan), str(last)], jobs=2)
+    assert [r.error["code"] if r.error else None for r in rows] == [
+        None, "CAPTURE_WORKER_DIED", None]
+    assert rows[0].suggestions["amount"].value == rows[2].suggestions["amount"].value == "5500"
