@@ -1131,6 +1131,24 @@ def catalog() -> None:
     """The catalog (a derived index of the object store)."""
 
 
+@catalog.command("text")
+@click.option("--ocr", is_flag=True, help="Also OCR scans (slow: seconds a page).")
+@click.option("--all", "every", is_flag=True,
+              help="Re-derive every record's text, not only the records that have none.")
+@json_option
+@click.pass_context
+def catalog_text(ctx: click.Context, ocr: bool, every: bool, as_json: bool) -> None:
+    """Derive the full text (search --text) of records that have none: after an ingest
+    without --ocr, or one a crash interrupted after its commit."""
+    from edoc.services.fulltext import rederive
+
+    a = _archive(ctx)
+    summary = rederive(a.catalog, a.store, ocr=ocr, only_missing=not every,
+                       progress=None if as_json else info)
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
+
+
 @catalog.command("rebuild")
 @click.option("--ocr", is_flag=True,
               help="Also OCR scans to re-derive their full text (slow: seconds a page); "
