@@ -341,6 +341,10 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         from edoc.services.manifest_csv import read_manifest
 
         requests = read_manifest(Path(manifest_csv), default_profiles=profiles)
+        if opts.get("ocr"):  # --ocr applies to every row (a row OCR suggested has it anyway)
+            from dataclasses import replace
+
+            requests = [replace(r, ocr=True) for r in requests]
     else:
         requests = [_request(f, profiles, opts) for f in files]
     # Unknown profiles are a usage error for the whole run, not a per-file rejection.
