@@ -92,6 +92,12 @@ def run(bench: Bench) -> None:
         times, hits = _latencies(search, alone)
         bench.add(_row(f"{n:,} records: counterparty fragment alone, every hit", times, hits,
                        target=False, note="fetching tens of thousands of rows dominates"))
+        with Stopwatch() as watch:
+            pairs = catalog.duplicate_pairs()
+        bench.add(Row(PART, f"{n:,} records: search --duplicates (every pair, one run)",
+                      watch.wall * 1000, "ms",
+                      note=f"{len(pairs)} pairs (synthetic keys rarely collide); a self-join "
+                      "of the latest active versions on date + amount + counterparty"))
         _text_rows(bench, catalog, n)
     finally:
         archive.close()
