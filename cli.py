@@ -394,6 +394,69 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
     sys.exit(0 if run.ok else 1)
 
 
+# -- capture ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="FILE.csv",
+              help="The review CSV to write (its directory must hold the files).")
+@click.option("--profile", "profiles", multiple=True, metavar="ID",
+              help="Ordinance profile to pre-fill in the profile column (repeatable).")
+@click.option("--jobs", type=click.IntRange(min=1, max=64), metavar="N",
+              help="OCR worker processes (default: the cores available).")
+@click.option("--no-ocr", "no_ocr", is_flag=True,
+              help="Read text layers, e-invoices and file names only; no OCR.")
+@click.option("--force", is_flag=True, help="Overwrite FILE.csv if it exists.")
+@json_option
+def capture(files: tuple[str, ...], output: str, profiles: tuple[str, ...], jobs: int | None,
+            no_ocr: bool, force: bool, as_json: bool) -> None:
+    """Read FILES and write a review CSV of suggested fields for 'ingest --manifest'.
+
+    Each field comes with its source (einvoice, pdf-text, ocr, filename) and a confidence;
+    a person checks the row, corrects what is wrong and writes their name in confirmed_by.
+    Exit 0 when every file was read, 1 when any could not be (its row is still written).
+    """
+    from edoc.policy.values import printable_name
+    from edoc.services import capture as cap
+
+    out = Path(output)
+    cap.check_output(out, replace=force)
+    inside: list[str] = []
+    outside: list[dict[str, str]] = []
+    for f in files:
+        try:
+            cap.relative_to_csv(f, out.parent)
+            inside.append(f)
+        except EdocError as exc:
+            outside.append({"file": f, "code": exc.code, "message": exc.message})
+            if not as_json:
+                info(f"skipped: {printable_name(f)}: {exc.code}: {exc.message}")
+    tty = sys.stderr.isatty() and not as_json
+    done = [0]
+
+    def progress(row: Any) -> None:
+        done[0] += 1
+        name = printable_name(row.path)
+        if row.error and not as_json:
+            info(f"not read: {name}: {row.error['code']}: {row.error['message']}")
+        elif tty:
+            info(f"[{done[0]}/{len(inside)}] read {name}")
+
+    rows = cap.capture_files(inside, jobs=jobs, ocr=not no_ocr, progress=progress)
+    cap.write_review_csv(out, cap.review_rows(rows, out.parent, profiles), replace=force)
+    failed = sum(r.error is not None for r in rows) + len(outside)
+    if as_json:
+        emit_json({"ok": failed == 0, "output": str(out), "read": len(rows),
+                   "failed": failed, "skipped": outside,
+                   "results": [r.as_dict() for r in rows]})
+    else:
+        suggested = sum(bool(r.suggestions) for r in rows)
+        info(f"{len(rows)} rows written to {printable_name(str(out))} ({suggested} with "
+             f"suggestions, {failed} not read); check them, fill confirmed_by, then "
+             f"'edoc ingest --manifest {printable_name(str(out))}'")
+    sys.exit(0 if failed == 0 else 1)
+
+
 # -- search / show / get ---------------------------------------------------------------------
 
 #: Columns of ``search --csv`` and keys of ``search --json``, in order; each is a field of

@@ -4,9 +4,10 @@ The amount searched on is what was paid or billed, tax included: the number on t
 labelled ご請求金額 / 領収金額 / 合計 / 税込 (ranked in that order), never a 小計 (subtotal), a
 税額 / 消費税 line, a 10%対象 breakdown, お預り (cash tendered) or お釣り (change). The number
 may be written ``¥5,500``, ``￥5,500-``, ``5,500円``, ``５，５００円`` (NFKC), ``\\5,500`` (a
-yen sign in a JIS font, and what OCR often reads ``¥`` as), and OCR's ``5.500`` (yen has no
-decimals, so a dot before exactly three digits separates thousands). A label alone on its
-line takes the number on the next one. Pure functions, no I/O.
+yen sign in a JIS font, and what OCR often reads ``¥`` as), and OCR's ``5.500`` or
+``100,.008`` (yen has no decimals: a dot, or a comma and a dot, before exactly three digits
+separate thousands). A label alone on its line takes the number on the next one.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ TOTAL_LABELS: Final = (
 EXCLUDED: Final = ("小計", "税額", "消費税", "内税", "外税", "対象", "お預", "預り", "釣",
                    "値引", "割引", "ポイント", "単価", "数量", "税抜")
 _MONEY: Final = re.compile(
-    r"(?P<yen>[¥\\])?\s*(?P<num>\d{1,3}(?:[,.]\d{3})+|\d+)(?![\d.,]*\d)\s*(?P<suffix>円|-|ー|―)?")
+    r"(?P<yen>[¥\\])?\s*(?P<num>\d{1,3}(?:[,.]{1,2}\d{3})+|\d+)(?![\d.,]*\d)\s*(?P<suffix>円|-|ー|―)?")
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,14 @@ def _money(line: str) -> list[tuple[int, bool]]:
     """(yen, marked) for each number on a line; ``marked``: it has ¥ or 円."""
     out: list[tuple[int, bool]] = []
     for m in _MONEY.finditer(line):
-        num = m.group("num")
-        if "." in num and not re.fullmatch(r"\d{1,3}(?:\.\d{3})+", num):
-            continue
+        num = m.group("num")  # groups of three after the first: any mix of , and .
         digits = num.replace(",", "").replace(".", "")
         if len(digits) > len(str(MAX_AMOUNT)):
             continue
         value = int(digits)
-        marked = bool(m.group("yen")) or m.group("suffix") in ("円", "-", "ー", "―")
+        # A trailing dash (¥5,500-) marks money only after a grouped figure: 03-1234 is not.
+        marked = (bool(m.group("yen")) or m.group("suffix") == "円"
+                  or (m.group("suffix") in ("-", "ー", "―") and len(num) > len(digits)))
         out.append((value, marked))
     return out
 
@@ -94,11 +95,27 @@ def find_amounts(text: str) -> list[AmountFound]:
     return out
 
 
+def _largest_marked(text: str) -> int | None:
+    """The largest ¥/円 amount on a line that is not excluded: the total of a receipt whose
+    label could not be read (a smudged 合計) is still its largest figure."""
+    best: int | None = None
+    for raw in text.splitlines():
+        line = _normalise(raw).replace(" ", "")
+        if any(word in line for word in EXCLUDED):
+            continue
+        for value, marked in _money(line):
+            if marked and (best is None or value > best):
+                best = value
+    return best
+
+
 def best_amount(text: str) -> tuple[int, float] | None:
-    """The likeliest 取引金額 and a confidence 0..1 in the choice."""
+    """The likeliest 取引金額 and a confidence 0..1 in the choice (low when no total label
+    was read and the largest marked amount stands in)."""
     found = find_amounts(text)
     if not found:
-        return None
+        largest = _largest_marked(text)
+        return (largest, 0.4) if largest is not None else None
     best = max(found, key=lambda f: (f.rank, f.value))
     rivals = {f.value for f in found if f.rank >= best.rank - 0.5} - {best.value}
     confidence = 0.95 if best.rank >= 4.0 and not rivals else (0.75 if not rivals else 0.5)

@@ -42,11 +42,15 @@ MIN_YEAR: Final = 1900
 MAX_YEAR: Final = 2099
 
 _SEP = r"\s*[/\-.]\s*"
-_WESTERN_KANJI: Final = re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+#: The day's 日 as OCR reads it (曰, 目, 晶, 白, 口), or lost: 年 and 月 already make the
+#: date unambiguous, so only a digit may not follow.
+_DAY_END = r"(?:\s*[日曰目晶白口])?(?!\d)"
+_WESTERN_KANJI: Final = re.compile(
+    rf"(?<!\d)(\d{{4}})\s*年\s*(\d{{1,2}})\s*月\s*(\d{{1,2}}){_DAY_END}")
 _WESTERN_SEP: Final = re.compile(
     rf"(?<![\d/.\-])(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})(?![\d/])")
 _ERA_KANJI: Final = re.compile(
-    r"(明治|大正|昭和|平成|令和)\s*(元|\d{1,2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+    rf"(明治|大正|昭和|平成|令和)\s*(元|\d{{1,2}})\s*年\s*(\d{{1,2}})\s*月\s*(\d{{1,2}}){_DAY_END}")
 _ERA_LETTER: Final = re.compile(
     rf"(?<![A-Za-z\d])([MTSHR])\s*(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})(?![\d/])")
 

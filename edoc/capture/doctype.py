@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Final
 
-__all__ = ["TITLES", "best_doc_type", "doc_type_of"]
+__all__ = ["FILENAME_WORDS", "TITLES", "best_doc_type", "doc_type_of"]
 
 TITLES: Final = (
     ("適格請求書", "invoice"), ("請求書", "invoice"), ("請求明細書", "invoice"),
@@ -23,9 +23,19 @@ TITLES: Final = (
 )
 
 
+#: The doc_type values themselves, and common English names, as file names spell them.
+FILENAME_WORDS: Final = {
+    "invoice": "invoice", "bill": "invoice", "receipt": "receipt", "quote": "quote",
+    "quotation": "quote", "estimate": "quote", "delivery-note": "delivery-note",
+    "order": "order", "contract": "contract", "inspection-slip": "inspection-slip",
+}
+
+
 def doc_type_of(word: str) -> str | None:
     """The doc_type a title word (or a file-name part holding one) names, or None."""
     text = unicodedata.normalize("NFKC", word)
+    if text.lower() in FILENAME_WORDS:
+        return FILENAME_WORDS[text.lower()]
     # Longest title first: 適格請求書 before 請求書.
     for title, doc_type in sorted(TITLES, key=lambda t: -len(t[0])):
         if title in text:

@@ -32,6 +32,7 @@ DEFAULT_TIMEOUT: Final = 120.0
 #: Tesseract's own page segmentation (3: automatic, no OSD). Receipts are columns of short
 #: lines; automatic segmentation keeps a right-aligned amount on its label's line.
 PAGE_SEGMENTATION: Final = "3"
+BLOCK_SEGMENTATION: Final = "6"
 _INSTALL_HINT: Final = "install it: apt-get install -y tesseract-ocr tesseract-ocr-jpn"
 
 
@@ -56,8 +57,11 @@ def tesseract_program() -> str:
     return os.environ.get("EDOC_TESSERACT", "tesseract")
 
 
-def ocr_image(image: Image.Image, *, timeout: float = DEFAULT_TIMEOUT) -> OcrPage:
-    """OCR one page image (any Pillow mode; it is handed to Tesseract as lossless PNG)."""
+def ocr_image(image: Image.Image, *, timeout: float = DEFAULT_TIMEOUT,
+              segmentation: str = PAGE_SEGMENTATION) -> OcrPage:
+    """OCR one page image (any Pillow mode; it is handed to Tesseract as lossless PNG).
+    ``segmentation``: Tesseract's ``--psm`` (``BLOCK_SEGMENTATION`` reads a region as one
+    block of text)."""
     if image.mode not in ("1", "L", "RGB"):
         image = image.convert("RGB")
     with tempfile.TemporaryDirectory(prefix="edoc-ocr-") as tmp:
@@ -66,13 +70,13 @@ def ocr_image(image: Image.Image, *, timeout: float = DEFAULT_TIMEOUT) -> OcrPag
         # resolution the scan declared, and 300 is what the archive's capture rules ask.
         dpi = image.info.get("dpi", (300, 300))
         image.save(page, format="PNG", dpi=dpi)
-        return _run(page, timeout)
+        return _run(page, timeout, segmentation)
 
 
-def _run(page: Path, timeout: float) -> OcrPage:
+def _run(page: Path, timeout: float, segmentation: str) -> OcrPage:
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
     argv = [tesseract_program(), str(page), "stdout", "-l", LANGUAGES,
-            "--psm", PAGE_SEGMENTATION, "tsv"]
+            "--psm", segmentation, "tsv"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=timeout, env=env,
                               check=False, stdin=subprocess.DEVNULL)

@@ -25,7 +25,8 @@ import pypdfium2 as pdfium
 from lxml import etree
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from edoc.capture.ocr import ocr_image
+from edoc.capture.doctype import doc_type_of
+from edoc.capture.ocr import BLOCK_SEGMENTATION, OcrPage, ocr_image
 from edoc.errors import InputError
 from edoc.inspection.einvoice import (
     DEFAULT_MAX_BYTES,
@@ -62,6 +63,11 @@ MIN_TEXT_CHARS: Final = 16
 #: scans of 200 dpi or more; Tesseract reads small print best from 300).
 OCR_RENDER_DPI: Final = 300
 PAGE_SEPARATOR: Final = "\f"
+#: The top of a page where a document's title is printed (share of the page height).
+TITLE_BAND: Final = 0.2
+#: How the title band is read, in turn: (resolution, Tesseract --psm). At 100–150 dpi a
+#: 20-point title is 30–40 pixels high, near the glyph size Tesseract's models read best.
+TITLE_READINGS: Final = ((150.0, "11"), (100.0, "11"), (150.0, BLOCK_SEGMENTATION))
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,9 @@ def extract_text(path: Path, media_type: str, *, ocr: bool = True) -> DocumentTe
 
 
 def _unreadable(path: Path, why: str, code: str = CAPTURE_UNREADABLE) -> InputError:
-    return InputError(f"{path.name}: {why}", code=code)
+    # The message does not repeat the file's name: callers report it beside the error.
+    del path
+    return InputError(why, code=code)
 
 
 # -- XML ------------------------------------------------------------------------------------
@@ -155,7 +163,7 @@ def _pdf_text(path: Path, *, ocr: bool) -> DocumentText | None:
     ocr_pages = scanned[:MAX_OCR_PAGES] if ocr else []
     for index in ocr_pages:
         image = _render_page(path, index)
-        page_text = ocr_image(image)
+        page_text = ocr_page(image)
         texts[index] = page_text.text
         if page_text.confidence is not None:
             confidences.append(page_text.confidence)
@@ -192,6 +200,36 @@ def _render_page(path: Path, index: int) -> Image.Image:
     return image
 
 
+# -- OCR ------------------------------------------------------------------------------------
+
+
+def ocr_page(image: Image.Image) -> OcrPage:
+    """OCR of one page, with a second look at its title when the first found none.
+
+    A title (領収書, 請求書) is printed large and alone, and Tesseract's page layout analysis
+    (``--psm 3``) drops or misreads such glyphs. The top band of the page shrunk to body-text
+    size and read as sparse text (``--psm 11``) or one block (``--psm 6``) gives it; which
+    of ``TITLE_READINGS`` works varies from page to page (measured in bench/capture.py), so
+    they are tried in turn until one finds a title. Only title lines are added, first, so
+    every other field still comes from the whole-page reading."""
+    read = ocr_image(image)
+    if any(doc_type_of(line) for line in read.text.splitlines()):
+        return read
+    band = image.crop((0, 0, image.width, max(1, round(image.height * TITLE_BAND))))
+    dpi = float(image.info.get("dpi", (300, 300))[0] or 300)
+    for target_dpi, segmentation in TITLE_READINGS:
+        scale = min(1.0, target_dpi / dpi)
+        small = band.resize((max(1, round(band.width * scale)),
+                             max(1, round(band.height * scale))), Image.Resampling.LANCZOS)
+        small.info["dpi"] = (dpi * scale, dpi * scale)
+        titles = [line for line in ocr_image(small, segmentation=segmentation).text.splitlines()
+                  if doc_type_of(line)]
+        if titles:
+            return OcrPage(text="\n".join([*titles, read.text]), confidence=read.confidence,
+                           words=read.words)
+    return read
+
+
 # -- images ---------------------------------------------------------------------------------
 
 
@@ -207,7 +245,7 @@ def _image_text(path: Path) -> DocumentText:
                 page = frame.copy()
                 if dpi:
                     page.info["dpi"] = dpi
-                read = ocr_image(page)
+                read = ocr_page(page)
                 texts.append(read.text)
                 if read.confidence is not None:
                     confidences.append(read.confidence)

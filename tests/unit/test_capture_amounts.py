@@ -46,6 +46,11 @@ def test_no_total_on_excluded_lines(text: str) -> None:
     assert best_amount(text) is None
 
 
+def test_unreadable_label_falls_back_to_the_largest_marked_amount() -> None:
+    text = "HUN BA ¥7,384-\n小計 ¥6,713\n消費税 ¥671\nお預り ¥10,000\nTEL 03-1234-5678"
+    assert best_amount(text) == (7384, 0.4)
+
+
 def test_conflicting_totals_lower_the_confidence() -> None:
     one = best_amount("合計 ¥5,500")
     two = best_amount("合計 ¥5,500\n合計 ¥6,600")

@@ -6,7 +6,7 @@ import pytest
 
 from edoc.capture.suggest import Suggestion, from_filename, from_text, merge
 from edoc.capture.text import DocumentText
-from edoc.capture.tnumber import best_registration_number, find_registration_numbers
+from edoc.capture.tnumber import NumberFound, best_registration_number, find_registration_numbers
 
 VALID = "T6010401006754"      # 法人番号 check digit 6 holds
 BAD_CHECK = "T8010401006754"  # same digits, wrong check digit
@@ -24,6 +24,21 @@ def test_t_number_forms(text: str, expected: str) -> None:
     assert found is not None and found[0] == expected and found[1] >= 0.9
 
 
+@pytest.mark.parametrize(("text", "expected", "confidence"), [
+    ("登録番号16010401006754", VALID, 0.97),     # the T read as a 1
+    ("登録番号 6010401006754", VALID, 0.97),     # the T lost
+    ("登録番号T601040100675g", None, None),      # g: 9 or 8, and neither checks
+    ("登録番号T6O10401006754", VALID, 0.8),      # O for 0, resolved by the check digit
+    ("登録番号T7179170236508", "T7179170236508", 0.97),
+    ("登録番号T717917023650g", "T7179170236508", 0.8),  # g for 8: only 8 checks
+    ("T6OlO4O1OO6754", None, None),              # too many letters to resolve safely
+])
+def test_ocr_slips_resolved_by_the_check_digit(text: str, expected: str | None,
+                                                confidence: float | None) -> None:
+    found = best_registration_number(text)
+    assert found == (None if expected is None else (expected, confidence))
+
+
 def test_bad_check_digit_is_proposed_with_low_confidence() -> None:
     assert best_registration_number(f"登録番号 {BAD_CHECK}") == (BAD_CHECK, 0.4)
     # a valid one elsewhere on the page wins
@@ -35,6 +50,10 @@ def test_bad_check_digit_is_proposed_with_low_confidence() -> None:
                                   "電話 0601040100675"])
 def test_not_a_t_number(text: str) -> None:
     assert find_registration_numbers(text) == []
+
+
+def test_found_numbers_say_whether_repaired() -> None:
+    assert find_registration_numbers(f"{VALID}\n{VALID}") == [NumberFound(VALID, True, False)]
 
 
 RECEIPT = "\n".join([
