@@ -347,6 +347,10 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         from edoc.services.manifest_csv import read_manifest
 
         requests = read_manifest(Path(manifest_csv), default_profiles=profiles)
+        if opts.get("ocr"):  # --ocr applies to every row (a row OCR suggested has it anyway)
+            from dataclasses import replace
+
+            requests = [replace(r, ocr=True) for r in requests]
     else:
         requests = [_request(f, profiles, opts) for f in files]
         if opts.get("suggest"):
@@ -1248,6 +1252,24 @@ def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
 @cli.group()
 def catalog() -> None:
     """The catalog (a derived index of the object store)."""
+
+
+@catalog.command("text")
+@click.option("--ocr", is_flag=True, help="Also OCR scans (slow: seconds a page).")
+@click.option("--all", "every", is_flag=True,
+              help="Re-derive every record's text, not only the records that have none.")
+@json_option
+@click.pass_context
+def catalog_text(ctx: click.Context, ocr: bool, every: bool, as_json: bool) -> None:
+    """Derive the full text (search --text) of records that have none: after an ingest
+    without --ocr, or one a crash interrupted after its commit."""
+    from edoc.services.fulltext import rederive
+
+    a = _archive(ctx)
+    summary = rederive(a.catalog, a.store, ocr=ocr, only_missing=not every,
+                       progress=None if as_json else info)
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
 
 
 @catalog.command("rebuild")

@@ -36,6 +36,7 @@ from edoc.services.ingest import IngestRequest  # noqa: E402
 
 PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry",
          "einvoice")
+PARTS += ("fragments",)  # 1-2 character counterparty and text fragments (bench/fragments.py)
 PARTS += ("capture",)  # bench/capture.py (issue 16)
 MiB = 1024 * 1024
 

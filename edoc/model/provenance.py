@@ -78,6 +78,9 @@ class FieldProvenance:
                                   f"{', '.join(SOURCES)}", code="BAD_SOURCE")
         if self.confidence is not None:
             check_confidence(self.confidence)
+        if self.source != CONFIRMED and self.suggested_by is not None:
+            raise ProvenanceError(f"a {self.source} field has no suggester (a suggestion is "
+                                  f"{CONFIRMED} once confirmed)", code="NOT_CONFIRMED")
         if self.source == CONFIRMED:
             if self.suggested_by not in SUGGESTERS:
                 raise ProvenanceError(f"suggested_by {self.suggested_by!r} is not one of "

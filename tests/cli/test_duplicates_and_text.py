@@ -189,3 +189,41 @@ def test_purge_removes_the_text_and_rebuild_restores_it(edoc: Edoc, tmp_path: Pa
     assert rebuilt["texts"] == 1
     assert _text_hits(edoc, "東") == [stays["record_id"]]
     assert edoc.json("verify", "--all")[0] == 0
+
+
+IPAEX = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
+
+
+def _japanese_scan(path: Path, lines: list[str]) -> Path:
+    """A 300-dpi scan of a receipt printed in a Japanese font (fonts-ipaexfont)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.new("L", (1800, 900), 255)
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.truetype(str(IPAEX), 72)
+    for n, line in enumerate(lines):
+        draw.text((120, 120 + n * 160), line, font=font, fill=0)
+    im.save(path, dpi=(300, 300))
+    return path
+
+
+@pytest.mark.skipif(not IPAEX.is_file(), reason="fonts-ipaexfont not installed")
+def test_ocr_text_at_ingest_when_asked_and_later_by_catalog_text(edoc: Edoc,
+                                                                 tmp_path: Path) -> None:
+    asked = _japanese_scan(tmp_path / "gas.png", ["東京ガス株式会社", "領収書 合計 3300円"])
+    code, r = edoc.ingest_one(asked, "--profile", "general", "--ocr")
+    assert code == 0, r
+    assert _text_hits(edoc, "ガス") == [r["record_id"]]
+    later = _japanese_scan(tmp_path / "water.png", ["横浜市水道局", "請求書 合計 2200円"])
+    code, w = edoc.ingest_one(later, "--profile", "general")
+    assert code == 0, w
+    assert _text_hits(edoc, "水道") == []  # no OCR unasked
+    code, done = edoc.json("catalog", "text")
+    assert code == 0 and done["derived"] == 0  # without --ocr a scan has no text
+    code, done = edoc.json("catalog", "text", "--ocr")
+    assert code == 0 and (done["records"], done["derived"]) == (1, 1)  # only the missing one
+    assert _text_hits(edoc, "水道") == [w["record_id"]]
+    with edoc.db() as db:
+        source, confidence = db.execute("SELECT source, confidence FROM texts WHERE "
+                                        "record_id = ?", (w["record_id"],)).fetchone()
+    assert source == "ocr" and 0 < confidence <= 1

@@ -160,6 +160,12 @@ def test_confirm_is_a_new_version_with_history(edoc: Edoc, tmp_path: Path) -> No
     third = edoc.latest_manifest(rid)["provenance"]["transaction_date"]
     assert third == {"source": "suggestion-confirmed", "suggested_by": "ocr",
                      "confidence": "0.910", "confirmed_by": "監査 高橋"}
+    # an evidence bundle of the confirmed record verifies offline, every version included
+    bundle = tmp_path / "bundle.zip"
+    code, made = edoc.json("evidence", rid, "-o", str(bundle))
+    assert code == 0, made
+    res = edoc("verify-bundle", str(bundle), "--json")
+    assert res.exit_code == 0, res.output
     # text output names the source and the confirmer
     out = edoc("show", rid).output
     assert "transaction_date: suggestion-confirmed (via ocr, confidence 0.910, confirmed " \

@@ -37,6 +37,9 @@ def test_confirmed_needs_a_confirmer_and_a_known_suggester() -> None:
     with pytest.raises(ProvenanceError) as exc:
         FieldProvenance("ocr")  # an unconfirmed machine source is no stored source
     assert exc.value.code == "BAD_SOURCE"
+    with pytest.raises(ProvenanceError) as exc:
+        FieldProvenance("typed", suggested_by="ocr")  # a suggestion passed off as typed
+    assert exc.value.code == "NOT_CONFIRMED"
 
 
 @pytest.mark.parametrize("value", [-0.01, 1.01, float("nan"), True])
