@@ -8,9 +8,12 @@ Owns choosing how to read each kind of file, in the order the capture issue fixe
   at 300 dpi and read by OCR when ``ocr`` is true;
 * an image (JPEG, PNG, TIFF, each frame of a multi-page TIFF): OCR.
 
-Hostile input is bounded before anything decodes it: a PDF's streams are measured first
-(``edoc.inspection.pdf_streams``), Pillow's decompression-bomb guard stays on, and pages and
-frames read are capped. A file that cannot be read raises ``InputError`` with a code
+Hostile input is bounded before anything decodes it: a PDF or an image first passes the
+archive's own readability gate (``edoc.inspection.inspect``: stream sizes measured before
+qpdf or pdfium inflate anything, a budget on what a page's content and forms cost to draw —
+pdfium's text extraction expands a form fan-out exponentially —, an image's pixel count
+checked from its header), Pillow's decompression-bomb guard stays on, and pages and frames
+read are capped. A file that cannot be read raises ``InputError`` with a code
 (``CAPTURE_UNREADABLE``, ``PDF_STREAM_TOO_LARGE``, ``OCR_UNAVAILABLE``, ``OCR_TIMEOUT``…);
 a media type capture does not read gives None.
 """
@@ -28,6 +31,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from edoc.capture.doctype import doc_type_of
 from edoc.capture.ocr import BLOCK_SEGMENTATION, OcrPage, ocr_image
 from edoc.errors import InputError
+from edoc.inspection import inspect
 from edoc.inspection.einvoice import (
     DEFAULT_MAX_BYTES,
     EINVOICE_DTD_REFUSED,
@@ -41,7 +45,6 @@ from edoc.inspection.einvoice import (
 # The one pdfium lock of the process: pdfium's state is process-global and not thread-safe,
 # so text extraction must take the lock inspection's renderer takes.
 from edoc.inspection.pdf_content import _PDFIUM_LOCK as PDFIUM_LOCK
-from edoc.inspection.pdf_streams import pdf_stream_sizes
 
 __all__ = ["EINVOICE", "OCR", "PDF_TEXT", "DocumentText", "extract_text"]
 
@@ -90,9 +93,13 @@ def extract_text(path: Path, media_type: str, *, ocr: bool = True) -> DocumentTe
     if media_type == XML_TYPE:
         return _xml_text(path)
     if media_type == PDF_TYPE:
+        inspect(path, media_type)  # the archive's guards first (see the module docstring)
         return _pdf_text(path, ocr=ocr)
     if media_type in IMAGE_TYPES:
-        return _image_text(path) if ocr else None
+        if not ocr:
+            return None
+        inspect(path, media_type)
+        return _image_text(path)
     return None
 
 
@@ -132,7 +139,6 @@ def _xml_text(path: Path) -> DocumentText:
 
 
 def _pdf_text(path: Path, *, ocr: bool) -> DocumentText | None:
-    pdf_stream_sizes(path)  # raises PDF_STREAM_TOO_LARGE before pdfium inflates anything
     texts: list[str] = []
     scanned: list[int] = []
     with PDFIUM_LOCK:
@@ -142,8 +148,16 @@ def _pdf_text(path: Path, *, ocr: bool) -> DocumentText | None:
             raise _unreadable(path, f"the PDF cannot be opened: {exc}") from None
         try:
             count = min(len(doc), MAX_PAGES)
+            unloadable: list[int] = []
             for index in range(count):
-                page = doc[index]
+                try:
+                    page = doc[index]
+                except (pdfium.PdfiumError, ValueError, IndexError):
+                    # A page tree naming a missing object: viewers skip that page, and so
+                    # does capture (the readability gate judges the file, not this).
+                    unloadable.append(index)
+                    texts.append("")
+                    continue
                 try:
                     textpage = page.get_textpage()
                     try:
@@ -155,6 +169,8 @@ def _pdf_text(path: Path, *, ocr: bool) -> DocumentText | None:
                 texts.append(text.strip())
                 if sum(ch.isprintable() and not ch.isspace() for ch in text) < MIN_TEXT_CHARS:
                     scanned.append(index)
+            if count and len(unloadable) == count:
+                raise _unreadable(path, "no page of the PDF can be loaded")
         except (pdfium.PdfiumError, ValueError, IndexError) as exc:
             raise _unreadable(path, f"the PDF's text cannot be read: {exc}") from None
         finally:

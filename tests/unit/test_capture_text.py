@@ -83,3 +83,19 @@ def test_parse_tsv_joins_japanese_words_and_averages_confidence() -> None:
     page = parse_tsv("\n".join([header, *rows]))
     assert page.text == "合計¥5,500\nTEL 03-1234"
     assert page.confidence == 0.75 and page.words == 4
+
+
+def test_hostile_pdfs_end_in_a_code_not_in_memory(tmp_path: Path) -> None:
+    """The form fan-out ('billion laughs' of form XObjects) took pdfium's text extraction to
+    22 GB before capture ran the archive's readability gate first; every hostile PDF of the
+    suite's corpus now ends in a one-line code, or reads."""
+    from tests.hostile import build_corpus
+
+    cases = [c for c in build_corpus(tmp_path) if c.case.startswith("pdf-")
+             and c.path.suffix == ".pdf" and c.path.is_file()]
+    assert any(c.case == "pdf-form-fanout" for c in cases)
+    for case in cases:
+        try:
+            extract_text(case.path, "application/pdf", ocr=False)
+        except InputError as exc:
+            assert exc.code.startswith(("PDF_", "IMAGE_", "CAPTURE_")), (case.case, exc.code)
