@@ -8,13 +8,14 @@ Owns choosing how to read each kind of file, in the order the capture issue fixe
   at 300 dpi and read by OCR when ``ocr`` is true;
 * an image (JPEG, PNG, TIFF, each frame of a multi-page TIFF): OCR.
 
-Hostile input is bounded before anything decodes it: a PDF or an image first passes the
-archive's own readability gate (``edoc.inspection.inspect``: stream sizes measured before
-qpdf or pdfium inflate anything, a budget on what a page's content and forms cost to draw —
-pdfium's text extraction expands a form fan-out exponentially —, an image's pixel count
-checked from its header), Pillow's decompression-bomb guard stays on, and pages and frames
-read are capped. A file that cannot be read raises ``InputError`` with a code
-(``CAPTURE_UNREADABLE``, ``PDF_STREAM_TOO_LARGE``, ``OCR_UNAVAILABLE``, ``OCR_TIMEOUT``…);
+Hostile input is bounded before anything decodes it: a PDF first passes the archive's own
+readability gate (``edoc.inspection.inspect``: stream sizes measured before qpdf or pdfium
+inflate anything, and a budget on what a page's content and forms cost to draw — pdfium's
+text extraction expands a form fan-out exponentially); an image frame's pixel count is
+checked from its header before it is decoded, Pillow's decompression-bomb guard stays on,
+and pages and frames read are capped. A file that cannot be read raises ``InputError`` with
+a code (``PDF_UNREADABLE``, ``PDF_TOO_COMPLEX``, ``PDF_STREAM_TOO_LARGE``,
+``IMAGE_TOO_LARGE``, ``CAPTURE_UNREADABLE``, ``OCR_UNAVAILABLE``, ``OCR_TIMEOUT``…);
 a media type capture does not read gives None.
 """
 
@@ -31,7 +32,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from edoc.capture.doctype import doc_type_of
 from edoc.capture.ocr import BLOCK_SEGMENTATION, OcrPage, ocr_image
 from edoc.errors import InputError
-from edoc.inspection import inspect
+from edoc.inspection import MAX_PIXELS, inspect
 from edoc.inspection.einvoice import (
     DEFAULT_MAX_BYTES,
     EINVOICE_DTD_REFUSED,
@@ -96,10 +97,10 @@ def extract_text(path: Path, media_type: str, *, ocr: bool = True) -> DocumentTe
         inspect(path, media_type)  # the archive's guards first (see the module docstring)
         return _pdf_text(path, ocr=ocr)
     if media_type in IMAGE_TYPES:
-        if not ocr:
-            return None
-        inspect(path, media_type)
-        return _image_text(path)
+        # Not the whole gate: a scan without a recorded resolution is still readable text
+        # (the gate refuses it for storage, RESOLUTION_UNKNOWN); each frame's pixel count is
+        # checked from its header instead, before it is decoded.
+        return _image_text(path) if ocr else None
     return None
 
 
@@ -258,6 +259,10 @@ def _image_text(path: Path) -> DocumentText:
             for frame_no, frame in enumerate(ImageSequence.Iterator(im)):
                 if frame_no >= MAX_PAGES:
                     break
+                width, height = frame.size
+                if width * height > MAX_PIXELS:
+                    raise InputError(f"page {frame_no + 1} is {width}×{height} px, more than "
+                                     f"{MAX_PIXELS / 1e6:.0f} MP", code="IMAGE_TOO_LARGE")
                 page = frame.copy()
                 if dpi:
                     page.info["dpi"] = dpi

@@ -95,7 +95,7 @@ def test_batch_continues_past_bad_files_and_keeps_the_order(tmp_path: Path) -> N
                          progress=lambda r: seen.append(r.path))
     assert [r.path for r in rows] == [str(broken), str(good), str(missing), str(named)]
     assert sorted(seen) == sorted(r.path for r in rows)
-    assert rows[0].error is not None and rows[0].error["code"] == "CAPTURE_UNREADABLE"
+    assert rows[0].error is not None and rows[0].error["code"] == "PDF_UNREADABLE"
     assert rows[1].error is None and rows[1].suggestions["amount"].value == "5500"
     assert rows[2].error is not None and rows[2].error["code"] == "FILE_NOT_FOUND"
     assert rows[3].error is None and rows[3].note is not None
@@ -132,12 +132,12 @@ def test_cli_capture_writes_rows_and_reports_bad_files(tmp_path: Path) -> None:
     res = edoc("capture", str(tmp_path / "good.pdf"), str(tmp_path / "bad.pdf"),
                "/etc/hostname", "-o", str(out), "--jobs", "1")
     assert res.exit_code == 1
-    assert "not read: " in res.stderr and "CAPTURE_UNREADABLE" in res.stderr
+    assert "not read: " in res.stderr and "PDF_UNREADABLE" in res.stderr
     assert "skipped: /etc/hostname: CAPTURE_OUTSIDE_CSV_DIR" in res.stderr
     _, rows = _read(out)
     assert [r["file"] for r in rows] == ["good.pdf", "bad.pdf"]
     assert rows[0]["amount"] == "5500" and rows[0]["counterparty"] == "株式会社東京ガス"
-    assert rows[1]["note"].startswith("CAPTURE_UNREADABLE")
+    assert rows[1]["note"].startswith("PDF_UNREADABLE")
     again = edoc("capture", str(tmp_path / "good.pdf"), "-o", str(out))
     assert again.exit_code == 1 and "OUTPUT_EXISTS" in again.stderr
     forced = edoc("capture", str(tmp_path / "good.pdf"), "-o", str(out), "--force", "--json")

@@ -48,7 +48,7 @@ def test_garbage_pdf_has_a_code(tmp_path: Path) -> None:
     bad.write_bytes(b"%PDF-1.7\nthis is not a pdf")
     with pytest.raises(InputError) as err:
         extract_text(bad, "application/pdf")
-    assert err.value.code == "CAPTURE_UNREADABLE"
+    assert err.value.code == "PDF_UNREADABLE"
 
 
 def test_unread_type_is_none(tmp_path: Path) -> None:
