@@ -142,6 +142,7 @@ def cli(ctx: click.Context, archive: str | None, debug: bool) -> None:
 
 SIGNING_COMMANDS = {"ingest", "correct", "delete", "hold", "release", "purge", "renew",
                     "retention", "doctor"}
+SIGNING_COMMANDS.add("confirm")  # edoc confirm writes a sealed version
 
 
 def _ensure_passphrase(a: Any) -> None:
@@ -289,7 +290,8 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
         extension_months=opts.get("extension_months"), loss_year=opts.get("loss_year", False),
         tax_year=opts.get("tax_year"), period_end=opts.get("period_end"),
         closing_date=opts.get("closing_date"), completed=opts.get("completed"),
-        direction=opts.get("direction"))
+        direction=opts.get("direction"),
+        registration_number=opts.get("registration_number"), ocr=opts.get("ocr", False))
 
 
 # -- ingest ----------------------------------------------------------------------------------
@@ -305,6 +307,15 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
 @click.option("--direction", type=click.Choice(["received", "sent"]),
               help="For an e-invoice: received (default; counterparty = the issuer) or sent.")
 @retention_options
+@click.option("--registration-number", metavar="T…",
+              help="The issuer's registration number (登録番号, T + 13 digits) of a "
+                   "record that is not an e-invoice; searchable.")
+@click.option("--ocr", is_flag=True,
+              help="Read the text of images and image-only PDFs by OCR for search --text "
+                   "(slow: seconds a page); the PDF text layer is always read.")
+@click.option("--suggest", is_flag=True,
+              help="On a terminal: read each file (e-invoice, PDF text, OCR, file name), "
+                   "show the suggested fields; Enter accepts, typed text corrects.")
 @click.option("--skip-existing", is_flag=True,
               help="A file already in the archive (same SHA-256) counts as done, not as a "
                    "duplicate: for re-running a batch after a failure.")
@@ -328,13 +339,22 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
                           hint="edoc ingest FILE... --profile ID (or --manifest FILE.csv)")
     if files and manifest_csv:
         raise ConfigError("give files or --manifest, not both", code="USAGE_ERROR")
+    if opts.get("suggest") and manifest_csv:
+        raise ConfigError("--suggest reads FILES; a review CSV already holds suggestions",
+                          code="USAGE_ERROR")
     a = _archive(ctx)
     if manifest_csv:
         from edoc.services.manifest_csv import read_manifest
 
         requests = read_manifest(Path(manifest_csv), default_profiles=profiles)
+        if opts.get("ocr"):  # --ocr applies to every row (a row OCR suggested has it anyway)
+            from dataclasses import replace
+
+            requests = [replace(r, ocr=True) for r in requests]
     else:
         requests = [_request(f, profiles, opts) for f in files]
+        if opts.get("suggest"):
+            requests = _suggested_requests(requests, jobs)
     # Unknown profiles are a usage error for the whole run, not a per-file rejection.
     for pid in {p for r in requests if r.rejection is None
                 for p in (r.profiles or (a.cfg.default_profile,))}:
@@ -382,6 +402,117 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
     sys.exit(0 if run.ok else 1)
 
 
+# -- capture ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="FILE.csv",
+              help="The review CSV to write (its directory must hold the files).")
+@click.option("--profile", "profiles", multiple=True, metavar="ID",
+              help="Ordinance profile to pre-fill in the profile column (repeatable).")
+@click.option("--jobs", type=click.IntRange(min=1, max=64), metavar="N",
+              help="OCR worker processes (default: the cores available).")
+@click.option("--no-ocr", "no_ocr", is_flag=True,
+              help="Read text layers, e-invoices and file names only; no OCR.")
+@click.option("--force", is_flag=True, help="Overwrite FILE.csv if it exists.")
+@json_option
+def capture(files: tuple[str, ...], output: str, profiles: tuple[str, ...], jobs: int | None,
+            no_ocr: bool, force: bool, as_json: bool) -> None:
+    """Read FILES and write a review CSV of suggested fields for 'ingest --manifest'.
+
+    Each field comes with its source (einvoice, pdf-text, ocr, filename) and a confidence;
+    a person checks the row, corrects what is wrong and writes their name in confirmed_by.
+    Exit 0 when every file was read, 1 when any could not be (its row is still written).
+    """
+    from edoc.policy.values import printable_name
+    from edoc.services import capture as cap
+
+    out = Path(output)
+    cap.check_output(out, replace=force)
+    inside: list[str] = []
+    outside: list[dict[str, str]] = []
+    for f in files:
+        try:
+            cap.relative_to_csv(f, out.parent)
+            inside.append(f)
+        except EdocError as exc:
+            outside.append({"file": f, "code": exc.code, "message": exc.message})
+            if not as_json:
+                info(f"skipped: {printable_name(f)}: {exc.code}: {exc.message}")
+    tty = sys.stderr.isatty() and not as_json
+    done = [0]
+
+    def progress(row: Any) -> None:
+        done[0] += 1
+        name = printable_name(row.path)
+        if row.error and not as_json:
+            info(f"not read: {name}: {row.error['code']}: {row.error['message']}")
+        elif tty:
+            info(f"[{done[0]}/{len(inside)}] read {name}")
+
+    rows = cap.capture_files(inside, jobs=jobs, ocr=not no_ocr, progress=progress)
+    cap.write_review_csv(out, cap.review_rows(rows, out.parent, profiles), replace=force)
+    failed = sum(r.error is not None for r in rows) + len(outside)
+    if as_json:
+        emit_json({"ok": failed == 0, "output": str(out), "read": len(rows),
+                   "failed": failed, "skipped": outside,
+                   "results": [r.as_dict() for r in rows]})
+    else:
+        suggested = sum(bool(r.suggestions) for r in rows)
+        info(f"{len(rows)} rows written to {printable_name(str(out))} ({suggested} with "
+             f"suggestions, {failed} not read); check them, fill confirmed_by, then "
+             f"'edoc ingest --manifest {printable_name(str(out))}'")
+    sys.exit(0 if failed == 0 else 1)
+
+
+def _suggested_requests(requests: list[Any], jobs: int | None) -> list[Any]:
+    """``ingest --suggest``: each file's suggested fields shown on the terminal, one prompt
+    per field (Enter accepts, typed text corrects, ``-`` leaves it empty); a field given as
+    a flag is typed and not asked. Accepted suggestions carry their provenance and the
+    confirmer's name, as a confirmed review-CSV row does (``services.capture``)."""
+    import getpass
+
+    from edoc.policy.values import printable_name
+    from edoc.services import capture as cap
+
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise ConfigError("--suggest asks at a terminal, and stdin or stderr is not one",
+                          code="SUGGEST_NEEDS_TTY",
+                          hint="for batches: edoc capture FILES -o review.csv, fill "
+                               "confirmed_by, then edoc ingest --manifest review.csv")
+    info(f"reading {len(requests)} file(s)…")
+    rows = cap.capture_files([r.path for r in requests], jobs=jobs)
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment
+        login = ""
+    by = click.prompt("Confirmed by (your name)", default=login or None, err=True).strip()
+    info("Enter accepts a suggestion, typed text corrects it, '-' leaves the field empty.")
+    out = []
+    for request, row in zip(requests, rows, strict=True):
+        problem = f"  [{row.error['code']}: {row.error['message']}]" if row.error else ""
+        info(f"{printable_name(request.path)}{problem}")
+        answers: dict[str, tuple[str, Any]] = {}
+        for name in cap.SUGGESTED:
+            typed = getattr(request, name)
+            if typed:
+                info(f"  {name}: {printable_name(typed)} (typed)")
+                continue
+            s = row.suggestions.get(name)
+            shown = (f" [{printable_name(s.value)}] ({s.source}, {s.confidence:.2f})" if s
+                     else " (no suggestion)")
+            reply = click.prompt(f"  {name}{shown}", default="", show_default=False,
+                                 err=True).strip()
+            if reply == "-":
+                answers[name] = ("", None)
+            elif reply:
+                answers[name] = (reply, None)
+            elif s is not None:
+                answers[name] = (s.value, s)
+        out.append(cap.confirmed_request(request, answers, by))
+    return out
+
+
 # -- search / show / get ---------------------------------------------------------------------
 
 #: Columns of ``search --csv`` and keys of ``search --json``, in order; each is a field of
@@ -412,6 +543,9 @@ search_options = _options(
                  help="The seller's registration number (登録番号, exact)."),
     click.option("--include-deleted", is_flag=True, help="Also deleted (tombstoned) records."),
     click.option("--all-versions", is_flag=True, help="Every version, not only the latest."),
+    click.option("--text", "text", metavar="FRAGMENT",
+                 help="Part of the document's text (PDF text layer, e-invoice, OCR); one "
+                      "character is enough (東)."),
 )
 
 
@@ -425,21 +559,27 @@ def _search_query(opts: dict[str, Any], limit: int | None = None) -> Any:
         invoice_number=opts["invoice_number"],
         registration_number=opts["registration_number"],
         include_deleted=opts["include_deleted"], all_versions=opts["all_versions"],
-        limit=limit)
+        limit=limit, text=opts.get("text"))
 
 
 @cli.command()
 @search_options
 @click.option("--limit", type=click.IntRange(min=1))
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (formulas neutralised).")
+@click.option("--duplicates", is_flag=True,
+              help="List pairs of active records with the same counterparty (or 登録番号), "
+                   "date and amount but other bytes (DUPLICATE_SUSPECT).")
 @json_option
 @click.pass_context
 def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool,
-           **opts: Any) -> None:
+           duplicates: bool, **opts: Any) -> None:
     """Search records; all filters combine with AND (検索性: ranges on date and amount)."""
     from edoc.policy.values import printable_name
     from edoc.services.records import search_records
 
+    if duplicates:
+        _search_duplicates(ctx, limit, as_csv, as_json, opts)
+        return
     q = _search_query(opts, limit)
     a = _archive(ctx)
     rows = search_records(a, q, a.actor)
@@ -462,6 +602,35 @@ def search(ctx: click.Context, /, limit: int | None, as_csv: bool, as_json: bool
                 name = printable_name(r.original_name) if r.original_name else "-"
                 click.echo(f"    {name}  sha256 {r.content_sha256}")
         info(f"{len(rows)} record(s)")
+
+
+#: Keys of ``search --duplicates --json`` pairs and columns of its ``--csv``.
+DUPLICATE_HEADER = ("record_id", "other_record_id", "matched_on", "transaction_date",
+                    "amount", "counterparty", "other_counterparty", "registration_number")
+
+
+def _search_duplicates(ctx: click.Context, limit: int | None, as_csv: bool, as_json: bool,
+                       opts: dict[str, Any]) -> None:
+    from edoc.policy.values import printable_name
+    from edoc.services.records import duplicate_report
+
+    if any(v not in (None, False) for v in opts.values()):
+        raise ConfigError("--duplicates lists every suspected pair; it takes no filter",
+                          code="USAGE_ERROR", hint="edoc search --duplicates [--json|--csv]")
+    a = _archive(ctx)
+    pairs = duplicate_report(a, a.actor, limit)
+    rows = [[getattr(p, k) for k in DUPLICATE_HEADER] for p in pairs]
+    if as_json:
+        emit_json({"ok": True, "count": len(pairs),
+                   "pairs": [dict(zip(DUPLICATE_HEADER, r, strict=True)) for r in rows]})
+    elif as_csv:
+        write_csv(iter(rows), DUPLICATE_HEADER)
+    else:
+        for p in pairs:
+            click.echo(f"{p.record_id}  {p.other_record_id}  {p.transaction_date}  "
+                       f"¥{p.amount:,}  same {p.matched_on}  "
+                       f"{printable_name(p.counterparty or p.registration_number or '-')}")
+        info(f"{len(pairs)} suspected duplicate pair(s)")
 
 
 @cli.command()
@@ -518,6 +687,7 @@ def show(ctx: click.Context, record_id: str, history: bool, as_json: bool) -> No
             if meta.get(k) is not None:
                 click.echo(f"    {k:<17} {meta[k]}")
         _show_einvoice(m.einvoice)
+        _show_provenance(m.provenance, m.warnings)
         inp = m.input
         if inp:
             click.echo(f"    input     received {inp['received']}, deadline {inp['deadline']}: "
@@ -544,6 +714,23 @@ def _show_seamless(reading: Any) -> None:
         click.echo(f"    ({c.id}) {c.status:<5}  {c.name}: {c.detail}  [{c.basis}]")
     for a in reading.amount_changes:
         click.echo(f"    amount    v{a.version}: {a.old} -> {a.new}  ({a.reason})")
+
+
+def _show_provenance(block: Any, warnings: Any) -> None:
+    """Where each search field came from and who confirmed it; the version's warnings."""
+    from edoc.policy.values import printable_name
+
+    for name, p in sorted((block or {}).items()):
+        via = p.get("via") or p.get("suggested_by")
+        detail = [f"via {via}"] if via else []
+        if p.get("confidence") is not None:
+            detail.append(f"confidence {p['confidence']}")
+        if p.get("confirmed_by"):
+            detail.append(f"confirmed by {printable_name(str(p['confirmed_by']))}")
+        click.echo(f"    source    {name}: {p.get('source')}"
+                   + (f" ({', '.join(detail)})" if detail else ""))
+    for w in warnings or ():
+        click.echo(f"    warning   {w.get('code')}: {printable_name(str(w.get('message')))}")
 
 
 def _show_einvoice(block: Any) -> None:
@@ -706,6 +893,30 @@ def _render_change(result: Any, as_json: bool, verb: str) -> None:
         click.echo(f"{result.record_id} v{result.version} {result.kind}  "
                    f"retain-until {result.retain_until}")
         info(f"{verb}; the earlier versions are kept unchanged")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--by", "by", required=True, metavar="NAME",
+              help="The person confirming (responsible for the values; NTA: OCR is only "
+                   "input support).")
+@click.option("--doc-type")
+@click.option("--date", "tx_date", metavar="YYYY-MM-DD", help="Transaction date.")
+@click.option("--amount", help="Amount in whole yen.")
+@click.option("--counterparty", help="取引先 (counterparty) name.")
+@click.option("--registration-number", metavar="T…", help="The issuer's 登録番号.")
+@click.option("--reason", help="Kept in the history (default: which fields, by whom).")
+@json_option
+@click.pass_context
+def confirm(ctx: click.Context, /, record_id: str, by: str, reason: str | None,
+            as_json: bool, **opts: Any) -> None:
+    """Confirm search fields after ingest: a new version, the history kept (like correct)."""
+    from edoc.services.lifecycle import Lifecycle
+
+    a = _archive(ctx)
+    result = Lifecycle(a).confirm(record_id, by=by, reason=reason,
+                                  changes=_request("", (), opts))
+    _render_change(result, as_json, "confirmed")
 
 
 @cli.command()
@@ -1044,17 +1255,38 @@ def catalog() -> None:
     """The catalog (a derived index of the object store)."""
 
 
-@catalog.command("rebuild")
+@catalog.command("text")
+@click.option("--ocr", is_flag=True, help="Also OCR scans (slow: seconds a page).")
+@click.option("--all", "every", is_flag=True,
+              help="Re-derive every record's text, not only the records that have none.")
 @json_option
 @click.pass_context
-def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
+def catalog_text(ctx: click.Context, ocr: bool, every: bool, as_json: bool) -> None:
+    """Derive the full text (search --text) of records that have none: after an ingest
+    without --ocr, or one a crash interrupted after its commit."""
+    from edoc.services.fulltext import rederive
+
+    a = _archive(ctx)
+    summary = rederive(a.catalog, a.store, ocr=ocr, only_missing=not every,
+                       progress=None if as_json else info)
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
+
+
+@catalog.command("rebuild")
+@click.option("--ocr", is_flag=True,
+              help="Also OCR scans to re-derive their full text (slow: seconds a page); "
+                   "PDF text layers and e-invoices are always re-read.")
+@json_option
+@click.pass_context
+def catalog_rebuild(ctx: click.Context, as_json: bool, ocr: bool) -> None:
     """Recreate the catalog from the object store alone (the old one is kept aside)."""
     from edoc.services.rebuild import rebuild_catalog
     from edoc.services.setup import open_for_rebuild
 
     # The catalog may be missing or corrupt: open the archive without checking it.
     a = open_for_rebuild(ctx.obj["archive"])
-    summary = rebuild_catalog(a, progress=None if as_json else info)
+    summary = rebuild_catalog(a, progress=None if as_json else info, ocr=ocr)
     if as_json:
         emit_json({"ok": True, **summary.as_dict()})
     else:

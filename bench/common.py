@@ -38,6 +38,8 @@ PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry",
          "einvoice")
 #: the web viewer's pages at a million records (bench/web.py)
 PARTS = (*PARTS, "web")
+PARTS += ("fragments",)  # 1-2 character counterparty and text fragments (bench/fragments.py)
+PARTS += ("capture",)  # bench/capture.py (issue 16)
 MiB = 1024 * 1024
 
 #: Profiles the bench adds (``EDOC_POLICIES``): per-record manifest seals as the brief asks

@@ -295,8 +295,48 @@ web_sessions = sa.Table(
 )
 #: the web viewer's tables, created on an older catalog by ``upgrade``
 WEB_TABLES = (web_accounts, web_sessions)
+#: The full text of a record's current content (``edoc.services.fulltext``): derived, not
+#: evidence — never sealed, never in the store; ``catalog rebuild`` re-derives it from the
+#: stored content and a purge deletes it with the record. One row per record: the text of
+#: its latest version that has content (``version``).
+texts = sa.Table(
+    "texts", metadata,
+    sa.Column("record_id", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    #: einvoice | pdf-text | ocr
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("pages", sa.Integer, nullable=False),
+    #: mean OCR word confidence, 0..1 (None: no OCR)
+    sa.Column("confidence", sa.Float),
+    #: as extracted (pages separated by a form feed)
+    sa.Column("text", sa.Text, nullable=False),
+    #: ``normalise_text``: what ``search --text`` matches
+    sa.Column("text_norm", sa.Text, nullable=False),
+    sa.Column("derived_at", sa.String(40), nullable=False),
+)
+#: The postings of ``texts``: each distinct character (unigram) and pair of adjacent
+#: characters (bigram) of a record's normalised text. A trigram index cannot answer a one- or
+#: two-character query (東, ガス: short Japanese names are the common case); with unigrams
+#: and bigrams every fragment is an index lookup, then confirmed by ``LIKE`` on the few
+#: candidates.
+text_grams = sa.Table(
+    "text_grams", metadata,
+    sa.Column("gram", sa.String(2), nullable=False),
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("gram", "record_id"),
+)
+sa.Index("ix_text_grams_record", text_grams.c.record_id)
+#: Tables added since the first release that ``upgrade`` creates in an older catalog.
+ADDED_TABLES = (texts, text_grams)
 
 SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")
+
+
+def normalise_text(text: str) -> str:
+    """Full text as ``search --text`` matches it: NFKC + case folding, white space removed
+    (OCR and PDF text layers break lines and space characters arbitrarily, and Japanese
+    has no spaces between words)."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def normalise_counterparty(name: str) -> str:
@@ -364,7 +404,8 @@ def upgrade(conn: Connection) -> None:
     for table in (registry_entries, registry_imports):  # added with `edoc registry`
         if table.name not in present:
             table.create(conn)
-    for table in WEB_TABLES:  # added with `edoc serve`
+    # the web viewer's accounts (`edoc serve`) and the derived full text (search --text)
+    for table in (*WEB_TABLES, *ADDED_TABLES):
         if table.name not in present:
             table.create(conn)
     _add_columns(conn)

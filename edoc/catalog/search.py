@@ -13,7 +13,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from edoc.catalog.engine import CatalogEngine
+from edoc.catalog.fulltext import TextReads, text_filter
 from edoc.catalog.records import VersionRow
 from edoc.catalog.schema import counterparties, normalise_counterparty, records, versions
 
@@ -31,6 +31,8 @@ class SearchQuery:
     #: exact matches on an e-invoice's number and the seller's registration number
     invoice_number: str | None = None
     registration_number: str | None = None
+    #: a fragment of the record's derived full text (``edoc.catalog.fulltext``)
+    text: str | None = None
     include_deleted: bool = False
     all_versions: bool = False
     limit: int | None = None
@@ -49,7 +51,7 @@ def _like_substring(text: str) -> str:
     return f"%{escaped}%"
 
 
-class SearchReads(CatalogEngine):
+class SearchReads(TextReads):
     def search(self, q: SearchQuery) -> Iterator[SearchRow]:
         v, r = versions, records
         stmt = sa.select(v, r.c.state).join(r, r.c.record_id == v.c.record_id)
@@ -111,6 +113,9 @@ class SearchReads(CatalogEngine):
             stmt = stmt.where(v.c.registration_number == q.registration_number)
         if q.profile:
             stmt = stmt.where(v.c.profiles.like(f'%"{q.profile}"%'))
+        if q.text:
+            self.ensure_upgraded()
+            stmt = stmt.where(v.c.record_id.in_(text_filter(q.text)))
         stmt = stmt.order_by(v.c.transaction_date, v.c.record_id, v.c.version)
         if q.limit:
             stmt = stmt.limit(q.limit)

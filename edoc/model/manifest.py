@@ -32,7 +32,9 @@ from edoc.model import canonical
 MANIFEST_SCHEMA = "edoc.manifest/1"
 #: Version kinds (訂正削除履歴): the ingested original, a correction, a deletion's tombstone.
 #: ``retention-extension``: retention recomputed with more facts (``edoc extend``).
-KINDS = ("original", "correction", "tombstone", "retention-extension")
+#: ``confirmation``: a person confirmed (and possibly changed) machine-suggested search
+#: fields after ingest (``edoc confirm``; ``edoc.model.provenance``).
+KINDS = ("original", "correction", "tombstone", "retention-extension", "confirmation")
 
 JSONObject = Mapping[str, Any]
 
@@ -228,6 +230,20 @@ class Manifest:
         """The ``einvoice`` block of a record ingested from a JP PINT e-invoice."""
         value = self.extra.get("einvoice")
         return value if isinstance(value, dict) else None
+
+    @property
+    def provenance(self) -> JSONObject | None:
+        """Per search field, where its value came from (``edoc.model.provenance``); None
+        for a manifest written before the block existed."""
+        value = self.extra.get("provenance")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """Warnings sealed with the version (e.g. ``DUPLICATE_SUSPECT``), outside the
+        e-invoice block's own."""
+        value = self.extra.get("warnings")
+        return [w for w in value if isinstance(w, dict)] if isinstance(value, list) else []
 
     @property
     def retain_until(self) -> str | None:

@@ -41,6 +41,9 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "holds": frozenset({"auditor", "records-manager"}),
     "certificate": frozenset({"auditor", "records-manager"}),
     "correct": frozenset({"records-manager"}),
+    # Confirming machine-suggested search fields is the input clerk's job (NTA Q&A: the
+    # person who confirms OCR output is responsible for it).
+    "confirm": frozenset({"clerk", "records-manager"}),
     # A ledger reference added later is a correction (a new version), so it is correct's.
     "link": frozenset({"records-manager"}),
     "delete": frozenset({"records-manager"}),

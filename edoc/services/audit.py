@@ -30,7 +30,7 @@ from edoc.services.archive import Archive
 from edoc.services.ledger_objects import stored_ledger
 from edoc.storage import layout
 
-VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
+VERSION_EVENTS = ("ingest", "correct", "delete", "extend", "confirm")
 
 
 # -- access log -------------------------------------------------------------------------------

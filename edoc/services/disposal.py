@@ -223,6 +223,7 @@ class Disposer:
                 report.resumed_runs.append(resumed)
                 self._finish_run(resumed, report)
             run_id = self._new_run(now, limit, report)
+            self.a.catalog.drop_disposed_texts()  # texts a dead run left (see above)
             if run_id is not None:
                 self._certify(run_id, report)
             elif work_pending(self.a.catalog):
@@ -372,6 +373,9 @@ class Disposer:
             gone.append(rid)
         self.a.catalog.record_disposal(run_id, refused=refused, disposed=disposed,
                                        records_gone=gone, leaves=leaves, at=at)
+        # The derived full text goes with the record (edoc.services.fulltext); a run that
+        # dies before this line leaves texts the end of the next run sweeps.
+        self.a.catalog.drop_texts(gone)
         for rid, rows in batch:
             error = errors.get(rid)
             if error is not None:

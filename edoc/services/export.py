@@ -26,6 +26,7 @@ from edoc.evidence.hashing import hash_stream
 from edoc.files import discard, publish, temp_sibling
 from edoc.model import canonical
 from edoc.services.archive import Archive
+from edoc.services.provenance import PROVENANCE_FILE, export_provenance
 from edoc.services.records import seamless_reading
 from edoc.services.spreadsheet import neutralise
 
@@ -96,12 +97,17 @@ def export(archive: Archive, query: SearchQuery, out: Path) -> ExportSummary:
             # from every version: beside the index, so index.csv keeps its columns.
             seamless = canonical.dumps({rid: seamless_reading(a, rid).as_dict()
                                         for rid in sorted({r.record_id for r in rows})})
+            # Each exported version's field provenance (typed / document / confirmed
+            # suggestion, and who confirmed): beside the index too.
+            provenance = export_provenance(a, rows)
             if zf is not None:
                 zf.writestr("index.csv", data.encode("utf-8"))
                 zf.writestr(SEAMLESS_FILE, seamless)
+                zf.writestr(PROVENANCE_FILE, provenance)
             else:
                 (tmp / "index.csv").write_text(data, encoding="utf-8", newline="")
                 (tmp / SEAMLESS_FILE).write_bytes(seamless)
+                (tmp / PROVENANCE_FILE).write_bytes(provenance)
         publish(tmp, out)  # all or nothing: never half an export under the name asked for
     except BaseException:
         discard(tmp)

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -26,8 +26,10 @@ from edoc import clock as edoc_clock
 from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
 from edoc.evidence.hashing import hash_stream
+from edoc.evidence.ledger import leaf_hex
 from edoc.model import ids
 from edoc.model.manifest import MANIFEST_SCHEMA, ContentRef, Manifest, SearchFields
+from edoc.model.provenance import FieldProvenance, read_block
 from edoc.policy.profiles import Requirements, combine
 from edoc.policy.registration import Finding
 from edoc.policy.schematron import RuleSet
@@ -49,7 +51,17 @@ from edoc.services.commit import (
     pending_intents,
     recover_intents,
 )
+from edoc.services.duplicates import DuplicateWatch
 from edoc.services.einvoice_fields import DocumentFields, document_fields
+from edoc.services.fulltext import derive_and_store
+from edoc.services.provenance import (
+    CONFIRMATION_EVENT,
+    confirmation_entry,
+    confirmed_fields,
+    field_provenance,
+    manifest_extra,
+    typed_registration,
+)
 from edoc.services.registry import RegistrationStatus, registration_status
 
 log = logging.getLogger(__name__)
@@ -90,6 +102,17 @@ class IngestRequest:
     origin: str | None = None
     #: Set when the request was already found invalid while it was read (a bad CSV row).
     rejection: EdocError | None = None
+    #: The seller's 登録番号 (T-number) typed for a record that is not an e-invoice; checked
+    #: with ``edoc.policy.registration`` (an e-invoice supplies its own).
+    registration_number: str | None = None
+    #: Where each typed-looking field really came from, when not a person's typing: a
+    #: machine suggestion a person confirmed (``edoc.model.provenance``; field names as in
+    #: the manifest: doc_type, transaction_date, amount, counterparty, registration_number).
+    #: A field not named here is ``typed``; an e-invoice's own fields are ``document``.
+    field_provenance: Mapping[str, FieldProvenance] = field(default_factory=dict)
+    #: Run OCR at ingest for the derived full text of an image or image-only PDF
+    #: (``edoc.services.fulltext``); the PDF text layer and an e-invoice are always read.
+    ocr: bool = False
 
 
 @dataclass
@@ -106,6 +129,9 @@ class IngestResult:
     fields: dict[str, dict[str, Any]] | None = None
     #: Warnings on the document (PINT rules, T-number) and fallback notes.
     warnings: list[dict[str, str]] | None = None
+    #: Per search field, its provenance as sealed (``edoc.model.provenance``): given when
+    #: any field was not simply typed (an e-invoice's, a confirmed suggestion).
+    provenance: dict[str, dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -118,6 +144,8 @@ class IngestResult:
             out["fields"] = self.fields
         if self.warnings is not None:
             out["warnings"] = self.warnings
+        if self.provenance is not None:
+            out["provenance"] = self.provenance
         return out
 
 
@@ -211,6 +239,8 @@ class Ingestor:
         #: most ingests carry none); one lock, as Saxon's processor is not shared safely.
         self._rules: RuleSet | None = None
         self._rules_lock = threading.Lock()
+        #: business keys of this run (``DUPLICATE_SUSPECT``, edoc.services.duplicates)
+        self._duplicates = DuplicateWatch(archive.catalog)
 
     # -- validation (nothing stored) -------------------------------------------------------
     def _check_einvoice_rules(self, xml: bytes) -> list[Finding]:
@@ -434,6 +464,12 @@ class Ingestor:
                              "nothing to keep", code="RETENTION_ENDED")
         path, size, sha256, media_type, measured = self.inspect_file(req.path, reqs,
                                                                      req.paper_size)
+        search_extra = {**doc.extra_metadata,
+                        **typed_registration(req.registration_number, doc)}
+        provenance = field_provenance({**meta, **search_extra, "doc_type": doc_type}, doc,
+                                      req.field_provenance)
+        extra: dict[str, Any] = {"einvoice": doc.einvoice} if doc.einvoice is not None else {}
+        extra.update(manifest_extra(provenance))
         body = Manifest(
             # record_id, version, ingested_at and actor: set by commit_version
             record_id="", version=0, schema=MANIFEST_SCHEMA,
@@ -444,7 +480,7 @@ class Ingestor:
             profiles=tuple(reqs.profiles),
             document_class=reqs.document_class,
             doc_type=doc_type,
-            metadata=SearchFields(**meta, extra=doc.extra_metadata),
+            metadata=SearchFields(**meta, extra=search_extra),
             input=deadline_info,
             readability=measured,
             retention=decision.to_manifest(),
@@ -455,7 +491,7 @@ class Ingestor:
                       "accredited": a.cfg.tsa.kind != "embedded"},
             previous_version_sha256=None,
             reason=None,
-            extra={"einvoice": doc.einvoice} if doc.einvoice is not None else {},
+            extra=extra,
         )
         return Prepared(req, path, size, sha256, media_type, body, reqs,
                         decision.until_at, decision.retain_until, doc)
@@ -494,22 +530,46 @@ class Ingestor:
             if existing:
                 raise duplicate_error(printable_name(prep.request.path), existing)
             record_id = ids.new_record_id()
-            commit_version(self.archive, record_id=record_id, version=1,
-                           body=prep.manifest_body,
-                           content=NewContent(prep.path, prep.size, prep.sha256),
-                           until_at=prep.until_at,
-                           reqs=prep.requirements, event="ingest", now=self._clock())
+            now = self._clock()
+            body = prep.manifest_body
+            suspects = self._duplicates.check(body, prep.sha256, record_id)
+            if suspects:
+                # Sealed with the record: the suspicion is part of what was known at ingest.
+                body = body.evolve(extra={**body.extra,
+                                          "warnings": [*body.warnings, *suspects]})
+            manifest_sha = commit_version(
+                self.archive, record_id=record_id, version=1, body=body,
+                content=NewContent(prep.path, prep.size, prep.sha256),
+                until_at=prep.until_at, reqs=prep.requirements, event="ingest", now=now)
+            confirmed = confirmed_fields(read_block(prep.manifest_body.provenance))
+            if confirmed:
+                # The confirmation of machine suggestions as a ledger event of its own,
+                # covered by the run's closing checkpoint (the sealed manifest holds the
+                # confirmer's name; the event, its digest).
+                entry = confirmation_entry(record_id=record_id, version=1,
+                                           manifest_sha256=manifest_sha, fields=confirmed,
+                                           at=now)
+                self.archive.catalog.append_leaves([{
+                    "event": CONFIRMATION_EVENT, "entry": entry.decode(),
+                    "leaf_hash": leaf_hex(entry), "record_id": record_id, "version": 1}])
         verdict = (prep.manifest_body.input or {}).get("verdict")
         result = IngestResult(stored_name(prep.request.path), "stored", record_id,
                               prep.sha256, prep.retain_until.isoformat(), verdict)
+        text_warning = derive_and_store(self.archive.catalog, record_id=record_id, version=1,
+                                        path=prep.path, media_type=prep.media_type,
+                                        ocr=prep.request.ocr)
         doc = prep.document
         if doc.einvoice is not None:
             m = prep.manifest_body
             shown = {**m.metadata.as_json(), "doc_type": m.doc_type}
             result.fields = {name: {"value": shown.get(name), "source": source}
                              for name, source in doc.sources.items()}
-        if doc.warnings or doc.einvoice is not None:
-            result.warnings = doc.warnings
+        if doc.warnings or doc.einvoice is not None or suspects or text_warning:
+            result.warnings = [*doc.warnings, *suspects,
+                               *([text_warning] if text_warning else [])]
+        sealed = prep.manifest_body.provenance or {}
+        if any(p.get("source") != "typed" for p in sealed.values()):
+            result.provenance = dict(sealed)
         return result
 
     @contextlib.contextmanager

@@ -23,12 +23,17 @@ from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.ledger import event_entry, leaf_hex
 from edoc.model import canonical
 from edoc.model.manifest import ContentRef, Manifest, ManifestError, SearchFields
+from edoc.model.provenance import DOCUMENT, TYPED, FieldProvenance, read_block
+from edoc.model.provenance import FIELDS as PROVENANCE_FIELDS
 from edoc.policy.profiles import Requirements, combine
 from edoc.policy.values import clean_text
 from edoc.services.archive import Archive
 from edoc.services.checkpoint import flush_ledger_objects, make_checkpoint, work_pending
 from edoc.services.commit import NewContent, commit_version, recover_intents
+from edoc.services.einvoice_fields import DocumentFields
+from edoc.services.fulltext import derive_and_store
 from edoc.services.ingest import Ingestor, IngestRequest
+from edoc.services.provenance import typed_registration
 
 #: The reason a link records when none is given.
 LINK_REASON = "ledger reference added (相互関連性)"
@@ -64,6 +69,13 @@ def _reason(reason: str | None) -> str:
         raise InputError("a reason is required for every change (訂正削除履歴)",
                          code="REASON_REQUIRED", hint="give --reason TEXT")
     return clean_text(reason, "--reason", max_len=500)
+
+
+def _changed_fields(body: Manifest, fields: SearchFields, doc_type: str | None) -> list[str]:
+    """The provenance-tracked search fields whose value ``fields`` changes."""
+    was = {**body.metadata.as_json(), "doc_type": body.doc_type}
+    now = {**fields.as_json(), "doc_type": doc_type}
+    return [k for k in PROVENANCE_FIELDS if was.get(k) != now.get(k)]
 
 
 class Lifecycle:
@@ -185,6 +197,14 @@ class Lifecycle:
         fields = SearchFields(**meta, extra=old.extra)
         new: dict[str, Any] = {"metadata": fields, "doc_type": doc_type, "reason": why}
         unchanged = fields.as_json() == old.as_json() and doc_type == body.doc_type
+        # A corrected field was typed by the person correcting it: its provenance says so
+        # (a record sealed before provenance existed has no block, and gains none here).
+        changed = _changed_fields(body, fields, doc_type)
+        if changed and body.provenance is not None:
+            block = dict(body.provenance)
+            block.update({k: FieldProvenance(TYPED, confirmed_by=self.a.actor).as_json()
+                          for k in changed})
+            new["extra"] = {**body.extra, "provenance": dict(sorted(block.items()))}
         content = None
         if file:
             path, size, sha, media, measured = self.ingestor.inspect_file(file, reqs,
@@ -202,8 +222,83 @@ class Lifecycle:
         decision = self.ingestor.decide_retention(
             reqs, inputs, meta["transaction_date"],
             datetime.fromisoformat(body.ingested_at) if body.ingested_at else clock.now())
-        return self._commit(row, body, new, event="correct", kind="correction",
-                            content=content, reqs=reqs, decision=decision)
+        result = self._commit(row, body, new, event="correct", kind="correction",
+                              content=content, reqs=reqs, decision=decision)
+        if content is not None:  # new content: its text replaces the old one's
+            derive_and_store(self.a.catalog, record_id=result.record_id,
+                             version=result.version, path=content.path,
+                             media_type=new["content"].media_type, ocr=False)
+        return result
+
+    def confirm(self, record_id: str, *, by: str | None, changes: IngestRequest,
+                reason: str | None = None) -> ChangeResult:
+        """A person confirms search fields after ingest (``edoc confirm``): a new version of
+        kind ``confirmation`` (ledger event ``confirm``), the earlier ones kept, like a
+        correction. Each named field's provenance records the confirmer: a machine
+        suggestion confirmed unchanged stays ``suggestion-confirmed`` (its suggester and
+        confidence kept); a changed value, or one that was typed, is ``typed`` with
+        ``confirmed_by``. A field the e-invoice itself supplies is not confirmed over
+        (``FIELD_FROM_DOCUMENT``): the document is the record."""
+        self.a.notary.ready_to_sign()
+        if not by or not by.strip():
+            raise InputError("a confirmation names the person who confirms",
+                             code="NOT_CONFIRMED", hint="give --by NAME")
+        who = clean_text(by, "--by", max_len=100)
+        named = {k: v for k, v in (("transaction_date", changes.date),
+                                   ("amount", changes.amount),
+                                   ("counterparty", changes.counterparty),
+                                   ("doc_type", changes.doc_type),
+                                   ("registration_number", changes.registration_number))
+                 if v not in (None, "")}
+        if not named:
+            raise InputError("nothing to confirm: give --date, --amount, --counterparty, "
+                             "--doc-type or --registration-number", code="NO_CHANGE")
+        row, body = self._latest(record_id)
+        if body.is_deleted:
+            raise InputError(f"record {record_id} is deleted; a deleted record is not "
+                             "confirmed", code="RECORD_DELETED")
+        before = read_block(body.provenance)
+        from_document = sorted(k for k in named if before.get(k, FieldProvenance()).source
+                               == DOCUMENT)
+        if from_document:
+            raise InputError(f"{', '.join(from_document)} come(s) from the e-invoice itself; "
+                             "the document is the record", code="FIELD_FROM_DOCUMENT",
+                             hint="drop those options (use 'edoc correct' with a reason "
+                                  "for a wrong document)")
+        old = body.metadata
+        merged = IngestRequest(
+            path="", profiles=body.profiles, doc_type=changes.doc_type or body.doc_type,
+            date=changes.date or old.transaction_date,
+            amount=changes.amount if changes.amount not in (None, "") else (
+                str(old.amount) if old.amount is not None else None),
+            counterparty=changes.counterparty or old.counterparty,
+            ledger_ref=old.ledger_ref, author=old.author)
+        reqs, doc_type = self.ingestor.requirements(merged)
+        meta = self.ingestor.metadata(merged, reqs, doc_type)
+        extra_meta = dict(old.extra)
+        if changes.registration_number:
+            extra_meta.update(typed_registration(changes.registration_number,
+                                                 DocumentFields()))
+        fields = SearchFields(**meta, extra=extra_meta, keys=old.keys)
+        changed = set(_changed_fields(body, fields, doc_type))
+        block = {k: v.as_json() for k, v in before.items()}
+        for name in named:
+            prev = before.get(name)
+            if prev is not None and prev.is_machine and name not in changed:
+                prov = FieldProvenance.confirmed(prev.suggested_by or "", prev.confidence, who)
+            else:
+                prov = FieldProvenance(TYPED, confirmed_by=who)
+            block[name] = prov.as_json()
+        why = _reason(reason or f"search fields confirmed by {who}: "
+                      + ", ".join(sorted(named)))
+        new: dict[str, Any] = {"metadata": fields, "doc_type": doc_type, "reason": why,
+                               "extra": {**body.extra, "provenance": dict(sorted(
+                                   block.items()))}}
+        decision = self.ingestor.decide_retention(
+            reqs, dict(body.retention_inputs or {}), meta["transaction_date"],
+            datetime.fromisoformat(_required(body.ingested_at)))
+        return self._commit(row, body, new, event="confirm", kind="confirmation",
+                            content=None, reqs=reqs, decision=decision)
 
     def link(self, record_id: str, *, ledger_ref: str,
              reason: str | None = None) -> ChangeResult:

@@ -4,7 +4,14 @@ Columns: ``file`` (required), and any of ``profile`` (``;``-separated for severa
 ``doc_type``, ``date``, ``amount``, ``counterparty``, ``ledger_ref``, ``received``,
 ``author``, ``paper_size``, ``retention`` (``;``-separated), ``fiscal_year_end``,
 ``extension_months``, ``loss_year`` (true/1/yes), ``tax_year``, ``period_end``,
-``closing_date``, ``completed``. Hyphens and underscores are interchangeable in names.
+``closing_date``, ``completed``, ``registration_number`` (a T-number). Hyphens and
+underscores are interchangeable in names.
+
+The review CSV ``edoc capture`` writes is such a manifest plus, per suggested field F
+(doc_type, date, amount, counterparty, registration_number), ``F_source`` and
+``F_confidence``, and ``confirmed_by``: a machine suggestion (pdf-text, ocr, filename) is
+accepted only from a row a person confirmed (``row_provenance``; ``NOT_CONFIRMED``), and the
+record then seals each field's provenance (``edoc.model.provenance``).
 
 Encodings: UTF-8 (with or without BOM) and Shift_JIS/CP932 (what Japanese Excel writes);
 UTF-16 (Excel's "Unicode text") is refused with a hint, as is anything else.
@@ -32,13 +39,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edoc.errors import InputError
-from edoc.policy.values import printable_name, stat_regular_file
+from edoc.model.provenance import (
+    MACHINE,
+    SUGGESTERS,
+    FieldProvenance,
+    ProvenanceError,
+    parse_confidence,
+)
+from edoc.policy.values import clean_text, printable_name, stat_regular_file
 from edoc.services.ingest import IngestRequest
 
 COLUMNS = ("file", "profile", "doc_type", "date", "amount", "counterparty", "ledger_ref",
            "received", "author", "paper_size", "retention", "fiscal_year_end",
            "extension_months", "loss_year", "tax_year", "period_end", "closing_date",
            "completed")
+#: The review CSV ``edoc capture`` writes adds, per suggested field F, ``F_source`` (einvoice
+#: | pdf-text | ocr | filename | empty) and ``F_confidence`` (0..1), the typed T-number
+#: column, and ``confirmed_by`` (filled by the person who checked the row). CSV field name
+#: -> the manifest's name for it.
+SUGGESTED_FIELDS = {"doc_type": "doc_type", "date": "transaction_date", "amount": "amount",
+                    "counterparty": "counterparty",
+                    "registration_number": "registration_number"}
+REVIEW_COLUMNS = ("registration_number",
+                  *(f"{f}_{part}" for f in SUGGESTED_FIELDS for part in ("source",
+                                                                         "confidence")),
+                  "confirmed_by",
+                  # the reviewer's free-text remark (capture writes hints there); not kept
+                  "note")
+ALL_COLUMNS = COLUMNS + REVIEW_COLUMNS
 _MAX_BYTES = 64 * 1024 * 1024
 #: What a spreadsheet takes for the start of a formula (OWASP "CSV injection"); a cell that
 #: is only a negative number (``-5``) is a number, not a formula, and is left to the field's
@@ -108,10 +136,10 @@ def read_manifest(source: Path, *, default_profiles: Sequence[str] = ()) -> list
     except csv.Error as exc:
         raise InputError(f"{source}: {exc}", code="CSV_MALFORMED") from None
     names = [h.strip().lower().replace("-", "_") for h in header]
-    unknown = [h for h in names if h not in COLUMNS]
+    unknown = [h for h in names if h not in ALL_COLUMNS]
     if unknown:
         raise InputError(f"{source}: unknown column(s) {', '.join(unknown)}",
-                         code="CSV_UNKNOWN_COLUMN", hint="columns: " + ", ".join(COLUMNS))
+                         code="CSV_UNKNOWN_COLUMN", hint="columns: " + ", ".join(ALL_COLUMNS))
     if "file" not in names:
         raise InputError(f"{source}: the 'file' column is missing", code="CSV_MISSING_COLUMN")
     if len(set(names)) != len(names):
@@ -160,6 +188,11 @@ def read_manifest(source: Path, *, default_profiles: Sequence[str] = ()) -> list
                 f"{file_cell} is already listed in row {seen[key]}", code="CSV_DUPLICATE_ROW")))
             continue
         seen[key] = n
+        try:
+            provenance, ocr = row_provenance(row)
+        except InputError as exc:
+            requests.append(_bad_row(origin, file_cell, exc))
+            continue
         split = [p.strip() for p in row.get("profile", "").split(";") if p.strip()]
         requests.append(IngestRequest(
             path=key,
@@ -175,7 +208,9 @@ def read_manifest(source: Path, *, default_profiles: Sequence[str] = ()) -> list
             loss_year=row.get("loss_year", "").lower() in ("1", "true", "yes", "y"),
             tax_year=row.get("tax_year") or None, period_end=row.get("period_end") or None,
             closing_date=row.get("closing_date") or None,
-            completed=row.get("completed") or None, origin=origin))
+            completed=row.get("completed") or None, origin=origin,
+            registration_number=row.get("registration_number") or None,
+            field_provenance=provenance, ocr=ocr))
     if not requests:
         raise InputError(f"{source} has a header but no rows", code="CSV_EMPTY")
     return requests
@@ -184,3 +219,46 @@ def read_manifest(source: Path, *, default_profiles: Sequence[str] = ()) -> list
 def _bad_row(origin: str, file_cell: str, exc: InputError) -> IngestRequest:
     """A request that fails validation with ``exc`` (so it is reported with the others)."""
     return IngestRequest(path=file_cell or "(none)", origin=origin, rejection=exc)
+
+
+def row_provenance(row: dict[str, str]) -> tuple[dict[str, FieldProvenance], bool]:
+    """The provenance of a review-CSV row's suggested fields, and whether its text should be
+    read by OCR at ingest (a field OCR suggested: the person used capture on an image, and
+    expects its text to be searchable).
+
+    A field whose ``F_source`` is a machine source other than ``einvoice`` is accepted only
+    with ``confirmed_by`` (NTA Q&A: OCR is input support; the person who confirms is
+    responsible): otherwise ``NOT_CONFIRMED``. An ``einvoice`` suggestion is the document's
+    own field when the file carries it (checked again at ingest, ``FIELD_CONFLICT`` if it
+    disagrees); should the file not carry it, it counts as a confirmed suggestion and needs
+    the confirmer too. A source without a value suggested nothing and is ignored."""
+    raw_by = row.get("confirmed_by", "")
+    by = clean_text(raw_by, "confirmed_by", max_len=100) if raw_by else ""
+    out: dict[str, FieldProvenance] = {}
+    ocr = False
+    unconfirmed: list[str] = []
+    for column, name in SUGGESTED_FIELDS.items():
+        src = row.get(f"{column}_source", "").strip().lower()
+        conf_text = row.get(f"{column}_confidence", "")
+        try:
+            confidence = parse_confidence(conf_text) if conf_text else None
+        except ProvenanceError as exc:
+            raise InputError(f"{column}_confidence: {exc}", code=exc.code) from None
+        if not src:
+            continue
+        if src not in SUGGESTERS:
+            raise InputError(f"{column}_source {src[:40]!r} is not one of "
+                             f"{', '.join(SUGGESTERS)} (or empty: typed)", code="BAD_SOURCE")
+        if not row.get(column):
+            continue
+        ocr = ocr or src == "ocr"
+        if not by:
+            if src in MACHINE:
+                unconfirmed.append(f"{column} ({src})")
+            continue  # an e-invoice suggestion: the document's own field at ingest
+        out[name] = FieldProvenance.confirmed(src, confidence, by)
+    if unconfirmed:
+        raise InputError(f"{', '.join(unconfirmed)} suggested by a machine and not "
+                         "confirmed", code="NOT_CONFIRMED",
+                         hint="check the row and put your name in its confirmed_by column")
+    return out, ocr

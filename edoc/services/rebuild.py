@@ -29,7 +29,7 @@ from edoc.services.archive import Archive
 from edoc.services.ledger_objects import stored_ledger
 from edoc.storage import layout
 
-VERSION_EVENTS = ("ingest", "correct", "delete", "extend")
+VERSION_EVENTS = ("ingest", "correct", "delete", "extend", "confirm")
 
 
 @dataclass
@@ -41,13 +41,15 @@ class RebuildSummary:
     holds: int = 0
     disposal_runs: int = 0
     replaced: str | None = None
+    #: derived full texts re-read from the stored content (edoc.services.fulltext)
+    texts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
 
-def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = None
-                    ) -> RebuildSummary:
+def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = None,
+                    *, ocr: bool = False) -> RebuildSummary:
     import hashlib
 
     a = archive
@@ -228,6 +230,11 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
     new.load({"ledger": ledger_rows, "versions": version_rows, "records": record_rows,
               "checkpoints": cp_rows, "holds": hold_rows, "disposal_runs": run_rows,
               "disposal_items": item_rows, "access_log": access_rows})
+    # 9. the derived full text, re-read from the stored content (OCR only with ``ocr``:
+    # seconds a page; edoc.services.fulltext)
+    from edoc.services.fulltext import rederive
+
+    summary.texts = rederive(new, store, ocr=ocr, progress=say).derived
     new.dispose()
     a.catalog.dispose()
     if target.exists():

@@ -18,6 +18,8 @@ from typing import Any, BinaryIO
 
 from edoc import clock
 from edoc.catalog import SearchQuery, VersionRow
+from edoc.catalog.fulltext import DuplicatePair
+from edoc.catalog.schema import normalise_text
 from edoc.errors import EdocError, InputError, NotFound
 from edoc.evidence.hashing import hash_stream
 from edoc.files import atomic_output
@@ -81,7 +83,7 @@ def search_query(*, date_from: str | None = None, date_to: str | None = None,
                  ledger_ref: str | None = None, profile: str | None = None,
                  invoice_number: str | None = None, registration_number: str | None = None,
                  include_deleted: bool = False, all_versions: bool = False,
-                 limit: int | None = None) -> SearchQuery:
+                 limit: int | None = None, text: str | None = None) -> SearchQuery:
     """A search from the texts a user typed (``--from``, ``--min-amount`` …), checked:
     a range whose ends are the wrong way round is an error, not an empty result."""
     q = SearchQuery(
@@ -96,12 +98,36 @@ def search_query(*, date_from: str | None = None, date_to: str | None = None,
         # typed as a clerk would (full-width Ｔ, lower case): matched as the catalog keeps it
         registration_number=normalise_registration_number(registration_number)
         if registration_number else None,
-        include_deleted=include_deleted, all_versions=all_versions, limit=limit)
+        include_deleted=include_deleted, all_versions=all_versions, limit=limit,
+        text=_text_fragment(text))
     if q.date_from and q.date_to and q.date_from > q.date_to:
         raise InputError("--from is after --to", code="BAD_DATE")
     if q.min_amount is not None and q.max_amount is not None and q.min_amount > q.max_amount:
         raise InputError("--min-amount is above --max-amount", code="BAD_AMOUNT")
     return q
+
+
+def _text_fragment(text: str | None) -> str | None:
+    """``--text`` as typed: refused when nothing searchable is left (only spaces)."""
+    if text is None:
+        return None
+    if not normalise_text(text):
+        raise InputError("--text has nothing to search for", code="BAD_VALUE")
+    if len(text) > 200:
+        raise InputError("--text may have at most 200 characters", code="BAD_VALUE")
+    return text
+
+
+def duplicate_report(archive: Archive, actor: str, limit: int | None = None
+                     ) -> list[DuplicatePair]:
+    """``search --duplicates``: pairs of active records with one business key and other
+    bytes (``edoc.services.duplicates``); logged as a search."""
+    pairs = archive.catalog.duplicate_pairs(limit)
+    archive.catalog.log_access(
+        actor=actor, action="search",
+        record_ids=sorted({r for p in pairs for r in (p.record_id, p.other_record_id)}),
+        detail={"duplicates": "true"}, at=clock.now())
+    return pairs
 
 
 def _hit(row: Any) -> SearchHit:

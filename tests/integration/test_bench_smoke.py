@@ -39,6 +39,9 @@ EXPECTED = {
     "memory": [("local store: edoc ingest", False), ("local store: edoc verify --all", False)],
     "registry": [("rows (one transaction)", False), ("lookup p95", False)],
     "einvoice": [("JP PINT invoices, no typed fields", False)],
+    "fragments": [("counterparty fragment (1-2 chars) + one month", False),
+                  ("counterparty fragment of 1 char, first 100", False),
+                  ("text fragment (1-2 chars), every hit", False)],
 }
 
 
