@@ -214,7 +214,14 @@ def check_alone(case: Hostile, fresh: Callable[[], Edoc], good: Callable[[], Pat
         problems.append(f"text: exit {res.exit_code}, expected {want_exit}: {res.output!r}")
     if "Traceback" in res.output:
         problems.append("text: a traceback was printed")
-    err_lines = res.stderr.splitlines()
+    # Both files carry the same typed fields (META), so whichever is stored second is rightly
+    # a DUPLICATE_SUSPECT of the first (issue 16: same counterparty, date and amount, other
+    # bytes); a file whose text cannot be read (an encrypted PDF) says TEXT_NOT_DERIVED.
+    # Those are warnings about the pair and the text index, not about the hostile file's
+    # handling, so they are set aside here; every other line is still checked.
+    err_lines = [ln for ln in res.stderr.splitlines()
+                 if not (ln.startswith("warning: ") and
+                         (": DUPLICATE_SUSPECT: " in ln or ": TEXT_NOT_DERIVED: " in ln))]
     if case.stored:
         if len(err_lines) != 1 or not err_lines[0].startswith("2 stored"):
             problems.append(f"text: stderr {err_lines!r}, expected the summary line only")
