@@ -28,3 +28,22 @@ def s3_store_factory(seaweed: SeaweedServer) -> StoreFactory:
     """``s3_store_factory(identity="writer", bucket=None, prefix=None, **S3Store options)``:
     an ``S3Store`` on the session server with a fresh key prefix in a shared bucket."""
     return StoreFactory(seaweed)
+
+
+# -- PostgreSQL (tests/postgres.py) -----------------------------------------------------------
+from tests.postgres import PostgresServer, find_pg_bin  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session: ``.url(db)``, ``.create_database()``,
+    ``.restart()``, ``.stop()`` (see tests/postgres.py)."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries not found: apt-get install postgresql or set EDOC_PG_BIN")
+    server = PostgresServer(bin_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
