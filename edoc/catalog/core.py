@@ -32,7 +32,8 @@ class Catalog(RecordReads, SearchReads, LedgerReads, HoldReads, DisposalReads, A
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends,
+        """One write transaction (``BEGIN IMMEDIATE``; on PostgreSQL the archive-wide
+        advisory write lock, ``edoc.catalog.engine``): committed when the block ends,
         rolled back if it raises."""
         with self.write() as conn:
             yield Transaction(conn)
@@ -40,7 +41,7 @@ class Catalog(RecordReads, SearchReads, LedgerReads, HoldReads, DisposalReads, A
     @contextmanager
     def snapshot(self) -> Iterator[Transaction]:
         """One read transaction, for reads that must see one state (WAL snapshot)."""
-        with self.read() as conn:
+        with self.read(consistent=True) as conn:
             yield Transaction(conn)
 
     def load(self, rows: dict[str, Sequence[dict[str, Any]]]) -> None:

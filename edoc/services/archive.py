@@ -121,8 +121,10 @@ def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> N
 def init_archive(directory: Path, *, organisation: str, storage: StorageConfig | None = None,
                  fiscal_year_end: tuple[int, int] | None = None,
                  default_retention: tuple[str, ...] = (),
-                 pkcs11: TokenConfig | None = None, entity: str = "corporation") -> Archive:
-    """Create a new archive with the embedded defaults; refuse to touch an existing one."""
+                 pkcs11: TokenConfig | None = None, entity: str = "corporation",
+                 catalog_url: str | None = None) -> Archive:
+    """Create a new archive with the embedded defaults; refuse to touch an existing one.
+    ``catalog_url``: a PostgreSQL catalog (default: SQLite in the directory)."""
     from edoc.evidence import pki
     from edoc.model import ids
 
@@ -152,6 +154,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
         storage=storage,
         seal_backend="pkcs11" if pkcs11 else "file",
         pkcs11=pkcs11,
+        catalog_url=catalog_url or config_mod.DEFAULT_CATALOG_URL,
     )
     passphrase = cfg.passphrase()
     keys_dir.mkdir(mode=0o700, exist_ok=True)
