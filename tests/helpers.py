@@ -210,3 +210,30 @@ def catalog_db(archive: Path) -> Any:
     if url.startswith("postgres"):
         return PgDb(url)
     return sqlite3.connect(archive / "catalog.sqlite")
+
+
+def copy_archive(src: Path, dest: Path) -> Path:
+    """A second, independent archive: ``src`` copied (as ``cp -a``), and when its catalog
+    is PostgreSQL, the database cloned too (``CREATE DATABASE … TEMPLATE``) and named in the
+    copy's edoc.toml — a copy of the directory alone would share the first's catalog."""
+    import shutil
+
+    shutil.copytree(src, dest, symlinks=True)
+    url = catalog_url(src)
+    if not url.startswith("postgres"):
+        return dest
+    base, _, source_db = url.rpartition("/")
+    clone = f"{source_db[:40]}_c{abs(hash(str(dest))) % 10**9}"
+    with _pg_connect(base + "/postgres") as conn:
+        # the template may have no other session: end the pooled ones of this process
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = %s AND pid <> pg_backend_pid()", (source_db,))
+        conn.execute(f'DROP DATABASE IF EXISTS "{clone}"')
+        conn.execute(f'CREATE DATABASE "{clone}" TEMPLATE "{source_db}"')
+    with _pg_connect(f"{base}/{clone}") as conn:
+        # the copy is an archive of its own, its local store its own
+        conn.execute("DELETE FROM lock_holders WHERE name = 'local-store'")
+    cfg = dest / "edoc.toml"
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text(text.replace(f'url = "{url}"', f'url = "{base}/{clone}"'), encoding="utf-8")
+    return dest

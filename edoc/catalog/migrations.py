@@ -65,6 +65,10 @@ def _counterparty_names(conn: Connection) -> None:
     schema.keep_counterparty_names(conn)
 
 
+def _lock_holders(conn: Connection) -> None:
+    schema.lock_holders.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's tables", _baseline),
     Migration(2, "the NTA register tables (edoc registry)", _registry_tables),
@@ -72,6 +76,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "the legal-search and e-invoice indexes of versions", _versions_indexes),
     Migration(5, "the counterparties table of distinct names and its trigger",
               _counterparty_names),
+    Migration(6, "lock_holders: who holds an archive-wide lock (PostgreSQL coordination)",
+              _lock_holders),
 )
 assert [m.number for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
 assert MIGRATIONS[-1].number == schema.SCHEMA_VERSION, "raise schema.SCHEMA_VERSION"

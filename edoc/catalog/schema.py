@@ -24,7 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 
 #: The number of the newest migration (``edoc.catalog.migrations``): what a new catalog is
 #: stamped with in ``schema_info``. Catalogs made before the numbering say 1.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -274,6 +274,17 @@ registry_imports = sa.Table(
     sa.Column("numbers", sa.BigInteger, nullable=False),
     #: JSON list of {"name", "sha256", "size", "rows"}
     sa.Column("files", sa.Text, nullable=False),
+)
+
+#: Who holds an archive-wide lock of a PostgreSQL catalog (``edoc.catalog.coordination``):
+#: ``purge`` (host, pid, since — for a second purge's refusal) and ``local-store`` (the
+#: host and directory whose local store the catalog indexes). Not evidence: rebuild leaves
+#: it empty.
+lock_holders = sa.Table(
+    "lock_holders", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("since", sa.String(40), nullable=False),
 )
 
 SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")

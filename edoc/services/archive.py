@@ -79,6 +79,7 @@ class Archive:
         cfg = config_mod.load(path)
         catalog = Catalog(cfg.catalog_url, cfg.dir)
         catalog.check_schema()
+        _claim_local_store(cfg, catalog)
         return cls(cfg, open_store(cfg), catalog)
 
     @functools.cached_property
@@ -95,6 +96,16 @@ class Archive:
 
     def close(self) -> None:
         self.catalog.dispose()
+
+
+def _claim_local_store(cfg: ArchiveConfig, catalog: Catalog) -> None:
+    """A shared (PostgreSQL) catalog over a local-directory store: only the host and
+    directory that made it may use it (``LOCAL_STORE_ELSEWHERE``; S3 is for several)."""
+    if catalog.is_postgresql and cfg.storage.kind == "local":
+        from edoc.catalog.coordination import coordination_for
+
+        coordination_for(catalog, cfg.dir).claim_local_store(
+            (cfg.dir / cfg.storage.path).resolve())
 
 
 def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> None:
@@ -168,6 +179,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
     store = open_store(cfg)
     catalog = Catalog(cfg.catalog_url, cfg.dir)
     catalog.create()
+    _claim_local_store(cfg, catalog)
     # The settings file is written last: its presence is what marks a finished archive.
     tmp = cfg_path.with_name(f".{cfg_path.name}.{secrets.token_hex(4)}")
     tmp.write_text(config_mod.render(cfg), encoding="utf-8")
