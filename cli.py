@@ -1073,6 +1073,29 @@ def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
         info("next: edoc verify --all")
 
 
+@catalog.command("migrate")
+@click.option("--to", "to_url", required=True, metavar="URL",
+              help="The new catalog database, e.g. postgresql://USER@HOST/DB (empty).")
+@click.option("--no-verify", is_flag=True,
+              help="Skip ledger verify and verify --all on the target (row digests still "
+                   "compared).")
+@json_option
+@click.pass_context
+def catalog_migrate(ctx: click.Context, to_url: str, no_verify: bool, as_json: bool) -> None:
+    """Move the catalog to another database (SQLite -> PostgreSQL), verified before
+    edoc.toml is switched to it; the old catalog is left untouched."""
+    from edoc.services.catalog_migrate import migrate_catalog
+
+    a = _archive(ctx)
+    summary = migrate_catalog(a, to_url, verify=not no_verify,
+                              progress=None if as_json else info)
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
+        return
+    click.echo(f"catalog moved to {summary.target}; edoc.toml now names it")
+    info(f"the old catalog ({summary.source}) is untouched")
+
+
 @cli.group("ledger")
 def ledger_group() -> None:
     """The tamper-evident ledger: verify it, prove inclusion and consistency."""
