@@ -161,8 +161,10 @@ def _ensure_passphrase(a: Any) -> None:
 
 def _archive(ctx: click.Context) -> Any:
     a = _open(ctx.obj["archive"])
-    # the catalog's connections end with the command (a PostgreSQL server counts clients)
-    ctx.find_root().call_on_close(a.close)
+    if a.catalog.is_postgresql:
+        # the catalog's connections end with the command (a PostgreSQL server counts
+        # clients); SQLite's are left to the process exit, as before
+        ctx.find_root().call_on_close(a.close)
     # The top-level command name decides (e.g. "ledger" for "ledger verify").
     command = ctx.command_path.split()[1] if len(ctx.command_path.split()) > 1 else ""
     a.cfg.roles.authorize(a.actor, command)
@@ -1061,7 +1063,8 @@ def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
 
     # The catalog may be missing or corrupt: open the archive without checking it.
     a = open_for_rebuild(ctx.obj["archive"])
-    ctx.find_root().call_on_close(a.close)
+    if a.catalog.is_postgresql:
+        ctx.find_root().call_on_close(a.close)
     summary = rebuild_catalog(a, progress=None if as_json else info)
     if as_json:
         emit_json({"ok": True, **summary.as_dict()})
