@@ -161,10 +161,7 @@ def _ensure_passphrase(a: Any) -> None:
 
 def _archive(ctx: click.Context) -> Any:
     a = _open(ctx.obj["archive"])
-    if a.catalog.is_postgresql:
-        # the catalog's connections end with the command (a PostgreSQL server counts
-        # clients); SQLite's are left to the process exit, as before
-        ctx.find_root().call_on_close(a.close)
+    ctx.find_root().call_on_close(a.release)  # the catalog's connections end with it
     # The top-level command name decides (e.g. "ledger" for "ledger verify").
     command = ctx.command_path.split()[1] if len(ctx.command_path.split()) > 1 else ""
     a.cfg.roles.authorize(a.actor, command)
@@ -1063,8 +1060,7 @@ def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
 
     # The catalog may be missing or corrupt: open the archive without checking it.
     a = open_for_rebuild(ctx.obj["archive"])
-    if a.catalog.is_postgresql:
-        ctx.find_root().call_on_close(a.close)
+    ctx.find_root().call_on_close(a.release)
     summary = rebuild_catalog(a, progress=None if as_json else info)
     if as_json:
         emit_json({"ok": True, **summary.as_dict()})

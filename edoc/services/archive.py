@@ -97,6 +97,13 @@ class Archive:
     def close(self) -> None:
         self.catalog.dispose()
 
+    def release(self) -> None:
+        """The end of a command: a PostgreSQL catalog's connections close (the server
+        counts clients; a writer lease ends with them). A SQLite catalog's are left to the
+        process exit, as before (a read-only mount relies on its WAL files staying)."""
+        if self.catalog.is_postgresql:
+            self.close()
+
 
 def _claim_local_store(cfg: ArchiveConfig, catalog: Catalog) -> None:
     """A shared (PostgreSQL) catalog over a local-directory store: only the host and
