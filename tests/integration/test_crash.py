@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, profiles_in_env
+from tests.helpers import Edoc, copy_archive, jst_today_minus, profiles_in_env
 from tests.integration.faults import (
     REPO,
     ChildOutcome,
@@ -108,7 +108,7 @@ def _init(path: Path) -> Edoc:
 
 
 def _copy(template: Path, dest: Path) -> Edoc:
-    shutil.copytree(template, dest, symlinks=True)
+    copy_archive(template, dest)
     return Edoc(dest)
 
 
@@ -443,7 +443,8 @@ def test_read_only_archive_is_refused_cleanly(empty_archive: Path, inbox: Path,
     doc = json.loads(proc.stdout)
     assert doc["ok"] is False
     err = doc["error"] if "error" in doc else doc["results"][0]["error"]
-    assert err["code"] in {"ARCHIVE_READ_ONLY", "CATALOG_READ_ONLY"}, doc
+    # SQLite: the writer's lock file or the catalog; PostgreSQL: the local store's write
+    assert err["code"] in {"ARCHIVE_READ_ONLY", "CATALOG_READ_ONLY", "STORAGE_ACCESS_DENIED"}, doc
     assert _tree(e.archive) == before  # not a byte written
     assert e.json("ingest", str(files[1]), "--date", jst_today_minus(1))[0] == 0
     _assert_consistent(e, "after the read-only attempt")
