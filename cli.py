@@ -161,6 +161,8 @@ def _ensure_passphrase(a: Any) -> None:
 
 def _archive(ctx: click.Context) -> Any:
     a = _open(ctx.obj["archive"])
+    # the catalog's connections end with the command (a PostgreSQL server counts clients)
+    ctx.find_root().call_on_close(a.close)
     # The top-level command name decides (e.g. "ledger" for "ledger verify").
     command = ctx.command_path.split()[1] if len(ctx.command_path.split()) > 1 else ""
     a.cfg.roles.authorize(a.actor, command)
@@ -184,6 +186,9 @@ def _archive(ctx: click.Context) -> Any:
               help="Retention rules for every record, e.g. corporate-tax (repeatable).")
 @click.option("--storage", default="local", metavar="local|s3://BUCKET/PREFIX",
               help="Object store (default: a local directory inside the archive).")
+@click.option("--catalog", "catalog", metavar="URL", default=None,
+              help="Catalog database: postgresql://USER@HOST/DB for a shared catalog "
+                   "(default: $EDOC_CATALOG_URL, else SQLite in DIR).")
 @click.option("--s3-endpoint-url", metavar="URL",
               help="S3 endpoint (else AWS_ENDPOINT_URL_S3 / AWS config).")
 @click.option("--s3-region", metavar="REGION")
@@ -205,7 +210,8 @@ def init(directory: str, organisation: str, fye: str | None, entity: str,
          storage: str, s3_endpoint_url: str | None, s3_region: str | None,
          s3_profile: str | None, s3_addressing_style: str | None, lock_mode: str,
          encrypt_keys: bool, pkcs11_module: str | None, pkcs11_token: str | None,
-         pkcs11_key_label: str, pkcs11_pin_env: str, as_json: bool) -> None:
+         pkcs11_key_label: str, pkcs11_pin_env: str, as_json: bool,
+         catalog: str | None = None) -> None:
     """Create an archive in DIRECTORY with the embedded defaults.
 
     Local write-once store, SQLite catalog, and a development PKI and TSA that are
@@ -228,9 +234,10 @@ def init(directory: str, organisation: str, fye: str | None, entity: str,
     a = create_archive(Path(directory), organisation=organisation, fiscal_year_end=fye,
                        default_retention=retention, storage=store_cfg,
                        pkcs11=Pkcs11Request(pkcs11_module, pkcs11_token, pkcs11_key_label,
-                                            pkcs11_pin_env), entity=entity)
+                                            pkcs11_pin_env), entity=entity,
+                       catalog=catalog)
     doc = {"ok": True, "archive": str(a.directory), "archive_id": a.archive_id,
-           "entity": a.entity, "base_retention_rule": a.base_rule,
+           "entity": a.entity, "base_retention_rule": a.base_rule, "catalog": a.catalog_kind,
            "storage": a.storage_kind, "guarantee": a.storage_guarantee,
            "tsa": "embedded (NOT ACCREDITED)", "pki": "development (NOT ACCREDITED)"}
     if as_json:
@@ -239,6 +246,7 @@ def init(directory: str, organisation: str, fye: str | None, entity: str,
     click.echo(f"created archive {a.directory}")
     info(f"  entity:  {a.entity} — base retention rule {a.base_rule}")
     info(f"  storage: {a.storage_kind} — {a.storage_guarantee}")
+    info(f"  catalog: {a.catalog_kind}")
     info("  keys:    development PKI — NOT ACCREDITED")
     info("  tsa:     embedded RFC 3161 TSA — NOT ACCREDITED")
     info("  next:    edoc --archive " + str(a.directory) + " ingest FILE --profile general")
@@ -1058,6 +1066,7 @@ def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
 
     # The catalog may be missing or corrupt: open the archive without checking it.
     a = open_for_rebuild(ctx.obj["archive"])
+    ctx.find_root().call_on_close(a.close)
     summary = rebuild_catalog(a, progress=None if as_json else info)
     if as_json:
         emit_json({"ok": True, **summary.as_dict()})

@@ -241,7 +241,8 @@ def render(cfg: ArchiveConfig) -> str:
         'policies_dir = ""',
         "",
         "[catalog]",
-        "# SQLAlchemy URL; relative sqlite paths are inside the archive directory.",
+        "# SQLAlchemy URL; relative sqlite paths are inside the archive directory. A shared",
+        "# catalog: postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass).",
         f"url = {_q(cfg.catalog_url)}",
         "",
         "[keys]",
@@ -290,3 +291,20 @@ def render(cfg: ArchiveConfig) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+#: The catalog URL ``edoc init`` writes when ``--catalog`` is not given.
+CATALOG_URL_ENV = "EDOC_CATALOG_URL"
+DEFAULT_CATALOG_URL = "sqlite:///catalog.sqlite"
+
+
+def catalog_url_for_init(explicit: str | None) -> str:
+    """``--catalog``, else ``$EDOC_CATALOG_URL``, else the SQLite file in the archive. Only
+    ``sqlite:`` and ``postgresql:`` (``postgres:``) URLs are catalogs edoc knows."""
+    url = explicit or os.environ.get(CATALOG_URL_ENV) or DEFAULT_CATALOG_URL
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError(f"catalog url scheme {scheme!r} is not supported",
+                          code="CONFIG_INVALID",
+                          hint="use postgresql://USER@HOST/DB or sqlite:///catalog.sqlite")
+    return url

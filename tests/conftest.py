@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -47,3 +48,25 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--catalog-backend", choices=("sqlite", "postgresql"),
+        default=os.environ.get("EDOC_TEST_CATALOG", "sqlite"),
+        help="the catalog every archive a test makes through tests.helpers.Edoc uses "
+             "(postgresql: a fresh database of the suite's server per archive)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def catalog_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``--catalog-backend``: with ``postgresql`` every ``edoc init`` run through
+    ``tests.helpers.Edoc`` gets ``--catalog`` naming a fresh database."""
+    from tests.helpers import CATALOG
+
+    if request.config.getoption("--catalog-backend") == "postgresql":
+        CATALOG.server = request.getfixturevalue("postgres")
+    try:
+        yield CATALOG.name
+    finally:
+        CATALOG.server = None

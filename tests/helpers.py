@@ -31,6 +31,7 @@ class Edoc:
     archive: Path
 
     def __call__(self, *args: str, archive: Path | None = None) -> Result:
+        args = CATALOG.init_args(args)
         runner = CliRunner()
         return runner.invoke(cli, ["--archive", str(archive or self.archive), *args],
                              catch_exceptions=False)
@@ -60,8 +61,10 @@ class Edoc:
     def objects(self) -> Path:
         return self.archive / "store" / "objects"
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.archive / "catalog.sqlite")
+    def db(self) -> Any:
+        """The catalog's database: sqlite3, or a psycopg connection that takes sqlite3's
+        ``?`` marks when the archive's catalog is PostgreSQL (``catalog_db``)."""
+        return catalog_db(self.archive)
 
     def checkpoints(self) -> list[Path]:
         return sorted((self.objects / "checkpoints").glob("*.json"))
@@ -125,6 +128,112 @@ def short_profile(directory: Path, seconds: int, profile_id: str = "test-short")
 
 
 def drop_catalog(archive: Path) -> None:
-    """Lose the catalog, as a disk failure would (with its WAL files)."""
+    """Lose the catalog, as a disk failure would (with its WAL files; on PostgreSQL every
+    table of the database, as a lost database restored empty would be)."""
+    url = catalog_url(archive)
+    if url.startswith("postgres"):
+        with _pg_connect(url) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+        return
     for suffix in ("", "-wal", "-shm"):
         Path(str(archive / "catalog.sqlite") + suffix).unlink(missing_ok=True)
+
+
+# -- the catalog backend of a run (tests/conftest.py: --catalog-backend) ----------------------
+
+class CatalogBackend:
+    """Which database an ``edoc init`` run through ``Edoc`` gets: SQLite in the archive
+    (``server`` None), or a fresh database of the suite's PostgreSQL server per archive."""
+
+    def __init__(self) -> None:
+        self.server: Any = None  # tests.postgres.PostgresServer when postgresql
+
+    @property
+    def name(self) -> str:
+        return "sqlite" if self.server is None else "postgresql"
+
+    def init_args(self, args: tuple[str, ...]) -> tuple[str, ...]:
+        if (self.server is None or not args or args[0] != "init" or "--catalog" in args
+                or any(a.startswith("--catalog=") for a in args)):
+            return args
+        return (*args, "--catalog", self.server.url(self.server.create_database()))
+
+
+CATALOG = CatalogBackend()
+
+
+def catalog_url(archive: Path) -> str:
+    """The ``catalog.url`` the archive's edoc.toml names."""
+    import tomllib
+
+    cfg = tomllib.loads((archive / "edoc.toml").read_text(encoding="utf-8"))
+    return str(cfg.get("catalog", {}).get("url", "sqlite:///catalog.sqlite"))
+
+
+def _pg_connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                           autocommit=True)
+
+
+class PgDb:
+    """A psycopg connection used as the tests use sqlite3's: ``execute(sql, params)`` with
+    ``?`` marks, integer 0/1 for the ``stored`` flag, commit when the block ends."""
+
+    def __init__(self, url: str) -> None:
+        self._conn = _pg_connect(url)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        import re
+
+        sql = re.sub(r"\bstored\s*=\s*0\b", "stored = false", sql)
+        sql = re.sub(r"\bstored\s*=\s*1\b", "stored = true", sql)
+        return self._conn.execute(sql.replace("?", "%s"), tuple(params))
+
+    def commit(self) -> None:
+        """Autocommit: each statement is committed as it runs."""
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PgDb:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.close()
+
+
+def catalog_db(archive: Path) -> Any:
+    url = catalog_url(archive)
+    if url.startswith("postgres"):
+        return PgDb(url)
+    return sqlite3.connect(archive / "catalog.sqlite")
+
+
+def copy_archive(src: Path, dest: Path) -> Path:
+    """A second, independent archive: ``src`` copied (as ``cp -a``), and when its catalog
+    is PostgreSQL, the database cloned too (``CREATE DATABASE … TEMPLATE``) and named in the
+    copy's edoc.toml — a copy of the directory alone would share the first's catalog."""
+    import shutil
+
+    shutil.copytree(src, dest, symlinks=True)
+    url = catalog_url(src)
+    if not url.startswith("postgres"):
+        return dest
+    base, _, source_db = url.rpartition("/")
+    clone = f"{source_db[:40]}_c{abs(hash(str(dest))) % 10**9}"
+    with _pg_connect(base + "/postgres") as conn:
+        # the template may have no other session: end the pooled ones of this process
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = %s AND pid <> pg_backend_pid()", (source_db,))
+        conn.execute(f'DROP DATABASE IF EXISTS "{clone}"')
+        conn.execute(f'CREATE DATABASE "{clone}" TEMPLATE "{source_db}"')
+    with _pg_connect(f"{base}/{clone}") as conn:
+        # the copy is an archive of its own, its local store its own
+        conn.execute("DELETE FROM lock_holders WHERE name = 'local-store'")
+    cfg = dest / "edoc.toml"
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text(text.replace(f'url = "{url}"', f'url = "{base}/{clone}"'), encoding="utf-8")
+    return dest

@@ -1,13 +1,23 @@
 """The catalog's connections: the engine, the write lock, read connections, ``write()``.
 
-SQLite (WAL, one writer at a time) by default, inside the archive directory; written with
-SQLAlchemy Core so that a PostgreSQL URL is the only change for multi-user deployments.
+SQLite (WAL, one writer at a time) by default, inside the archive directory; PostgreSQL
+(driver psycopg 3) for a catalog shared by several hosts: a ``postgresql://`` URL is the
+only change (``normalise_url``). Both are written with SQLAlchemy Core.
 
 Write transactions on SQLite begin with ``BEGIN IMMEDIATE`` so concurrent writers queue on
 the busy timeout instead of failing half-way through (the ledger index must be assigned and
 its row inserted atomically). Readers begin deferred: in WAL mode they read a snapshot and
-never block or wait for a writer. The first write transaction of each ``Catalog`` brings
-an older catalog's schema up to date (``edoc.catalog.schema.upgrade``).
+never block or wait for a writer.
+
+On PostgreSQL the same one-writer-at-a-time rule holds archive-wide, across hosts: a write
+transaction first takes a transaction-level advisory lock (``pg_advisory_xact_lock``,
+released by its commit or rollback), so everything the commit protocol relies on under
+SQLite's write lock — the ledger index assigned atomically with its row (no gap, no two
+leaves at one index), one checkpoint chain, the duplicate check seeing every earlier write
+— holds when writers run on several hosts. Writes run at READ COMMITTED, so each statement
+after the lock sees every transaction committed before it; ``snapshot`` reads at
+REPEATABLE READ (one state, as a WAL snapshot). The first write transaction of each
+``Catalog`` brings an older catalog's schema up to date (``edoc.catalog.migrations``).
 """
 
 from __future__ import annotations
@@ -26,6 +36,26 @@ from edoc.catalog import schema
 from edoc.errors import CatalogError, ConfigError
 
 BUSY_TIMEOUT_S = 30
+#: The advisory lock key of "the catalog's write lock" (any constant; advisory locks are
+#: per database, so two archives' catalogs in one server never contend).
+WRITE_LOCK_KEY = 0x6564_6F63_0001  # "edoc", 1
+
+
+def normalise_url(url: str) -> str:
+    """The SQLAlchemy URL for a catalog URL a user wrote: ``postgresql://`` and
+    ``postgres://`` mean psycopg 3 (``postgresql+psycopg://``); others are kept."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def display_url(url: str) -> str:
+    """``url`` fit to print: any password masked."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(an invalid URL)"
 
 
 def _sqlite_url(url: str, base: Path) -> str:
@@ -39,16 +69,26 @@ class CatalogEngine:
     """Owns the catalog connection(s); every write goes through ``write()``."""
 
     def __init__(self, url: str, base_dir: Path) -> None:
-        self.url = _sqlite_url(url, base_dir)
+        self.url = _sqlite_url(normalise_url(url), base_dir)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.is_postgresql = self.url.startswith("postgresql")
         self._write_lock = threading.RLock()
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "isolation_level": None}
+        if self.is_postgresql:
+            # a server restart drops pooled connections: test each before use
+            kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "edoc"}
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
-        except sa.exc.ArgumentError as exc:
-            raise CatalogError(f"catalog url is invalid: {exc}", code="CONFIG_INVALID") from None
+        except sa.exc.ArgumentError:
+            raise CatalogError(f"catalog url {display_url(url)} is invalid",
+                               code="CONFIG_INVALID") from None
+        except ModuleNotFoundError as exc:
+            raise CatalogError(f"catalog url {display_url(url)} needs the {exc.name} driver",
+                               code="CONFIG_INVALID",
+                               hint="pip install 'edoc[postgresql]' (psycopg 3)") from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", self._on_connect)
             event.listen(self.engine, "begin", self._on_begin)
@@ -75,8 +115,31 @@ class CatalogEngine:
         else:
             conn.exec_driver_sql("BEGIN")
 
+    def check_new(self) -> None:
+        """Before ``edoc init`` writes anything: the catalog database can be reached and
+        holds no catalog yet (a second ``init`` must never share or stamp over one)."""
+        if self.is_sqlite:
+            return  # a file in the new directory: init_archive refuses an existing archive
+        try:
+            with self.engine.connect() as c:
+                present = schema.schema_names(c)
+        except sa.exc.DBAPIError as exc:
+            raise ConfigError(f"catalog {display_url(self.url)} cannot be opened: "
+                              f"{_first_line(exc.orig)}", code="CATALOG_UNAVAILABLE",
+                              hint="create the database first (createdb) and check the "
+                              "URL, PGPASSWORD or ~/.pgpass") from None
+        if "versions" in present or "schema_info" in present:
+            raise ConfigError(f"catalog {display_url(self.url)} already holds an edoc "
+                              "catalog; refusing to share it with a new archive",
+                              code="CATALOG_EXISTS",
+                              hint="use an empty database, or copy the archive directory "
+                              "of the archive that owns it to this host")
+
     def create(self) -> None:
         with self.write() as c:
+            if "schema_info" in schema.schema_names(c):
+                raise ConfigError("the catalog database already holds a catalog",
+                                  code="CATALOG_EXISTS")
             schema.create(c)
         self._names_ready = None
 
@@ -96,20 +159,28 @@ class CatalogEngine:
         try:
             with self.engine.connect() as c:
                 found = schema.stored_version(c)
-                behind = found == schema.SCHEMA_VERSION and schema.columns_missing(c)
+        except sa.exc.ProgrammingError as exc:
+            if self.is_postgresql:  # the database is there, the tables are not
+                raise ConfigError(f"catalog {display_url(self.url)} holds no edoc catalog "
+                                  f"({_first_line(exc.orig)})", code="CATALOG_UNAVAILABLE",
+                                  hint=hint) from None
+            raise ConfigError(f"catalog is not a database: {exc.orig}",
+                              code="CATALOG_UNAVAILABLE", hint=hint) from None
         except sa.exc.OperationalError as exc:
-            raise ConfigError(f"catalog cannot be opened: {exc.orig}",
+            raise ConfigError(f"catalog cannot be opened: {_first_line(exc.orig)}",
                               code="CATALOG_UNAVAILABLE", hint=hint) from None
         except sa.exc.DatabaseError as exc:
             raise ConfigError(f"catalog is not a database: {exc.orig}",
                               code="CATALOG_UNAVAILABLE", hint=hint) from None
-        if found != schema.SCHEMA_VERSION:
-            raise ConfigError(f"catalog schema is version {found}; this edoc needs "
-                              f"{schema.SCHEMA_VERSION}", code="CATALOG_SCHEMA")
-        if behind:
+        if not isinstance(found, int) or found < 1 or found > schema.SCHEMA_VERSION:
+            raise ConfigError(f"catalog schema is version {found}; this edoc knows 1 to "
+                              f"{schema.SCHEMA_VERSION}", code="CATALOG_SCHEMA",
+                              hint="a newer edoc made it: upgrade edoc"
+                              if isinstance(found, int) and found > 1 else None)
+        if found < schema.SCHEMA_VERSION:
             # Columns added since (schema.ADDED_COLUMNS) are read by every version query, so
-            # an older catalog is upgraded now, not at its first write: a read-only command
-            # (verify, search) on it would otherwise fail. One ALTER TABLE per column, once.
+            # an older catalog is migrated now, not at its first write: a read-only command
+            # (verify, search) on it would otherwise fail (edoc.catalog.migrations).
             # Read-only or busy: the reads then fail as they would have.
             with suppress(CatalogError), self.write():
                 pass
@@ -128,6 +199,11 @@ class CatalogEngine:
         try:
             with self.engine.connect().execution_options(edoc_write=True) as conn, \
                     conn.begin():
+                if self.is_postgresql:
+                    # the archive-wide write lock (module docstring), waited for as SQLite's
+                    # busy timeout waits
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{BUSY_TIMEOUT_S}s'")
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
                 first = not self._upgraded
                 if first:
                     schema.upgrade(conn)
@@ -140,21 +216,36 @@ class CatalogEngine:
                                    code="CATALOG_READ_ONLY",
                                    hint="run edoc where the archive directory is writable"
                                    ) from None
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            if ("locked" in str(exc.orig) or "busy" in str(exc.orig)
+                    or "lock timeout" in str(exc.orig)):
                 raise CatalogError(
                     f"catalog is busy: another edoc process held the write lock for more "
                     f"than {BUSY_TIMEOUT_S} s", code="CATALOG_BUSY",
                     hint="wait for the other run to finish, then retry") from None
+            if self.is_postgresql:
+                raise CatalogError(f"catalog write failed: {_first_line(exc.orig)}",
+                                   code="CATALOG_UNAVAILABLE",
+                                   hint="is the PostgreSQL server up? nothing was "
+                                   "committed; retry") from None
             raise CatalogError(f"catalog write failed: {exc.orig}",
                                code="CATALOG_ERROR") from None
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self, *, consistent: bool = False) -> Iterator[Connection]:
+        """A read connection; ``consistent``: every statement sees one state (a WAL
+        snapshot on SQLite; REPEATABLE READ on PostgreSQL)."""
         with self.engine.connect() as conn:
+            if consistent and self.is_postgresql:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _first_line(error: object) -> str:
+    """A driver error's first line (psycopg adds context lines; none holds a password)."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
 
 
 class TransactionBase:

@@ -20,10 +20,21 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 
-SCHEMA_VERSION = 1
+#: The number of the newest migration (``edoc.catalog.migrations``): what a new catalog is
+#: stamped with in ``schema_info``. Catalogs made before the numbering say 1.
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
+
+
+@compiles(sa.String, "postgresql")
+def _pg_text(element: sa.String, compiler: Any, **kw: Any) -> str:
+    """On PostgreSQL every string column is ``text``: SQLite never enforced the declared
+    lengths (``String(32)``...), so a catalog must not refuse on PostgreSQL a value SQLite
+    took; ``text`` and ``varchar(n)`` are stored and indexed alike there."""
+    return "TEXT"
 
 schema_info = sa.Table(
     "schema_info", metadata,
@@ -265,6 +276,17 @@ registry_imports = sa.Table(
     sa.Column("files", sa.Text, nullable=False),
 )
 
+#: Who holds an archive-wide lock of a PostgreSQL catalog (``edoc.catalog.coordination``):
+#: ``purge`` (host, pid, since — for a second purge's refusal) and ``local-store`` (the
+#: host and directory whose local store the catalog indexes). Not evidence: rebuild leaves
+#: it empty.
+lock_holders = sa.Table(
+    "lock_holders", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("since", sa.String(40), nullable=False),
+)
+
 SEARCH_COLUMNS = ("doc_type", "transaction_date", "amount", "counterparty", "ledger_ref")
 
 
@@ -311,35 +333,33 @@ def create(conn: Connection) -> None:
     """Inside a write transaction: every table and index of an empty catalog."""
     metadata.create_all(conn)
     conn.execute(schema_info.insert().values(version=SCHEMA_VERSION))
-    upgrade(conn)
+    keep_counterparty_names(conn)
 
 
 def stored_version(conn: Connection) -> Any:
-    """The schema version the catalog says it has."""
-    return conn.execute(sa.select(schema_info.c.version)).scalar()
+    """The schema version the catalog says it has (its last migration's number)."""
+    return conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar()
 
 
 def upgrade(conn: Connection) -> None:
-    """Inside a write transaction: create what this edoc's schema has and an older
-    catalog lacks. Indexes of ``versions`` added since (``ix_versions_search``: ~1 s per
-    million rows, once); the ``counterparties`` table, its trigger, and its names
-    backfilled from ``versions`` in the same transaction, so a search never sees the
-    table half filled; the (empty) registry tables of ``edoc registry``. Cheap when
-    nothing is missing (one read of the schema)."""
+    """Inside a write transaction: bring an older catalog up to date — the numbered
+    migrations of ``edoc.catalog.migrations`` past its ``schema_info.version`` (indexes
+    added since, the e-invoice columns, the registry tables, the ``counterparties`` table
+    and its trigger), then any table of this schema it lacks. Cheap when nothing is
+    missing (a read of ``schema_info`` and of the schema's names)."""
+    from edoc.catalog import migrations
+
+    migrations.upgrade(conn)
+
+
+def keep_counterparty_names(conn: Connection) -> None:
+    """The ``counterparties`` table, its trigger, and its names backfilled from
+    ``versions`` in the same transaction, so a search never sees the table half filled.
+    Nothing on a dialect without a trigger (search then scans versions) or when present."""
     dialect = conn.dialect.name
-    present = schema_names(conn)
-    if "versions" not in present:
-        return  # an empty database: create() makes everything
-    for table in (registry_entries, registry_imports):  # added with `edoc registry`
-        if table.name not in present:
-            table.create(conn)
-    _add_columns(conn)
-    for ix in sorted(versions.indexes, key=lambda i: str(i.name)):
-        if ix.name not in present:
-            ix.create(conn)
     if dialect not in _UPKEEP_DDL:
         return  # no trigger: search scans versions, as before the table existed
-    if _UPKEEP_NAMES[dialect] <= present:
+    if _UPKEEP_NAMES[dialect] <= schema_names(conn):
         return
     counterparties.create(conn, checkfirst=True)
     for ddl in _UPKEEP_DDL[dialect]:
@@ -356,7 +376,7 @@ def columns_missing(conn: Connection) -> bool:
     return not set(ADDED_COLUMNS) <= have
 
 
-def _add_columns(conn: Connection) -> None:
+def add_columns(conn: Connection) -> None:
     """``ALTER TABLE versions ADD COLUMN`` for each of ``ADDED_COLUMNS`` an older catalog
     lacks (before the indexes on them are created)."""
     have = {str(col["name"]) for col in sa.inspect(conn).get_columns("versions")}

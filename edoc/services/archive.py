@@ -79,6 +79,7 @@ class Archive:
         cfg = config_mod.load(path)
         catalog = Catalog(cfg.catalog_url, cfg.dir)
         catalog.check_schema()
+        _claim_local_store(cfg, catalog)
         return cls(cfg, open_store(cfg), catalog)
 
     @functools.cached_property
@@ -95,6 +96,16 @@ class Archive:
 
     def close(self) -> None:
         self.catalog.dispose()
+
+
+def _claim_local_store(cfg: ArchiveConfig, catalog: Catalog) -> None:
+    """A shared (PostgreSQL) catalog over a local-directory store: only the host and
+    directory that made it may use it (``LOCAL_STORE_ELSEWHERE``; S3 is for several)."""
+    if catalog.is_postgresql and cfg.storage.kind == "local":
+        from edoc.catalog.coordination import coordination_for
+
+        coordination_for(catalog, cfg.dir).claim_local_store(
+            (cfg.dir / cfg.storage.path).resolve())
 
 
 def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> None:
@@ -121,8 +132,10 @@ def _check_s3_store(storage: StorageConfig, directory: Path, now: datetime) -> N
 def init_archive(directory: Path, *, organisation: str, storage: StorageConfig | None = None,
                  fiscal_year_end: tuple[int, int] | None = None,
                  default_retention: tuple[str, ...] = (),
-                 pkcs11: TokenConfig | None = None, entity: str = "corporation") -> Archive:
-    """Create a new archive with the embedded defaults; refuse to touch an existing one."""
+                 pkcs11: TokenConfig | None = None, entity: str = "corporation",
+                 catalog_url: str | None = None) -> Archive:
+    """Create a new archive with the embedded defaults; refuse to touch an existing one.
+    ``catalog_url``: a PostgreSQL catalog (default: SQLite in the directory)."""
     from edoc.evidence import pki
     from edoc.model import ids
 
@@ -152,6 +165,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
         storage=storage,
         seal_backend="pkcs11" if pkcs11 else "file",
         pkcs11=pkcs11,
+        catalog_url=catalog_url or config_mod.DEFAULT_CATALOG_URL,
     )
     passphrase = cfg.passphrase()
     keys_dir.mkdir(mode=0o700, exist_ok=True)
@@ -165,6 +179,7 @@ def init_archive(directory: Path, *, organisation: str, storage: StorageConfig |
     store = open_store(cfg)
     catalog = Catalog(cfg.catalog_url, cfg.dir)
     catalog.create()
+    _claim_local_store(cfg, catalog)
     # The settings file is written last: its presence is what marks a finished archive.
     tmp = cfg_path.with_name(f".{cfg_path.name}.{secrets.token_hex(4)}")
     tmp.write_text(config_mod.render(cfg), encoding="utf-8")

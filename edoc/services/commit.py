@@ -19,7 +19,9 @@ The commit protocol (what is written in which order, and what a restart finds):
    timestamps the tree head covering the new leaves.
 
 What a restart finds: a writer holds a lock file in the archive directory while it lives
-(``flock``: the kernel drops it when the process dies, however it dies). An intent whose
+(``flock``: the kernel drops it when the process dies, however it dies; with a PostgreSQL
+catalog an advisory lock of its own session, which a process on any host can probe:
+``edoc.catalog.coordination``). An intent whose
 writer is dead is finished by the next ingest, correction, purge or ``edoc doctor --repair``
 (``recover_intents``): if its content reached the store, the manifest is (re)written from
 the intent and the version catalogued — the dead run may never have reported it, but it is
@@ -40,15 +42,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from edoc import clock as edoc_clock
 from edoc.catalog import Intent, version_row
+from edoc.catalog.coordination import coordination_for
 from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, ObjectExists
 from edoc.evidence.hashing import hash_stream, sha256_hex
@@ -143,86 +144,20 @@ def commit_version(archive: Archive, *, record_id: str, version: int, body: Mani
 _Intent = Intent
 
 
-_OWNERS: dict[tuple[Path, int], str] = {}
-_OWNERS_LOCK = threading.Lock()
-_WRITERS_DIR = ".writers"
-
-
 def _owner(archive: Archive) -> str:
-    """This process's writer token for ``archive`` (its lock file is made on first use;
-    the threads of one run share it)."""
-    with _OWNERS_LOCK:
-        return _new_owner(archive)
+    """This process's writer token for ``archive``, registered on first use (a lock file
+    under the archive directory, or an advisory lock of a PostgreSQL catalog:
+    ``edoc.catalog.coordination``); the threads of one run share it."""
+    return coordination_for(archive.catalog, archive.cfg.dir).writer_token()
 
 
-def _new_owner(archive: Archive) -> str:
-    import atexit
-    import fcntl
-    import re
-    import secrets
-    import socket
-
-    key = (archive.cfg.dir, os.getpid())
-    token = _OWNERS.get(key)
-    if token is not None:
-        return token
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:60]
-    token = f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
-    lock_dir = archive.cfg.dir / _WRITERS_DIR
-    path = lock_dir / f"{token}.lock"
-    # Locked under a temporary name, then renamed: no one ever sees the file unlocked.
-    tmp = lock_dir / f".{token}.tmp"
-    try:
-        lock_dir.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        tmp.replace(path)
-    except OSError as exc:
-        import errno
-
-        raise EdocError(f"cannot write in the archive directory {archive.cfg.dir} "
-                        f"({exc.strerror}); nothing stored",
-                        code="ARCHIVE_READ_ONLY" if exc.errno == errno.EROFS
-                        else "ARCHIVE_NOT_WRITABLE",
-                        hint="run edoc where the archive directory is writable") from None
-    _OWNERS[key] = token
-    pid = os.getpid()
-
-    def release() -> None:
-        if os.getpid() == pid:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-    atexit.register(release)
-    return token
-
-
-@contextlib.contextmanager
-def _dead_owner(archive: Archive, owner: str, *, release: bool = True) -> Iterator[bool]:
+def _dead_owner(archive: Archive, owner: str, *, release: bool = True
+                ) -> contextlib.AbstractContextManager[bool]:
     """Yields whether ``owner`` is dead; while True, this process holds its lock, so no
-    other process recovers the same writer's versions at the same time. ``release``
-    removes a dead writer's lock file afterwards (its versions were recovered)."""
-    import fcntl
-
-    path = archive.cfg.dir / _WRITERS_DIR / f"{owner}.lock"
-    try:
-        fd = os.open(path, os.O_RDONLY)  # flock(2) needs no write access
-    except FileNotFoundError:
-        yield True  # never got a lock file, or was recovered by a run that just finished
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-        if release:
-            with contextlib.suppress(OSError):
-                path.unlink()
-    finally:
-        os.close(fd)
-
+    other process (on any host, with a PostgreSQL catalog) recovers the same writer's
+    versions at the same time. ``release`` forgets a dead writer's registration."""
+    return coordination_for(archive.catalog, archive.cfg.dir).probe_writer(
+        owner, release=release)
 
 
 def duplicate_error(path: str, existing: str, *, in_flight: bool = False) -> DuplicateContent:

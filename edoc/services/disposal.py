@@ -27,7 +27,6 @@ a store that cannot be reached at all stops the run with its items still ``pendi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -126,19 +125,13 @@ class PurgeReport:
         }
 
 
-@contextlib.contextmanager
-def _run_lock(archive: Archive) -> Iterator[None]:
-    path = archive.cfg.dir / ".purge.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EdocError("another purge is running on this archive", code="PURGE_RUNNING",
-                            hint="wait for it to finish; runs are safe to repeat") from None
-        yield
-    finally:
-        os.close(fd)
+def _run_lock(archive: Archive) -> contextlib.AbstractContextManager[None]:
+    """One purge at a time, archive-wide: ``.purge.lock`` (flock) beside a SQLite catalog,
+    an advisory lock of a PostgreSQL one (``edoc.catalog.coordination``); a second run is
+    refused with ``PURGE_RUNNING`` naming the holder."""
+    from edoc.catalog.coordination import coordination_for
+
+    return coordination_for(archive.catalog, archive.cfg.dir).purge_lock()
 
 
 class _Candidates:

@@ -7,7 +7,9 @@ certificates, and the access-log entries written at each checkpoint (reads after
 checkpoint are the only thing a lost catalog takes with it).
 
 The new catalog is built beside the old one and swapped in only when complete; the old file
-is kept as ``catalog.sqlite.replaced-<time>``. Afterwards ``edoc verify --all`` must pass.
+is kept as ``catalog.sqlite.replaced-<time>``; a PostgreSQL catalog is replaced in one
+transaction, its old tables kept in a schema ``edoc_replaced_<time>``. Afterwards
+``edoc verify --all`` must pass.
 """
 
 from __future__ import annotations
@@ -208,9 +210,17 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
 
     # 8. write a fresh catalog beside the old one, then swap
     cfg = a.cfg
+    rows: dict[str, list[dict[str, Any]]] = {
+        "ledger": ledger_rows, "versions": version_rows, "records": record_rows,
+        "checkpoints": cp_rows, "holds": hold_rows, "disposal_runs": run_rows,
+        "disposal_items": item_rows, "access_log": access_rows}
+    if a.catalog.is_postgresql:
+        # one transaction replaces the tables; the old ones are kept in a schema of their own
+        moved = a.catalog.replace_all(rows, stamp=clock.now().strftime("%Y%m%dT%H%M%SZ"))
+        summary.replaced = f"schema {moved}" if moved else None
+        return _counted(summary, rows)
     if not cfg.catalog_url.startswith("sqlite:///"):
-        raise CatalogError("rebuild writes SQLite catalogs; for another database, create an "
-                           "empty schema and point catalog.url at SQLite first",
+        raise CatalogError("rebuild writes SQLite and PostgreSQL catalogs",
                            code="REBUILD_UNSUPPORTED")
     target = Path(Catalog(cfg.catalog_url, cfg.dir).url.removeprefix("sqlite:///"))
     staging = target.with_name(target.name + ".rebuild")
@@ -218,9 +228,7 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
         leftover.unlink(missing_ok=True)
     new = Catalog("sqlite:///" + str(staging), cfg.dir)
     new.create()
-    new.load({"ledger": ledger_rows, "versions": version_rows, "records": record_rows,
-              "checkpoints": cp_rows, "holds": hold_rows, "disposal_runs": run_rows,
-              "disposal_items": item_rows, "access_log": access_rows})
+    new.load(rows)
     new.dispose()
     a.catalog.dispose()
     if target.exists():
@@ -231,7 +239,12 @@ def rebuild_catalog(archive: Archive, progress: Callable[[str], None] | None = N
         for suffix in ("-wal", "-shm"):
             Path(str(target) + suffix).unlink(missing_ok=True)
     staging.replace(target)
-    summary.records, summary.versions = len(record_rows), len(version_rows)
-    summary.ledger_entries, summary.checkpoints = len(ledger_rows), len(cp_rows)
-    summary.holds, summary.disposal_runs = len(hold_rows), len(run_rows)
+    return _counted(summary, rows)
+
+
+def _counted(summary: RebuildSummary, rows: dict[str, list[dict[str, Any]]]
+             ) -> RebuildSummary:
+    summary.records, summary.versions = len(rows["records"]), len(rows["versions"])
+    summary.ledger_entries, summary.checkpoints = len(rows["ledger"]), len(rows["checkpoints"])
+    summary.holds, summary.disposal_runs = len(rows["holds"]), len(rows["disposal_runs"])
     return summary

@@ -31,6 +31,8 @@ class CreatedArchive:
     #: ``corporation`` or ``individual``, and the base retention rule that implies
     entity: str = "corporation"
     base_rule: str = "corporate-tax"
+    #: ``sqlite`` (a file in the directory) or ``postgresql`` (a shared server)
+    catalog_kind: str = "sqlite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +58,19 @@ def check_retention_rules(rules: tuple[str, ...]) -> None:
 def create_archive(directory: Path, *, organisation: str, fiscal_year_end: str | None,
                    default_retention: tuple[str, ...], storage: StorageConfig,
                    pkcs11: Pkcs11Request | None = None,
-                   entity: str = "corporation") -> CreatedArchive:
+                   entity: str = "corporation", catalog: str | None = None) -> CreatedArchive:
     """Create the archive (``init_archive``) after checking the token settings, the entity
     type and the fiscal-year end (``MM-DD``; by default 03-31 for a corporation, 12-31 for
     an individual, whose tax year is the calendar year)."""
     from edoc.policy.retention import BASE_RULE
 
     entity = config_mod.parse_entity("--entity", entity)
+    catalog_url = config_mod.catalog_url_for_init(catalog)
+    probe = Catalog(catalog_url, directory)
+    try:
+        probe.check_new()  # before any key is made: a bad URL leaves nothing behind
+    finally:
+        probe.dispose()
     if fiscal_year_end is None:
         fiscal_year_end = "12-31" if entity == "individual" else "03-31"
     token = None
@@ -77,9 +85,11 @@ def create_archive(directory: Path, *, organisation: str, fiscal_year_end: str |
                      fiscal_year_end=config_mod.parse_month_day("--fiscal-year-end", "value",
                                                                 fiscal_year_end),
                      default_retention=default_retention, storage=storage, pkcs11=token,
-                     entity=entity)
+                     entity=entity, catalog_url=catalog_url)
+    a.close()  # the new archive is reported, not used: its catalog connections end here
     return CreatedArchive(a.cfg.dir, a.cfg.archive_id, a.store.kind, a.store.guarantee,
-                          a.cfg.entity, BASE_RULE[a.cfg.entity])
+                          a.cfg.entity, BASE_RULE[a.cfg.entity],
+                          "sqlite" if a.catalog.is_sqlite else "postgresql")
 
 
 def open_for_rebuild(directory: str | None) -> Archive:

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus
+from tests.helpers import Edoc, copy_archive, jst_today_minus
 from tests.integration.faults import REPO, Child, ChildSpec, FaultPoint, run_child
 
 SHORT = 2  # seconds a test-short record is kept
@@ -164,7 +164,7 @@ def test_racing_writer_is_stopped_by_the_reservation(edoc: Edoc, tmp_path: Path)
     args = {"files": [{"path": str(f), "date": jst_today_minus(1)}]}
     # The first operation of an ingest is the reservation's commit.
     copy_dir = tmp_path / "count"
-    subprocess.run(["cp", "-a", str(edoc.archive), str(copy_dir)], check=True)
+    copy_archive(edoc.archive, copy_dir)
     counting = run_child(ChildSpec(str(copy_dir), "ingest", args))
     assert counting.trace[0] == "commit" and counting.trace[1].endswith("/content")
     # A fresh interpreter, not a fork: this process has the archive's catalog open, and a

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, jst_today_minus, profiles_in_env
+from tests.helpers import Edoc, copy_archive, jst_today_minus, profiles_in_env
 from tests.integration.faults import (
     REPO,
     ChildOutcome,
@@ -108,7 +108,7 @@ def _init(path: Path) -> Edoc:
 
 
 def _copy(template: Path, dest: Path) -> Edoc:
-    shutil.copytree(template, dest, symlinks=True)
+    copy_archive(template, dest)
     return Edoc(dest)
 
 

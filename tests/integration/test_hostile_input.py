@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Edoc, jst_today_minus
+from tests.helpers import Edoc, copy_archive, jst_today_minus
 from tests.hostile import (
     ODD_NAMES,
     STORED,
@@ -80,7 +80,7 @@ def fresh(template: Path, tmp_path: Path) -> Callable[[], Edoc]:
 
     def make() -> Edoc:
         target = tmp_path / f"archive-{next(numbers)}"
-        shutil.copytree(template, target, symlinks=True)
+        copy_archive(template, target)
         return Edoc(target)
 
     return make
@@ -281,7 +281,7 @@ def test_whole_corpus_in_one_batch_per_profile(corpus: list[Hostile], template: 
                                                tmp_path: Path, good: Callable[[], Path]
                                                ) -> None:
     e = Edoc(tmp_path / "archive")
-    shutil.copytree(template, e.archive, symlinks=True)
+    copy_archive(template, e.archive)
     cases = [c for c in corpus if c.case not in KNOWN_BROKEN]
     tried = 0
     for profile in sorted({c.profile for c in cases}):
@@ -326,7 +326,7 @@ def test_a_real_process_prints_one_line_per_rejected_file(corpus: list[Hostile],
     (libtiff does, on damaged data): the general-profile corpus once more, through
     ``python -m edoc`` in a real process."""
     archive = tmp_path / "archive"
-    shutil.copytree(template, archive, symlinks=True)
+    copy_archive(template, archive)
     cases = [c for c in corpus if c.profile == "general" and c.case not in KNOWN_BROKEN
              and c.case not in TEXT_LINES_BROKEN]
     root = Path(__file__).resolve().parents[2]
@@ -531,7 +531,7 @@ RSS_LIMIT_MB = 300
 def test_two_gib_sparse_file_is_stored_with_bounded_memory(tmp_path: Path,
                                                            template: Path) -> None:
     archive = tmp_path / "archive"
-    shutil.copytree(template, archive, symlinks=True)
+    copy_archive(template, archive)
     big = sparse_file(tmp_path / "big.bin")
     # A fresh interpreter between pytest and edoc, so that RUSAGE_CHILDREN sees edoc alone
     # (pytest's own earlier children would otherwise count).
@@ -587,7 +587,7 @@ def test_no_line_is_lost_while_libtiff_output_is_caught(tmp_path: Path, template
     Python's back); with files in flight the main thread prints rejections meanwhile, and
     each must still reach stderr: edoc writes its own lines to a duplicate of fd 2."""
     archive = tmp_path / "archive"
-    shutil.copytree(template, archive, symlinks=True)
+    copy_archive(template, archive)
     files: list[Path] = []
     for i in range(60):
         files.append(good_scan(tmp_path / f"scan-{i}.tif", seed=1000 + i, fmt="TIFF"))
@@ -639,7 +639,7 @@ def test_a_program_embedding_edoc_keeps_its_stderr_while_tiffs_are_decoded(
     thread while edoc decodes TIFFs with files in flight: edoc leaves fd 2 alone then, so
     not one of the program's lines is lost (the CLI case is the test above)."""
     archive = tmp_path / "archive"
-    shutil.copytree(template, archive, symlinks=True)
+    copy_archive(template, archive)
     files = [good_scan(tmp_path / f"scan-{i}.tif", seed=2000 + i, fmt="TIFF") for i in range(40)]
     proc = subprocess.run(
         [sys.executable, "-c", _EMBEDDING_PROGRAM, str(archive), *map(str, files)],

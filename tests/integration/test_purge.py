@@ -31,7 +31,7 @@ import edoc.services.disposal
 from edoc.model import canonical
 from edoc.storage.local import LocalStore
 from tests import samples
-from tests.helpers import Edoc, init_on_s3, jst_today_minus, profiles_in_env, writable
+from tests.helpers import Edoc, copy_archive, init_on_s3, jst_today_minus, profiles_in_env, writable
 from tests.integration.faults import Child, ChildOutcome, ChildSpec, FaultPoint, run_child
 from tests.seaweed import SeaweedServer, StoreFactory, use_identity
 
@@ -95,7 +95,7 @@ def template(policies: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def _copy(template: Path, dest: Path) -> Edoc:
-    shutil.copytree(template, dest, symlinks=True)
+    copy_archive(template, dest)
     return Edoc(dest)
 
 

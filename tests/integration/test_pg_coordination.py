@@ -1,0 +1,162 @@
+"""Coordination through a PostgreSQL catalog (edoc/catalog/coordination.py), with real
+processes and the suite's own server: a second purge is refused naming the holder; intents
+left by a writer killed on "another host" (a copy of the archive directory, sharing only the
+catalog and the bucket) are repaired there; a local store refuses a second directory; and
+two archive directories on S3 + PostgreSQL work as one archive."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edoc.catalog import Catalog
+from edoc.catalog.coordination import DatabaseCoordination, FileCoordination
+from edoc.errors import EdocError
+from tests import samples
+from tests.helpers import Edoc, jst_today_minus
+from tests.integration.faults import REPO, Child, ChildSpec, FaultPoint
+from tests.postgres import PostgresServer
+from tests.seaweed import SeaweedServer, StoreFactory, use_identity
+
+_PROBE = ("import sys; from pathlib import Path; from edoc.catalog import Catalog; "
+          "from edoc.catalog.coordination import DatabaseCoordination as D; "
+          "c = D(Catalog(sys.argv[1], Path('.')))\n"
+          "with c.probe_writer(sys.argv[2], release=False) as dead: print(dead)")
+
+
+def _probe_elsewhere(url: str, token: str) -> bool:
+    """Whether a process of its own (no shared memory, no shared files) finds ``token``
+    dead."""
+    out = subprocess.run([sys.executable, "-c", _PROBE, url, token], cwd=REPO,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip() == "True"
+
+
+def _init(archive: Path, url: str, *extra: str) -> Edoc:
+    e = Edoc(archive)
+    res = e("init", str(archive), "--catalog", url, *extra)
+    assert res.exit_code == 0, res.output
+    return e
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    return postgres.url(postgres.create_database())
+
+
+def test_a_second_purge_is_refused_naming_the_holder(pg_url: str, tmp_path: Path) -> None:
+    e = _init(tmp_path / "a", pg_url)
+    cat = Catalog(pg_url, e.archive)
+    first, second = DatabaseCoordination(cat), DatabaseCoordination(Catalog(pg_url, e.archive))
+    with first.purge_lock():
+        with pytest.raises(EdocError) as caught, second.purge_lock():
+            pass
+        assert caught.value.code == "PURGE_RUNNING"
+        assert "host " in caught.value.message and "pid " in caught.value.message
+        assert "since " in caught.value.message
+        # the CLI says the same (its own database session, as another host's would be)
+        code, doc = e.json("purge", "--yes")
+        assert code != 0 and doc["error"]["code"] == "PURGE_RUNNING", doc
+        assert "pid " in doc["error"]["message"]
+    with second.purge_lock():  # free once the first ended
+        pass
+
+
+def test_file_purge_lock_names_the_holder_too(tmp_path: Path) -> None:
+    a, b = FileCoordination(tmp_path), FileCoordination(tmp_path)
+    with a.purge_lock(), pytest.raises(EdocError) as caught, b.purge_lock():
+        pass
+    assert caught.value.code == "PURGE_RUNNING" and "pid " in caught.value.message
+
+
+def test_writer_liveness_is_seen_from_any_process(pg_url: str, tmp_path: Path) -> None:
+    e = _init(tmp_path / "a", pg_url)
+    me = DatabaseCoordination(Catalog(pg_url, e.archive))
+    token = me.writer_token()
+    assert me.writer_token() == token  # one per process
+    assert not _probe_elsewhere(pg_url, token)  # alive while this process lives
+    # a token whose session is gone is dead, and the prober holds it meanwhile
+    with me.probe_writer("nobody-1-00000000") as dead:
+        assert dead
+        assert not _probe_elsewhere(pg_url, "nobody-1-00000000")
+    assert _probe_elsewhere(pg_url, "nobody-1-00000000")
+
+
+def test_intents_of_a_writer_killed_on_another_host_are_repaired(
+        pg_url: str, tmp_path: Path, seaweed: SeaweedServer, s3_store_factory: StoreFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = s3_store_factory.bucket("edoc-pgcoord")
+    use_identity(monkeypatch, seaweed, "writer", tmp_path)
+    host_a = _init(tmp_path / "host-a", pg_url, "--storage",
+                   f"s3://{bucket}/{tmp_path.name}", "--s3-addressing-style", "path")
+    host_b = Edoc(tmp_path / "host-b")
+    shutil.copytree(host_a.archive, host_b.archive)  # edoc.toml and keys: nothing else
+    f = samples.small_jpeg(tmp_path / "r.jpg", 7, target_bytes=10_000)
+    args = {"files": [{"path": str(f), "date": jst_today_minus(1)}]}
+    # A on "host a" is frozen after storing the content (its intent is in the catalog)
+    a = Child(ChildSpec(str(host_a.archive), "ingest", args,
+                        kill=FaultPoint(2, "after", action="stop")), fork=False)
+    try:
+        a.wait_stopped()
+        code, doc = host_b.json("doctor", "--repair")
+        intents = [c for c in doc["checks"] if c["name"] == "intents"]
+        assert intents and "1 version(s) being written" in intents[0]["detail"], doc
+        # host b ingesting the same file is told it is being stored by another run
+        code, doc = host_b.json("ingest", str(f), "--date", jst_today_minus(1))
+        assert doc["results"][0]["error"]["code"] == "DUPLICATE_CONTENT", doc
+    finally:
+        os.kill(a.pid, signal.SIGKILL)  # the host's writer dies (its session ends with it)
+    a.wait()
+    # killed: host b repairs what it left (the content reached the bucket: completed)
+    code, doc = host_b.json("doctor", "--repair")
+    assert any("completed" in line for line in doc["repaired"]), doc
+    code, doc = host_b.json("verify", "--all")
+    assert code == 0, doc
+    code, doc = host_a.json("ledger", "verify")
+    assert code == 0, doc
+    code, doc = host_a.json("search")
+    sha = hashlib.sha256(f.read_bytes()).hexdigest()
+    assert [r["content_sha256"] for r in doc["records"]] == [sha]
+
+
+def test_a_local_store_serves_one_directory(pg_url: str, tmp_path: Path) -> None:
+    e = _init(tmp_path / "a", pg_url)
+    copy = tmp_path / "b"
+    shutil.copytree(e.archive, copy)  # same catalog, but a store of its own
+    code, doc = Edoc(copy).json("search")
+    assert code != 0 and doc["error"]["code"] == "LOCAL_STORE_ELSEWHERE", doc
+    assert e.json("search")[0] == 0
+
+
+def test_two_hosts_on_s3_and_postgresql_are_one_archive(
+        pg_url: str, tmp_path: Path, seaweed: SeaweedServer, s3_store_factory: StoreFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = s3_store_factory.bucket("edoc-pgcoord")
+    use_identity(monkeypatch, seaweed, "writer", tmp_path)
+    a = _init(tmp_path / "host-a", pg_url, "--storage", f"s3://{bucket}/{tmp_path.name}2",
+              "--s3-addressing-style", "path")
+    b = Edoc(tmp_path / "host-b")
+    shutil.copytree(a.archive, b.archive)
+    assert not (b.archive / "catalog.sqlite").exists()
+    ids: dict[str, Any] = {}
+    for n, who in enumerate((a, b, a, b)):
+        f = tmp_path / f"doc{n}.txt"
+        f.write_text(f"from host {n}", encoding="utf-8")
+        code, res = who.ingest_one(f, "--date", jst_today_minus(1), "--counterparty", f"取引先{n}")
+        assert code == 0, res
+        ids[res["record_id"]] = n
+    for who in (a, b):
+        code, doc = who.json("search")
+        assert {r["record_id"] for r in doc["records"]} == set(ids)
+        code, doc = who.json("ledger", "verify")
+        assert code == 0, doc
+    code, doc = b.json("verify", "--all")
+    assert code == 0, doc
