@@ -36,6 +36,7 @@ from edoc.services.ingest import IngestRequest  # noqa: E402
 
 PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry",
          "einvoice")
+PARTS += ("scaleout",)  # workers on PostgreSQL + SeaweedFS (bench/scaleout.py)
 MiB = 1024 * 1024
 
 #: Profiles the bench adds (``EDOC_POLICIES``): per-record manifest seals as the brief asks

@@ -100,6 +100,12 @@ class Coordination:
     def claim_local_store(self, store_path: Path) -> None:
         """Refuse a local store shared through the catalog by a second host or directory."""
 
+    def retire_writer(self) -> None:
+        """Give up this process's writer token (hook for long-lived workers, edoc.queue):
+        intents it left behind when a commit failed and the drop failed too (the database
+        went away) then look abandoned and are repaired as a dead writer's; the next
+        reservation takes a new token. (Files: a no-op; the token lives until exit.)"""
+
 
 # -- files (SQLite) -----------------------------------------------------------------------------
 
@@ -243,6 +249,19 @@ class DatabaseCoordination(Coordination):
             session.scalar("SELECT pg_advisory_lock(:k)", {"k": _writer_key(token)})
             _DB_OWNERS[key] = (token, session)
             return token
+
+    def retire_writer(self) -> None:
+        with _OWNERS_LOCK:
+            found = _DB_OWNERS.pop((self.catalog.url, os.getpid()), None)
+        if found is not None:
+            token, session = found
+            # Closing returns the connection to the pool with the lock still held; unlock,
+            # then invalidate (the DBAPI connection is closed: its session ends).
+            with contextlib.suppress(Exception):
+                session.scalar("SELECT pg_advisory_unlock(:k)", {"k": _writer_key(token)})
+            with contextlib.suppress(Exception):
+                session.conn.invalidate()
+            session.close()
 
     @contextlib.contextmanager
     def probe_writer(self, token: str, *, release: bool = True) -> Iterator[bool]:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from edoc import clock as edoc_clock
+from edoc.catalog.coordination import coordination_for
 from edoc.clock import utc_text
 from edoc.errors import ConfigError, DuplicateContent, EdocError, InputError, NotFound
 from edoc.queue import staging
@@ -146,6 +147,22 @@ def _note_attempt(url: str, item_id: int, exc: BaseException, attempt: int) -> N
         log.debug("could not note the failed attempt of item %d", item_id, exc_info=True)
 
 
+def _retire_if_orphaned_here(archive: Archive, sha256: str) -> None:
+    """An intent for ``sha256`` held by this very process, after this job's own attempt
+    failed: the commit failed and so did dropping its intent (the database went away
+    between the two). This long-lived process would look alive to every repair forever, so
+    it gives up its writer token: the intent is then repaired as a dead writer's (finished
+    if its objects are stored, dropped if not) and the next attempt stores or finds it.
+    Other jobs of this process still committing under the old token are safe: a repair that
+    takes one makes its cataloguing fail (``RECORD_CHANGED``), and that job is retried."""
+    coordination = coordination_for(archive.catalog, archive.cfg.dir)
+    mine = coordination.writer_token()
+    if any(p.owner == mine and p.intent.row.get("content_sha256") == sha256
+           for p in archive.catalog.pending_intents()):
+        log.info("retiring writer %s: it holds an intent no job of it is writing", mine)
+        coordination.retire_writer()
+
+
 def ingest_document(url: str, item_id: int, *, attempt: int = 0) -> dict[str, Any]:
     """Run one ingest job; returns its outcome (``state``, ``record_id``)."""
     ctx = _require_context()
@@ -180,6 +197,7 @@ def ingest_document(url: str, item_id: int, *, attempt: int = 0) -> dict[str, An
             if existing is None:
                 # Reserved by an intent, not yet a record: its writer may be alive (another
                 # worker) or dead (this job's killed attempt). Recover the dead, try later.
+                _retire_if_orphaned_here(ctx.archive, item.sha256)
                 for line in recover_intents(ctx.archive):
                     log.info("recovered: %s", line)
                 _note_attempt(url, item_id, exc, attempt)
