@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edoc-installed
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test test-postgresql lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,20 @@ demo: $(STAMP)
 ## test: set up, lint (ruff + mypy --strict + import contracts), then the whole test suite
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+	$(MAKE) test-postgresql
+
+## test-postgresql: the integration suites and a representative CLI subset again, every
+## archive's catalog in PostgreSQL (a server the suite starts itself; tests/postgres.py).
+## Left out: suites with no catalog in play (fuzz, bench smoke), the SQLite 0.1.0 fixture,
+## and the PostgreSQL-only suites (already run above).
+PG_CLI_SUBSET := tests/cli/test_spine.py tests/cli/test_records.py tests/cli/test_lifecycle.py \
+	tests/cli/test_einvoice_ingest.py
+test-postgresql: $(STAMP)
+	$(PY) -m pytest -q --catalog-backend postgresql tests/integration $(PG_CLI_SUBSET) \
+	  --ignore=tests/integration/test_fuzz.py --ignore=tests/integration/test_bench_smoke.py \
+	  --ignore=tests/integration/test_legacy_archive.py \
+	  --ignore=tests/integration/test_pg_coordination.py \
+	  --ignore=tests/integration/test_pg_catalog_moves.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edoc cli.py tests scripts bench

@@ -161,8 +161,10 @@ def _ensure_passphrase(a: Any) -> None:
 
 def _archive(ctx: click.Context) -> Any:
     a = _open(ctx.obj["archive"])
-    # the catalog's connections end with the command (a PostgreSQL server counts clients)
-    ctx.find_root().call_on_close(a.close)
+    if a.catalog.is_postgresql:
+        # the catalog's connections end with the command (a PostgreSQL server counts
+        # clients); SQLite's are left to the process exit, as before
+        ctx.find_root().call_on_close(a.close)
     # The top-level command name decides (e.g. "ledger" for "ledger verify").
     command = ctx.command_path.split()[1] if len(ctx.command_path.split()) > 1 else ""
     a.cfg.roles.authorize(a.actor, command)
@@ -1066,7 +1068,8 @@ def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
 
     # The catalog may be missing or corrupt: open the archive without checking it.
     a = open_for_rebuild(ctx.obj["archive"])
-    ctx.find_root().call_on_close(a.close)
+    if a.catalog.is_postgresql:
+        ctx.find_root().call_on_close(a.close)
     summary = rebuild_catalog(a, progress=None if as_json else info)
     if as_json:
         emit_json({"ok": True, **summary.as_dict()})
@@ -1076,6 +1079,29 @@ def catalog_rebuild(ctx: click.Context, as_json: bool) -> None:
         if summary.replaced:
             info(f"previous catalog kept as {summary.replaced}")
         info("next: edoc verify --all")
+
+
+@catalog.command("migrate")
+@click.option("--to", "to_url", required=True, metavar="URL",
+              help="The new catalog database, e.g. postgresql://USER@HOST/DB (empty).")
+@click.option("--no-verify", is_flag=True,
+              help="Skip ledger verify and verify --all on the target (row digests still "
+                   "compared).")
+@json_option
+@click.pass_context
+def catalog_migrate(ctx: click.Context, to_url: str, no_verify: bool, as_json: bool) -> None:
+    """Move the catalog to another database (SQLite -> PostgreSQL), verified before
+    edoc.toml is switched to it; the old catalog is left untouched."""
+    from edoc.services.catalog_migrate import migrate_catalog
+
+    a = _archive(ctx)
+    summary = migrate_catalog(a, to_url, verify=not no_verify,
+                              progress=None if as_json else info)
+    if as_json:
+        emit_json({"ok": True, **summary.as_dict()})
+        return
+    click.echo(f"catalog moved to {summary.target}; edoc.toml now names it")
+    info(f"the old catalog ({summary.source}) is untouched")
 
 
 @cli.group("ledger")

@@ -195,6 +195,14 @@ class PgDb:
     def commit(self) -> None:
         """Autocommit: each statement is committed as it runs."""
 
+    def iterdump(self) -> Any:
+        """Every row of every table, one line each (as sqlite3's dump holds every value)."""
+        tables = [t for (t,) in self._conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        for table in tables:
+            for row in self._conn.execute(f'SELECT * FROM "{table}"'):
+                yield f"{table}: {row!r}"
+
     def close(self) -> None:
         self._conn.close()
 

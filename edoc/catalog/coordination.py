@@ -40,6 +40,7 @@ import re
 import secrets
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,7 @@ class _Session:
     """A connection of its own in autocommit, for session-level advisory locks."""
 
     def __init__(self, catalog: CatalogEngine) -> None:
+        self.pid = os.getpid()
         self.conn: Connection = catalog.engine.connect().execution_options(
             isolation_level="AUTOCOMMIT")
 
@@ -224,11 +226,16 @@ class _Session:
             return False
 
     def close(self) -> None:
+        """End the session itself (not back into the pool): its locks go with it."""
+        with contextlib.suppress(Exception):
+            self.conn.invalidate()
         with contextlib.suppress(Exception):
             self.conn.close()
 
 
-_DB_OWNERS: dict[tuple[str, int], tuple[str, _Session]] = {}
+#: each open catalog's writer (token, session); a lease ends with its catalog's dispose()
+_DB_OWNERS: weakref.WeakKeyDictionary[CatalogEngine, tuple[str, _Session]] = (
+    weakref.WeakKeyDictionary())
 
 
 class DatabaseCoordination(Coordination):
@@ -236,18 +243,23 @@ class DatabaseCoordination(Coordination):
         self.catalog = catalog
 
     def writer_token(self) -> str:
+        """The lease lives as long as the catalog object (``dispose`` ends it: a process
+        that opened an archive for one command leaves nothing in flight afterwards) or
+        the process, whichever ends first."""
         with _OWNERS_LOCK:
-            key = (self.catalog.url, os.getpid())
-            found = _DB_OWNERS.get(key)
-            if found is not None and found[1].alive():
+            found = _DB_OWNERS.get(self.catalog)
+            if found is not None and found[1].pid == os.getpid() and found[1].alive():
                 return found[0]
-            token = found[0] if found is not None else new_token()
-            if found is not None:
+            fresh = found is None or found[1].pid != os.getpid()  # a forked child: its own
+            token = new_token() if fresh else found[0]  # type: ignore[index]
+            if found is not None and not fresh:
                 found[1].close()  # the server restarted: take the lock again
             session = _Session(self.catalog)
             # Blocks only while a repair that found this writer's session gone holds it.
             session.scalar("SELECT pg_advisory_lock(:k)", {"k": _writer_key(token)})
-            _DB_OWNERS[key] = (token, session)
+            _DB_OWNERS[self.catalog] = (token, session)
+            self.catalog.on_dispose(session.close)
+            weakref.finalize(self.catalog, session.close)  # or when the catalog is dropped
             return token
 
     def retire_writer(self) -> None:
@@ -266,8 +278,7 @@ class DatabaseCoordination(Coordination):
     @contextlib.contextmanager
     def probe_writer(self, token: str, *, release: bool = True) -> Iterator[bool]:
         key = _writer_key(token)
-        mine = _DB_OWNERS.get((self.catalog.url, os.getpid()))
-        if mine is not None and mine[0] == token:
+        if any(t == token and sess.pid == os.getpid() for t, sess in list(_DB_OWNERS.values())):
             yield False  # this very process
             return
         session = _Session(self.catalog)

@@ -80,11 +80,16 @@ def _load(conn: Any, rows: Mapping[str, Sequence[dict[str, Any]]]) -> None:
     for name, table_rows in rows.items():
         if table_rows:
             conn.execute(schema.metadata.tables[name].insert(), list(table_rows))
+    fix_sequences(conn, {name for name, table_rows in rows.items() if table_rows})
+
+
+def fix_sequences(conn: Any, filled: set[str]) -> None:
+    """After rows were inserted with their own ids (rebuild, migrate): on PostgreSQL move
+    each serial column's sequence past them, or the next insert would reuse an id."""
     if conn.dialect.name == "postgresql":
-        # rows carry their own ids: move each serial's sequence past them
         for table in schema.metadata.sorted_tables:
             for col in table.columns:
-                if col.autoincrement is True and col.primary_key and rows.get(table.name):
+                if col.autoincrement is True and col.primary_key and table.name in filled:
                     sql = (f"SELECT setval(pg_get_serial_sequence('{table.name}', "  # noqa: S608
                            f"'{col.name}'), GREATEST((SELECT max({col.name}) FROM "
                            f"{table.name}), 1))")  # the schema's own names, none from input

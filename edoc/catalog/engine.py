@@ -23,7 +23,7 @@ REPEATABLE READ (one state, as a WAL snapshot). The first write transaction of e
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,7 @@ class CatalogEngine:
         if self.is_sqlite:
             event.listen(self.engine, "connect", self._on_connect)
             event.listen(self.engine, "begin", self._on_begin)
+        self._releases: list[Callable[[], None]] = []
         #: whether this process has brought the schema up to date (``schema.upgrade``)
         self._upgraded = False
         #: whether ``counterparties`` exists and is kept complete (None: not looked yet)
@@ -239,7 +240,15 @@ class CatalogEngine:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
+    def on_dispose(self, release: Callable[[], None]) -> None:
+        """Call ``release`` when this catalog is disposed (a writer lease of
+        ``edoc.catalog.coordination`` ends with it)."""
+        self._releases.append(release)
+
     def dispose(self) -> None:
+        releases, self._releases = self._releases, []
+        for release in releases:
+            release()
         self.engine.dispose()
 
 

@@ -315,7 +315,8 @@ def schema_names(conn: Connection) -> set[str]:
         return {str(n) for (n,) in conn.exec_driver_sql(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
             "UNION SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-            "UNION SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+            "UNION SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")}
     inspector = sa.inspect(conn)
     names = set(inspector.get_table_names())
     if "versions" in names:

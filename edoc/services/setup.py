@@ -86,7 +86,8 @@ def create_archive(directory: Path, *, organisation: str, fiscal_year_end: str |
                                                                 fiscal_year_end),
                      default_retention=default_retention, storage=storage, pkcs11=token,
                      entity=entity, catalog_url=catalog_url)
-    a.close()  # the new archive is reported, not used: its catalog connections end here
+    if a.catalog.is_postgresql:
+        a.close()  # reported, not used: its connections to the server end here
     return CreatedArchive(a.cfg.dir, a.cfg.archive_id, a.store.kind, a.store.guarantee,
                           a.cfg.entity, BASE_RULE[a.cfg.entity],
                           "sqlite" if a.catalog.is_sqlite else "postgresql")

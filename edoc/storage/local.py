@@ -248,7 +248,9 @@ class LocalStore:
         except OSError as exc:
             raise _storage_error(exc, "writing", key) from exc
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            # OSError, not only FileNotFoundError: on a read-only mount the unlink fails too,
+            # and must not hide the refusal above behind an internal error
+            with contextlib.suppress(OSError):
                 tmp.unlink()
         return self._info(key, obj, meta)
 

@@ -302,3 +302,34 @@ def test_the_catalog_is_where_edoc_toml_says(catalog_url: str, tmp_path: Path) -
         with sqlite3.connect(e.archive / "catalog.sqlite") as db:
             assert db.execute("SELECT version FROM schema_info").fetchone() == (
                 schema.SCHEMA_VERSION,)
+
+
+def test_init_refuses_a_catalog_it_cannot_use_and_leaves_nothing(tmp_path: Path,
+                                                                   postgres: PostgresServer
+                                                                   ) -> None:
+    for url, code in (("mysql://u@h/db", "CONFIG_INVALID"),
+                      (f"postgresql://postgres@127.0.0.1:{postgres.port}/absent_db",
+                       "CATALOG_UNAVAILABLE")):
+        e = Edoc(tmp_path / code)
+        rc, doc = e.json("init", str(e.archive), "--catalog", url)
+        assert rc != 0 and doc["error"]["code"] == code, doc
+        assert not (e.archive / "keys").exists() and not (e.archive / "edoc.toml").exists()
+
+
+def test_edoc_catalog_url_is_the_default_of_init(tmp_path: Path, postgres: PostgresServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    url = postgres.url(postgres.create_database())
+    monkeypatch.setenv("EDOC_CATALOG_URL", url)
+    e = Edoc(tmp_path / "a")
+    rc, doc = e.json("init", str(e.archive), "--catalog", url.replace("postgresql://",
+                                                                        "postgres://"))
+    assert rc == 0 and doc["catalog"] == "postgresql", doc
+    from edoc.config import StorageConfig
+    from edoc.services.setup import create_archive  # the service reads the variable
+
+    second = postgres.url(postgres.create_database())
+    monkeypatch.setenv("EDOC_CATALOG_URL", second)
+    made = create_archive(tmp_path / "b", organisation="", fiscal_year_end=None,
+                          default_retention=(), storage=StorageConfig())
+    assert made.catalog_kind == "postgresql"
+    assert f'url = "{second}"' in (tmp_path / "b" / "edoc.toml").read_text(encoding="utf-8")

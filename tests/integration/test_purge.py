@@ -31,7 +31,15 @@ import edoc.services.disposal
 from edoc.model import canonical
 from edoc.storage.local import LocalStore
 from tests import samples
-from tests.helpers import Edoc, copy_archive, init_on_s3, jst_today_minus, profiles_in_env, writable
+from tests.helpers import (
+    Edoc,
+    catalog_db,
+    copy_archive,
+    init_on_s3,
+    jst_today_minus,
+    profiles_in_env,
+    writable,
+)
 from tests.integration.faults import Child, ChildOutcome, ChildSpec, FaultPoint, run_child
 from tests.seaweed import SeaweedServer, StoreFactory, use_identity
 
@@ -187,7 +195,7 @@ def test_paged_purge_disposes_and_certifies_every_version_once(
     assert body["count"] == len(expected) and body["not_disposed"] == []
     assert [(i["record_id"], i["version"]) for i in body["disposed"]] == sorted(expected)
     _openssl_accepts(e, cert)
-    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+    with catalog_db(e.archive) as db:
         leaves = db.execute("SELECT record_id, version FROM ledger WHERE event = 'purge'"
                             ).fetchall()
     assert sorted(leaves) == sorted(expected)
@@ -238,7 +246,7 @@ def test_a_refused_content_keeps_its_manifest_and_the_certificate_says_so(
     data = (e.objects / cert_key).read_bytes()
     run_id = json.loads(data)["run_id"]
     archive_id = json.loads(data)["archive_id"]
-    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+    with catalog_db(e.archive) as db:
         assert data == _journal_certificate(db, run_id, archive_id)
     body = json.loads(data)
     assert body["actor"] == "経理部 山田"
@@ -254,7 +262,7 @@ def test_limit_takes_the_records_whose_retention_ended_first(
         template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
     source, expected, _kept = template
     e = _copy(source, tmp_path / "archive")
-    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+    with catalog_db(e.archive) as db:
         ends = db.execute("SELECT record_id, max(retain_until_at) AS e FROM versions "
                           "GROUP BY record_id").fetchall()
     rids = {rid for rid, _v in expected}
@@ -330,7 +338,7 @@ def test_a_page_partly_deleted_is_finished_by_the_next_run(
     e = _copy(source, tmp_path / "archive")
     out = run_child(ChildSpec(str(e.archive), "purge", kill=FaultPoint(op, "after")))
     assert out.killed
-    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+    with catalog_db(e.archive) as db:
         (run_id,) = db.execute("SELECT run_id FROM disposal_runs").fetchone()
         rid, key, vid = db.execute(
             "SELECT v.record_id, v.content_key, v.content_version_id FROM disposal_items i "
@@ -353,7 +361,7 @@ def test_a_hold_placed_during_the_run_wins(
                                                                      action="stop")))
     try:
         child.wait_stopped()
-        with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+        with catalog_db(e.archive) as db:
             (held,) = db.execute("SELECT min(record_id) FROM disposal_items").fetchone()
         before = _files(e, held)
         code, doc = e.json("hold", held, "--reason", "tax audit")
@@ -465,7 +473,7 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
 
     source, _expected, _kept = template
     e = _copy(source, tmp_path / "archive")
-    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+    with catalog_db(e.archive) as db:
         db.execute("UPDATE ledger SET stored = 0")
         total = db.execute("SELECT count(*) FROM ledger").fetchone()[0]
     failing = total // 2
@@ -492,7 +500,7 @@ def test_leaf_flush_marks_what_it_stored_and_raises_for_what_it_could_not(
                                              datetime.now(UTC) + timedelta(days=1))
     finally:
         archive.close()
-    with sqlite3.connect(e.archive / "catalog.sqlite") as db:
+    with catalog_db(e.archive) as db:
         unmarked = [i for (i,) in db.execute("SELECT idx FROM ledger WHERE NOT stored")]
     # Pages of three: the failing leaf's page is finished and marked, then the error stops
     # the run; later pages wait for the next one.
