@@ -264,16 +264,9 @@ class DatabaseCoordination(Coordination):
 
     def retire_writer(self) -> None:
         with _OWNERS_LOCK:
-            found = _DB_OWNERS.pop((self.catalog.url, os.getpid()), None)
-        if found is not None:
-            token, session = found
-            # Closing returns the connection to the pool with the lock still held; unlock,
-            # then invalidate (the DBAPI connection is closed: its session ends).
-            with contextlib.suppress(Exception):
-                session.scalar("SELECT pg_advisory_unlock(:k)", {"k": _writer_key(token)})
-            with contextlib.suppress(Exception):
-                session.conn.invalidate()
-            session.close()
+            found = _DB_OWNERS.pop(self.catalog, None)
+        if found is not None and found[1].pid == os.getpid():
+            found[1].close()  # the session ends (not back into the pool): its lock with it
 
     @contextlib.contextmanager
     def probe_writer(self, token: str, *, release: bool = True) -> Iterator[bool]:
