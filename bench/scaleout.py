@@ -82,6 +82,21 @@ def _workers(edoc: list[str], archives: list[Path], env: dict[str, str]) -> floa
     return wall
 
 
+def _job_span(url: str) -> float:
+    """Seconds from the first ingest job's start to the last one's end (procrastinate's
+    event log): the workers' throughput without their start-up and idle exit."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM max(e.at) - min(e.at)) FROM procrastinate_events e "
+            "JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.task_name = "
+            "'edoc.ingest_document' AND e.type IN ('started', 'succeeded')").fetchone()
+    if row is None or row[0] is None:
+        raise BenchError("no ingest job events recorded")
+    return float(row[0])
+
+
 def _ledger_rate(url: str, archive_dir: Path, threads: int, per_thread: int) -> float:
     from edoc.catalog import Catalog
 
@@ -148,13 +163,15 @@ def run(bench: Bench) -> None:
                 subprocess.run(["cp", "-a", str(first / "keys"), str(d / "keys")], check=True)
                 hosts.append(d)
             wall = _workers(edoc, hosts, env)
-            rates[k] = n / wall
+            span = _job_span(url)
+            rates[k] = n / span
             bench.add(Row(PART, f"{k} worker process(es), PostgreSQL + SeaweedFS", rates[k],
                           "rec/s", baseline="single host SQLite", baseline_value=single,
                           ratio=rate_ratio(rates[k], single),
                           note=f"{rates[k] / k:.1f} rec/s per worker; {CONCURRENCY} jobs "
-                               f"each; wall incl. worker start-up"))
-            log(f"scaleout: {k} workers: {wall:.1f} s")
+                               f"each; first job start to last job end ({span:.1f} s; "
+                               f"{n / wall:.1f} rec/s over the processes' wall {wall:.1f} s)"))
+            log(f"scaleout: {k} workers: {span:.1f} s of jobs, {wall:.1f} s wall")
         url = server.url(server.create_database())
         probe = _init(bench, "scaleout-ledger", url)
         per = 100 if bench.quick else 1000
