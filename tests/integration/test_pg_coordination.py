@@ -160,3 +160,39 @@ def test_two_hosts_on_s3_and_postgresql_are_one_archive(
         assert code == 0, doc
     code, doc = b.json("verify", "--all")
     assert code == 0, doc
+
+
+def test_work_goes_on_after_a_server_restart(postgres: PostgresServer, pg_url: str,
+                                             tmp_path: Path) -> None:
+    """One process, one archive open across a PostgreSQL restart (a failover): pooled
+    connections are replaced, the writer takes its lease again, nothing is lost."""
+    from edoc.services.archive import Archive
+    from edoc.services.ingest import Ingestor, IngestRequest
+
+    e = _init(tmp_path / "a", pg_url)
+    a = Archive.open(str(e.archive))
+    try:
+        def ingest(n: int) -> str:
+            f = tmp_path / f"doc{n}.txt"
+            f.write_text(f"document {n}", encoding="utf-8")
+            got: list[Any] = []
+            run = Ingestor(a).run([IngestRequest(path=str(f), date=jst_today_minus(1))],
+                                  got.append)
+            assert run.ok, [r.as_dict() for r in got]
+            return str(got[0].record_id)
+
+        first = ingest(0)
+        from edoc.catalog.coordination import coordination_for
+
+        token = coordination_for(a.catalog, a.cfg.dir).writer_token()
+        postgres.restart()
+        second = ingest(1)
+        assert coordination_for(a.catalog, a.cfg.dir).writer_token() == token
+        assert not _probe_elsewhere(pg_url, token)  # the lease is held again
+    finally:
+        a.close()
+    assert _probe_elsewhere(pg_url, token)  # and ends with the archive's catalog
+    code, doc = e.json("search")
+    assert {r["record_id"] for r in doc["records"]} == {first, second}
+    code, doc = e.json("ledger", "verify")
+    assert code == 0, doc
