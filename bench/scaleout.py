@@ -92,8 +92,20 @@ def _job_span(url: str) -> float:
             "SELECT extract(epoch FROM max(e.at) - min(e.at)) FROM procrastinate_events e "
             "JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.task_name = "
             "'edoc.ingest_document' AND e.type IN ('started', 'succeeded')").fetchone()
-    if row is None or row[0] is None:
+        retried = conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = "
+            "'edoc.ingest_document' AND attempts > 1").fetchone()
+        codes = conn.execute("SELECT code, count(*) FROM edoc_queue_items WHERE code IS NOT "
+                             "NULL GROUP BY code").fetchall()
+        done = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FROM "
+            "procrastinate_jobs WHERE task_name = 'edoc.ingest_document'").fetchone()
+    if row is None or row[0] is None or done is None:
         raise BenchError("no ingest job events recorded")
+    log(f"scaleout: jobs retried: {retried[0] if retried else '?'}; codes seen: "
+        f"{dict(codes)}")
+    if done[0] != done[1]:
+        raise BenchError(f"only {done[0]} of {done[1]} ingest jobs succeeded: {dict(codes)}")
     return float(row[0])
 
 
@@ -134,11 +146,12 @@ def run(bench: Bench) -> None:
     n = 40 if bench.quick else int(os.environ.get("EDOC_BENCH_SCALEOUT_DOCS", "600"))
     files = _docs(bench.path("scaleout", "docs"), n)
     edoc = edoc_command()
-    env = {**os.environ}
-    env.pop("EDOC_QUEUE_URL", None)
 
     # Single host, SQLite catalog: the figure to beat.
     base = _init(bench, "scaleout-sqlite", None)
+    # Taken after SeaweedFS started: its credentials are in the environment from then on.
+    env = {**os.environ}
+    env.pop("EDOC_QUEUE_URL", None)
     child = require_ok(run_child([*edoc, "--archive", str(base), "ingest",
                                   *map(str, files)]), "ingest (single host, SQLite)")
     single = n / child.wall
