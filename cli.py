@@ -329,11 +329,14 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
 @click.option("--jobs", type=click.IntRange(min=1, max=64), metavar="N",
               help="Files in flight at once (default: 8 on S3, 4 on a local store). "
                    "Results are reported in the order given either way.")
+@click.option("--enqueue", is_flag=True,
+              help="Put one job per document on the PostgreSQL job queue instead; "
+                   "'edoc worker' on any host ingests them (FILES may name directories).")
 @json_option
 @click.pass_context
 def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, ...],
            manifest_csv: str | None, skip_existing: bool, jobs: int | None, as_json: bool,
-           **opts: Any) -> None:
+           enqueue: bool = False, **opts: Any) -> None:
     """Ingest FILES: check, hash, seal, timestamp and store them write-once.
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
@@ -350,6 +353,8 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         raise ConfigError("--suggest reads FILES; a review CSV already holds suggestions",
                           code="USAGE_ERROR")
     a = _archive(ctx)
+    if enqueue:
+        _ingest_enqueue(a, files, profiles, manifest_csv, skip_existing, as_json, opts)
     if manifest_csv:
         from edoc.services.manifest_csv import read_manifest
 
@@ -1665,6 +1670,144 @@ def user_disable(ctx: click.Context, name: str, as_json: bool) -> None:
         emit_json({"ok": True, "disabled": name})
     else:
         info(f"disabled account {name}")
+# -- the job queue: ingest --enqueue, worker, jobs (edoc/queue) -----------------------------
+
+def _queue_ops() -> Any:
+    """``edoc.queue.operations``, or a one-line error when the queue extra is missing."""
+    try:
+        from edoc.queue import operations
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"the job queue needs {exc.name} (not installed)",
+                          code="QUEUE_NOT_INSTALLED",
+                          hint="pip install 'edoc[queue]'") from None
+    return operations
+
+
+def _enqueue_paths(files: tuple[str, ...]) -> list[str]:
+    """FILES with each directory replaced by the regular files under it (sorted; names
+    starting with a dot skipped)."""
+    out: list[str] = []
+    for f in files:
+        p = Path(f)
+        if p.is_dir():
+            out += sorted(str(c) for c in p.rglob("*") if c.is_file() and not any(
+                part.startswith(".") for part in c.relative_to(p).parts))
+        else:
+            out.append(f)
+    return out
+
+
+def _ingest_enqueue(a: Any, files: tuple[str, ...], profiles: tuple[str, ...],
+                    manifest_csv: str | None, skip_existing: bool, as_json: bool,
+                    opts: dict[str, Any]) -> NoReturn:
+    from edoc.policy.values import printable_name
+
+    enqueue = _queue_ops().enqueue
+    if manifest_csv:
+        from edoc.services.manifest_csv import read_manifest
+
+        requests = list(read_manifest(Path(manifest_csv), default_profiles=profiles))
+    else:
+        requests = [_request(f, profiles, opts) for f in _enqueue_paths(files)]
+    for pid in {p for r in requests if r.rejection is None
+                for p in (r.profiles or (a.cfg.default_profile,))}:
+        a.profiles.get(pid)  # an unknown profile is a usage error for the whole batch
+    run = enqueue(a, requests, skip_existing=skip_existing, all_or_nothing=bool(manifest_csv))
+    queued = sum(r.status == "queued" for r in run.results)
+    if as_json:
+        emit_json({"ok": run.ok, "batch": run.batch, "queued": queued,
+                   "existing": sum(r.status == "exists" for r in run.results),
+                   "failed": sum(r.status not in ("queued", "exists") for r in run.results),
+                   "results": [r.as_dict() for r in run.results]})
+    else:
+        for r in run.results:
+            if r.status == "queued":
+                click.echo(f"job {r.job_id}  {printable_name(r.file)}")
+            elif r.status == "exists":
+                click.echo(f"{r.record_id}  {printable_name(r.file)}  already stored")
+            elif r.error:
+                info(f"{r.status}: {printable_name(r.file)}: {r.error['code']}: "
+                     f"{r.error['message']}")
+        info(f"{queued} queued, {len(run.results) - queued} not queued; "
+             "run 'edoc worker' on any host to ingest them")
+    sys.exit(0 if run.ok else 1)
+
+
+@cli.command()
+@click.option("--concurrency", type=click.IntRange(min=1, max=64), default=1,
+              show_default=True, help="Jobs run at once by this process (threads).")
+@click.option("--until-idle", is_flag=True,
+              help="Exit 0 once no job is waiting or running (batch runs, tests).")
+@click.option("--name", metavar="NAME", help="Worker name in logs (default HOST:PID).")
+@click.option("--heartbeat", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
+              metavar="SECONDS", help="Heartbeat interval; the jobs of a worker silent for "
+              "three of them are retried by another.")
+@json_option
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int, until_idle: bool, name: str | None,
+           heartbeat: float, as_json: bool) -> None:
+    """Ingest the documents queued by 'edoc ingest --enqueue', on this host.
+
+    Runs until SIGTERM/SIGINT (finishing the jobs in hand) or, with --until-idle, until the
+    queue is empty. A job refused (a scan below the profile's dpi) ends as a failed job with
+    its code; a transient failure (store, TSA, database) is retried with backoff.
+    """
+    run_worker = _queue_ops().run_worker
+    a = _archive(ctx)
+    a.cfg.roles.authorize(a.actor, "ingest")  # a worker ingests as its service account
+    _ensure_passphrase(a)
+    run = run_worker(a, concurrency=concurrency, until_idle=until_idle, name=name,
+                     heartbeat_s=heartbeat)
+    if as_json:
+        emit_json({"ok": True, "reconnects": run.restarts,
+                   "stalled_retried": run.stalled_retried})
+    else:
+        info(f"worker stopped ({run.restarts} reconnects, "
+             f"{run.stalled_retried} stalled jobs retried)")
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def jobs(ctx: click.Context, as_json: bool) -> None:
+    """The job queue: counts (queued, running, failed, done) and failed jobs with reasons."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edoc.policy.values import printable_name
+
+    st = _queue_ops().status(_archive(ctx))
+    if as_json:
+        emit_json({"ok": True, **st})
+        return
+    c = st["counts"]
+    click.echo(f"queued {c['queued']}  running {c['running']}  failed {c['failed']}  "
+               f"done {c['done']}")
+    for f in st["failed"]:
+        click.echo(f"failed job {f['id']}  {printable_name(f['file'] or '?')}  "
+                   f"{f['code']}: {printable_name(f['message'])}")
+    if st["failed"]:
+        info("hint: fix the cause, then 'edoc jobs retry ID' or 'edoc jobs retry --all-failed'")
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--all-failed", is_flag=True, help="Every failed ingest job.")
+@json_option
+@click.pass_context
+def jobs_retry(ctx: click.Context, job_ids: tuple[int, ...], all_failed: bool,
+               as_json: bool) -> None:
+    """Put failed jobs back on the queue (their documents were kept)."""
+    retry = _queue_ops().retry
+    if bool(job_ids) == all_failed:
+        raise ConfigError("give job ids or --all-failed", code="USAGE_ERROR")
+    a = _archive(ctx)
+    a.cfg.roles.authorize(a.actor, "ingest")
+    ids = retry(a, job_ids, all_failed=all_failed)
+    if as_json:
+        emit_json({"ok": True, "retried": ids})
+    else:
+        info(f"{len(ids)} job(s) queued again" + (f": {', '.join(map(str, ids))}" if ids
+                                                   else ""))
 
 
 def _stderr_of_our_own() -> None:

@@ -40,6 +40,7 @@ PARTS = ("ingest", "verify", "search", "purge", "startup", "memory", "registry",
 PARTS = (*PARTS, "web")
 PARTS += ("fragments",)  # 1-2 character counterparty and text fragments (bench/fragments.py)
 PARTS += ("capture",)  # bench/capture.py (issue 16)
+PARTS += ("scaleout",)  # workers on PostgreSQL + SeaweedFS (bench/scaleout.py)
 MiB = 1024 * 1024
 
 #: Profiles the bench adds (``EDOC_POLICIES``): per-record manifest seals as the brief asks

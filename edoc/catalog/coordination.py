@@ -101,6 +101,12 @@ class Coordination:
     def claim_local_store(self, store_path: Path) -> None:
         """Refuse a local store shared through the catalog by a second host or directory."""
 
+    def retire_writer(self) -> None:
+        """Give up this process's writer token (hook for long-lived workers, edoc.queue):
+        intents it left behind when a commit failed and the drop failed too (the database
+        went away) then look abandoned and are repaired as a dead writer's; the next
+        reservation takes a new token. (Files: a no-op; the token lives until exit.)"""
+
 
 # -- files (SQLite) -----------------------------------------------------------------------------
 
@@ -255,6 +261,12 @@ class DatabaseCoordination(Coordination):
             self.catalog.on_dispose(session.close)
             weakref.finalize(self.catalog, session.close)  # or when the catalog is dropped
             return token
+
+    def retire_writer(self) -> None:
+        with _OWNERS_LOCK:
+            found = _DB_OWNERS.pop(self.catalog, None)
+        if found is not None and found[1].pid == os.getpid():
+            found[1].close()  # the session ends (not back into the pool): its lock with it
 
     @contextlib.contextmanager
     def probe_writer(self, token: str, *, release: bool = True) -> Iterator[bool]:

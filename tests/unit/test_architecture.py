@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 #: What the CLI may import from edoc: the use cases, the bundle, and the vocabulary they speak.
 CLI_MAY_IMPORT = ("edoc.services", "edoc.bundle", "edoc.errors", "edoc.clock", "edoc.model",
-                  "edoc.config", "edoc.policy", "edoc.evidence.hashing",
+                  "edoc.queue", "edoc.config", "edoc.policy", "edoc.evidence.hashing",
                   # the web viewer (``edoc serve``): a top layer beside the CLI
                   "edoc.web")
 NEVER = ("sqlalchemy", "boto3", "botocore", "edoc.catalog", "edoc.storage")
