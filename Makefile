@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edoc-installed
 
-.PHONY: install demo test test-postgresql lint typecheck unit bench clean
+.PHONY: install system-deps system-deps-demo demo test test-postgresql lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,12 +14,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## system-deps: the Debian packages the tests use (apt-get when root and missing)
+system-deps:
+	scripts/system-deps.sh test
+
+system-deps-demo:
+	scripts/system-deps.sh demo
+
 ## demo: set up, then init -> ingest samples -> search -> verify -> tamper -> verify catches it
-demo: $(STAMP)
+demo: $(STAMP) system-deps-demo
 	$(PY) scripts/demo.py
 
 ## test: set up, lint (ruff + mypy --strict + import contracts), then the whole test suite
-test: $(STAMP) lint
+test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q
 	$(MAKE) test-postgresql
 
@@ -29,7 +36,7 @@ test: $(STAMP) lint
 ## and the PostgreSQL-only suites (already run above).
 PG_CLI_SUBSET := tests/cli/test_spine.py tests/cli/test_records.py tests/cli/test_lifecycle.py \
 	tests/cli/test_einvoice_ingest.py
-test-postgresql: $(STAMP)
+test-postgresql: $(STAMP) system-deps
 	$(PY) -m pytest -q --catalog-backend postgresql tests/integration $(PG_CLI_SUBSET) \
 	  --ignore=tests/integration/test_fuzz.py --ignore=tests/integration/test_bench_smoke.py \
 	  --ignore=tests/integration/test_legacy_archive.py \
