@@ -102,16 +102,30 @@ class TextReads(CatalogEngine):
     def put_text(self, *, record_id: str, version: int, source: str, pages: int,
                  confidence: float | None, text: str, derived_at: str) -> int:
         """Store (or replace) a record's text and its postings; returns the postings."""
-        norm = normalise_text(text)[:MAX_INDEXED_CHARS]
-        postings = [{"gram": p, "record_id": record_id} for p in sorted(grams(norm))]
+        return self.put_texts([{
+            "record_id": record_id, "version": version, "source": source, "pages": pages,
+            "confidence": confidence, "text": text, "derived_at": derived_at}])
+
+    def put_texts(self, items: Sequence[dict[str, Any]]) -> int:
+        """Store (or replace) several records' texts and postings in one transaction (each
+        item: ``put_text``'s keyword arguments); returns the postings written."""
+        if not items:
+            return 0
+        rows: list[dict[str, Any]] = []
+        postings: list[dict[str, str]] = []
+        for item in items:
+            norm = normalise_text(item["text"])[:MAX_INDEXED_CHARS]
+            rows.append({**item, "text_norm": norm})
+            postings += [{"gram": g, "record_id": item["record_id"]}
+                         for g in sorted(grams(norm))]
+        ids = sorted({r["record_id"] for r in rows})
         with self.write() as c:
-            c.execute(sa.delete(text_grams).where(text_grams.c.record_id == record_id))
-            c.execute(sa.delete(texts).where(texts.c.record_id == record_id))
-            c.execute(texts.insert().values(
-                record_id=record_id, version=version, source=source, pages=pages,
-                confidence=confidence, text=text, text_norm=norm, derived_at=derived_at))
+            c.execute(sa.delete(text_grams).where(text_grams.c.record_id.in_(ids)))
+            c.execute(sa.delete(texts).where(texts.c.record_id.in_(ids)))
+            c.execute(texts.insert(), list({r["record_id"]: r for r in rows}.values()))
             if postings:
-                c.execute(text_grams.insert(), postings)
+                c.execute(text_grams.insert(), list(
+                    {(p["gram"], p["record_id"]): p for p in postings}.values()))
         return len(postings)
 
     def drop_texts(self, record_ids: Sequence[str]) -> int:

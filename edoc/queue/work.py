@@ -192,6 +192,7 @@ def ingest_document(url: str, item_id: int, *, attempt: int = 0) -> dict[str, An
         req = _request(item.request, path)
         try:
             result = ctx.ingestor.store(ctx.ingestor.prepare(req))
+            ctx.ingestor.flush_texts()
         except DuplicateContent as exc:
             existing = ctx.archive.catalog.find_by_sha(item.sha256)
             if existing is None:

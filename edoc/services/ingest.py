@@ -53,7 +53,7 @@ from edoc.services.commit import (
 )
 from edoc.services.duplicates import DuplicateWatch
 from edoc.services.einvoice_fields import DocumentFields, document_fields
-from edoc.services.fulltext import derive_and_store
+from edoc.services.fulltext import PendingTexts, derive_text, text_row
 from edoc.services.provenance import (
     CONFIRMATION_EVENT,
     confirmation_entry,
@@ -241,6 +241,8 @@ class Ingestor:
         self._rules_lock = threading.Lock()
         #: business keys of this run (``DUPLICATE_SUSPECT``, edoc.services.duplicates)
         self._duplicates = DuplicateWatch(archive.catalog)
+        #: derived texts, written in batches (``edoc.services.fulltext.PendingTexts``)
+        self._texts = PendingTexts(archive.catalog)
 
     # -- validation (nothing stored) -------------------------------------------------------
     def _check_einvoice_rules(self, xml: bytes) -> list[Finding]:
@@ -555,9 +557,9 @@ class Ingestor:
         verdict = (prep.manifest_body.input or {}).get("verdict")
         result = IngestResult(stored_name(prep.request.path), "stored", record_id,
                               prep.sha256, prep.retain_until.isoformat(), verdict)
-        text_warning = derive_and_store(self.archive.catalog, record_id=record_id, version=1,
-                                        path=prep.path, media_type=prep.media_type,
-                                        ocr=prep.request.ocr)
+        found, text_warning = derive_text(prep.path, prep.media_type, ocr=prep.request.ocr)
+        if found is not None:
+            self._texts.add(text_row(record_id, 1, found))
         doc = prep.document
         if doc.einvoice is not None:
             m = prep.manifest_body
@@ -571,6 +573,11 @@ class Ingestor:
         if any(p.get("source") != "typed" for p in sealed.values()):
             result.provenance = dict(sealed)
         return result
+
+    def flush_texts(self) -> None:
+        """Write the derived texts ``store`` has batched (``run`` does this itself; a caller
+        of ``store`` alone, like a queue worker, calls it after each document)."""
+        self._texts.flush()
 
     @contextlib.contextmanager
     def _claim(self, sha256: str) -> Iterator[None]:
@@ -616,12 +623,21 @@ class Ingestor:
                                "message": "valid, but not stored because other rows failed",
                                "hint": "fix the failing rows and run the manifest again"}))
                 return run
-            for result in self._in_order(self._store_or_fail, prepared):
-                report(result)
+            try:
+                for result in self._in_order(self._store_or_fail, prepared):
+                    report(result)
+            finally:
+                self._texts.flush()
         else:
-            for result in self._in_order(
-                    lambda req: self._store_or_fail(self._prepare_or_fail(req)), requests):
-                report(result)
+            try:
+                for result in self._in_order(
+                        lambda req: self._store_or_fail(self._prepare_or_fail(req)),
+                        requests):
+                    report(result)
+            finally:
+                # derived, so an interrupted run still writes what it read (a crash loses at
+                # most one batch: `edoc catalog text` derives what is missing)
+                self._texts.flush()
         self._finish(run)
         return run
 
