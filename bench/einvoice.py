@@ -48,9 +48,11 @@ def run(bench: Bench) -> None:
 
     archive = bench.local_archive("einvoice-typed")
     try:
+        # distinct amounts, as distinct invoices have (one shared business key would make
+        # every file a DUPLICATE_SUSPECT of the first)
         typed = [IngestRequest(path=str(p), profiles=(PROFILE,), date="2024-04-01",
-                               amount="5500", counterparty="株式会社サンプル商事")
-                 for p in typed_files]
+                               amount=str(5500 + n), counterparty="株式会社サンプル商事")
+                 for n, p in enumerate(typed_files)]
         watch, _ = timed_ingest(bench, archive, typed, "einvoice-typed")
         typed_rate = count / watch.wall
     finally:
