@@ -865,23 +865,32 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     elif as_csv:
         write_csv(iter(()), ["record_id", "version", "status", *CHECK_NAMES])
     n = 0
-    for rep in verify_stream(a, ids, workers=n_workers, batch=total > 1):
-        n += 1
-        counts[rep.status.value] += 1
-        if as_json:
-            click.echo(("" if n == 1 else ",") + json.dumps(rep.as_dict(), ensure_ascii=False),
-                       nl=False)
-        elif as_csv:
-            cells: list[str] = []
-            for name in CHECK_NAMES:
-                mine = [c for c in rep.checks if c.name == name]
-                bad = [c.code for c in mine if c.status is not Status.PASS]
-                cells.append(" ".join(bad) if bad else ("OK" if mine else ""))
-            write_csv(iter([[rep.record_id, rep.version, rep.status.value, *cells]]), [])
-        else:
-            _render_report(rep)
-        if tty and n % 100 == 0:
-            click.echo(f"\r{n}/{total} verified", err=True, nl=False)
+    try:
+        for rep in verify_stream(a, ids, workers=n_workers, batch=total > 1):
+            n += 1
+            counts[rep.status.value] += 1
+            if as_json:
+                click.echo(("" if n == 1 else ",") + json.dumps(rep.as_dict(),
+                                                                ensure_ascii=False), nl=False)
+            elif as_csv:
+                cells: list[str] = []
+                for name in CHECK_NAMES:
+                    mine = [c for c in rep.checks if c.name == name]
+                    bad = [c.code for c in mine if c.status is not Status.PASS]
+                    cells.append(" ".join(bad) if bad else ("OK" if mine else ""))
+                write_csv(iter([[rep.record_id, rep.version, rep.status.value, *cells]]), [])
+            else:
+                _render_report(rep)
+            if tty and n % 100 == 0:
+                click.echo(f"\r{n}/{total} verified", err=True, nl=False)
+    except EdocError as exc:
+        if not as_json:
+            raise
+        # The report is streamed: an error after it began must still close one JSON
+        # document (a second one after it would make the whole output unreadable).
+        click.echo(f'], "error": {json.dumps(exc.as_dict(), ensure_ascii=False)}, '
+                   f'"versions": {n}, "ok": false}}')
+        sys.exit(exc.exit_code)
     if tty and n >= 100:
         click.echo("", err=True)
     ok = counts["pass"] == n
