@@ -3,6 +3,15 @@ record lists of period commands.
 
 ``search`` yields ``SearchRow``: a version row and its record's state, with the columns'
 names as attributes (cli.py renders them).
+
+A counterparty or text fragment with a limit (a screen's page: ``--limit``, the web viewer's
+200 + 1) must not fetch and sort every version a one-character fragment matches (東: 50,000
+of a million). A count of the matching versions, bounded by ``DATE_WALK_FROM`` and read from
+the fragment's index, chooses the plan: many matches, walk the versions in the search's own
+order (``ix_versions_order``) and stop at the limit; few, sort the matches' keys
+(``ix_versions_cp_search``, no row read) and look up the records of the first ones only.
+Either way only the hits' rows are read. On SQLite the plan is pinned with ``INDEXED BY``
+(it keeps no statistics); PostgreSQL gets the same statements without it.
 """
 
 from __future__ import annotations
@@ -109,13 +118,13 @@ def _order(s: sa.FromClause) -> tuple[sa.ColumnElement[Any], ...]:
 class SearchReads(TextReads):
     def search(self, q: SearchQuery) -> Iterator[SearchRow]:
         if q.limit and (q.counterparty or q.text):
-            tries = self._limited_fragment_search(q)
-            with self.read() as c:
-                for stmt, final in tries or []:
+            rows: list[Any] = []
+            with self.read() as c:  # one snapshot for every try
+                for stmt, final in self._limited_fragment_search(q) or []:
                     rows = list(c.execute(stmt))
                     if final or len(rows) >= q.limit:
                         break
-            for row in rows if tries else []:
+            for row in rows:
                 yield SearchRow(*row)
             return
         with self.read() as c:
