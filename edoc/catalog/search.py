@@ -26,7 +26,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from edoc.catalog.fulltext import TextReads, text_filter
+from edoc.catalog.fulltext import TextReads, text_filter, text_test
 from edoc.catalog.records import VersionRow
 from edoc.catalog.schema import (
     counterparties,
@@ -169,7 +169,8 @@ class SearchReads(TextReads):
         return s.c.record_id.in_(text_filter(q.text or ""))
 
     def _conditions(self, q: SearchQuery, s: sa.FromClause, rr: sa.FromClause,
-                    fragment: bool = True) -> list[sa.ColumnElement[bool]]:
+                    fragment: bool = True, walk: bool = False
+                    ) -> list[sa.ColumnElement[bool]]:
         """The whole search on the versions ``s`` and their records ``rr`` (without the
         fragments and ranges if not ``fragment``: a caller applied them)."""
         out: list[sa.ColumnElement[bool]] = []
@@ -189,7 +190,9 @@ class SearchReads(TextReads):
         if q.profile:
             out.append(s.c.profiles.like(f'%"{q.profile}"%'))
         if q.text and (fragment or q.counterparty):  # else the fragment applied is the text
-            out.append(s.c.record_id.in_(text_filter(q.text)))
+            # a walk tests its candidates one by one: each looks its posting up
+            out.append(text_test(q.text, s.c.record_id) if walk
+                       else s.c.record_id.in_(text_filter(q.text)))
         return out
 
     @staticmethod
@@ -241,7 +244,8 @@ class SearchReads(TextReads):
             s = _IndexedAlias.of(versions, "s", ORDER_INDEX)
             keys = (sa.select(s.c.record_id, s.c.version)
                     .select_from(s.join(rr, rr.c.record_id == s.c.record_id))
-                    .where(*self._conditions(q, s, rr)).order_by(*_order(s)).limit(q.limit))
+                    .where(*self._conditions(q, s, rr, walk=True))
+                    .order_by(*_order(s)).limit(q.limit))
             return [(self._rows_of(keys), True)]
         # Few: every match's key from the fragment's index, sorted; the records (a lookup
         # each, the dear part) of the first few only, which are hits unless deleted or
