@@ -60,6 +60,18 @@ def text_filter(fragment: str) -> sa.Select[Any]:
         texts.c.text_norm.like(_like_substring(norm), escape="\\"))
 
 
+def text_test(fragment: str, record_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """Whether the record ``record_id`` has ``fragment`` in its text, as ``text_filter``
+    answers it, for a walk that tests candidates one by one: a one- or two-character
+    fragment is one posting, looked up by its key, instead of every record holding it
+    gathered first (tens of thousands for a common character)."""
+    norm = normalise_text(fragment)
+    if len(norm) > 2:
+        return record_id.in_(text_filter(fragment))
+    g = text_grams
+    return sa.exists().where(g.c.gram == norm, g.c.record_id == record_id)
+
+
 @dataclass(frozen=True, slots=True)
 class TextRow:
     """A record's derived text and how it was read."""

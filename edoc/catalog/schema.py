@@ -99,6 +99,14 @@ sa.Index("ix_versions_retain", versions.c.retain_until_at)
 #: Covers the legal search (date range, amount range, counterparty): see edoc.catalog.search.
 sa.Index("ix_versions_search", versions.c.transaction_date, versions.c.amount,
          versions.c.counterparty_norm, versions.c.record_id, versions.c.version)
+#: A fragment search with a limit (``edoc.catalog.search``): the search's own order with the
+#: name, so that a fragment most versions match walks the dates and stops at the limit...
+sa.Index("ix_versions_order", versions.c.transaction_date, versions.c.record_id,
+         versions.c.version, versions.c.counterparty_norm)
+#: ...and one few versions match reads each matching name's versions (in a date range) from
+#: the index alone, and sorts only their keys.
+sa.Index("ix_versions_cp_search", versions.c.counterparty_norm, versions.c.transaction_date,
+         versions.c.amount, versions.c.record_id, versions.c.version)
 
 #: Distinct normalised counterparty names (a few thousand in a company's lifetime, against
 #: millions of versions). A substring search (clerks type 山田商事 for 株式会社山田商事) scans

@@ -3,6 +3,15 @@ record lists of period commands.
 
 ``search`` yields ``SearchRow``: a version row and its record's state, with the columns'
 names as attributes (cli.py renders them).
+
+A counterparty or text fragment with a limit (a screen's page: ``--limit``, the web viewer's
+200 + 1) must not fetch and sort every version a one-character fragment matches (東: 50,000
+of a million). A count of the matching versions, bounded by ``DATE_WALK_FROM`` and read from
+the fragment's index, chooses the plan: many matches, walk the versions in the search's own
+order (``ix_versions_order``) and stop at the limit; few, sort the matches' keys
+(``ix_versions_cp_search``, no row read) and look up the records of the first ones only.
+Either way only the hits' rows are read. On SQLite the plan is pinned with ``INDEXED BY``
+(it keeps no statistics); PostgreSQL gets the same statements without it.
 """
 
 from __future__ import annotations
@@ -10,12 +19,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.visitors import InternalTraversal
 
-from edoc.catalog.fulltext import TextReads, text_filter
+from edoc.catalog.fulltext import TextReads, text_filter, text_test
 from edoc.catalog.records import VersionRow
-from edoc.catalog.schema import counterparties, normalise_counterparty, records, versions
+from edoc.catalog.schema import (
+    counterparties,
+    normalise_counterparty,
+    records,
+    schema_names,
+    versions,
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +70,215 @@ def _like_substring(text: str) -> str:
     return f"%{escaped}%"
 
 
+#: Versions a fragment must match (counted up to this bound, from an index) for a search
+#: with a limit to walk the versions in date order and stop at the limit, rather than fetch
+#: every matching version through the fragment's index and sort them. Walking costs about
+#: limit x versions / matches index entries, fetching costs matches: measured on a million
+#: versions, the two meet near here (BENCHMARKS.md, "Fragments with a limit").
+DATE_WALK_FROM = 3000
+#: The date walk: ``ix_versions_order`` gives the search's order itself, and holds the name.
+ORDER_INDEX = "ix_versions_order"
+#: The names' plan: each matching name's versions by date, answered from the index alone.
+NAMES_INDEX = "ix_versions_cp_search"
+
+
+class _IndexedAlias(Alias):
+    """``versions AS s INDEXED BY ix`` on SQLite (whose planner, with no statistics, would
+    otherwise fetch every matching version to sort them, or walk the dates for a rare
+    name); the plain alias elsewhere (PostgreSQL plans from its statistics)."""
+
+    __visit_name__ = "edoc_indexed_alias"
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's cache key: the index named)
+        *Alias._traverse_internals, ("index", InternalTraversal.dp_string)]
+    index: str | None = None
+
+    @classmethod
+    def of(cls, table: sa.Table, name: str, index: str | None) -> _IndexedAlias:
+        alias = cls._construct(table, name=name)
+        alias.index = index
+        return alias
+
+
+@compiles(_IndexedAlias)
+def _plain_alias(element: _IndexedAlias, compiler: Any, **kw: Any) -> str:
+    return str(compiler.visit_alias(element, **kw))
+
+
+@compiles(_IndexedAlias, "sqlite")
+def _sqlite_alias(element: _IndexedAlias, compiler: Any, **kw: Any) -> str:
+    text = str(compiler.visit_alias(element, **kw))
+    return f"{text} INDEXED BY {element.index}" if element.index and kw.get("asfrom") else text
+
+
+def _order(s: sa.FromClause) -> tuple[sa.ColumnElement[Any], ...]:
+    return (s.c.transaction_date, s.c.record_id, s.c.version)
+
+
 class SearchReads(TextReads):
     def search(self, q: SearchQuery) -> Iterator[SearchRow]:
+        if q.limit and (q.counterparty or q.text):
+            rows: list[Any] = []
+            with self.read() as c:  # one snapshot for every try
+                for stmt, final in self._limited_fragment_search(q) or []:
+                    rows = list(c.execute(stmt))
+                    if final or len(rows) >= q.limit:
+                        break
+            for row in rows:
+                yield SearchRow(*row)
+            return
+        with self.read() as c:
+            for row in c.execute(self._search_statement(q)):
+                yield SearchRow(*row)  # ``versions`` whole, then ``state`` (VersionRow.of)
+
+    def count_hits(self, q: SearchQuery) -> int:
+        """How many versions ``search(q)`` yields without its limit, counted from the
+        indexes (no row is fetched): what a screen shows as "N hits"."""
+        if q.text:
+            self.ensure_upgraded()
+        s: sa.FromClause = versions.alias("s")
+        rr = records.alias("rr")
+        names_plan = bool(q.counterparty) and self._plan_indexes_ready()
+        if names_plan:
+            s = _IndexedAlias.of(versions, "s", NAMES_INDEX)
+        stmt = (sa.select(sa.func.count()).select_from(
+            s.join(rr, rr.c.record_id == s.c.record_id))
+            .where(*self._conditions(q, s, rr)))
+        with self.read() as c:
+            return int(c.execute(stmt).scalar() or 0)
+
+    def _plan_indexes_ready(self) -> bool:
+        """Whether the plans' indexes exist and the names table is kept (a catalog made
+        before them and opened read-only has neither until its first write)."""
+        if not getattr(self, "_plan_ready", False):
+            with self.read() as c:
+                present = schema_names(c)
+            self._plan_ready = ({ORDER_INDEX, NAMES_INDEX} <= present
+                                and self._counterparty_names_ready())
+        return self._plan_ready
+
+    def _fragment_condition(self, q: SearchQuery, s: sa.FromClause) -> sa.ColumnElement[bool]:
+        """The counterparty fragment's condition on ``s`` (else the text's)."""
+        if q.counterparty:
+            pattern = _like_substring(normalise_counterparty(q.counterparty))
+            if self._counterparty_names_ready():
+                return s.c.counterparty_norm.in_(sa.select(counterparties.c.name).where(
+                    counterparties.c.name.like(pattern, escape="\\")))
+            # an older catalog, read-only: a scan, as before the names table
+            return s.c.counterparty_norm.like(pattern, escape="\\")
+        return s.c.record_id.in_(text_filter(q.text or ""))
+
+    def _conditions(self, q: SearchQuery, s: sa.FromClause, rr: sa.FromClause,
+                    fragment: bool = True, walk: bool = False
+                    ) -> list[sa.ColumnElement[bool]]:
+        """The whole search on the versions ``s`` and their records ``rr`` (without the
+        fragments and ranges if not ``fragment``: a caller applied them)."""
+        out: list[sa.ColumnElement[bool]] = []
+        if not q.all_versions:
+            out.append(s.c.version == rr.c.latest_version)
+        out.append(rr.c.state != "disposed" if q.include_deleted else rr.c.state == "active")
+        if q.all_versions and not q.include_deleted:
+            out.append(s.c.kind != "tombstone")
+        if fragment:
+            out.extend(self._key_conditions(q, s))
+            if q.counterparty:
+                out.append(self._fragment_condition(q, s))
+        for column in ("doc_type", "ledger_ref", "invoice_number", "registration_number"):
+            value = getattr(q, column)
+            if value:
+                out.append(s.c[column] == value)
+        if q.profile:
+            out.append(s.c.profiles.like(f'%"{q.profile}"%'))
+        if q.text and (fragment or q.counterparty):  # else the fragment applied is the text
+            # a walk tests its candidates one by one: each looks its posting up
+            out.append(text_test(q.text, s.c.record_id) if walk
+                       else s.c.record_id.in_(text_filter(q.text)))
+        return out
+
+    @staticmethod
+    def _key_conditions(q: SearchQuery, s: sa.FromClause) -> list[sa.ColumnElement[bool]]:
+        out: list[sa.ColumnElement[bool]] = []
+        if q.date_from:
+            out.append(s.c.transaction_date >= q.date_from.isoformat())
+        if q.date_to:
+            out.append(s.c.transaction_date <= q.date_to.isoformat())
+        if q.min_amount is not None:
+            out.append(s.c.amount >= q.min_amount)
+        if q.max_amount is not None:
+            out.append(s.c.amount <= q.max_amount)
+        return out
+
+    def _matches_up_to(self, q: SearchQuery, bound: int) -> int:
+        """How many versions the fragment matches within the date and amount ranges,
+        counted up to ``bound`` from the fragment's index (states not looked at)."""
+        if q.counterparty:
+            s = _IndexedAlias.of(versions, "s", NAMES_INDEX)
+            pattern = _like_substring(normalise_counterparty(q.counterparty))
+            some = sa.select(sa.literal(1)).select_from(s).where(
+                s.c.counterparty_norm.in_(sa.select(counterparties.c.name).where(
+                    counterparties.c.name.like(pattern, escape="\\"))),
+                *self._key_conditions(q, s))
+        else:
+            some = sa.select(sa.literal(1)).select_from(
+                text_filter(q.text or "").subquery())
+        stmt = sa.select(sa.func.count()).select_from(some.limit(bound).subquery())
+        with self.read() as c:
+            return int(c.execute(stmt).scalar() or 0)
+
+    def _limited_fragment_search(self, q: SearchQuery
+                                 ) -> list[tuple[sa.Select[Any], bool]] | None:
+        """A fragment search with a limit, as statements to try in turn, each with whether
+        its answer is final even when short of the limit. None: the fragment matches
+        nothing. Each statement finds the keys of the first ``limit`` hits by the plan that
+        reads fewer index entries, then reads only those versions' rows."""
+        if q.text:
+            self.ensure_upgraded()
+        if not self._plan_indexes_ready():
+            return [(self._search_statement(q), True)]
+        matches = self._matches_up_to(q, max(DATE_WALK_FROM, 1))
+        if matches == 0:
+            return None
+        rr = records.alias("rr")
+        if matches >= DATE_WALK_FROM:
+            # Many matches: the first come early in date order; walk, stop at the limit.
+            s = _IndexedAlias.of(versions, "s", ORDER_INDEX)
+            keys = (sa.select(s.c.record_id, s.c.version)
+                    .select_from(s.join(rr, rr.c.record_id == s.c.record_id))
+                    .where(*self._conditions(q, s, rr, walk=True))
+                    .order_by(*_order(s)).limit(q.limit))
+            return [(self._rows_of(keys), True)]
+        # Few: every match's key from the fragment's index, sorted; the records (a lookup
+        # each, the dear part) of the first few only, which are hits unless deleted or
+        # superseded; all of them if those hold fewer than ``limit`` hits.
+        assert q.limit
+        first = 2 * q.limit + 20
+        tries = []
+        # (a text's count is of records, not of versions: never taken as exhaustive)
+        exhaustive = matches <= first and bool(q.counterparty)
+        for bound in ((None, False),) if exhaustive else ((first, True), (None, False)):
+            s = _IndexedAlias.of(versions, "s", NAMES_INDEX if q.counterparty else None)
+            fragment = [self._fragment_condition(q, s), *self._key_conditions(q, s)]
+            cand = sa.select(s.c.record_id, s.c.version, s.c.transaction_date).where(*fragment)
+            c = cand.order_by(*_order(s)).limit(bound[0]).subquery("c")
+            v2 = versions.alias("v2")
+            keys = (sa.select(c.c.record_id, c.c.version)
+                    .select_from(c.join(v2, sa.and_(v2.c.record_id == c.c.record_id,
+                                                    v2.c.version == c.c.version))
+                                 .join(rr, rr.c.record_id == c.c.record_id))
+                    .where(*self._conditions(q, v2, rr, fragment=False))
+                    .order_by(c.c.transaction_date, c.c.record_id, c.c.version)
+                    .limit(q.limit))
+            tries.append((self._rows_of(keys), not bound[1]))
+        return tries
+
+    @staticmethod
+    def _rows_of(keys: sa.Select[Any]) -> sa.Select[Any]:
+        v, r = versions, records
+        return (sa.select(v, r.c.state).join(r, r.c.record_id == v.c.record_id)
+                .where(sa.tuple_(v.c.record_id, v.c.version).in_(keys))
+                .order_by(*_order(v)))
+
+    def _search_statement(self, q: SearchQuery) -> sa.Select[Any]:
         v, r = versions, records
         stmt = sa.select(v, r.c.state).join(r, r.c.record_id == v.c.record_id)
         if not q.all_versions:
@@ -119,9 +345,7 @@ class SearchReads(TextReads):
         stmt = stmt.order_by(v.c.transaction_date, v.c.record_id, v.c.version)
         if q.limit:
             stmt = stmt.limit(q.limit)
-        with self.read() as c:
-            for row in c.execute(stmt):
-                yield SearchRow(*row)  # ``versions`` whole, then ``state`` (VersionRow.of)
+        return stmt
 
     def record_ids(self, date_from: date | None = None, date_to: date | None = None
                    ) -> Iterator[str]:
