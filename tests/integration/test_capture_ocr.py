@@ -128,8 +128,10 @@ def _expect(fd: int, pattern: str, seen: bytearray, timeout: float = 120.0) -> N
     while want not in seen:
         left = deadline - time.monotonic()
         assert left > 0, f"no {pattern!r} on the terminal; got {seen.decode('utf-8', 'replace')}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
+        # poll, not select: a long suite has file descriptors past select()'s FD_SETSIZE
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if poller.poll(left * 1000):
             try:
                 chunk = os.read(fd, 4096)
             except OSError:  # the child closed the terminal

@@ -167,7 +167,7 @@ def test_workers_on_three_hosts_share_nothing_but_the_servers(
         results = []
         for w in workers:
             out, err = w.communicate(timeout=900)
-            assert w.returncode == 0, err[-3000:]
+            assert w.returncode == 0, (out[-3000:], err[-3000:])
             results.append(json.loads(out))
     finally:
         for w in workers:
