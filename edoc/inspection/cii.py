@@ -31,7 +31,7 @@ currency): they are in the invoice currency, so that is the currency given to ea
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from edoc.inspection.einvoice_model import (
@@ -41,6 +41,7 @@ from edoc.inspection.einvoice_model import (
     PintInvoice,
     TaxSubtotal,
     TaxTotal,
+    read_decimal,
 )
 
 RSM: Final = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
@@ -168,17 +169,7 @@ def _text(node: Any, path: str) -> str | None:
 
 
 def _decimal(node: Any, path: str, problems: list[str]) -> Decimal | None:
-    text = _text(node, path)
-    if text is None:
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite():
-        problems.append(f"{path}: {text[:40]!r} is not a decimal number")
-        return None
-    return value
+    return read_decimal(_text(node, path), path, problems)
 
 
 def _amount(node: Any, path: str, currency: str | None, problems: list[str]) -> Amount | None:
@@ -188,15 +179,8 @@ def _amount(node: Any, path: str, currency: str | None, problems: list[str]) -> 
 
 def _amount_of(element: Any, path: str, currency: str | None,
                problems: list[str]) -> Amount | None:
-    text = _node_text(element)
-    if text is None:
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite():
-        problems.append(f"{path}: {text[:40]!r} is not a decimal number")
+    value = read_decimal(_node_text(element), path, problems)
+    if value is None:
         return None
     own = element.get("currencyID")
     return Amount(value, own.strip() if isinstance(own, str) and own.strip() else currency)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,6 +42,7 @@ from edoc.inspection.einvoice_model import (
     PintSpec,
     TaxSubtotal,
     TaxTotal,
+    read_decimal,
 )
 
 __all__ = [
@@ -361,17 +362,7 @@ def _text(node: Any, path: str) -> str | None:
 
 
 def _decimal(node: Any, path: str, problems: list[str]) -> Decimal | None:
-    text = _text(node, path)
-    if text is None:
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite():
-        problems.append(f"{path}: {text[:40]!r} is not a decimal number")
-        return None
-    return value
+    return read_decimal(_text(node, path), path, problems)
 
 
 def _amount(node: Any, path: str, problems: list[str]) -> Amount | None:

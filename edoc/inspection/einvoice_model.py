@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Final
 
@@ -149,3 +149,18 @@ def element_name(invoice: PintInvoice, term: str, *, prefixed: bool = True) -> s
     ``ram:IssueDateTime`` for CII); ``prefixed=False`` drops the namespace prefix."""
     name = _ELEMENTS.get(invoice.syntax, _ELEMENTS["ubl"])[term]
     return name if prefixed else name.split(":", 1)[-1] if name.count(":") == 1 else name
+
+
+def read_decimal(text: str | None, where: str, problems: list[str]) -> Decimal | None:
+    """``text`` as an exact finite ``Decimal``; None when absent, or when it is not one —
+    then ``problems`` says so (``where``: the element), for the rules to report."""
+    if text is None:
+        return None
+    try:
+        value: Decimal | None = Decimal(text)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        problems.append(f"{where}: {text[:40]!r} is not a decimal number")
+        return None
+    return value
