@@ -111,6 +111,17 @@ class DisposalReads(CatalogEngine):
                                             .where(disposal_runs.c.state == "running")
                                             .order_by(disposal_runs.c.started_at))]
 
+    def disposal_in_progress(self, record_id: str, version: int) -> str | None:
+        """The run that has journaled this version for disposal and not finished it (its
+        objects may already be gone, the catalog not yet marked), or None."""
+        with self.read() as c:
+            found = c.execute(
+                sa.select(disposal_items.c.run_id)
+                .where(disposal_items.c.record_id == record_id,
+                       disposal_items.c.version == version,
+                       disposal_items.c.state == "pending").limit(1)).scalar()
+        return None if found is None else str(found)
+
     def pending_disposal_records(self, run_id: str, after: str, limit: int) -> list[str]:
         with self.read() as c:
             return [r[0] for r in c.execute(

@@ -53,7 +53,7 @@ from edoc.storage import layout
 from edoc.storage.base import ObjectInfo
 
 #: a failure that a purge running at the same time explains (see ``verify_version``)
-_MISSING = frozenset({"CONTENT_MISSING", "MANIFEST_MISSING"})
+_MISSING = frozenset({"CONTENT_MISSING", "MANIFEST_MISSING", "SEAL_MISSING"})
 
 
 @dataclass
@@ -432,6 +432,17 @@ class Verifier:
                           if r.version == row.version), None)
             if fresh is not None and fresh.disposed_at is not None:
                 return self._verify_version(fresh, entry_text)
+            # Or it is between the two: a purge journaled it, deleted its objects and has
+            # not yet marked it disposed (edoc.services.disposal, step 2). Not proof of
+            # loss: indeterminate until the run ends (its certificate then proves it).
+            run = self.a.catalog.disposal_in_progress(row.record_id, row.version)
+            if run is not None:
+                waiting = RecordReport(row.record_id, row.version)
+                waiting.checks.append(Check.unknown(
+                    "disposal", "DISPOSAL_IN_PROGRESS",
+                    f"purge run {run} is disposing of this version; verify again when it "
+                    "has finished"))
+                return waiting
         return report
 
     def _verify_version(self, row: Any, entry_text: str | None) -> RecordReport:

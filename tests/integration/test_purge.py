@@ -346,6 +346,12 @@ def test_a_page_partly_deleted_is_finished_by_the_next_run(
             "ORDER BY v.record_id LIMIT 1").fetchone()
     LocalStore(e.archive / "store").delete(key, vid)
     assert (e.objects / "records" / rid / "v1" / "manifest.json").exists()
+    # An auditor verifying now sees a disposal under way, not a lost record.
+    code, doc = e.json("verify", rid)
+    assert code == 1, doc
+    (report,) = [r for r in doc["reports"] if r["version"] == 1]
+    assert report["status"] == "indeterminate", report
+    assert [c["code"] for c in report["checks"]] == ["DISPOSAL_IN_PROGRESS"]
     code, doc = e.json("purge", "--yes")
     assert code == 0, doc
     assert doc["resumed_runs"] == [run_id]

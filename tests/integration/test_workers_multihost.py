@@ -159,7 +159,7 @@ def test_workers_on_three_hosts_share_nothing_but_the_servers(
         assert verifying.returncode in (0, 1), err[-2000:]
         assert len(rows) >= EXPIRING, out[-2000:]
         failed = [r for r in rows if r["status"] == "fail"]
-        assert failed == [], failed[:5]
+        assert failed == [], json.dumps(failed[:5], ensure_ascii=False)
         out, err = purging.communicate(timeout=600)
         assert purging.returncode == 0, (out[-2000:], err[-2000:])
         assert len(json.loads(out)["disposed"]) == EXPIRING, out[-2000:]
