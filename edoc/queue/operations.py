@@ -235,6 +235,11 @@ def _open_counts(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+#: How often a starting worker tries to reach the catalog (with backoff up to 10 s: about
+#: two minutes) before it gives up with the database's error.
+STARTUP_ATTEMPTS = 15
+
+
 def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = False,
                name: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> WorkerRun:
     """Process jobs until stopped (SIGTERM, SIGINT) or, with ``until_idle``, until no job is
@@ -251,7 +256,20 @@ def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = Fal
             time.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
     app = app_mod.make_app(url)
-    work.open_context(archive)
+    # Opening the context repairs what dead writers left (recover_intents), through the
+    # catalog: a worker (re)started during a database failover waits for it, as above,
+    # instead of ending with an internal error.
+    backoff = 1.0
+    for attempt in range(STARTUP_ATTEMPTS):
+        try:
+            work.open_context(archive)
+            break
+        except Exception as exc:
+            if attempt == STARTUP_ATTEMPTS - 1 or not work.is_transient(exc):
+                raise
+            log.info("catalog not reachable at start (%s); retrying", type(exc).__name__)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
     stalled_s = 3 * heartbeat_s
     #: Set by SIGTERM/SIGINT; outlives each event loop (one per connection attempt).
     stop = threading.Event()
