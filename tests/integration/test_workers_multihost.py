@@ -154,7 +154,7 @@ def test_workers_on_three_hosts_share_nothing_but_the_servers(
             # The auditor's verify was still running when the database restarted and lost
             # its connection (it says so and stops; nothing it printed is wrong). The
             # auditor runs it again, as one would, while the workers go on.
-            assert "error: internal error (OperationalError)" in err, err[-2000:]
+            assert "internal error (OperationalError)" in err, err[-2000:]
             verifying = auditor.popen("verify", "--all", "--csv")
             out, err = verifying.communicate(timeout=600)
         # Mid-ingest, records not yet in a checkpoint are indeterminate (exit 1), never
