@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -245,3 +246,39 @@ def copy_archive(src: Path, dest: Path) -> Path:
     text = cfg.read_text(encoding="utf-8")
     cfg.write_text(text.replace(f'url = "{url}"', f'url = "{base}/{clone}"'), encoding="utf-8")
     return dest
+
+
+#: an archive written by the 0.1.0 release before the package layout changed (corrected,
+#: held and deleted records, an evidence bundle): what every later format must still read
+LEGACY_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "legacy-archive-0.1.0.tar.gz"
+
+
+def legacy_manifests() -> list[bytes]:
+    """The stored bytes of every manifest in the 0.1.0 archive, read from the tarball."""
+    with tarfile.open(LEGACY_FIXTURE) as tar:
+        return [tar.extractfile(m).read()  # type: ignore[union-attr]
+                for m in tar.getmembers() if m.name.endswith("/manifest.json")]
+
+
+@contextlib.contextmanager
+def legacy_archive(directory: Path) -> Iterator[Edoc]:
+    """The 0.1.0 archive unpacked into ``directory`` (as ``directory/archive``); afterwards
+    its directories are made writable again so pytest can remove them (the local store
+    leaves objects read-only)."""
+    with tarfile.open(LEGACY_FIXTURE) as tar:
+        tar.extractall(directory, filter="data")
+    e = Edoc(directory / "archive")
+    try:
+        yield e
+    finally:
+        for p in e.archive.rglob("*"):
+            if p.is_dir():
+                p.chmod(0o700)
+
+
+def new_archive(directory: Path, *args: str) -> Edoc:
+    """``edoc init`` of a new local archive at ``directory`` (asserted to succeed)."""
+    e = Edoc(directory)
+    res = e("init", str(directory), *args)
+    assert res.exit_code == 0, res.output
+    return e

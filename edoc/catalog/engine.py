@@ -224,10 +224,7 @@ class CatalogEngine:
                     f"than {BUSY_TIMEOUT_S} s", code="CATALOG_BUSY",
                     hint="wait for the other run to finish, then retry") from None
             if self.is_postgresql:
-                raise CatalogError(f"catalog write failed: {_first_line(exc.orig)}",
-                                   code="CATALOG_UNAVAILABLE",
-                                   hint="is the PostgreSQL server up? nothing was "
-                                   "committed; retry") from None
+                raise self._unavailable(exc, "write") from None
             raise CatalogError(f"catalog write failed: {exc.orig}",
                                code="CATALOG_ERROR") from None
 
@@ -235,10 +232,31 @@ class CatalogEngine:
     def read(self, *, consistent: bool = False) -> Iterator[Connection]:
         """A read connection; ``consistent``: every statement sees one state (a WAL
         snapshot on SQLite; REPEATABLE READ on PostgreSQL)."""
-        with self.engine.connect() as conn:
-            if consistent and self.is_postgresql:
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                if consistent and self.is_postgresql:
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                yield conn
+        except sa.exc.OperationalError as exc:
+            # The server went away under a running read (a PostgreSQL restart or failover:
+            # ``pool_pre_ping`` only tests a connection when it is taken from the pool), or
+            # the SQLite file became unreadable. Nothing was written by a read; the command
+            # stops with a code an operator's script can act on, not an internal error.
+            raise self._unavailable(exc, "read") from None
+
+    def _unavailable(self, exc: sa.exc.OperationalError, action: str) -> CatalogError:
+        if self.is_postgresql:
+            return CatalogError(f"catalog {action} failed: the connection to "
+                                f"{display_url(self.url)} was lost ({_first_line(exc.orig)})",
+                                code="CATALOG_UNAVAILABLE",
+                                hint="is the PostgreSQL server up? then run the same "
+                                "command again" + ("" if action == "read" else
+                                                   " (it completes or undoes a half-done "
+                                                   "step)"))
+        return CatalogError(f"catalog {action} failed: {_first_line(exc.orig)}",
+                            code="CATALOG_UNAVAILABLE",
+                            hint="check that the catalog file is readable; 'edoc doctor' "
+                            "says more")
 
     def on_dispose(self, release: Callable[[], None]) -> None:
         """Call ``release`` when this catalog is disposed (a writer lease of

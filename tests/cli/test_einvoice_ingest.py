@@ -10,7 +10,6 @@ DOCTYPE is never expanded and, with nothing typed, refused.
 from __future__ import annotations
 
 import json
-import tarfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,15 @@ from typing import Any
 import pytest
 
 from tests import einvoice_samples as samples
-from tests.helpers import Edoc
+from tests.helpers import Edoc, legacy_archive, new_archive
 
 PROFILE = ("--profile", "nta-electronic-transaction")
 NTA = "T" + samples.CORPORATE_NUMBER_NTA
-LEGACY = Path(__file__).resolve().parent.parent / "fixtures" / "legacy-archive-0.1.0.tar.gz"
 
 
 @pytest.fixture(scope="module")
 def edoc(tmp_path_factory: pytest.TempPathFactory) -> Edoc:
-    e = Edoc(tmp_path_factory.mktemp("einvoice") / "archive")
-    assert e("init", str(e.archive)).exit_code == 0
+    e = new_archive(tmp_path_factory.mktemp("einvoice") / "archive")
     return e
 
 
@@ -282,20 +279,15 @@ def test_a_50_mb_invoice_ingests(edoc: Edoc, tmp_path: Path) -> None:
 
 
 def test_an_old_catalog_gains_the_columns(tmp_path: Path) -> None:
-    with tarfile.open(LEGACY) as tar:
-        tar.extractall(tmp_path, filter="data")
-    e = Edoc(tmp_path / "archive")
-    path = _write(tmp_path, "new.xml", samples.pint_invoice(number="LEGACY-1"))
-    code, r = _ingest(e, path)
-    assert code == 0, r
-    code, found = e.json("search", "--invoice-number", "LEGACY-1")
-    assert [h["record_id"] for h in found["records"]] == [r["record_id"]]
-    with e.db() as db:
-        names = {row[1] for row in db.execute("PRAGMA index_list(versions)")}
-    assert {"ix_versions_invoice_number", "ix_versions_registration_number"} <= names
-    for p in e.archive.rglob("*"):
-        if p.is_dir():
-            p.chmod(0o700)
+    with legacy_archive(tmp_path) as e:
+        path = _write(tmp_path, "new.xml", samples.pint_invoice(number="LEGACY-1"))
+        code, r = _ingest(e, path)
+        assert code == 0, r
+        code, found = e.json("search", "--invoice-number", "LEGACY-1")
+        assert [h["record_id"] for h in found["records"]] == [r["record_id"]]
+        with e.db() as db:
+            names = {row[1] for row in db.execute("PRAGMA index_list(versions)")}
+        assert {"ix_versions_invoice_number", "ix_versions_registration_number"} <= names
 
 
 def test_the_sellers_registration_is_checked_against_the_imported_register(
@@ -304,8 +296,7 @@ def test_the_sellers_registration_is_checked_against_the_imported_register(
     # comes from the register the operator imported, never from the network.
     from tests.unit.test_registry import row, write
 
-    e = Edoc(tmp_path / "archive")
-    assert e("init", str(e.archive)).exit_code == 0
+    e = new_archive(tmp_path / "archive")
     registered, ended, absent = ("T" + samples.CORPORATE_NUMBER_NTA, "T3234567890123",
                                  "T9999999999999")
 

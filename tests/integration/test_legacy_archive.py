@@ -12,29 +12,22 @@ the point is that bytes written by the old code verify with the new one.
 from __future__ import annotations
 
 import json
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import samples
-from tests.helpers import Edoc, drop_catalog
+from tests.helpers import Edoc, drop_catalog, legacy_archive
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "legacy-archive-0.1.0.tar.gz"
 PDF, NOTE, CSV = ("01M916YE2KR4ZGV9GHHNFKPW76", "01M916YEXMJ7ZYH2HNKBS5AC5P",
                   "01M916YEXP353C69WNF2FPV5ZB")
 
 
 @pytest.fixture
 def legacy(tmp_path: Path) -> Iterator[Edoc]:
-    with tarfile.open(FIXTURE) as tar:
-        tar.extractall(tmp_path, filter="data")
-    e = Edoc(tmp_path / "archive")
-    yield e
-    for p in e.archive.rglob("*"):  # the local store leaves objects read-only
-        if p.is_dir():
-            p.chmod(0o700)
+    with legacy_archive(tmp_path) as e:
+        yield e
 
 
 def test_every_old_version_verifies(legacy: Edoc) -> None:

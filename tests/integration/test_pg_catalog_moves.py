@@ -5,15 +5,12 @@ into PostgreSQL; each verified with ``verify --all`` and ``ledger verify`` after
 from __future__ import annotations
 
 import hashlib
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import Edoc, catalog_url, drop_catalog, jst_today_minus
+from tests.helpers import Edoc, catalog_url, drop_catalog, jst_today_minus, legacy_archive
 from tests.postgres import PostgresServer
-
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "legacy-archive-0.1.0.tar.gz"
 
 
 def _ingest(e: Edoc, tmp_path: Path, n: int, name: str) -> str:
@@ -98,16 +95,12 @@ def test_a_migration_never_shares_a_catalog(postgres: PostgresServer, tmp_path: 
 
 def test_the_legacy_archive_moves_to_postgresql(postgres: PostgresServer,
                                                 tmp_path: Path) -> None:
-    with tarfile.open(FIXTURE) as tar:
-        tar.extractall(tmp_path, filter="data")
-    e = Edoc(tmp_path / "archive")
-    before = _everything_verifies(e)  # the 0.1.0 catalog, migrated in place first
-    code, doc = e.json("catalog", "migrate", "--to", postgres.url(postgres.create_database()))
-    assert code == 0 and doc["switched"], doc
-    assert _everything_verifies(e) == before == 5
-    for p in e.archive.rglob("*"):
-        if p.is_dir():
-            p.chmod(0o700)
+    with legacy_archive(tmp_path) as e:
+        before = _everything_verifies(e)  # the 0.1.0 catalog, migrated in place first
+        code, doc = e.json("catalog", "migrate", "--to",
+                           postgres.url(postgres.create_database()))
+        assert code == 0 and doc["switched"], doc
+        assert _everything_verifies(e) == before == 5
 
 
 @pytest.mark.parametrize("lost", [True, False], ids=["catalog-lost", "catalog-replaced"])

@@ -196,3 +196,32 @@ def test_work_goes_on_after_a_server_restart(postgres: PostgresServer, pg_url: s
     assert {r["record_id"] for r in doc["records"]} == {first, second}
     code, doc = e.json("ledger", "verify")
     assert code == 0, doc
+
+
+def _terminate(postgres: PostgresServer, url: str, pid: int) -> None:
+    """End one backend from outside, as a server restart or failover ends them all."""
+    with postgres.connect(url.rsplit("/", 1)[1]) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+@pytest.mark.parametrize("action", ["read", "write"])
+def test_a_connection_lost_mid_command_is_a_catalog_error_not_an_internal_one(
+        postgres: PostgresServer, pg_url: str, tmp_path: Path, action: str) -> None:
+    """A catalog connection that drops under a running statement (the multi-host test's
+    auditor met it in a restart) stops the command with ``CATALOG_UNAVAILABLE`` and a hint,
+    never ``INTERNAL_ERROR``; the next command on the same catalog works."""
+    e = _init(tmp_path / "a", pg_url)
+    cat = Catalog(pg_url, e.archive)
+    try:
+        opened = cat.write() if action == "write" else cat.read()
+        with pytest.raises(EdocError) as caught, opened as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            assert isinstance(pid, int)
+            _terminate(postgres, pg_url, pid)
+            conn.exec_driver_sql("SELECT count(*) FROM versions").scalar()
+        assert caught.value.code == "CATALOG_UNAVAILABLE", caught.value.message
+        assert f"catalog {action} failed: the connection to" in caught.value.message
+        assert "PostgreSQL server up" in (caught.value.hint or "")
+        assert list(cat.record_ids()) == []  # the pool hands out a live connection next
+    finally:
+        cat.dispose()

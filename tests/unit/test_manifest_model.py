@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import tarfile
-from pathlib import Path
 
 import pytest
 
 from edoc.model import canonical
 from edoc.model.manifest import MANIFEST_SCHEMA, Manifest, ManifestError
-
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "legacy-archive-0.1.0.tar.gz"
-
-
-def _legacy_manifests() -> list[bytes]:
-    with tarfile.open(FIXTURE) as tar:
-        return [tar.extractfile(m).read()  # type: ignore[union-attr]
-                for m in tar.getmembers() if m.name.endswith("/manifest.json")]
+from tests.helpers import legacy_manifests
 
 
 def test_every_manifest_of_the_old_release_round_trips_byte_for_byte() -> None:
-    stored = _legacy_manifests()
+    stored = legacy_manifests()
     assert len(stored) == 5
     kinds = set()
     for data in stored:
@@ -33,7 +24,7 @@ def test_every_manifest_of_the_old_release_round_trips_byte_for_byte() -> None:
 
 
 def test_fields_are_typed() -> None:
-    by_kind = {Manifest.from_bytes(d).kind: Manifest.from_bytes(d) for d in _legacy_manifests()}
+    by_kind = {Manifest.from_bytes(d).kind: Manifest.from_bytes(d) for d in legacy_manifests()}
     tomb, corr = by_kind["tombstone"], by_kind["correction"]
     assert tomb.is_tombstone and tomb.content is None
     assert corr.content is not None and corr.content.original_name == "invoice.pdf"
@@ -43,7 +34,7 @@ def test_fields_are_typed() -> None:
 
 
 def test_unknown_keys_and_fields_are_carried_through() -> None:
-    base = canonical.loads(_legacy_manifests()[0])
+    base = canonical.loads(legacy_manifests()[0])
     base["future_block"] = {"x": [1, 2]}
     base["metadata"]["invoice_number"] = "INV-1"
     data = canonical.dumps(base)
@@ -54,14 +45,14 @@ def test_unknown_keys_and_fields_are_carried_through() -> None:
 
 
 def test_absent_keys_stay_absent() -> None:
-    base = canonical.loads(_legacy_manifests()[0])
+    base = canonical.loads(legacy_manifests()[0])
     del base["archive_id"], base["metadata"]["author"]
     data = canonical.dumps(base)
     assert Manifest.from_bytes(data).to_bytes() == data
 
 
 def test_evolve_builds_the_next_version() -> None:
-    m = Manifest.from_bytes(_legacy_manifests()[0])
+    m = Manifest.from_bytes(legacy_manifests()[0])
     nxt = m.evolve(version=m.version + 1, kind="correction", reason="typo")
     doc = canonical.loads(nxt.to_bytes())
     assert (doc["version"], doc["kind"], doc["reason"]) == (m.version + 1, "correction", "typo")
@@ -81,7 +72,7 @@ def test_evolve_builds_the_next_version() -> None:
     (lambda d: d.update(retention=[]), "MANIFEST_MALFORMED"),
 ])
 def test_malformed_manifests_are_refused_with_a_code(mutate: object, code: str) -> None:
-    doc = canonical.loads(_legacy_manifests()[0])
+    doc = canonical.loads(legacy_manifests()[0])
     mutate(doc)  # type: ignore[operator]
     with pytest.raises(ManifestError) as err:
         Manifest.from_bytes(canonical.dumps(doc))

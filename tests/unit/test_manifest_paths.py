@@ -4,9 +4,7 @@ parses is reported by every reader with a code, never a traceback."""
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +20,11 @@ from edoc.services.rebuild import rebuild_catalog
 from edoc.services.records import show_record
 from edoc.services.verification import Verifier
 from tests import samples
-from tests.helpers import jst_today_minus, writable
-
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "legacy-archive-0.1.0.tar.gz"
+from tests.helpers import jst_today_minus, legacy_manifests, writable
 
 
 def _legacy_by_kind() -> dict[str, Any]:
-    with tarfile.open(FIXTURE) as tar:
-        docs = [canonical.loads(tar.extractfile(m).read())  # type: ignore[union-attr]
-                for m in tar.getmembers() if m.name.endswith("/manifest.json")]
+    docs = [canonical.loads(m) for m in legacy_manifests()]
     # The first of each kind among the invoices filed under the electronic-transaction
     # profile (the records this module's world files the same way).
     # (the old release deleted only a record of another profile: its tombstone stands in).

@@ -5,7 +5,6 @@ tables they live in: created on a catalog made by the 0.1.0 release when it is o
 from __future__ import annotations
 
 import sqlite3
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,22 +15,16 @@ from starlette.testclient import TestClient
 from cli import cli
 from edoc.services.archive import Archive
 from edoc.web.app import create_app
-from tests.helpers import Edoc
+from tests.helpers import Edoc, legacy_archive, new_archive
 from tests.web.conftest import add_user, login
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-archive-0.1.0.tar.gz"
 LEGACY_PDF = "01M916YE2KR4ZGV9GHHNFKPW76"
 
 
 @pytest.fixture
 def legacy(tmp_path: Path) -> Iterator[Edoc]:
-    with tarfile.open(FIXTURE) as tar:
-        tar.extractall(tmp_path, filter="data")
-    e = Edoc(tmp_path / "archive")
-    yield e
-    for p in e.archive.rglob("*"):  # the local store leaves objects read-only
-        if p.is_dir():
-            p.chmod(0o700)
+    with legacy_archive(tmp_path) as e:
+        yield e
 
 
 def _tables(e: Edoc) -> set[str]:
@@ -56,8 +49,7 @@ def test_an_old_catalog_gets_the_account_tables_and_is_viewable(legacy: Edoc) ->
 
 
 def test_user_list_and_disable(tmp_path: Path) -> None:
-    e = Edoc(tmp_path / "archive")
-    assert e("init", str(e.archive)).exit_code == 0
+    e = new_archive(tmp_path / "archive")
     add_user(e, "sam", "staff", "staff password 12")
     add_user(e, "ada", "admin", "admin password 34")
     code, doc = e.json("user", "list")
@@ -74,8 +66,7 @@ def test_user_list_and_disable(tmp_path: Path) -> None:
 
 def test_user_management_needs_the_admin_role(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    e = Edoc(tmp_path / "archive")
-    assert e("init", str(e.archive)).exit_code == 0
+    e = new_archive(tmp_path / "archive")
     cfg = e.archive / "edoc.toml"
     cfg.write_text(cfg.read_text() + '\n[roles]\nadmin = ["boss"]\nauditor = ["clerk1"]\n')
     monkeypatch.setenv("EDOC_ACTOR", "clerk1")
@@ -88,8 +79,7 @@ def test_user_management_needs_the_admin_role(tmp_path: Path,
 
 
 def test_password_comes_from_stdin_only(tmp_path: Path) -> None:
-    e = Edoc(tmp_path / "archive")
-    assert e("init", str(e.archive)).exit_code == 0
+    e = new_archive(tmp_path / "archive")
     res = CliRunner().invoke(cli, ["--archive", str(e.archive), "user", "add", "x",
                                    "--role", "auditor"], input="long enough password\n")
     assert res.exit_code != 0  # --password-stdin is required: no password on a command line
