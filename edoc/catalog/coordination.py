@@ -9,7 +9,9 @@ Three questions the commit protocol and the purge ask (``edoc.services.commit``,
   (kill -9 included). ``probe_writer`` takes the lock when it is free: the writer is dead,
   and while the caller holds it no other process recovers that writer's versions.
 * **Is another purge running?** ``purge_lock`` is held for a whole run; a second one is
-  refused with ``PURGE_RUNNING``, naming the holder (host, pid, since).
+  refused with ``PURGE_RUNNING``, naming the holder (host, pid, since). The run asks its
+  ``PurgeLease`` before each page it disposes: a PostgreSQL restart ends the session that
+  held the lock, and a run that went on could race a second purge resuming its journal.
 * **Does this local store belong to this host?** (PostgreSQL only.) A local-directory
   store is on one machine's disk; a shared catalog pointing at it from a second host, or
   from a copy of the archive directory with its own store, would catalogue objects the
@@ -51,7 +53,7 @@ from sqlalchemy.engine import Connection
 from edoc.catalog.engine import CatalogEngine
 from edoc.catalog.schema import lock_holders
 from edoc.clock import now, utc_text
-from edoc.errors import EdocError
+from edoc.errors import CatalogError, EdocError
 
 WRITERS_DIR = ".writers"
 PURGE_LOCK_FILE = ".purge.lock"
@@ -80,6 +82,14 @@ def _purge_busy(holder: str | None) -> EdocError:
                      hint="wait for it to finish; runs are safe to repeat")
 
 
+class PurgeLease:
+    """What ``purge_lock`` yields: the run asks ``check`` before each page it disposes.
+    A flock lives as long as its file descriptor, so the file lease cannot be lost."""
+
+    def check(self) -> None:
+        """Raise ``CATALOG_UNAVAILABLE`` if the lock is no longer held."""
+
+
 class Coordination:
     """The interface; ``coordination_for`` picks the implementation."""
 
@@ -94,7 +104,7 @@ class Coordination:
         lock. ``release``: forget a dead writer's registration afterwards."""
         raise NotImplementedError
 
-    def purge_lock(self) -> contextlib.AbstractContextManager[None]:
+    def purge_lock(self) -> contextlib.AbstractContextManager[PurgeLease]:
         """Held for a whole purge run; raises ``PURGE_RUNNING`` naming the holder."""
         raise NotImplementedError
 
@@ -180,7 +190,7 @@ class FileCoordination(Coordination):
             os.close(fd)
 
     @contextlib.contextmanager
-    def purge_lock(self) -> Iterator[None]:
+    def purge_lock(self) -> Iterator[PurgeLease]:
         import fcntl
 
         path = self.dir / PURGE_LOCK_FILE
@@ -195,7 +205,7 @@ class FileCoordination(Coordination):
             with contextlib.suppress(OSError):  # who holds it, for a second purge's refusal
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, _holder_text("purge").encode(), 0)
-            yield
+            yield PurgeLease()
         finally:
             os.close(fd)
 
@@ -212,17 +222,40 @@ class _Session:
 
     def __init__(self, catalog: CatalogEngine) -> None:
         self.pid = os.getpid()
-        self.conn: Connection = catalog.engine.connect().execution_options(
-            isolation_level="AUTOCOMMIT")
+        self.catalog = catalog
+        self.lost = False
+        try:
+            self.conn: Connection = catalog.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT")
+        except sa.exc.OperationalError as exc:
+            raise catalog.unavailable(exc, "read") from None
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        return self.conn.execute(sa.text(sql), params or {}).scalar()
+        return self.execute(sa.text(sql), params).scalar()
+
+    def execute(self, statement: Any, params: dict[str, Any] | None = None) -> Any:
+        """One statement; a connection lost (a restart) is ``CATALOG_UNAVAILABLE``."""
+        if self.lost:
+            raise CatalogError("the database session was lost", code="CATALOG_UNAVAILABLE",
+                               hint="is the PostgreSQL server up? then run the same command "
+                               "again")
+        try:
+            return self.conn.execute(statement, params or {})
+        except sa.exc.OperationalError as exc:
+            self.lost = True
+            raise self.catalog.unavailable(exc, "write") from None
 
     def alive(self) -> bool:
+        """Whether the session is the one that took the locks: once a statement failed on
+        a lost connection it stays dead (SQLAlchemy would quietly reconnect to a new
+        session, which holds none of them)."""
+        if self.lost:
+            return False
         try:
-            self.scalar("SELECT 1")
+            self.conn.execute(sa.text("SELECT 1"))
             return True
         except sa.exc.DBAPIError:
+            self.lost = True
             return False
 
     def close(self) -> None:
@@ -231,6 +264,24 @@ class _Session:
             self.conn.invalidate()
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+class _SessionLease(PurgeLease):
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+
+    def check(self) -> None:
+        held = self.session.alive() and self.session.scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c "
+            "AND objid = :o AND objsubid = 2 AND pid = pg_backend_pid() AND granted",
+            {"c": _EDOC_CLASS, "o": _PURGE_OBJ})
+        if not held:
+            raise EdocError(
+                "purge stopped: the database session holding the purge lock was lost (a "
+                "PostgreSQL restart or failover); what it disposed so far is journaled",
+                code="CATALOG_UNAVAILABLE",
+                hint="run purge again when the server is up: it resumes the journaled run "
+                "and certifies it")
 
 
 #: each open catalog's writer (token, session); a lease ends with its catalog's dispose()
@@ -287,23 +338,27 @@ class DatabaseCoordination(Coordination):
             session.close()
 
     @contextlib.contextmanager
-    def purge_lock(self) -> Iterator[None]:
+    def purge_lock(self) -> Iterator[PurgeLease]:
         session = _Session(self.catalog)
         try:
             got = session.scalar("SELECT pg_try_advisory_lock(:c, :o)",
                                  {"c": _EDOC_CLASS, "o": _PURGE_OBJ})
             if not got:
-                holder = session.conn.execute(
+                holder = session.execute(
                     sa.select(lock_holders.c.holder).where(lock_holders.c.name == "purge")
                 ).scalar()
                 raise _purge_busy(str(holder) if holder else None)
             self._describe(session, "purge", _holder_text("purge"))
             try:
-                yield
+                yield _SessionLease(session)
             finally:
-                session.conn.execute(lock_holders.delete().where(lock_holders.c.name == "purge"))
-                session.scalar("SELECT pg_advisory_unlock(:c, :o)",
-                               {"c": _EDOC_CLASS, "o": _PURGE_OBJ})
+                # A lost session took its lock with it, and a second purge may hold the
+                # lock and its description by now: both are left alone then.
+                if session.alive():
+                    session.execute(lock_holders.delete()
+                                    .where(lock_holders.c.name == "purge"))
+                    session.scalar("SELECT pg_advisory_unlock(:c, :o)",
+                                   {"c": _EDOC_CLASS, "o": _PURGE_OBJ})
         finally:
             session.close()
 
@@ -312,7 +367,7 @@ class DatabaseCoordination(Coordination):
         from sqlalchemy.dialects.postgresql import insert
 
         stmt = insert(lock_holders).values(name=name, holder=holder, since=utc_text(now()))
-        session.conn.execute(stmt.on_conflict_do_update(
+        session.execute(stmt.on_conflict_do_update(
             index_elements=[lock_holders.c.name],
             set_={"holder": stmt.excluded.holder, "since": stmt.excluded.since}))
 

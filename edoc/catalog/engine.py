@@ -224,7 +224,7 @@ class CatalogEngine:
                     f"than {BUSY_TIMEOUT_S} s", code="CATALOG_BUSY",
                     hint="wait for the other run to finish, then retry") from None
             if self.is_postgresql:
-                raise self._unavailable(exc, "write") from None
+                raise self.unavailable(exc, "write") from None
             raise CatalogError(f"catalog write failed: {exc.orig}",
                                code="CATALOG_ERROR") from None
 
@@ -242,9 +242,9 @@ class CatalogEngine:
             # ``pool_pre_ping`` only tests a connection when it is taken from the pool), or
             # the SQLite file became unreadable. Nothing was written by a read; the command
             # stops with a code an operator's script can act on, not an internal error.
-            raise self._unavailable(exc, "read") from None
+            raise self.unavailable(exc, "read") from None
 
-    def _unavailable(self, exc: sa.exc.OperationalError, action: str) -> CatalogError:
+    def unavailable(self, exc: sa.exc.OperationalError, action: str) -> CatalogError:
         if self.is_postgresql:
             return CatalogError(f"catalog {action} failed: the connection to "
                                 f"{display_url(self.url)} was lost ({_first_line(exc.orig)})",

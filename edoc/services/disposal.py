@@ -38,6 +38,7 @@ from typing import Any
 
 from edoc import clock as edoc_clock
 from edoc.catalog import Transaction, VersionRow
+from edoc.catalog.coordination import PurgeLease
 from edoc.clock import utc_text
 from edoc.errors import EdocError, ObjectExists, ObjectMissing
 from edoc.evidence.ledger import event_entry, leaf_hex
@@ -125,7 +126,7 @@ class PurgeReport:
         }
 
 
-def _run_lock(archive: Archive) -> contextlib.AbstractContextManager[None]:
+def _run_lock(archive: Archive) -> contextlib.AbstractContextManager[PurgeLease]:
     """One purge at a time, archive-wide: ``.purge.lock`` (flock) beside a SQLite catalog,
     an advisory lock of a PostgreSQL one (``edoc.catalog.coordination``); a second run is
     refused with ``PURGE_RUNNING`` naming the holder."""
@@ -175,6 +176,7 @@ class _Candidates:
 class Disposer:
     def __init__(self, archive: Archive) -> None:
         self.a = archive
+        self.lease = PurgeLease()  # the run's, once it holds the purge lock
 
     def trusted_now(self) -> datetime:
         """The genTime of a fresh timestamp, checked against the newest checkpoint."""
@@ -203,7 +205,7 @@ class Disposer:
 
     def run(self, *, dry_run: bool, limit: int | None = None) -> PurgeReport:
         self.a.notary.ready_to_sign()
-        with _run_lock(self.a):
+        with _run_lock(self.a) as self.lease:
             now = self.trusted_now()
             report = PurgeReport(now=now, dry_run=dry_run)
             if dry_run:
@@ -278,6 +280,7 @@ class Disposer:
     def _dispose_page(self, run_id: str, record_ids: Sequence[str],
                       report: PurgeReport) -> None:
         """Delete the objects of the page's pending versions, then record the outcome."""
+        self.lease.check()  # still the only purge (a lost lock stops the run here)
         # Holds are re-checked at the last moment: a hold placed after selection wins.
         rows, held = self.a.catalog.pending_disposal(run_id, record_ids)
         by_record: dict[str, list[VersionRow]] = {}
@@ -417,6 +420,7 @@ class Disposer:
         return out.getvalue(), count
 
     def _certify(self, run_id: str, report: PurgeReport) -> None:
+        self.lease.check()
         data, count = self.certificate_body(run_id)
         stamp = self.a.notary.stamp(data)
         keep = edoc_clock.now() + CERTIFICATE_RETENTION

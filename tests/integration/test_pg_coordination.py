@@ -225,3 +225,62 @@ def test_a_connection_lost_mid_command_is_a_catalog_error_not_an_internal_one(
         assert list(cat.record_ids()) == []  # the pool hands out a live connection next
     finally:
         cat.dispose()
+
+
+def test_a_purge_that_loses_its_lock_stops_and_the_next_one_resumes_it(
+        postgres: PostgresServer, pg_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart mid-purge ends the session holding the purge lock, and a second purge
+    could take it: the run stops before its next page with ``CATALOG_UNAVAILABLE`` (not
+    ``INTERNAL_ERROR``, not disposing on without the lock), and the next purge resumes the
+    journaled run and certifies every version once."""
+    import time
+
+    import edoc.services.disposal as disposal
+    from tests.helpers import profiles_in_env
+
+    with profiles_in_env(tmp_path / "policies", {"test-short": (
+            'id = "test-short"\nextends = "general"\ntitle = "expires fast (tests)"\n'
+            '[retention]\nduration = "PT1S"\n')}):
+        e = _init(tmp_path / "a", pg_url)
+        files = [samples.small_jpeg(tmp_path / f"r{i}.jpg", seed=300 + i,
+                                    target_bytes=10_000) for i in range(3)]
+        code, doc = e.json("ingest", *map(str, files), "--profile", "test-short",
+                           "--date", jst_today_minus(1))
+        assert code == 0, doc
+        expected = {r["record_id"] for r in doc["results"]}
+        time.sleep(2)
+
+        monkeypatch.setattr(disposal, "PAGE_RECORDS", 1)
+        pages: list[str] = []
+        original = disposal.Disposer._dispose_page
+
+        def dispose_page(self: Any, run_id: str, ids: Any, report: Any) -> None:
+            pages.append(run_id)
+            if len(pages) == 2:  # the lock's session ends between the first two pages
+                with postgres.connect(pg_url.rsplit("/", 1)[1]) as admin:
+                    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
+                                  "locktype = 'advisory' AND classid = %s AND objid = 2",
+                                  (0x6564,))
+            original(self, run_id, ids, report)
+
+        monkeypatch.setattr(disposal.Disposer, "_dispose_page", dispose_page)
+        code, doc = e.json("purge", "--yes")
+        assert code != 0 and doc["error"]["code"] == "CATALOG_UNAVAILABLE", doc
+        assert "purge lock was lost" in doc["error"]["message"]
+        assert "resumes" in doc["error"]["hint"]
+        assert len(pages) == 2  # the second page was never disposed
+
+        code, doc = e.json("purge", "--yes")
+        assert code == 0, doc
+        assert doc["resumed_runs"] == [pages[0]]
+        # The stopped run's journal (two pages) is certified, the third record by a new run.
+        import json
+
+        listed = [item["record_id"] for cert in doc["certificates"]
+                  for item in json.loads((e.objects / cert).read_bytes())["disposed"]]
+        assert sorted(listed) == sorted(expected)  # each once
+        code, doc = e.json("search")
+        assert not expected & {r["record_id"] for r in doc["records"]}
+        code, doc = e.json("ledger", "verify")
+        assert code == 0, doc

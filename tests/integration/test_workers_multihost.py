@@ -169,8 +169,18 @@ def test_workers_on_three_hosts_share_nothing_but_the_servers(
         failed = [r for r in rows if r["status"] == "fail"]
         assert failed == [], json.dumps(failed[:5], ensure_ascii=False)
         out, err = purging.communicate(timeout=600)
+        if purging.returncode != 0:
+            # The purge met the restart: its catalog connection, or the session holding
+            # the purge lock, was lost. It stops with a code, never an internal error, and
+            # the operator's next run resumes the journaled run (what is disposed in all
+            # is checked below: the search lists none of the expiring records).
+            stopped = json.loads(out)["error"]
+            assert stopped["code"] == "CATALOG_UNAVAILABLE", (out[-2000:], err[-2000:])
+            purging = hosts[1].popen("purge", "--yes", "--json")
+            out, err = purging.communicate(timeout=600)
+        else:
+            assert len(json.loads(out)["disposed"]) == EXPIRING, out[-2000:]
         assert purging.returncode == 0, (out[-2000:], err[-2000:])
-        assert len(json.loads(out)["disposed"]) == EXPIRING, out[-2000:]
 
         results = []
         for w in workers:
