@@ -15,15 +15,22 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from cryptography.utils import CryptographyDeprecationWarning
 
 from edoc import clock
 from edoc.errors import ConfigError, EdocError
+
+# pyHanko imports cryptography's DSA classes, which cryptography 51 deprecates. edoc never
+# signs or verifies with DSA; an auditor's terminal (and a cron job's mail) should not show a
+# library's warning on every command. Narrow: that category, raised inside pyhanko only.
+warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"pyhanko(\.|$)")
 
 F = TypeVar("F", bound=Callable[..., Any])
 JSON_FLAG = "--json"
@@ -1761,12 +1768,12 @@ def worker(ctx: click.Context, concurrency: int, until_idle: bool, name: str | N
     queue is empty. A job refused (a scan below the profile's dpi) ends as a failed job with
     its code; a transient failure (store, TSA, database) is retried with backoff.
     """
-    run_worker = _queue_ops().run_worker
-    a = _archive(ctx)
+    ops = _queue_ops()
+    a = ops.when_reachable(lambda: _archive(ctx))  # started during a failover: it waits
     a.cfg.roles.authorize(a.actor, "ingest")  # a worker ingests as its service account
     _ensure_passphrase(a)
-    run = run_worker(a, concurrency=concurrency, until_idle=until_idle, name=name,
-                     heartbeat_s=heartbeat)
+    run = ops.run_worker(a, concurrency=concurrency, until_idle=until_idle, name=name,
+                         heartbeat_s=heartbeat)
     if as_json:
         emit_json({"ok": True, "reconnects": run.restarts,
                    "stalled_retried": run.stalled_retried})

@@ -222,7 +222,9 @@ class _Session:
 
     def __init__(self, catalog: CatalogEngine) -> None:
         self.pid = os.getpid()
-        self.catalog = catalog
+        # Weakly: a session is a value of ``_DB_OWNERS`` (keyed weakly by its catalog) and
+        # of that catalog's finalizer, and a strong reference would keep both alive.
+        self._catalog = weakref.ref(catalog)
         self.lost = False
         try:
             self.conn: Connection = catalog.engine.connect().execution_options(
@@ -243,7 +245,10 @@ class _Session:
             return self.conn.execute(statement, params or {})
         except sa.exc.OperationalError as exc:
             self.lost = True
-            raise self.catalog.unavailable(exc, "write") from None
+            catalog = self._catalog()
+            if catalog is None:
+                raise
+            raise catalog.unavailable(exc, "write") from None
 
     def alive(self) -> bool:
         """Whether the session is the one that took the locks: once a statement failed on

@@ -122,6 +122,18 @@ class DisposalReads(CatalogEngine):
                        disposal_items.c.state == "pending").limit(1)).scalar()
         return None if found is None else str(found)
 
+    def disposal_uncertified(self, record_id: str) -> str | None:
+        """The unfinished run that has disposed of ``record_id`` and not yet written its
+        certificate (it stopped, or is still going), or None."""
+        with self.read() as c:
+            found = c.execute(
+                sa.select(disposal_runs.c.run_id)
+                .join(disposal_items, disposal_items.c.run_id == disposal_runs.c.run_id)
+                .where(disposal_items.c.record_id == record_id,
+                       disposal_items.c.state == "disposed",
+                       disposal_runs.c.state == "running").limit(1)).scalar()
+        return None if found is None else str(found)
+
     def pending_disposal_records(self, run_id: str, after: str, limit: int) -> list[str]:
         with self.read() as c:
             return [r[0] for r in c.execute(

@@ -22,6 +22,7 @@ REPEATABLE READ (one state, as a WAL snapshot). The first write transaction of e
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -33,9 +34,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from edoc.catalog import schema
-from edoc.errors import CatalogError, ConfigError
+from edoc.errors import CatalogError, ConfigError, EdocError
 
 BUSY_TIMEOUT_S = 30
+#: The server's answers that mean the catalog URL is wrong (no such database or role, a
+#: password or pg_hba.conf refusal), as opposed to a server that is down or starting.
+_URL_REFUSED = re.compile(r"FATAL:\s+(database \S+ does not exist|role \S+ does not exist|"
+                          r"password authentication failed|no pg_hba\.conf entry|"
+                          r"permission denied for database)")
 #: The advisory lock key of "the catalog's write lock" (any constant; advisory locks are
 #: per database, so two archives' catalogs in one server never contend).
 WRITE_LOCK_KEY = 0x6564_6F63_0001  # "edoc", 1
@@ -168,6 +174,8 @@ class CatalogEngine:
             raise ConfigError(f"catalog is not a database: {exc.orig}",
                               code="CATALOG_UNAVAILABLE", hint=hint) from None
         except sa.exc.OperationalError as exc:
+            if self.is_postgresql:
+                raise self._unreachable(exc) from None
             raise ConfigError(f"catalog cannot be opened: {_first_line(exc.orig)}",
                               code="CATALOG_UNAVAILABLE", hint=hint) from None
         except sa.exc.DatabaseError as exc:
@@ -243,6 +251,25 @@ class CatalogEngine:
             # the SQLite file became unreadable. Nothing was written by a read; the command
             # stops with a code an operator's script can act on, not an internal error.
             raise self.unavailable(exc, "read") from None
+
+    def _unreachable(self, exc: sa.exc.OperationalError) -> EdocError:
+        """A PostgreSQL catalog that cannot be opened: the URL's fault (no such database,
+        authentication refused: SQLSTATE classes 3D and 28) is a configuration error; any
+        other (refused, timed out, the server starting up or shutting down, a connection
+        ended by a restart) may pass, and is retried by a worker starting up."""
+        state = str(getattr(exc.orig, "sqlstate", None) or "")
+        where = display_url(self.url)
+        # libpq reports a refusal at connection time without its SQLSTATE (psycopg's
+        # ``sqlstate`` is None), so the server's FATAL message is matched as well.
+        if state[:2] in ("3D", "28") or _URL_REFUSED.search(str(exc.orig)):
+            return ConfigError(f"catalog {where} cannot be opened: {_first_line(exc.orig)}",
+                               code="CATALOG_UNAVAILABLE",
+                               hint="check the database name, user and password in the "
+                               "catalog URL (edoc.toml or EDOC_CATALOG_URL)")
+        return CatalogError(f"catalog {where} cannot be opened: {_first_line(exc.orig)}",
+                            code="CATALOG_UNAVAILABLE",
+                            hint="is the PostgreSQL server up? then run the same command "
+                            "again")
 
     def unavailable(self, exc: sa.exc.OperationalError, action: str) -> CatalogError:
         if self.is_postgresql:

@@ -48,7 +48,10 @@ class GroupCommitter:
     """Runs ``work(conn)`` functions of many threads in shared catalog transactions."""
 
     def __init__(self, catalog: CatalogEngine) -> None:
-        self.catalog = catalog
+        # Weakly: the committer is the value of ``_COMMITTERS``, keyed weakly by its
+        # catalog; a strong reference back would keep the catalog, its engine and its
+        # SQLite connections open for the life of the process.
+        self._catalog = weakref.ref(catalog)
         self._cond = threading.Condition()
         self._queue: list[_Job[Any]] = []
         self._committing = False
@@ -82,8 +85,11 @@ class GroupCommitter:
         return job.result  # type: ignore[return-value]  # set whenever error is None
 
     def _commit(self, group: list[_Job[Any]]) -> None:
+        catalog = self._catalog()
+        if catalog is None:  # not while its callers hold the catalog they got it from
+            raise RuntimeError("the catalog of this group commit is gone")
         try:
-            with self.catalog.write() as conn:
+            with catalog.write() as conn:
                 if len(group) == 1:
                     # Alone in the transaction: it needs no savepoint (two statements that
                     # SQLAlchemy compiles afresh each time, issue 8); if it raises, the

@@ -18,10 +18,10 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import procrastinate
 from procrastinate.types import JSONValue
@@ -43,6 +43,7 @@ from edoc.services.archive import Archive
 from edoc.services.checkpoint import work_pending
 from edoc.services.ingest import Ingestor, IngestRequest
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 #: Rows staged (and jobs deferred) per transaction.
 _CHUNK = 200
@@ -240,6 +241,26 @@ def _open_counts(url: str) -> int:
 STARTUP_ATTEMPTS = 15
 
 
+def when_reachable(attempt: Callable[[], T]) -> T:
+    """``attempt()``, tried again with backoff (1 s doubling to 10 s, ``STARTUP_ATTEMPTS``
+    times) while it fails with a transient error (``work.is_transient``): a worker started
+    — by systemd, or after its host came back — while the database fails over waits for
+    it instead of exiting. A configuration error ends it at once; the last error is
+    raised when the attempts run out."""
+    backoff = 1.0
+    for tried in range(1, STARTUP_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except Exception as exc:
+            if tried == STARTUP_ATTEMPTS or not work.is_transient(exc):
+                raise
+            log.info("catalog not reachable at start (%s); retrying in %.0f s",
+                     getattr(exc, "code", None) or type(exc).__name__, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = False,
                name: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> WorkerRun:
     """Process jobs until stopped (SIGTERM, SIGINT) or, with ``until_idle``, until no job is
@@ -259,17 +280,7 @@ def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = Fal
     # Opening the context repairs what dead writers left (recover_intents), through the
     # catalog: a worker (re)started during a database failover waits for it, as above,
     # instead of ending with an internal error.
-    backoff = 1.0
-    for attempt in range(STARTUP_ATTEMPTS):
-        try:
-            work.open_context(archive)
-            break
-        except Exception as exc:
-            if attempt == STARTUP_ATTEMPTS - 1 or not work.is_transient(exc):
-                raise
-            log.info("catalog not reachable at start (%s); retrying", type(exc).__name__)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+    when_reachable(lambda: work.open_context(archive))
     stalled_s = 3 * heartbeat_s
     #: Set by SIGTERM/SIGINT; outlives each event loop (one per connection attempt).
     stop = threading.Event()

@@ -376,6 +376,17 @@ class Verifier:
 
         key = certificate_for(self.a, row.record_id)
         if key is None:
+            run = self.a.catalog.disposal_uncertified(row.record_id)
+            if run is not None:
+                # Step 3 of edoc.services.disposal: disposed, the run's certificate not yet
+                # written (it is still going, or stopped and resumes on the next purge).
+                return Check.unknown("disposal", "DISPOSAL_IN_PROGRESS",
+                                     f"purge run {run} disposed of this version at "
+                                     f"{row.disposed_at} and has not written its "
+                                     "certificate yet; 'edoc purge' finishes a stopped "
+                                     "run; verify again then")
+            key = certificate_for(self.a, row.record_id)  # the run may just have finished
+        if key is None:
             return Check.fail("disposal", "DISPOSAL_UNCERTIFIED",
                               f"marked disposed at {row.disposed_at} but no certificate lists it")
         refused, listed = self._certificate(key)

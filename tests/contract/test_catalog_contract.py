@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from edoc.catalog import Catalog, engine, migrations, schema
 from edoc.errors import CatalogError, ConfigError, EdocError
 from tests.helpers import Edoc, jst_today_minus
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, free_port
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -132,11 +132,28 @@ def test_an_unreachable_catalog_is_unavailable(tmp_path: Path,
         with pytest.raises(ConfigError) as caught:
             Catalog(url, tmp_path).check_schema()
         assert caught.value.code == "CATALOG_UNAVAILABLE", url
+    assert "database name, user and password" in (caught.value.hint or "")  # the URL's fault
+    with pytest.raises(ConfigError):
+        Catalog(f"postgresql://nobody@127.0.0.1:{postgres.port}/postgres",
+                tmp_path).check_schema()
     empty = postgres.create_database()
     with pytest.raises(ConfigError) as caught:
         Catalog(postgres.url(empty), tmp_path).check_schema()
     assert caught.value.code == "CATALOG_UNAVAILABLE"
     assert "holds no edoc catalog" in caught.value.message
+
+
+def test_a_postgresql_server_that_is_down_is_transient_not_misconfigured(
+        tmp_path: Path) -> None:
+    # A refused connection (a server restarting, a failover) may pass: a worker waits for it,
+    # and the hint must not send an operator to rebuild a catalog that is fine.
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/edoc"
+    with pytest.raises(CatalogError) as caught:
+        Catalog(url, tmp_path).check_schema()
+    assert not isinstance(caught.value, ConfigError)
+    assert caught.value.code == "CATALOG_UNAVAILABLE"
+    assert "PostgreSQL server up" in (caught.value.hint or "")
+    assert "rebuild" not in (caught.value.hint or "")
 
 
 def test_a_password_is_never_shown(tmp_path: Path) -> None:

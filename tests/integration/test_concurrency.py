@@ -127,7 +127,7 @@ def test_concurrent_ingests_verify_and_purge(edoc: Edoc, tmp_path: Path) -> None
     code, doc = outputs["verify"]
     assert code in (0, 1)
     being_disposed = {"CONTENT_MISSING", "MANIFEST_MISSING", "OBJECT_MISSING",
-                      "DISPOSAL_UNCERTIFIED"}
+                      "DISPOSAL_IN_PROGRESS"}
     for rep in doc["reports"]:
         for c in rep["checks"]:
             if c["status"] != "pass":

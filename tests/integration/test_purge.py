@@ -329,6 +329,32 @@ def test_paged_purge_killed_at_every_operation_until_the_certificate(
         shutil.rmtree(e.archive)
 
 
+def test_disposed_but_not_yet_certified_is_in_progress_not_failed(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
+    """Killed as the certificate is about to be stored: every version is disposed, none
+    certified. An auditor's verify in that window says a disposal is under way (exit 1,
+    indeterminate), not that a record was destroyed without a certificate; the next purge
+    writes it and verify passes."""
+    source, expected, kept = template
+    trace = _trace(source, tmp_path)
+    put = next(n for n, label in enumerate(trace, 1) if label.startswith("put_bytes disposals/"))
+    e = _copy(source, tmp_path / "archive")
+    out = run_child(ChildSpec(str(e.archive), "purge", kill=FaultPoint(put, "before")))
+    assert out.killed
+    code, doc = e.json("verify", "--all")
+    assert code == 1, doc
+    disposed = {(r["record_id"], r["version"]): r for r in doc["reports"]
+                if (r["record_id"], r["version"]) in expected}
+    assert set(disposed) == expected
+    for report in disposed.values():
+        assert report["status"] == "indeterminate", report
+        (check,) = [c for c in report["checks"] if c["name"] == "disposal"]
+        assert check["code"] == "DISPOSAL_IN_PROGRESS" and "edoc purge" in check["detail"]
+    _finish_and_check(e, expected, kept, "killed before the certificate")
+    code, doc = e.json("verify", "--all")
+    assert code == 0, doc
+
+
 def test_a_page_partly_deleted_is_finished_by_the_next_run(
         template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
     """Killed with the first page journaled; then one of its contents disappears (as if the

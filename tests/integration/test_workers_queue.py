@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import psycopg
 import pytest
 
 from tests.helpers import Edoc
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, find_pg_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,3 +211,43 @@ def test_worker_killed_mid_job_neither_loses_nor_duplicates(edoc: Edoc, tmp_path
     assert edoc("ledger", "verify").exit_code == 0
     res = edoc("verify", "--all")
     assert res.exit_code == 0, res.output
+
+
+def test_a_worker_started_while_postgresql_is_down_waits_for_it(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    # systemd starts a worker during a failover, or before the database host is back: the
+    # archive cannot even be opened (its catalog is on that server). It waits, then works.
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries not found")
+    server = PostgresServer(bin_dir)  # its own cluster: this test stops it
+    server.start()
+    try:
+        catalog, queue = server.create_database(), server.create_database()
+        monkeypatch.setenv("EDOC_QUEUE_URL", server.url(queue))
+        e = Edoc(tmp_path / "archive")
+        res = e("init", str(e.archive), "--org", "Failover", "--catalog", server.url(catalog))
+        assert res.exit_code == 0, res.output
+        files = docs(tmp_path / "in", 3)
+        assert e.json("ingest", "--enqueue", *map(str, files))[0] == 0
+        server._shutdown(signal.SIGINT)  # a clean stop: the data stays for start()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import cli; cli.main()", "--archive", str(e.archive),
+             "worker", "--until-idle", "--heartbeat", "1"],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(3)
+            assert proc.poll() is None, proc.communicate()  # still waiting, not exited
+            server.start()
+            _out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err[-2000:]
+        assert "Traceback" not in err
+        assert sorted(stored_shas(e)) == sorted(sha(p) for p in files)
+    finally:
+        server.stop()
