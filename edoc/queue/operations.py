@@ -254,8 +254,10 @@ def when_reachable(attempt: Callable[[], T]) -> T:
         except Exception as exc:
             if tried == STARTUP_ATTEMPTS or not work.is_transient(exc):
                 raise
-            log.info("catalog not reachable at start (%s); retrying in %.0f s",
-                     getattr(exc, "code", None) or type(exc).__name__, backoff)
+            # A warning: the operator watching a worker that does nothing sees why.
+            log.warning("catalog not reachable at start (%s); retrying in %.0f s "
+                        "(attempt %d of %d)", getattr(exc, "code", None) or
+                        type(exc).__name__, backoff, tried, STARTUP_ATTEMPTS)
             time.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
     raise AssertionError("unreachable")  # the loop returns or raises

@@ -248,6 +248,7 @@ def test_a_worker_started_while_postgresql_is_down_waits_for_it(tmp_path: Path,
                 proc.communicate()
         assert proc.returncode == 0, err[-2000:]
         assert "Traceback" not in err
+        assert "catalog not reachable at start (CATALOG_UNAVAILABLE)" in err  # it said why
         assert sorted(stored_shas(e)) == sorted(sha(p) for p in files)
     finally:
         server.stop()
