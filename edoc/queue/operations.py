@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import procrastinate
+import procrastinate.jobs
 from procrastinate.types import JSONValue
 
 from edoc import clock as edoc_clock
@@ -219,11 +220,23 @@ class WorkerRun:
 
 async def _retry_stalled(app: procrastinate.App, after_s: float) -> int:
     """Jobs whose worker stopped sending heartbeats (killed, host lost) go back to the
-    queue; the retry is safe (``edoc.queue.work`` docstring)."""
+    queue; the retry is safe (``edoc.queue.work`` docstring). A stalled checkpoint ends
+    instead and a new one is asked for (``edoc.queue.app`` docstring: its retry would
+    collide with the checkpoint waiting behind it)."""
     stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=after_s))
     for job in stalled:
+        # Another worker may have retried or ended it first: then this one fails, harmlessly.
+        if job.task_name == app_mod.CHECKPOINT_TASK:
+            log.info("ending checkpoint job %s of a stalled worker; a new one is queued",
+                     job.id)
+            with contextlib.suppress(Exception):
+                await app.job_manager.finish_job(job, status=procrastinate.jobs.Status.FAILED,
+                                                 delete_job=False)
+            with contextlib.suppress(Exception):
+                await app_mod.defer_checkpoint_async(app)
+            continue
         log.info("retrying job %s of a stalled worker", job.id)
-        with contextlib.suppress(Exception):  # another worker may have retried it first
+        with contextlib.suppress(Exception):
             await app.job_manager.retry_job(job)
     return len(stalled)
 
@@ -255,8 +268,10 @@ def when_reachable(attempt: Callable[[], T]) -> T:
             if tried == STARTUP_ATTEMPTS or not work.is_transient(exc):
                 raise
             # A warning: the operator watching a worker that does nothing sees why.
+            # The message names the server (its URL without the password) and the
+            # driver's reason; EdocError messages never hold document content.
             log.warning("catalog not reachable at start (%s); retrying in %.0f s "
-                        "(attempt %d of %d)", getattr(exc, "code", None) or
+                        "(attempt %d of %d)", exc if isinstance(exc, EdocError) else
                         type(exc).__name__, backoff, tried, STARTUP_ATTEMPTS)
             time.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
@@ -328,6 +343,7 @@ def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = Fal
                 log.debug("stalled-job check failed: %s", type(exc).__name__)
 
     backoff = 1.0
+    next_note = 0.0
     try:
         while not stop.is_set():
             try:
@@ -347,10 +363,16 @@ def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = Fal
             try:
                 if work_pending(archive.catalog):
                     with app.open():
-                        app_mod.defer_checkpoint(app)
-                    continue
-                if _open_counts(url) == 0:
+                        if app_mod.defer_checkpoint(app):
+                            continue  # queued now: run it
+                    # else one waits already: scheduled later (a retry), or held back
+                    # while another worker runs one
+                elif (left := _open_counts(url)) == 0:
                     break
+                elif time.monotonic() >= next_note:
+                    log.info("waiting for %d job(s) scheduled later or running on other "
+                             "workers", left)
+                    next_note = time.monotonic() + 30.0
             except Exception as exc:
                 if not (app_mod.is_connection_error(exc) or work.is_transient(exc)):
                     raise

@@ -130,7 +130,15 @@ def _record(url: str, item_id: int, state: str, *, record_id: str | None = None,
 
 
 def _refuse(url: str, item_id: int, exc: EdocError) -> JobRefused:
-    _record(url, item_id, "failed", error=exc.as_dict())
+    """The refusal to raise, its reason recorded first; when the reason cannot be recorded
+    (the queue database went away) the job is tried again instead of failing silently."""
+    try:
+        _record(url, item_id, "failed", error=exc.as_dict())
+    except Exception as lost:
+        if is_transient(lost):
+            raise TransientFailure(f"refused ({exc.code}), but the reason could not be "
+                                   f"recorded: {type(lost).__name__}") from lost
+        raise
     return JobRefused(str(exc))
 
 

@@ -182,11 +182,17 @@ def test_workers_on_three_hosts_share_nothing_but_the_servers(
             assert len(json.loads(out)["disposed"]) == EXPIRING, out[-2000:]
         assert purging.returncode == 0, (out[-2000:], err[-2000:])
 
-        results = []
+        results, logs = [], []
         for w in workers:
-            out, err = w.communicate(timeout=900)
+            try:
+                out, err = w.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                out, err = w.communicate()
+                pytest.fail(f"a worker did not finish; jobs: {_job_states(url)}\n{err[-3000:]}")
             assert w.returncode == 0, (out[-3000:], err[-3000:])
             results.append(json.loads(out))
+            logs.append(err)
     finally:
         for w in workers:
             if w.poll() is None:
@@ -197,7 +203,8 @@ def test_workers_on_three_hosts_share_nothing_but_the_servers(
     # the worker loop itself had to start over, 0 or more.)
 
     code, jobs, _ = clerk.run("jobs")
-    assert jobs["counts"]["done"] == N_DOCS and jobs["counts"]["failed"] == 0, jobs
+    assert jobs["counts"]["done"] == N_DOCS and jobs["counts"]["failed"] == 0, \
+        (json.dumps(jobs, ensure_ascii=False), [e[-2000:] for e in logs])
     assert jobs["counts"]["queued"] == jobs["counts"]["running"] == 0
 
     # Every document exactly once; the purged ones gone (the search lists active records);
@@ -212,6 +219,13 @@ def test_workers_on_three_hosts_share_nothing_but_the_servers(
     code, verified, err = hosts[2].run("verify", "--all")
     assert code == 0, (verified if len(str(verified)) < 4000 else "see stderr", err[-2000:])
     _assert_one_checkpoint_chain(url)
+
+
+def _job_states(url: str) -> list[tuple[str, str, int]]:
+    with psycopg.connect(url, connect_timeout=3) as conn:
+        return [(str(t), str(s), int(n)) for t, s, n in conn.execute(
+            "SELECT task_name, status::text, count(*) FROM procrastinate_jobs "
+            "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()]
 
 
 def _failing_checks(out: str) -> Any:

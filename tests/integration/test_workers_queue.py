@@ -213,6 +213,75 @@ def test_worker_killed_mid_job_neither_loses_nor_duplicates(edoc: Edoc, tmp_path
     assert res.exit_code == 0, res.output
 
 
+# A worker SIGKILLed inside a checkpoint job while the next checkpoint already waits (every
+# stored ingest asks for one): the dead one holds the checkpoint lock, and procrastinate's
+# retry of it would collide with the waiting one's queueing lock.
+_KILL_IN_CHECKPOINT_WITH_ONE_WAITING = """
+import os, signal
+from edoc.queue import app as app_mod, work
+def checkpoint():
+    app_mod.defer_checkpoint(app_mod.make_app(os.environ["EDOC_QUEUE_URL"]))
+    os.kill(os.getpid(), signal.SIGKILL)
+work.checkpoint = checkpoint
+"""
+
+
+def _checkpoint_jobs(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [str(r[0]) for r in conn.execute(
+            "SELECT status::text FROM procrastinate_jobs WHERE task_name = 'edoc.checkpoint' "
+            "ORDER BY id").fetchall()]
+
+
+def test_a_checkpoint_killed_while_the_next_waits_does_not_block_the_queue(
+        edoc: Edoc, tmp_path: Path, queue_db: str) -> None:
+    files = docs(tmp_path / "in", 3)
+    assert edoc.json("ingest", "--enqueue", *map(str, files))[0] == 0
+    killed = worker(edoc.archive, "--until-idle", "--heartbeat", "1",
+                    prelude=_KILL_IN_CHECKPOINT_WITH_ONE_WAITING)
+    assert killed.returncode == -9
+    assert _checkpoint_jobs(queue_db) == ["doing", "todo"]
+    assert edoc("verify", "--all").exit_code == 1  # stored, not yet in a checkpoint
+
+    done = worker(edoc.archive, "--until-idle", "--heartbeat", "1", "--json", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    states = _checkpoint_jobs(queue_db)
+    assert "doing" not in states and "todo" not in states, states
+    assert "succeeded" in states
+    assert sorted(stored_shas(edoc)) == sorted(sha(p) for p in files)
+    res = edoc("verify", "--all")
+    assert res.exit_code == 0, res.output  # the waiting checkpoint ran and covers them
+
+
+# The first checkpoint fails for a reason that may pass (the TSA unreachable) while the
+# next one already waits.
+_CHECKPOINT_FAILS_ONCE_WITH_ONE_WAITING = """
+import os
+from edoc.queue import app as app_mod, work
+_real, _failed = work.checkpoint, []
+def checkpoint():
+    if _failed:
+        return _real()
+    _failed.append(1)
+    app_mod.defer_checkpoint(app_mod.make_app(os.environ["EDOC_QUEUE_URL"]))
+    raise work.TransientFailure("the TSA did not answer")
+work.checkpoint = checkpoint
+"""
+
+
+def test_a_checkpoint_that_fails_while_the_next_waits_is_covered_by_it(
+        edoc: Edoc, tmp_path: Path, queue_db: str) -> None:
+    files = docs(tmp_path / "in", 2)
+    assert edoc.json("ingest", "--enqueue", *map(str, files))[0] == 0
+    done = worker(edoc.archive, "--until-idle", "--heartbeat", "1",
+                  prelude=_CHECKPOINT_FAILS_ONCE_WITH_ONE_WAITING, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "checkpoint failed (the TSA did not answer)" in done.stderr
+    assert _checkpoint_jobs(queue_db) == ["failed", "succeeded"]
+    res = edoc("verify", "--all")
+    assert res.exit_code == 0, res.output
+
+
 def test_a_worker_started_while_postgresql_is_down_waits_for_it(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
@@ -248,7 +317,7 @@ def test_a_worker_started_while_postgresql_is_down_waits_for_it(tmp_path: Path,
                 proc.communicate()
         assert proc.returncode == 0, err[-2000:]
         assert "Traceback" not in err
-        assert "catalog not reachable at start (CATALOG_UNAVAILABLE)" in err  # it said why
+        assert "catalog not reachable at start (CATALOG_UNAVAILABLE: catalog" in err  # why
         assert sorted(stored_shas(e)) == sorted(sha(p) for p in files)
     finally:
         server.stop()
