@@ -254,7 +254,7 @@ def _open_counts(url: str) -> int:
 STARTUP_ATTEMPTS = 15
 
 
-def when_reachable(attempt: Callable[[], T]) -> T:
+def when_reachable(attempt: Callable[[], T], what: str = "catalog") -> T:
     """``attempt()``, tried again with backoff (1 s doubling to 10 s, ``STARTUP_ATTEMPTS``
     times) while it fails with a transient error (``work.is_transient``): a worker started
     — by systemd, or after its host came back — while the database fails over waits for
@@ -270,8 +270,8 @@ def when_reachable(attempt: Callable[[], T]) -> T:
             # A warning: the operator watching a worker that does nothing sees why.
             # The message names the server (its URL without the password) and the
             # driver's reason; EdocError messages never hold document content.
-            log.warning("catalog not reachable at start (%s); retrying in %.0f s "
-                        "(attempt %d of %d)", exc if isinstance(exc, EdocError) else
+            log.warning("%s not reachable at start (%s); retrying in %.0f s "
+                        "(attempt %d of %d)", what, exc if isinstance(exc, EdocError) else
                         type(exc).__name__, backoff, tried, STARTUP_ATTEMPTS)
             time.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
@@ -285,14 +285,8 @@ def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = Fal
     end the worker: it reconnects with backoff."""
     url = queue_url(archive.cfg)
     out = WorkerRun()
-    backoff = 1.0
-    while True:
-        try:
-            app_mod.ensure_schema(url)
-            break
-        except EdocError:
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+    # A server restarting under the schema check ends its statement, not only the connect.
+    when_reachable(lambda: app_mod.ensure_schema(url), "queue")
     app = app_mod.make_app(url)
     # Opening the context repairs what dead writers left (recover_intents), through the
     # catalog: a worker (re)started during a database failover waits for it, as above,
