@@ -26,22 +26,13 @@ from pathlib import Path
 from typing import Final
 
 import pypdfium2 as pdfium
-from lxml import etree
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from edoc.capture.doctype import doc_type_of
 from edoc.capture.ocr import BLOCK_SEGMENTATION, OcrPage, ocr_image
 from edoc.errors import InputError
 from edoc.inspection import MAX_PIXELS, inspect
-from edoc.inspection.einvoice import (
-    DEFAULT_MAX_BYTES,
-    EINVOICE_DTD_REFUSED,
-    EINVOICE_MALFORMED,
-    EINVOICE_TOO_LARGE,
-    EINVOICE_UNREADABLE,
-    hardened_parser,
-    read_einvoice,
-)
+from edoc.inspection.einvoice import EinvoiceReading, parse_xml
 
 # The one pdfium lock of the process: pdfium's state is process-global and not thread-safe,
 # so text extraction must take the lock inspection's renderer takes.
@@ -114,18 +105,11 @@ def _unreadable(path: Path, why: str, code: str = CAPTURE_UNREADABLE) -> InputEr
 
 
 def _xml_text(path: Path) -> DocumentText:
-    reading = read_einvoice(path)
-    # read_einvoice has already refused what must not be parsed (a DOCTYPE, an oversize file)
-    # and what cannot be (not well-formed); anything else is XML whose values can be read.
-    if reading.code in (EINVOICE_DTD_REFUSED, EINVOICE_MALFORMED, EINVOICE_TOO_LARGE,
-                        EINVOICE_UNREADABLE):
-        raise _unreadable(path, reading.detail, reading.code)
-    try:
-        with path.open("rb") as f:
-            data = f.read(DEFAULT_MAX_BYTES + 1)
-        root = etree.fromstring(data, hardened_parser())
-    except (OSError, etree.LxmlError, ValueError) as exc:
-        raise _unreadable(path, f"not readable as XML: {exc}") from None
+    # Parsed as read_einvoice parses (the same refusals: a DOCTYPE, an oversize file, XML
+    # that is not well-formed); any other XML is data whose values can be read.
+    root = parse_xml(path)
+    if isinstance(root, EinvoiceReading):
+        raise _unreadable(path, root.detail, root.code)
     values: list[str] = []
     for element in root.iter():
         if not isinstance(element.tag, str):  # comments, processing instructions

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -295,6 +295,16 @@ class CatalogEngine:
         for release in releases:
             release()
         self.engine.dispose()
+
+
+def driver_insert(conn: Connection, table: sa.Table, columns: Sequence[str]) -> str:
+    """An INSERT of ``columns`` into ``table`` in the driver's own positional marks (qmark:
+    sqlite3; format: psycopg), for ``exec_driver_sql`` with plain tuples: many rows at once
+    without SQLAlchemy's per-row parameter processing (most of a bulk insert's cost). Every
+    name in the text is the schema's own; nothing comes from input."""
+    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
+    return (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({marks})")
 
 
 def _first_line(error: object) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edoc.catalog.engine import CatalogEngine
+from edoc.catalog.engine import CatalogEngine, driver_insert
 from edoc.catalog.schema import normalise_text, records, text_grams, texts, versions
 from edoc.errors import CatalogError
 
@@ -70,6 +70,20 @@ def text_test(fragment: str, record_id: sa.ColumnElement[Any]) -> sa.ColumnEleme
         return record_id.in_(text_filter(fragment))
     g = text_grams
     return sa.exists().where(g.c.gram == norm, g.c.record_id == record_id)
+
+
+#: Built once (one statement per stored record: building it per call cost more than running
+#: it). A NULL key part matches nothing (``= NULL`` is never true).
+_BUSINESS_KEY_MATCHES = (
+    sa.select(versions.c.record_id, versions.c.registration_number)
+    .join(records, sa.and_(records.c.record_id == versions.c.record_id,
+                           records.c.latest_version == versions.c.version))
+    .where(records.c.state == "active",
+           versions.c.transaction_date == sa.bindparam("date"),
+           versions.c.amount == sa.bindparam("amount"),
+           versions.c.content_sha256 != sa.bindparam("sha"),
+           sa.or_(versions.c.registration_number == sa.bindparam("number"),
+                  versions.c.counterparty_norm == sa.bindparam("name"))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,21 +137,20 @@ class TextReads(CatalogEngine):
         item: ``put_text``'s keyword arguments); returns the postings written."""
         if not items:
             return 0
-        rows: list[dict[str, Any]] = []
-        postings: list[dict[str, str]] = []
+        rows: dict[str, dict[str, Any]] = {}  # the last text of a record given twice wins
         for item in items:
             norm = normalise_text(item["text"])[:MAX_INDEXED_CHARS]
-            rows.append({**item, "text_norm": norm})
-            postings += [{"gram": g, "record_id": item["record_id"]}
-                         for g in sorted(grams(norm))]
-        ids = sorted({r["record_id"] for r in rows})
+            rows[item["record_id"]] = {**item, "text_norm": norm}
+        # A few hundred postings per record: plain tuples to the driver (driver_insert).
+        postings = [(g, rid) for rid, row in rows.items() for g in sorted(grams(row["text_norm"]))]
+        ids = sorted(rows)
         with self.write() as c:
             c.execute(sa.delete(text_grams).where(text_grams.c.record_id.in_(ids)))
             c.execute(sa.delete(texts).where(texts.c.record_id.in_(ids)))
-            c.execute(texts.insert(), list({r["record_id"]: r for r in rows}.values()))
+            c.execute(texts.insert(), list(rows.values()))
             if postings:
-                c.execute(text_grams.insert(), list(
-                    {(p["gram"], p["record_id"]): p for p in postings}.values()))
+                c.exec_driver_sql(driver_insert(c, text_grams, ("gram", "record_id")),
+                                  postings)
         return len(postings)
 
     def drop_texts(self, record_ids: Sequence[str]) -> int:
@@ -181,21 +194,14 @@ class TextReads(CatalogEngine):
                              content_sha256: str) -> list[tuple[str, str]]:
         """Active records (their latest version) with this date and amount and the same
         counterparty or 登録番号, whose content is other bytes: ``(record_id, matched_on)``."""
-        v, r = versions, records
-        base = (sa.select(v.c.record_id)
-                .join(r, sa.and_(r.c.record_id == v.c.record_id,
-                                 r.c.latest_version == v.c.version))
-                .where(r.c.state == "active", v.c.transaction_date == transaction_date,
-                       v.c.amount == amount, v.c.content_sha256 != content_sha256))
         out: dict[str, str] = {}
         with self.read() as c:
-            if registration_number:
-                for (rid,) in c.execute(base.where(
-                        v.c.registration_number == registration_number)):
-                    out.setdefault(str(rid), "registration_number")
-            if counterparty_norm:
-                for (rid,) in c.execute(base.where(v.c.counterparty_norm == counterparty_norm)):
-                    out.setdefault(str(rid), "counterparty")
+            for rid, number in c.execute(_BUSINESS_KEY_MATCHES, {
+                    "date": transaction_date, "amount": amount, "sha": content_sha256,
+                    "number": registration_number, "name": counterparty_norm}):
+                # a match on both is reported as the 登録番号 (the stronger key)
+                out[str(rid)] = ("registration_number" if registration_number and
+                                 number == registration_number else "counterparty")
         return sorted(out.items())
 
     def duplicate_pairs(self, limit: int | None = None) -> list[DuplicatePair]:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from edoc.catalog.engine import CatalogEngine
+from edoc.catalog.engine import CatalogEngine, driver_insert
 from edoc.catalog.schema import registry_entries, registry_imports, schema_names
 
 #: The column order of the tuples ``RegisterLoad.add`` takes (the table's own order).
@@ -126,12 +126,7 @@ class RegisterLoad:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        # Positional marks of the driver (qmark: sqlite3; format: psycopg). Every name in
-        # the text is the schema's own, nothing comes from input.
-        marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"]
-                          * len(ENTRY_COLUMNS))
-        self._insert = (f"INSERT INTO {registry_entries.name} "  # noqa: S608
-                        f"({', '.join(ENTRY_COLUMNS)}) VALUES ({marks})")
+        self._insert = driver_insert(conn, registry_entries, ENTRY_COLUMNS)
         self.rows = 0
         self.finished = False
 

@@ -43,6 +43,7 @@ from edoc.inspection.einvoice_model import (
     TaxTotal,
     read_decimal,
 )
+from edoc.inspection.xpath import selector
 
 RSM: Final = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 RAM: Final = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
@@ -153,9 +154,8 @@ def _line(item: Any, currency: str | None, problems: list[str]) -> InvoiceLine:
 # -- typed XPath helpers (namespaced, relative to a node) ------------------------------------
 
 
-def _all(node: Any, path: str) -> list[Any]:
-    found = node.xpath(path, namespaces=_NS)
-    return list(found) if isinstance(found, list) else []
+#: the elements at a namespaced path relative to a node (compiled once per thread)
+_all: Final = selector(_NS)
 
 
 def _node_text(node: Any) -> str | None:

@@ -44,6 +44,7 @@ from edoc.inspection.einvoice_model import (
     TaxTotal,
     read_decimal,
 )
+from edoc.inspection.xpath import selector
 
 __all__ = [
     "CAC",
@@ -129,6 +130,15 @@ def read_einvoice(source: bytes | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     """Read a JP PINT Invoice or CreditNote from bytes or a file, never raising for bad input.
 
     A file larger than ``max_bytes`` is refused from its size alone, before it is read."""
+    parsed = parse_xml(source, max_bytes=max_bytes)
+    return parsed if isinstance(parsed, EinvoiceReading) else _identify(parsed)
+
+
+def parse_xml(source: bytes | Path, *, max_bytes: int = DEFAULT_MAX_BYTES
+              ) -> Any | EinvoiceReading:
+    """The root element of the XML in ``source``, parsed with ``hardened_parser``; or the
+    refusal (``EINVOICE_UNREADABLE``, ``_TOO_LARGE``, ``_DTD_REFUSED``, ``_MALFORMED``) as
+    a reading. What ``read_einvoice`` and the full-text extraction both parse with."""
     if isinstance(source, Path):
         try:
             size = source.stat().st_size
@@ -157,7 +167,7 @@ def read_einvoice(source: bytes | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     # Second line of defence: the prolog scan missed an encoding it could not decode.
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         return _dtd_refused()
-    return _identify(root)
+    return root
 
 
 # -- refusing before parsing ----------------------------------------------------------------
@@ -349,9 +359,8 @@ def _line(node: Any, quantity_name: str, problems: list[str]) -> InvoiceLine:
 # -- typed XPath helpers: every lookup is a namespaced XPath relative to a node ---------------
 
 
-def _all(node: Any, path: str) -> list[Any]:
-    found = node.xpath(path, namespaces=_NS)
-    return list(found) if isinstance(found, list) else []
+#: the elements at a namespaced path relative to a node (compiled once per thread)
+_all: Final = selector(_NS)
 
 
 def _text(node: Any, path: str) -> str | None:

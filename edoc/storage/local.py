@@ -28,7 +28,9 @@ Reads (``open``, ``read``, ``stat``) are the hot path of period verification (�
 once per stored version: they build paths as strings and read metadata and small objects
 with ``os.open``/``os.read`` (no ``pathlib`` objects, no buffered file objects), and ``stat``
 takes one ``stat(2)`` of the object. Each call still reads the metadata afresh: nothing is
-cached between calls, so every answer is the store as it is at that call.
+cached between calls, so every answer is the store as it is at that call. ``put`` is the
+hot path of ingest, three times per version: it too works on str paths, and remembers the
+directories it made (only which exist, never what is in them).
 """
 
 from __future__ import annotations
@@ -56,13 +58,16 @@ _CHUNK = 1024 * 1024
 _META_READ = 64 * 1024
 #: what ``stat(2)`` of an absent object fails with (``Path.exists`` answers False to these)
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+#: directories ``_ensure_dir`` remembers before it starts again (a record's are reused
+#: within moments; the set must not grow with the archive)
+_DIRS_REMEMBERED = 4096
 
 
 def _utcnow() -> datetime:
     return edoc_clock.now()
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -111,6 +116,8 @@ class LocalStore:
         # str prefixes for the read path: a ``Path`` join costs more than the read it names
         self._objects_prefix = f"{self._objects}/"
         self._meta_prefix = f"{self._meta}/"
+        self._tmp_prefix = f"{self._tmp}/"
+        self._dirs: set[str] = set()  # see _ensure_dir
 
     # -- paths -----------------------------------------------------------------------------
     def _key_paths(self, key: str) -> tuple[str, str]:
@@ -149,21 +156,38 @@ class LocalStore:
                                code="STORAGE_META_CORRUPT")
         return loaded
 
-    def _write_meta(self, meta_path: Path, meta: dict[str, object]) -> None:
-        meta_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = meta_path.with_name(f".{meta_path.name}.{secrets.token_hex(6)}")
+    def _ensure_dir(self, directory: str) -> None:
+        """``mkdir -p``, remembered for a while: the objects of a version share their two
+        directories, and the ``mkdir`` that finds one there costs a syscall and an
+        exception. Forgotten when a write fails, so a directory removed behind edoc's back
+        is made again by the retry."""
+        if directory in self._dirs:
+            return
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if len(self._dirs) >= _DIRS_REMEMBERED:
+            self._dirs.clear()
+        self._dirs.add(directory)
+
+    def _write_meta(self, meta_path: str | Path, meta: dict[str, object]) -> None:
+        parent, name = os.path.split(os.fspath(meta_path))
+        self._ensure_dir(parent)
+        tmp = f"{parent}/.{name}.{secrets.token_hex(6)}"
+        data = memoryview(json.dumps(meta, sort_keys=True).encode())
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(meta, sort_keys=True).encode())
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(meta_path)
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, meta_path)
         except BaseException:
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                os.unlink(tmp)
+            self._dirs.clear()
             raise
-        _fsync_dir(meta_path.parent)
+        _fsync_dir(parent)
 
     @contextlib.contextmanager
     def _meta_lock(self, meta_path: Path) -> Iterator[None]:
@@ -182,7 +206,7 @@ class LocalStore:
         """``st``: the object's ``stat(2)``, when the caller took it already."""
         try:
             if st is None:
-                st = os.stat(obj)  # noqa: PTH116 (a str path: see the module docstring)
+                st = os.stat(obj)
             # Without metadata, the version id is the one ``put`` derives from the bytes, so
             # a version pinned now still names the object once its metadata is completed.
             digest = None if meta else _file_sha256(obj)
@@ -214,16 +238,18 @@ class LocalStore:
         retain_until: datetime,
         legal_hold: bool = False,
     ) -> ObjectInfo:
-        obj, meta_path = self._paths(key)
-        if obj.exists():
-            finished = self._finish_interrupted_put(key, obj, meta_path, size=size,
+        obj, meta_path = self._key_paths(key)
+        if os.path.lexists(obj):
+            finished = self._finish_interrupted_put(key, Path(obj), Path(meta_path), size=size,
                                                     sha256=sha256, retain_until=retain_until,
                                                     legal_hold=legal_hold)
             if finished is not None:
                 return finished
             raise ObjectExists(f"{key} already exists; objects are written once",
                                hint="a correction is stored as a new version, never over the old")
-        tmp = self._tmp / f"{secrets.token_hex(12)}.part"
+        # str paths and os calls: pathlib's joins and parsing were a tenth of an e-invoice
+        # ingest's interpreter time (BENCHMARKS.md, issue 15).
+        tmp = f"{self._tmp_prefix}{secrets.token_hex(12)}.part"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
@@ -236,22 +262,24 @@ class LocalStore:
                     f"{got.sha256[:16]}…, expected {size} bytes sha256 {sha256[:16]}…",
                     code="STORAGE_CHECKSUM_MISMATCH",
                     hint="the source changed while it was read; run the command again")
-            tmp.chmod(0o444)
-            obj.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            directory = os.path.dirname(obj)
+            self._ensure_dir(directory)
             try:
                 os.link(tmp, obj)
             except FileExistsError:
                 raise ObjectExists(f"{key} already exists; objects are written once") from None
-            _fsync_dir(obj.parent)
+            _fsync_dir(directory)
             meta = self._new_meta(sha256, size, retain_until, legal_hold)
             self._write_meta(meta_path, meta)
         except OSError as exc:
+            self._dirs.clear()
             raise _storage_error(exc, "writing", key) from exc
         finally:
             # OSError, not only FileNotFoundError: on a read-only mount the unlink fails too,
             # and must not hide the refusal above behind an internal error
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                os.unlink(tmp)
         return self._info(key, obj, meta)
 
     def _new_meta(self, sha256: str, size: int, retain_until: datetime,
@@ -335,7 +363,7 @@ class LocalStore:
     def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
         obj, meta_path = self._key_paths(key)
         try:
-            st = os.stat(obj)  # noqa: PTH116 (a str path: see the module docstring)
+            st = os.stat(obj)
         except OSError as exc:
             if exc.errno in _ABSENT:
                 raise ObjectMissing(f"{key} is not in the store") from None
