@@ -97,7 +97,14 @@ def make_app(url: str) -> procrastinate.App:
                 raise work.TransientFailure(str(exc)) from exc
             raise
         if outcome.get("state") == "stored":
-            defer_checkpoint(app)
+            try:
+                defer_checkpoint(app)
+            except Exception as exc:
+                # The document is stored: the job succeeded. Its checkpoint is asked for
+                # again by the next stored document, or by a worker going idle with the
+                # tree head not checkpointed (``work_pending``).
+                log.warning("job %s: stored; asking for its checkpoint failed (%s), left "
+                            "for later", context.job.id, type(exc).__name__)
         return outcome
 
     # No retry strategy: a checkpoint is never put back (module docstring).

@@ -328,11 +328,14 @@ def run_worker(archive: Archive, *, concurrency: int = 1, until_idle: bool = Fal
                 await watcher
 
     async def watch_stalled() -> None:
-        # While this worker runs, the jobs of workers that died elsewhere go back too.
+        # While this worker runs, the jobs of workers that died elsewhere go back too, and
+        # a tree head left without a checkpoint (asking for one failed: a restart) gets one.
         while True:
             await asyncio.sleep(stalled_s)
             try:
                 out.stalled_retried += await _retry_stalled(app, stalled_s)
+                if await asyncio.to_thread(work_pending, archive.catalog):
+                    await app_mod.defer_checkpoint_async(app)
             except Exception as exc:  # the next round tries again
                 log.debug("stalled-job check failed: %s", type(exc).__name__)
 
