@@ -306,12 +306,18 @@ class DatabaseCoordination(Coordination):
             found = _DB_OWNERS.get(self.catalog)
             if found is not None and found[1].pid == os.getpid() and found[1].alive():
                 return found[0]
-            fresh = found is None or found[1].pid != os.getpid()  # a forked child: its own
-            token = new_token() if fresh else found[0]  # type: ignore[index]
-            if found is not None and not fresh:
-                found[1].close()  # the server restarted: take the lock again
+            if found is not None and found[1].pid == os.getpid():
+                # The server restarted and the old token's lock went with its session. A new
+                # token, not the old one locked again: what this process reserved under the
+                # old one and did not finish (its commit failed with the connection) is then
+                # a dead writer's, repaired by any process — locked again, it would look
+                # alive for as long as this process lives, and every retry of its document
+                # would wait on it. Jobs still committing under the old token are safe
+                # (``edoc.queue.work._retire_if_orphaned_here``).
+                found[1].close()
+            token = new_token()  # (a forked child, too, takes its own)
             session = _Session(self.catalog)
-            # Blocks only while a repair that found this writer's session gone holds it.
+            # A fresh random key: nobody else holds it, so this does not wait.
             session.scalar("SELECT pg_advisory_lock(:k)", {"k": _writer_key(token)})
             _DB_OWNERS[self.catalog] = (token, session)
             self.catalog.on_dispose(session.close)
