@@ -139,6 +139,12 @@ def test_media_type_is_sniffed_from_content_not_name(tmp_path: Path) -> None:
         ("日付,金額\n2024-04-01,1000\n".encode("utf-8-sig"), CSV),
         (b"just a note, nothing tabular\nsecond line\n", "text/plain"),
         (b"hello\n", "text/plain"),
+        (b"tab\there, form feed\x0c and CRLF\r\n", "text/plain"),  # the allowed controls
+        # valid UTF-8 with one control character in it is data, not text
+        (b"hello\x00world\n", "application/octet-stream"),
+        (b"hello\x0bworld\n", "application/octet-stream"),
+        (b"hello\x1fworld\n", "application/octet-stream"),
+        (b"hello\x7fworld\n", "application/octet-stream"),
         (bytes(range(256)), "application/octet-stream"),
         (b"", "application/octet-stream"),
     ],
