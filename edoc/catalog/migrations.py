@@ -61,6 +61,14 @@ def _versions_indexes(conn: Connection) -> None:
             ix.create(conn)
 
 
+def _records_indexes(conn: Connection) -> None:
+    # ix_records_live: under a second per million records, once
+    present = schema.schema_names(conn)
+    for ix in sorted(schema.records.indexes, key=lambda i: str(i.name)):
+        if ix.name not in present:
+            ix.create(conn)
+
+
 def _counterparty_names(conn: Connection) -> None:
     schema.keep_counterparty_names(conn)
 
@@ -90,6 +98,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _lock_holders),
     Migration(7, "web_accounts and web_sessions: the web viewer's accounts", _web_viewer_tables),
     Migration(8, "texts and text_grams: the derived full text and its index", _full_text_tables),
+    Migration(9, "ix_records_live: a record's state and latest version from an index",
+              _records_indexes),
 )
 assert [m.number for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
 assert MIGRATIONS[-1].number == schema.SCHEMA_VERSION, "raise schema.SCHEMA_VERSION"
@@ -128,5 +138,7 @@ def upgrade(conn: Connection) -> list[int]:
         schema.metadata.create_all(conn, tables=missing)
     if any(ix.name not in present for ix in schema.versions.indexes):
         _versions_indexes(conn)
+    if any(ix.name not in present for ix in schema.records.indexes):
+        _records_indexes(conn)
     schema.keep_counterparty_names(conn)  # nothing when its names are all present
     return ran

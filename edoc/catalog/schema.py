@@ -24,7 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 
 #: The number of the newest migration (``edoc.catalog.migrations``): what a new catalog is
 #: stamped with in ``schema_info``. Catalogs made before the numbering say 1.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = sa.MetaData()
 
@@ -49,6 +49,11 @@ records = sa.Table(
     #: active | deleted (tombstone is latest) | disposed (purged)
     sa.Column("state", sa.String(16), nullable=False),
 )
+#: Every search joins each hit to its record for these two (only the latest version of an
+#: active record is a hit): answered from this index alone, one b-tree descent instead of the
+#: primary key's and then the table's (a month's fragment search at a million records,
+#: ~2,000 hits: p95 22 -> 17 ms of SQLite time, BENCHMARKS.md).
+sa.Index("ix_records_live", records.c.record_id, records.c.latest_version, records.c.state)
 
 versions = sa.Table(
     "versions", metadata,
@@ -398,8 +403,9 @@ def schema_names(conn: Connection) -> set[str]:
             "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")}
     inspector = sa.inspect(conn)
     names = set(inspector.get_table_names())
-    if "versions" in names:
-        names.update(str(ix["name"]) for ix in inspector.get_indexes("versions"))
+    for table in ("versions", "records"):
+        if table in names:
+            names.update(str(ix["name"]) for ix in inspector.get_indexes(table))
     return names
 
 

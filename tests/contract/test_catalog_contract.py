@@ -72,7 +72,7 @@ def _make_version_1(cat: Catalog) -> None:
     indexes and trigger."""
     with cat.engine.begin() as c:
         for ix in ("ix_versions_invoice_number", "ix_versions_registration_number",
-                   "ix_versions_search"):
+                   "ix_versions_search", "ix_records_live"):
             c.exec_driver_sql(f"DROP INDEX {ix}")
         if c.dialect.name == "postgresql":
             c.exec_driver_sql("DROP TRIGGER versions_counterparty ON versions")
@@ -107,7 +107,8 @@ def test_an_old_catalog_is_migrated_when_opened(catalog_url: str, tmp_path: Path
     with old.read() as c:
         assert migrations.stored_version(c) == schema.SCHEMA_VERSION
         names = schema.schema_names(c)
-        assert {"ix_versions_search", "registry_entries", "counterparties"} <= names
+        assert {"ix_versions_search", "ix_records_live", "registry_entries",
+                "counterparties"} <= names
         assert schema.counterparty_names_kept(c)
         assert [n for (n,) in c.execute(sa.select(schema.counterparties.c.name))] == [
             row["counterparty_norm"]]  # backfilled from versions

@@ -221,7 +221,7 @@ def test_an_older_catalog_opened_read_only_still_answers(tmp_path: Path) -> None
     searched without naming them."""
     cat, rows, text_of = _catalog(tmp_path, n=120)
     with cat.write() as c:
-        for name in ("ix_versions_order", "ix_versions_cp_search"):
+        for name in ("ix_versions_order", "ix_versions_cp_search", "ix_records_live"):
             c.exec_driver_sql(f"DROP INDEX {name}")
     cat.dispose()
     old = Catalog("sqlite:///catalog.sqlite", tmp_path)
@@ -232,4 +232,4 @@ def test_an_older_catalog_opened_read_only_still_answers(tmp_path: Path) -> None
         pass
     with old.read() as c:
         have = {n for (n,) in c.execute(sa.text("SELECT name FROM sqlite_master"))}
-    assert {"ix_versions_order", "ix_versions_cp_search"} <= have
+    assert {"ix_versions_order", "ix_versions_cp_search", "ix_records_live"} <= have
