@@ -25,6 +25,7 @@ from typing import Any
 from bench.common import (
     Bench,
     BenchError,
+    CpuShare,
     FsyncCounter,
     Row,
     S3Calls,
@@ -158,13 +159,17 @@ def _s3(bench: Bench, sw: SeaweedEnv, sets: dict[str, list[Path]],
     client = sw.client("writer")
     until = datetime.now(UTC) + TEN_YEARS
     raw: dict[str, list[float]] = {kind: [] for kind in sets}
+    raw_cpu: dict[str, str] = {}
 
     def raw_round(tag: str) -> None:
         for kind, files in sets.items():
             if files:
-                secs = raw_upload(client, sw.BUCKET, f"raw-{tag}-{kind}", files, until)
+                with CpuShare(sw.server.pid) as share:
+                    secs = raw_upload(client, sw.BUCKET, f"raw-{tag}-{kind}", files, until)
                 raw[kind].append(len(files) / secs)
-                log(f"ingest: raw uploader ({tag}), {kind}: {len(files) / secs:.0f} files/s")
+                raw_cpu.setdefault(kind, share.per_record(len(files)))
+                log(f"ingest: raw uploader ({tag}), {kind}: {len(files) / secs:.0f} files/s; "
+                    f"{share.per_record(len(files))}")
 
     raw_round("before")
     measured: list[tuple[str, str, str, int, Stopwatch, str]] = []
@@ -176,12 +181,12 @@ def _s3(bench: Bench, sw: SeaweedEnv, sets: dict[str, list[Path]],
             for kind, files in chosen.items():
                 if not files:
                     continue
-                with S3Calls(store_client) as calls:
+                with S3Calls(store_client) as calls, CpuShare(sw.server.pid) as share:
                     watch, _run = timed_ingest(bench, archive, ingest_requests(files, profile),
                                                f"ingest-s3-{profile}-{kind}")
                 note = (f"{len(files)} files, {_mb(files) / watch.wall:.1f} MB/s; "
                         f"{calls.summary(len(files), watch.wall)}; "
-                        f"CPU {100 * watch.cpu / watch.wall:.0f}% of wall")
+                        f"{share.per_record(len(files))}")
                 measured.append((profile, label, kind, len(files), watch, note))
         finally:
             archive.close()
@@ -198,7 +203,7 @@ def _s3(bench: Bench, sw: SeaweedEnv, sets: dict[str, list[Path]],
         bench.add(Row(PART, f"S3 (SeaweedFS, Object Lock), {label}, {kind}", rate,
                       "records/s", baseline=f"boto3 {RAW_THREADS} threads (best of {spread})",
                       baseline_value=base, ratio=rate_ratio(rate, base), target=target,
-                      met=met, note=note))
+                      met=met, note=f"{note}; the raw uploader's {raw_cpu[kind]}"))
     _patterns(bench, sw, sets["images"][:c.pattern_records], until, max(raw["images"]))
 
 
@@ -222,14 +227,16 @@ def _patterns(bench: Bench, sw: SeaweedEnv, files: list[Path], until: datetime,
     ]
     for n, ((what, small), (label, opts)) in enumerate(
             (p, c) for p in patterns for c in cases):
-        secs = _pattern(client, sw.BUCKET, f"pattern-{n}", files, small, until, **opts)
+        with CpuShare(sw.server.pid) as share:
+            secs = _pattern(client, sw.BUCKET, f"pattern-{n}", files, small, until, **opts)
         rate = len(files) / secs
         bench.add(Row(PART, f"ceiling: edoc's request pattern alone ({what}), "
                       f"{label}", rate, "records/s",
                       baseline="boto3 raw uploader, images", baseline_value=raw_rate,
                       ratio=rate_ratio(rate, raw_rate),
                       note=f"{len(files)} records; request pattern only (no edoc code, no "
-                      "catalog): the ceiling for edoc with this pattern"))
+                      "catalog): the ceiling for edoc with this pattern; "
+                      f"{share.per_record(len(files))}"))
 
 
 def _cli(bench: Bench, files: list[Path], singles: list[Path]) -> None:

@@ -145,7 +145,11 @@ def _render_first_pdf_page(path: Path) -> None:
                 try:
                     width, height = page.get_size()
                     scale = min(1.0, RENDER_MAX_SIDE / max(width, height, 1.0))
-                    bitmap = page.render(scale=scale)
+                    # Every image page 1 draws is still decoded in full (what proves it
+                    # displays); only the resampling of the decoded pixels to this thumbnail
+                    # is nearest-neighbour: smoothing says nothing about readability and was
+                    # ~40 % of a scanned page's render (12.3 -> 7.7 ms, BENCHMARKS.md).
+                    bitmap = page.render(scale=scale, no_smoothimage=True)
                     ok = bitmap.width > 0 and bitmap.height > 0
                     bitmap.close()
                 finally:

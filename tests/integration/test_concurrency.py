@@ -173,8 +173,10 @@ def test_racing_writer_is_stopped_by_the_reservation(edoc: Edoc, tmp_path: Path)
                         kill=FaultPoint(1, "after", action="stop")), fork=False)
     try:
         a.wait_stopped()
+        seen = a.report.read_text(encoding="utf-8")  # what A did before it froze
         code, doc = edoc.json("ingest", str(f), "--date", jst_today_minus(1))
-        assert code == 1, doc
+        writers = sorted(p.name for p in (edoc.archive / ".writers").glob("*"))
+        assert code == 1, f"{json.dumps(doc)}\nA reported: {seen}\nwriter locks: {writers}"
         (res,) = doc["results"]
         assert res["status"] == "duplicate" and res["error"]["code"] == "DUPLICATE_CONTENT"
         assert "being stored by another run" in res["error"]["message"]
