@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -221,13 +222,25 @@ def catalog_db(archive: Path) -> Any:
     return sqlite3.connect(archive / "catalog.sqlite")
 
 
+def copy_tree(src: Path, dest: Path) -> None:
+    """``cp -a src dest``, run as a child process, never with ``shutil.copytree``: this test
+    process often has ``src``'s SQLite catalog open (pooled connections of the CLI runs made
+    in process), and closing any descriptor of a file drops every POSIX lock the process
+    holds on it (https://www.sqlite.org/howtocorrupt.html, §2.2). A copy read in process thus
+    silently released the catalog's WAL locks, so another process could take itself for the
+    catalog's only user (presumably what happened when a frozen writer's committed intent
+    was missing from this process's view: the racing-writer test failed about one run in
+    two after the quick bench)."""
+    if dest.exists():
+        raise FileExistsError(dest)  # as copytree: never merged into an existing tree
+    subprocess.run(["cp", "-a", "--", str(src), str(dest)], check=True)
+
+
 def copy_archive(src: Path, dest: Path) -> Path:
     """A second, independent archive: ``src`` copied (as ``cp -a``), and when its catalog
     is PostgreSQL, the database cloned too (``CREATE DATABASE … TEMPLATE``) and named in the
     copy's edoc.toml — a copy of the directory alone would share the first's catalog."""
-    import shutil
-
-    shutil.copytree(src, dest, symlinks=True)
+    copy_tree(src, dest)
     url = catalog_url(src)
     if not url.startswith("postgres"):
         return dest

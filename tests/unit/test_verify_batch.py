@@ -20,7 +20,7 @@ from edoc.services import verification
 from edoc.services.archive import Archive
 from edoc.services.verification import Verifier, verify_stream
 from tests import samples
-from tests.helpers import Edoc, Records, jst_today_minus, short_profile, writable
+from tests.helpers import Edoc, Records, copy_tree, jst_today_minus, short_profile, writable
 
 SHORT = 2  # seconds a test-short record is kept
 
@@ -165,10 +165,8 @@ def test_tampered_certificate_fails_every_record_it_lists(archive: Fixture,
                                                           tmp_path: Path) -> None:
     """The certificate is verified once per Verifier; each disposed record still gets the
     verdict (the archive is copied: the module's fixture stays untouched)."""
-    import shutil
-
     copy = tmp_path / "copy"
-    shutil.copytree(archive.edoc.archive, copy)
+    copy_tree(archive.edoc.archive, copy)
     cert = next((copy / "store" / "objects" / "disposals").glob("*.json"))
     writable(cert).write_bytes(cert.read_bytes().replace(b'"count":2', b'"count":3'))
     a = Archive.open(str(copy))
