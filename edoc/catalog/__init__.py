@@ -61,7 +61,7 @@ from edoc.catalog.schema import (
     schema_info,
     versions,
 )
-from edoc.catalog.search import SearchQuery, SearchRow
+from edoc.catalog.search import SearchHitRow, SearchQuery, SearchRow
 from edoc.clock import utc_text
 
 __all__ = [
@@ -70,7 +70,8 @@ __all__ = [
     "LEDGER_TOP", "MOVE_RECORD", "RECORD_HEAD", "SCHEMA_VERSION", "SEARCH_COLUMNS",
     "VERSION_COLUMNS", "AccessRow", "Catalog", "CheckpointRow", "DisposalRun", "HoldRow",
     "Intent", "JournalItem", "LedgerEntry", "LedgerState", "PendingIntent", "RecordRow",
-    "Refusal", "SearchQuery", "SearchRow", "Transaction", "VersionRow", "VersionWithEntry",
+    "Refusal", "SearchHitRow", "SearchQuery", "SearchRow", "Transaction", "VersionRow",
+    "VersionWithEntry",
     "access_log", "checkpoints", "counterparties", "disposal_items", "disposal_runs",
     "holds", "intents", "ledger", "metadata", "normalise_counterparty", "records",
     "schema_info", "stray_columns", "utc_text", "version_row", "versions",

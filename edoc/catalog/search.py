@@ -2,7 +2,8 @@
 record lists of period commands.
 
 ``search`` yields ``SearchRow``: a version row and its record's state, with the columns'
-names as attributes (cli.py renders them).
+names as attributes; ``search_hits`` the same search as a hit list shows it (``SearchHitRow``:
+the 検索要件 fields and which document it is, what ``edoc search`` and the web viewer list).
 
 A counterparty or text fragment with a limit (a screen's page: ``--limit``, the web viewer's
 200 + 1) must not fetch and sort every version a one-character fragment matches (東: 50,000
@@ -64,6 +65,40 @@ class SearchRow(VersionRow):
     state: str = "active"
 
 
+@dataclass(slots=True)
+class SearchHitRow:
+    """A version that matched, with the columns a hit list shows: the 検索要件 fields and
+    which document it is. Half of ``SearchRow``'s columns: decoding all 29 of a month's
+    ~2,000 fragment hits (p95 at a million versions) was a third of that search's time
+    (BENCHMARKS.md); a list needs no object keys, version ids or seal."""
+
+    record_id: str
+    version: int
+    state: str
+    transaction_date: str | None
+    amount: int | None
+    counterparty: str | None
+    doc_type: str | None
+    ledger_ref: str | None
+    profiles: str
+    retain_until: str
+    content_sha256: str | None
+    original_name: str | None
+    invoice_number: str | None
+    registration_number: str | None
+
+
+def _hit_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    """``SearchHitRow``'s columns, in its field order."""
+    return tuple(records.c.state if name == "state" else versions.c[name]
+                 for name in SearchHitRow.__dataclass_fields__)
+
+
+#: What a search statement selects: ``versions`` whole and the record's state (SearchRow).
+_Columns = tuple[Any, ...]
+_WHOLE: _Columns = (versions, records.c.state)
+_HITS: _Columns = _hit_columns()
+
 def _like_substring(text: str) -> str:
     """``%text%`` for ``LIKE … ESCAPE '\\'``: a name holding ``%`` or ``_`` matches itself."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -117,19 +152,27 @@ def _order(s: sa.FromClause) -> tuple[sa.ColumnElement[Any], ...]:
 
 class SearchReads(TextReads):
     def search(self, q: SearchQuery) -> Iterator[SearchRow]:
+        """The versions matching ``q``, whole (``versions`` then ``state``: VersionRow.of)."""
+        for row in self._search_rows(q, _WHOLE):
+            yield SearchRow(*row)
+
+    def search_hits(self, q: SearchQuery) -> Iterator[SearchHitRow]:
+        """The same search as ``search``, as a hit list shows it (``SearchHitRow``)."""
+        for row in self._search_rows(q, _HITS):
+            yield SearchHitRow(*row)
+
+    def _search_rows(self, q: SearchQuery, columns: _Columns) -> Iterator[Any]:
         if q.limit and (q.counterparty or q.text):
             rows: list[Any] = []
             with self.read() as c:  # one snapshot for every try
-                for stmt, final in self._limited_fragment_search(q) or []:
+                for stmt, final in self._limited_fragment_search(q, columns) or []:
                     rows = list(c.execute(stmt))
                     if final or len(rows) >= q.limit:
                         break
-            for row in rows:
-                yield SearchRow(*row)
+            yield from rows
             return
         with self.read() as c:
-            for row in c.execute(self._search_statement(q)):
-                yield SearchRow(*row)  # ``versions`` whole, then ``state`` (VersionRow.of)
+            yield from c.execute(self._search_statement(q, columns))
 
     def count_hits(self, q: SearchQuery) -> int:
         """How many versions ``search(q)`` yields without its limit, counted from the
@@ -225,7 +268,7 @@ class SearchReads(TextReads):
         with self.read() as c:
             return int(c.execute(stmt).scalar() or 0)
 
-    def _limited_fragment_search(self, q: SearchQuery
+    def _limited_fragment_search(self, q: SearchQuery, columns: _Columns
                                  ) -> list[tuple[sa.Select[Any], bool]] | None:
         """A fragment search with a limit, as statements to try in turn, each with whether
         its answer is final even when short of the limit. None: the fragment matches
@@ -234,7 +277,7 @@ class SearchReads(TextReads):
         if q.text:
             self.ensure_upgraded()
         if not self._plan_indexes_ready():
-            return [(self._search_statement(q), True)]
+            return [(self._search_statement(q, columns), True)]
         matches = self._matches_up_to(q, max(DATE_WALK_FROM, 1))
         if matches == 0:
             return None
@@ -246,7 +289,7 @@ class SearchReads(TextReads):
                     .select_from(s.join(rr, rr.c.record_id == s.c.record_id))
                     .where(*self._conditions(q, s, rr, walk=True))
                     .order_by(*_order(s)).limit(q.limit))
-            return [(self._rows_of(keys), True)]
+            return [(self._rows_of(keys, columns), True)]
         # Few: every match's key from the fragment's index, sorted; the records (a lookup
         # each, the dear part) of the first few only, which are hits unless deleted or
         # superseded; all of them if those hold fewer than ``limit`` hits.
@@ -268,13 +311,13 @@ class SearchReads(TextReads):
                     .where(*self._conditions(q, v2, rr, fragment=False))
                     .order_by(c.c.transaction_date, c.c.record_id, c.c.version)
                     .limit(q.limit))
-            tries.append((self._rows_of(keys), not bound[1]))
+            tries.append((self._rows_of(keys, columns), not bound[1]))
         return tries
 
     @staticmethod
-    def _rows_of(keys: sa.Select[Any]) -> sa.Select[Any]:
+    def _rows_of(keys: sa.Select[Any], columns: _Columns) -> sa.Select[Any]:
         v, r = versions, records
-        return (sa.select(v, r.c.state).join(r, r.c.record_id == v.c.record_id)
+        return (sa.select(*columns).select_from(v).join(r, r.c.record_id == v.c.record_id)
                 .where(sa.tuple_(v.c.record_id, v.c.version).in_(keys))
                 .order_by(*_order(v)))
 
@@ -288,9 +331,10 @@ class SearchReads(TextReads):
             return [sa.literal_column(f"{name}.rowid")]
         return [t.c.record_id, t.c.version]
 
-    def _search_statement(self, q: SearchQuery) -> sa.Select[Any]:
+    def _search_statement(self, q: SearchQuery, columns: _Columns = _WHOLE
+                          ) -> sa.Select[Any]:
         v, r = versions, records
-        stmt = sa.select(v, r.c.state).join(r, r.c.record_id == v.c.record_id)
+        stmt = sa.select(*columns).select_from(v).join(r, r.c.record_id == v.c.record_id)
         if not q.all_versions:
             stmt = stmt.where(v.c.version == r.c.latest_version)
         if q.include_deleted:

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from edoc import clock
-from edoc.catalog import SearchQuery, VersionRow
+from edoc.catalog import SearchHitRow, SearchQuery, VersionRow
 from edoc.catalog.fulltext import DuplicatePair
 from edoc.catalog.schema import normalise_text
 from edoc.errors import EdocError, InputError, NotFound
@@ -130,7 +130,7 @@ def duplicate_report(archive: Archive, actor: str, limit: int | None = None
     return pairs
 
 
-def _hit(row: Any) -> SearchHit:
+def _hit(row: SearchHitRow) -> SearchHit:
     return SearchHit(
         record_id=row.record_id, version=row.version, state=row.state,
         transaction_date=row.transaction_date, amount=row.amount,
@@ -142,7 +142,7 @@ def _hit(row: Any) -> SearchHit:
 
 def search_records(archive: Archive, query: SearchQuery, actor: str) -> list[SearchHit]:
     """The versions matching ``query``; the search and the records it found are logged."""
-    hits = [_hit(row) for row in archive.catalog.search(query)]
+    hits = [_hit(row) for row in archive.catalog.search_hits(query)]
     archive.catalog.log_access(
         actor=actor, action="search", record_ids=sorted({h.record_id for h in hits}),
         detail={k: str(v) for k, v in vars(query).items() if v not in (None, False)},

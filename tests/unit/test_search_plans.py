@@ -1,7 +1,8 @@
 """The search's plans give the search's meaning: same rows, same order, whatever plan runs.
 
-``Catalog.search`` answers a counterparty or text fragment by one of two plans (the matching
-names' or texts' own index, or a walk of the versions in date order that stops at the
+``Catalog.search`` (and ``search_hits``, the same search with a hit list's columns) answers
+a counterparty or text fragment by one of two plans (the matching names' or texts' own
+index, or a walk of the versions in date order that stops at the
 limit: ``edoc.catalog.search``), chosen by how many versions the fragment matches. Each plan
 is forced in turn here, on a generated catalog with several versions per record, deleted
 and disposed records, tombstones, missing dates, amounts and names, and many versions on one
@@ -11,6 +12,7 @@ brute-force filter over the rows inserted.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +24,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 import edoc.catalog.search as search_module
-from edoc.catalog import Catalog, SearchQuery, normalise_counterparty, records, versions
+from edoc.catalog import (
+    Catalog,
+    SearchHitRow,
+    SearchQuery,
+    normalise_counterparty,
+    records,
+    versions,
+)
 from edoc.catalog.fulltext import grams
 from edoc.catalog.schema import normalise_text, text_grams, texts
 
@@ -139,7 +148,14 @@ def _text_queries() -> Iterator[SearchQuery]:
 
 
 def _found(cat: Catalog, q: SearchQuery) -> list[tuple[str, int]]:
-    return [(r.record_id, r.version) for r in cat.search(q)]
+    """The keys ``search`` finds; ``search_hits`` (the hit list's columns) must find the
+    same versions in the same order, each field as the whole row holds it."""
+    whole = list(cat.search(q))
+    hits = list(cat.search_hits(q))
+    names = [f.name for f in dataclasses.fields(SearchHitRow)]
+    assert [dataclasses.astuple(h) for h in hits] == \
+        [tuple(getattr(r, n) for n in names) for r in whole], q
+    return [(r.record_id, r.version) for r in whole]
 
 
 @pytest.fixture
