@@ -153,7 +153,7 @@ def capture_step(directory: Path, day: date, received: str) -> None:
     """``edoc capture`` reads a generated 300 dpi colour scan (real Tesseract), writes the
     review CSV; the person checks it and signs confirmed_by (done here by the demo, as the
     person would in a spreadsheet); ``ingest --manifest`` stores it with each field's
-    provenance. Needs the capture (wt-capture) and provenance (wt-prov) work both merged."""
+    provenance."""
     directory.mkdir(parents=True)
     truth = capture_corpus.Truth(
         kind="receipt", doc_type="receipt", date=day,
