@@ -94,10 +94,13 @@ def _hit_columns() -> tuple[sa.ColumnElement[Any], ...]:
                  for name in SearchHitRow.__dataclass_fields__)
 
 
-#: What a search statement selects: ``versions`` whole and the record's state (SearchRow).
+#: What a search statement selects.
 _Columns = tuple[Any, ...]
+#: ``versions`` whole, then the record's state (``SearchRow``).
 _WHOLE: _Columns = (versions, records.c.state)
+#: The hit list's columns (``SearchHitRow``).
 _HITS: _Columns = _hit_columns()
+
 
 def _like_substring(text: str) -> str:
     """``%text%`` for ``LIKE … ESCAPE '\\'``: a name holding ``%`` or ``_`` matches itself."""
