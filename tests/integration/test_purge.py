@@ -384,6 +384,66 @@ def test_a_page_partly_deleted_is_finished_by_the_next_run(
     _finish_and_check(e, expected, kept, "after a partly deleted page")
 
 
+def test_a_purge_marking_between_verifys_two_reads_is_no_false_fail(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verify finds a version's objects gone and asks the catalog why; the purge marks
+    the version disposed (one transaction: item and version) right after the first of
+    those two reads. The verdict is "indeterminate" (a disposal under way), never "fail":
+    asked the other way round (the disposed mark first, the journal second) it was
+    MANIFEST_MISSING and CONTENT_MISSING, the fail the multi-host test once met."""
+    from edoc.catalog import Catalog
+    from edoc.services.archive import Archive
+    from edoc.services.verification import Verifier
+
+    source, _expected, _kept = template
+    op = _after_first_journal(_trace(source, tmp_path))
+    e = _copy(source, tmp_path / "archive")
+    out = run_child(ChildSpec(str(e.archive), "purge", kill=FaultPoint(op, "after")))
+    assert out.killed
+    with catalog_db(e.archive) as db:
+        rid, key, vid, mkey, mvid = db.execute(
+            "SELECT v.record_id, v.content_key, v.content_version_id, v.manifest_key, "
+            "v.manifest_version_id FROM disposal_items i JOIN versions v "
+            "USING (record_id, version) WHERE i.state = 'pending' AND v.version = 1 "
+            "ORDER BY v.record_id LIMIT 1").fetchone()
+    store = LocalStore(e.archive / "store")
+    store.delete(key, vid)  # the purge's deletions (step 2) went through
+    store.delete(mkey, mvid)
+
+    def mark_disposed() -> None:  # the purge's step 3, committed by "another process"
+        with catalog_db(e.archive) as db:
+            db.execute("UPDATE disposal_items SET state = 'disposed', disposed_at = "
+                       "'2026-01-01T00:00:00Z' WHERE record_id = ? AND version = 1", (rid,))
+            db.execute("UPDATE versions SET disposed_at = '2026-01-01T00:00:00Z' "
+                       "WHERE record_id = ? AND version = 1", (rid,))
+
+    lookups: list[str] = []
+
+    def after_read(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def read(self: Catalog, *args: Any) -> Any:
+            result = real(self, *args)
+            lookups.append(name)
+            if len(lookups) == 1:
+                mark_disposed()
+            return result
+        return read
+
+    a = Archive.open(str(e.archive))
+    try:
+        (row,) = [r for r in a.catalog.version_rows(rid) if r.version == 1]
+        for name in ("version_rows", "disposal_in_progress"):
+            monkeypatch.setattr(Catalog, name, after_read(name, getattr(Catalog, name)))
+        report = Verifier(a).verify_version(row)
+    finally:
+        a.close()
+    assert lookups, "verify did not look again at the catalog"  # the race was staged
+    codes = [(c.name, c.status.value, c.code) for c in report.checks]
+    assert report.status.value == "indeterminate", codes
+    # the journal, read before the mark committed, still said "pending": under way
+    assert [c.code for c in report.checks] == ["DISPOSAL_IN_PROGRESS"], codes
+
+
 def test_a_hold_placed_during_the_run_wins(
         template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
     source, expected, _kept = template
