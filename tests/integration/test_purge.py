@@ -355,15 +355,24 @@ def test_disposed_but_not_yet_certified_is_in_progress_not_failed(
     assert code == 0, doc
 
 
-def test_a_page_partly_deleted_is_finished_by_the_next_run(
-        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
-    """Killed with the first page journaled; then one of its contents disappears (as if the
-    batch had got that far): the next run finds it gone and carries on."""
-    source, expected, kept = template
+def _killed_after_first_journal(template: tuple[Path, set[Version], str], tmp_path: Path
+                                ) -> Edoc:
+    """A copy of the template archive whose purge was killed with its first page journaled
+    (nothing of it deleted or marked yet)."""
+    source = template[0]
     op = _after_first_journal(_trace(source, tmp_path))
     e = _copy(source, tmp_path / "archive")
     out = run_child(ChildSpec(str(e.archive), "purge", kill=FaultPoint(op, "after")))
     assert out.killed
+    return e
+
+
+def test_a_page_partly_deleted_is_finished_by_the_next_run(
+        template: tuple[Path, set[Version], str], small_pages: None, tmp_path: Path) -> None:
+    """Killed with the first page journaled; then one of its contents disappears (as if the
+    batch had got that far): the next run finds it gone and carries on."""
+    _source, expected, kept = template
+    e = _killed_after_first_journal(template, tmp_path)
     with catalog_db(e.archive) as db:
         (run_id,) = db.execute("SELECT run_id FROM disposal_runs").fetchone()
         rid, key, vid = db.execute(
@@ -396,11 +405,7 @@ def test_a_purge_marking_between_verifys_two_reads_is_no_false_fail(
     from edoc.services.archive import Archive
     from edoc.services.verification import Verifier
 
-    source, _expected, _kept = template
-    op = _after_first_journal(_trace(source, tmp_path))
-    e = _copy(source, tmp_path / "archive")
-    out = run_child(ChildSpec(str(e.archive), "purge", kill=FaultPoint(op, "after")))
-    assert out.killed
+    e = _killed_after_first_journal(template, tmp_path)
     with catalog_db(e.archive) as db:
         rid, key, vid, mkey, mvid = db.execute(
             "SELECT v.record_id, v.content_key, v.content_version_id, v.manifest_key, "
