@@ -334,22 +334,26 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
               help="A file already in the archive (same SHA-256) counts as done, not as a "
                    "duplicate: for re-running a batch after a failure.")
 @click.option("--jobs", type=click.IntRange(min=1, max=64), metavar="N",
-              help="Files in flight at once (default: 8 on S3, 4 on a local store). "
-                   "Results are reported in the order given either way.")
+              help="Files in flight at once (default: 8 on S3; on a local store 4, or one "
+                   "per worker process). Results are reported in the order given either way.")
+@click.option("--processes", type=click.IntRange(min=1, max=16), metavar="N",
+              help="Worker processes sharing the files (default: one per core, up to 4, "
+                   "for 1,000 files or more; else 1). A CSV manifest runs in one process.")
 @click.option("--enqueue", is_flag=True,
               help="Put one job per document on the PostgreSQL job queue instead; "
                    "'edoc worker' on any host ingests them (FILES may name directories).")
 @json_option
 @click.pass_context
 def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, ...],
-           manifest_csv: str | None, skip_existing: bool, jobs: int | None, as_json: bool,
-           enqueue: bool = False, **opts: Any) -> None:
+           manifest_csv: str | None, skip_existing: bool, jobs: int | None,
+           processes: int | None, as_json: bool, enqueue: bool = False, **opts: Any) -> None:
     """Ingest FILES: check, hash, seal, timestamp and store them write-once.
 
     Exit 0 when every file was stored, 1 when any was rejected (the rest still are).
     """
     from edoc.policy.values import printable_name
     from edoc.services.ingest import Ingestor, default_jobs
+    from edoc.services.ingest_workers import default_processes
 
     if not files and not manifest_csv:
         raise ConfigError("no files given", code="USAGE_ERROR",
@@ -390,8 +394,11 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
         elif tty:
             info(f"[{done[0]}/{total}] stored {name} -> {r.record_id}")
 
-    run = Ingestor(a, skip_existing=skip_existing,
-                   jobs=min(jobs or default_jobs(a), max(total, 1))).run(
+    # A CSV manifest is all-or-nothing at validation: every row is checked before any is
+    # stored, which one process does.
+    procs = 1 if manifest_csv else min(processes or default_processes(total), max(total, 1))
+    run = Ingestor(a, skip_existing=skip_existing, processes=procs,
+                   jobs=min(jobs or default_jobs(a, procs), max(total, 1))).run(
         requests, progress, validate_all_first=bool(manifest_csv))
     stored = sum(r.status == "stored" for r in run.results)
     if as_json:

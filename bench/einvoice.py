@@ -1,7 +1,7 @@
 """Part 7 — e-invoices ingested with no typed fields.
 
 Validated JP PINT invoices per second into the local store
-(``Ingestor(archive, jobs=default_jobs(archive)).run(requests)``, as bench/ingest.py's local
+(``timed_ingest``: the defaults of ``edoc ingest`` for a batch this size, as bench/ingest.py's local
 rows), each read with the hardened parser, checked against the PINT rules and the T-number
 check digit, and its search fields (date, amount, counterparty, invoice and registration
 number) filled from the document. The baseline is the same number of small XML

@@ -44,6 +44,7 @@ from bench.common import (
 )
 from edoc.services.archive import Archive
 from edoc.services.ingest import Ingestor, IngestRequest, IngestRun, default_jobs
+from edoc.services.ingest_workers import default_processes
 
 PART = "ingest"
 RAW_THREADS = 8
@@ -69,10 +70,14 @@ def check_run(run: IngestRun, expected: int, what: str) -> None:
                          f"checkpoint error {run.checkpoint_error}")
 
 
-def timed_ingest(bench: Bench, archive: Archive, requests: list[IngestRequest], name: str
-                 ) -> tuple[Stopwatch, IngestRun]:
+def timed_ingest(bench: Bench, archive: Archive, requests: list[IngestRequest], name: str,
+                 processes: int | None = None) -> tuple[Stopwatch, IngestRun]:
+    """``edoc ingest``'s defaults for a batch this size: worker processes from 200 files
+    (``default_processes``), the files in flight ``default_jobs`` gives."""
+    procs = default_processes(len(requests)) if processes is None else processes
     with profiled(bench, name), Stopwatch() as sw:
-        run = Ingestor(archive, jobs=default_jobs(archive)).run(requests)
+        run = Ingestor(archive, jobs=default_jobs(archive, procs), processes=procs
+                       ).run(requests)
     check_run(run, len(requests), name)
     return sw, run
 

@@ -48,14 +48,44 @@ def _warning(other: str, matched_on: str) -> dict[str, str]:
                        "but other bytes (a rescan, or the same invoice as PDF and XML?)"}
 
 
-class DuplicateWatch:
-    """The business keys of one ingest run, so two suspects in one batch (stored by parallel
-    workers, neither yet in the catalog when the other is checked) still meet."""
+#: One business-key part as the run notes it: (transaction date, amount, part, value).
+KeyPart = tuple[str, int, str, str]
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+
+class RunKeys:
+    """The business keys noted so far by one ingest run, shared by all its workers.
+
+    ``note`` is atomic: of two records with one key, whichever notes second sees the first.
+    Every record of the run is noted before it is catalogued, and the catalog holds every
+    record stored before the run, so a twin is found in one or the other whatever the
+    order of the two records' commits. A run on worker processes serves one instance to
+    all of them (``edoc.services.ingest_workers``)."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[tuple[str, int, str, str], list[tuple[str, str]]] = {}
+        self._seen: dict[KeyPart, list[tuple[str, str]]] = {}
+
+    def note(self, parts: list[KeyPart], record_id: str, sha256: str
+             ) -> list[tuple[str, str]]:
+        """(other record, matched part) for each noted record with one of ``parts`` and
+        other bytes; then note this one."""
+        found: list[tuple[str, str]] = []
+        with self._lock:
+            for k in parts:
+                for other, other_sha in self._seen.get(k, ()):
+                    if other_sha != sha256:
+                        found.append((other, k[2]))
+                self._seen.setdefault(k, []).append((record_id, sha256))
+        return found
+
+
+class DuplicateWatch:
+    """The business-key check of one ingest run, so two suspects in one batch (stored by
+    parallel workers, neither yet in the catalog when the other is checked) still meet."""
+
+    def __init__(self, catalog: Catalog, keys: RunKeys | None = None) -> None:
+        self.catalog = catalog
+        self._keys = keys if keys is not None else RunKeys()
 
     def check(self, body: Manifest, sha256: str, record_id: str) -> list[dict[str, str]]:
         """The ``DUPLICATE_SUSPECT`` warnings for a record about to be stored, and note its
@@ -63,20 +93,15 @@ class DuplicateWatch:
         key = business_key(body)
         if key is None:
             return []
-        parts = [(part, value) for part, value in (
+        parts = [(key.transaction_date, key.amount, part, value) for part, value in (
             ("counterparty", key.counterparty_norm),
             ("registration_number", key.registration_number)) if value]
-        with self._lock:
-            found = dict(self.catalog.business_key_matches(
-                transaction_date=key.transaction_date, amount=key.amount,
-                counterparty_norm=key.counterparty_norm,
-                registration_number=key.registration_number, content_sha256=sha256))
-            for part, value in parts:
-                k = (key.transaction_date, key.amount, part, value)
-                for other, other_sha in self._seen.get(k, ()):
-                    if other_sha != sha256:
-                        found.setdefault(other, part)
-                self._seen.setdefault(k, []).append((record_id, sha256))
+        found = dict(self.catalog.business_key_matches(
+            transaction_date=key.transaction_date, amount=key.amount,
+            counterparty_norm=key.counterparty_norm,
+            registration_number=key.registration_number, content_sha256=sha256))
+        for other, part in self._keys.note(parts, record_id, sha256):
+            found.setdefault(other, part)
         return [_warning(other, on) for other, on in sorted(found.items())]
 
 

@@ -1,9 +1,9 @@
 """Ingest: from a file on disk to a sealed, logged, write-once record.
 
 This module checks a file and what the user said about it, builds its manifest and
-runs a batch (``Ingestor``, ``--jobs``); each file is then written by the commit
-protocol of ``edoc.services.commit`` (what is written in which order, and what a
-restart finds). Two copies of one file in a batch are stored once: the second waits
+runs a batch (``Ingestor``, ``--jobs``; worker processes, ``--processes``:
+``edoc.services.ingest_workers``); each file is then written by the commit protocol of
+``edoc.services.commit`` (what is written in which order, and what a restart finds). Two copies of one file in a batch are stored once: the second waits
 for the first and is then a duplicate, as in a sequential run.
 """
 
@@ -51,7 +51,7 @@ from edoc.services.commit import (
     pending_intents,
     recover_intents,
 )
-from edoc.services.duplicates import DuplicateWatch
+from edoc.services.duplicates import DuplicateWatch, RunKeys
 from edoc.services.einvoice_fields import DocumentFields, document_fields
 from edoc.services.fulltext import PendingTexts, derive_text, text_row
 from edoc.services.provenance import (
@@ -211,24 +211,31 @@ def _opt_date(value: str | None, field_name: str) -> date | None:
     return parse_date(value, field_name) if value else None
 
 
-def default_jobs(archive: Archive) -> int:
+def default_jobs(archive: Archive, processes: int = 1) -> int:
     """Files in flight at once unless the user says otherwise: store round trips dominate
-    on S3; on a local disk the CPU does, and 4 keep fsyncs overlapping without crowding a
-    small machine's cores (measured on 2 cores: BENCHMARKS.md, part 1)."""
-    return 8 if archive.cfg.storage.kind == "s3" else 4
+    on S3; on a local disk the CPU does, and in one process 4 keep fsyncs overlapping
+    without crowding a small machine's cores (measured on 2 cores: BENCHMARKS.md, part 1),
+    while worker processes did best with one file each (issue 15)."""
+    if archive.cfg.storage.kind == "s3":
+        return 8
+    return 4 if processes <= 1 else processes
 
 
 class Ingestor:
     """Ingests files into one archive; holds per-run state (profiles, calendar)."""
 
     def __init__(self, archive: Archive, *, clock: Callable[[], datetime] | None = None,
-                 skip_existing: bool = False, jobs: int = 1) -> None:
+                 skip_existing: bool = False, jobs: int = 1, processes: int = 1,
+                 keys: RunKeys | None = None) -> None:
         self.archive = archive
         self.skip_existing = skip_existing
         #: Files in flight at once. Each is prepared and stored by the commit protocol on its
         #: own thread (hashing, image decoding and store round trips release the GIL); the
         #: catalog transactions serialise on the catalog's write lock as between processes.
         self.jobs = max(1, jobs)
+        #: Worker processes for ``run`` (``edoc.services.ingest_workers``); ``jobs`` is then
+        #: split among them. A run with its own clock (tests) stays in this process.
+        self.processes = max(1, processes) if clock is None else 1
         self._clock = clock or (lambda: edoc_clock.now())
         #: SHA-256 digests being stored by this run, so two copies of one file in a batch are
         #: stored once and the second reported as a duplicate of the first, as when
@@ -240,7 +247,7 @@ class Ingestor:
         self._rules: RuleSet | None = None
         self._rules_lock = threading.Lock()
         #: business keys of this run (``DUPLICATE_SUSPECT``, edoc.services.duplicates)
-        self._duplicates = DuplicateWatch(archive.catalog)
+        self._duplicates = DuplicateWatch(archive.catalog, keys)
         #: derived texts, written in batches (``edoc.services.fulltext.PendingTexts``)
         self._texts = PendingTexts(archive.catalog)
 
@@ -601,6 +608,10 @@ class Ingestor:
             validate_all_first: bool = False) -> IngestRun:
         """Ingest every request; a bad file is reported and the batch goes on. Results (and
         ``progress`` calls, on this thread) come in request order, whatever ``jobs`` is."""
+        if self.processes > 1 and not validate_all_first:
+            from edoc.services.ingest_workers import start_fork_server
+
+            start_fork_server()  # its imports overlap with the checks below
         self.archive.notary.ready_to_sign()
         for line in recover_intents(self.archive):  # what a dead run left, before duplicates
             log.info("recovered: %s", line)
@@ -628,11 +639,23 @@ class Ingestor:
                     report(result)
             finally:
                 self._texts.flush()
+        elif self.processes > 1:
+            from edoc.services.ingest_workers import WorkerPool
+
+            pool = WorkerPool(self, self.processes,
+                              jobs=max(1, self.jobs // self.processes))
+            try:
+                for result in pool.run(requests):
+                    report(result)
+            finally:
+                pool.close()
+            # A worker that died left its version to the commit protocol's recovery: its
+            # lock is gone now, so it is settled here, before the closing checkpoint.
+            for line in recover_intents(self.archive):
+                log.info("recovered: %s", line)
         else:
             try:
-                for result in self._in_order(
-                        lambda req: self._store_or_fail(self._prepare_or_fail(req)),
-                        requests):
+                for result in self.ingest_each(requests):
                     report(result)
             finally:
                 # derived, so an interrupted run still writes what it read (a crash loses at
@@ -640,6 +663,12 @@ class Ingestor:
                 self._texts.flush()
         self._finish(run)
         return run
+
+    def ingest_each(self, requests: Iterable[IngestRequest]) -> Iterator[IngestResult]:
+        """Prepare and store every request, ``jobs`` at a time, results in request order;
+        no closing steps (``run`` takes them, once per batch)."""
+        return self._in_order(lambda req: self._store_or_fail(self._prepare_or_fail(req)),
+                              requests)
 
     def _in_order(self, work: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
         """``work`` over ``items``, up to ``jobs`` at once, results in the items' order.
@@ -726,6 +755,11 @@ def _with_document_reason(exc: ProfileViolation, doc: DocumentFields) -> EdocErr
     if not lacking:
         return exc
     return ProfileViolation(f"{exc.message}; {lacking}", code=exc.code, hint=exc.hint)
+
+
+def failed_result(req: IngestRequest, exc: EdocError) -> IngestResult:
+    """The result of a request that was not stored because of ``exc``."""
+    return _failed(req, exc)
 
 
 def _failed(req: IngestRequest, exc: EdocError, *, status: str = "rejected",
