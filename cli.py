@@ -337,8 +337,8 @@ def _request(path: str, profiles: tuple[str, ...], opts: dict[str, Any]) -> Any:
               help="Files in flight at once (default: 8 on S3; on a local store 4, or one "
                    "per worker process). Results are reported in the order given either way.")
 @click.option("--processes", type=click.IntRange(min=1, max=16), metavar="N",
-              help="Worker processes sharing the files (default: one per core, up to 4, "
-                   "for 1,000 files or more; else 1). A CSV manifest runs in one process.")
+              help="Worker processes sharing the files (default 1): more cores for a large "
+                   "batch on a host with more than two. A CSV manifest runs in one process.")
 @click.option("--enqueue", is_flag=True,
               help="Put one job per document on the PostgreSQL job queue instead; "
                    "'edoc worker' on any host ingests them (FILES may name directories).")
@@ -353,7 +353,6 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
     """
     from edoc.policy.values import printable_name
     from edoc.services.ingest import Ingestor, default_jobs
-    from edoc.services.ingest_workers import default_processes
 
     if not files and not manifest_csv:
         raise ConfigError("no files given", code="USAGE_ERROR",
@@ -396,7 +395,7 @@ def ingest(ctx: click.Context, /, files: tuple[str, ...], profiles: tuple[str, .
 
     # A CSV manifest is all-or-nothing at validation: every row is checked before any is
     # stored, which one process does.
-    procs = 1 if manifest_csv else min(processes or default_processes(total), max(total, 1))
+    procs = 1 if manifest_csv else min(processes or 1, max(total, 1))
     run = Ingestor(a, skip_existing=skip_existing, processes=procs,
                    jobs=min(jobs or default_jobs(a, procs), max(total, 1))).run(
         requests, progress, validate_all_first=bool(manifest_csv))

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.common import Bench, Row, log, rate_ratio
-from bench.ingest import timed_ingest
+from bench.ingest import WORKER_PROCESSES, timed_ingest
 from edoc.services.ingest import IngestRequest
 from tests import einvoice_samples as samples
 
@@ -64,6 +64,13 @@ def run(bench: Bench) -> None:
         watch, run_ = timed_ingest(bench, archive, requests, "einvoice")
     finally:
         archive.close()
+    archive = bench.local_archive("einvoice-processes")
+    try:
+        requests = [IngestRequest(path=str(p), profiles=(PROFILE,)) for p in files]
+        procs_watch, _ = timed_ingest(bench, archive, requests, "einvoice-processes",
+                                      processes=WORKER_PROCESSES)
+    finally:
+        archive.close()
     from_document = sum(1 for r in run_.results
                         if r.fields and r.fields["amount"]["source"] == "document")
     rate = count / watch.wall
@@ -73,3 +80,9 @@ def run(bench: Bench) -> None:
                   target="≥ 200 invoices/s", met=rate >= 200,
                   note=f"{count} invoices, {from_document} with fields from the document; "
                   f"CPU {100 * watch.cpu / watch.wall:.0f}% of wall"))
+    procs_rate = count / procs_watch.wall
+    bench.add(Row(PART, f"the same, {WORKER_PROCESSES} worker processes", procs_rate,
+                  "invoices/s", baseline="one process (the row above)", baseline_value=rate,
+                  ratio=rate_ratio(procs_rate, rate), target="≥ 200 invoices/s",
+                  met=procs_rate >= 200,
+                  note=f"{count} invoices, `--processes {WORKER_PROCESSES}`"))

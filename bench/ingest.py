@@ -44,10 +44,11 @@ from bench.common import (
 )
 from edoc.services.archive import Archive
 from edoc.services.ingest import Ingestor, IngestRequest, IngestRun, default_jobs
-from edoc.services.ingest_workers import default_processes
 
 PART = "ingest"
 RAW_THREADS = 8
+#: The rows "…, N worker processes" (``edoc ingest --processes N``), beside one process.
+WORKER_PROCESSES = 2
 #: The default profile ("general") keeps records ten years: the raw uploader locks as long.
 TEN_YEARS = timedelta(days=3653)
 
@@ -71,10 +72,10 @@ def check_run(run: IngestRun, expected: int, what: str) -> None:
 
 
 def timed_ingest(bench: Bench, archive: Archive, requests: list[IngestRequest], name: str,
-                 processes: int | None = None) -> tuple[Stopwatch, IngestRun]:
-    """``edoc ingest``'s defaults for a batch this size: worker processes from 200 files
-    (``default_processes``), the files in flight ``default_jobs`` gives."""
-    procs = default_processes(len(requests)) if processes is None else processes
+                 processes: int = 1) -> tuple[Stopwatch, IngestRun]:
+    """``edoc ingest``'s defaults (one process unless ``processes``), with the files in
+    flight ``default_jobs`` gives."""
+    procs = processes
     with profiled(bench, name), Stopwatch() as sw:
         run = Ingestor(archive, jobs=default_jobs(archive, procs), processes=procs
                        ).run(requests)
@@ -186,15 +187,31 @@ def _s3(bench: Bench, sw: SeaweedEnv, sets: dict[str, list[Path]],
             for kind, files in chosen.items():
                 if not files:
                     continue
+                # one process, so the request counter sees every request
                 with S3Calls(store_client) as calls, CpuShare(sw.server.pid) as share:
                     watch, _run = timed_ingest(bench, archive, ingest_requests(files, profile),
-                                               f"ingest-s3-{profile}-{kind}")
-                note = (f"{len(files)} files, {_mb(files) / watch.wall:.1f} MB/s; "
-                        f"{calls.summary(len(files), watch.wall)}; "
+                                               f"ingest-s3-{profile}-{kind}", processes=1)
+                note = (f"{len(files)} files, {_mb(files) / watch.wall:.1f} MB/s; one "
+                        f"process; {calls.summary(len(files), watch.wall)}; "
                         f"{share.per_record(len(files))}")
                 measured.append((profile, label, kind, len(files), watch, note))
         finally:
             archive.close()
+        files = chosen["images"]
+        procs = WORKER_PROCESSES
+        if files:  # the same on worker processes (``--processes``), side by side
+            archive = bench.s3_archive(f"ingest-s3-{profile}-processes")
+            try:
+                with CpuShare(sw.server.pid) as share:
+                    watch, _run = timed_ingest(bench, archive, ingest_requests(files, profile),
+                                               f"ingest-s3-{profile}-images-processes",
+                                               processes=procs)
+            finally:
+                archive.close()
+            measured.append((profile, f"{label}, {procs} worker processes", "images",
+                             len(files), watch, f"{len(files)} files, `--processes {procs}`;"
+                             " SeaweedFS "
+                             f"{1000 * share.server / len(files):.1f} ms CPU per record"))
     if c.raw_repeats > 1:
         raw_round("after")
     for profile, label, kind, n, watch, note in measured:
@@ -304,9 +321,10 @@ def _local(bench: Bench, sets: dict[str, list[Path]]) -> None:
                 if not files:
                     continue
                 commits[0] = 0
+                # one process, so the counters see every fsync and commit
                 with FsyncCounter() as fs:
                     watch, _run = timed_ingest(bench, archive, ingest_requests(files, profile),
-                                               f"ingest-local-{profile}-{kind}")
+                                               f"ingest-local-{profile}-{kind}", processes=1)
                 rate = len(files) / watch.wall
                 target: str | None = None
                 met: bool | None = None
@@ -321,10 +339,29 @@ def _local(bench: Bench, sets: dict[str, list[Path]]) -> None:
                     f"(their time summed over threads: {100 * fs.seconds / watch.wall:.0f}% "
                     f"of wall) and {commits[0] / len(files):.2f} catalog commits (group "
                     "commit, synchronous=FULL); "
-                    f"CPU {100 * watch.cpu / watch.wall:.0f}% of wall"))
+                    f"CPU {100 * watch.cpu / watch.wall:.0f}% of wall; one process"))
         finally:
             event.remove(archive.catalog.engine, "commit", count)
             archive.close()
+        files = sets["images"]
+        procs = WORKER_PROCESSES
+        if files:  # the same on worker processes (``--processes``), side by side
+            archive = bench.local_archive(f"ingest-local-{profile}-processes")
+            try:
+                watch, _run = timed_ingest(bench, archive, ingest_requests(files, profile),
+                                           f"ingest-local-{profile}-images-processes",
+                                           processes=procs)
+            finally:
+                archive.close()
+            rate = len(files) / watch.wall
+            bench.add(Row(
+                PART, f"local store, {label}, images, {procs} worker processes", rate,
+                "records/s", baseline="plain copy (write, fsync, rename)",
+                baseline_value=copy_rate["images"],
+                ratio=rate_ratio(rate, copy_rate["images"]),
+                target="≥ 100 records/s" if profile == "bench-sealed" else None,
+                met=rate >= 100 if profile == "bench-sealed" else None,
+                note=f"{len(files)} files, `--processes {procs}`"))
 
 
 def _components(bench: Bench, images: list[Path], pdfs: list[Path]) -> None:

@@ -3,8 +3,9 @@
 This module checks a file and what the user said about it, builds its manifest and
 runs a batch (``Ingestor``, ``--jobs``; worker processes, ``--processes``:
 ``edoc.services.ingest_workers``); each file is then written by the commit protocol of
-``edoc.services.commit`` (what is written in which order, and what a restart finds). Two copies of one file in a batch are stored once: the second waits
-for the first and is then a duplicate, as in a sequential run.
+``edoc.services.commit`` (what is written in which order, and what a restart finds).
+Two copies of one file in a batch are stored once: the second waits for the first and
+is then a duplicate, as in a sequential run.
 """
 
 from __future__ import annotations

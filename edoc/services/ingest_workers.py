@@ -1,10 +1,12 @@
-"""One ingest batch over worker processes (``edoc ingest --processes N``).
+"""One ingest batch over worker processes (``edoc ingest --processes N``; default 1).
 
-Why processes: on a local store a small file's ingest is ~4–5 ms of CPU, most of it the
-interpreter's (XML, JSON, SQLAlchemy), so threads share one core's worth of interpreter and
-spend the rest handing its lock around; two processes on two cores stored 1.0–1.5× the
-files per second of four threads in one, 1.17× on average for 2,000 e-invoices
-(BENCHMARKS.md, issue 15).
+Why processes: a file's ingest is mostly the interpreter's work (XML, JSON, SQLAlchemy,
+botocore), so the threads of one process share one interpreter lock and one process
+uses ~1.2–1.4 cores however many files are in flight. Worker processes are how one host
+uses more cores than that. On the two cores edoc is measured on they buy little, because
+one process already keeps both busy together with the kernel's fsyncs or SeaweedFS:
+2,000 e-invoices 1.0–1.5× (mean 1.17×), scan images on the local store and on S3 0.9–1.1×
+(BENCHMARKS.md, 2026-12-07 10:00) — hence opt-in, not the default.
 
 What a worker is: a process forked from a fork server, never from this process (workers
 must not inherit its SQLite connections: https://www.sqlite.org/howtocorrupt.html §2.6),
@@ -59,11 +61,6 @@ CHUNK = 8
 #: Chunks each worker may have queued or in hand: with fewer, a worker whose files came
 #: quickly sat idle while this process waited, in request order, on the other's.
 AHEAD = 6
-#: A batch smaller than this runs in one process: starting the fork server and the workers
-#: costs 0.3–0.5 s (imports, opening the archive); measured on two cores, 1,000 small
-#: e-invoices came out even and 2,000 gained (BENCHMARKS.md, issue 15).
-MIN_FILES = 1000
-
 _ingestor: Ingestor | None = None
 
 
@@ -72,14 +69,6 @@ class _KeysManager(BaseManager):
 
 
 _KeysManager.register("RunKeys", RunKeys)
-
-
-def default_processes(files: int | None) -> int:
-    """Worker processes for a batch of ``files`` when the user does not say: one per core
-    (up to 4) for a batch large enough to repay their start, else 1 (in this process)."""
-    if files is None or files < MIN_FILES:
-        return 1
-    return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def start_fork_server() -> multiprocessing.context.ForkServerContext:

@@ -151,10 +151,3 @@ def test_a_killed_worker_loses_nothing_reported_stored(edoc: Edoc, tmp_path: Pat
     assert edoc.version_count() == len(files)
     assert edoc("verify", "--all").exit_code == 0
 
-
-def test_default_processes_only_for_a_batch_that_repays_them() -> None:
-    assert ingest_workers.default_processes(None) == 1
-    assert ingest_workers.default_processes(ingest_workers.MIN_FILES - 1) == 1
-    cores = len(os.sched_getaffinity(0))
-    assert ingest_workers.default_processes(ingest_workers.MIN_FILES) == min(4, cores)
-
