@@ -39,6 +39,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -114,9 +115,13 @@ def _flush_worker() -> None:
 
 def _route(request: IngestRequest, processes: int) -> int:
     """The worker for ``request``: picked by the file's SHA-256, so equal files share one.
-    A file that cannot be read goes to the first; its worker reports why."""
+    Only a regular file is read here (a FIFO or a device is never opened: it could block
+    or never end); anything else goes to the first worker, whose checks report why."""
     try:
-        digest = hash_file(Path(request.path)).sha256
+        path = Path(request.path)
+        if not stat.S_ISREG(path.stat().st_mode):
+            return 0
+        digest = hash_file(path).sha256
     except (OSError, EdocError):
         return 0
     return int(digest[:8], 16) % processes

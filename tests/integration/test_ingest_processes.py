@@ -151,3 +151,15 @@ def test_a_killed_worker_loses_nothing_reported_stored(edoc: Edoc, tmp_path: Pat
     assert edoc.version_count() == len(files)
     assert edoc("verify", "--all").exit_code == 0
 
+
+
+def test_a_fifo_in_the_batch_is_rejected_not_read(edoc: Edoc, tmp_path: Path) -> None:
+    """Routing reads each file to hash it: a FIFO must never be opened for that (it would
+    block the whole batch); the worker's own checks reject it."""
+    fifo = tmp_path / "pipe.xml"
+    os.mkfifo(fifo)
+    good = _invoice(tmp_path / "good.xml", 1)
+    code, doc = edoc.json("ingest", str(fifo), str(good), "--profile", PROFILE,
+                          "--processes", "2")
+    assert code == 1, doc
+    assert [r["status"] for r in doc["results"]] == ["rejected", "stored"]
