@@ -75,9 +75,8 @@ def timed_ingest(bench: Bench, archive: Archive, requests: list[IngestRequest], 
                  processes: int = 1) -> tuple[Stopwatch, IngestRun]:
     """``edoc ingest``'s defaults (one process unless ``processes``), with the files in
     flight ``default_jobs`` gives."""
-    procs = processes
     with profiled(bench, name), Stopwatch() as sw:
-        run = Ingestor(archive, jobs=default_jobs(archive, procs), processes=procs
+        run = Ingestor(archive, jobs=default_jobs(archive, processes), processes=processes
                        ).run(requests)
     check_run(run, len(requests), name)
     return sw, run

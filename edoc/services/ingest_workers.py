@@ -47,14 +47,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.managers import BaseManager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edoc.errors import EdocError
 from edoc.evidence.hashing import hash_file
+from edoc.services.archive import Archive
 from edoc.services.duplicates import RunKeys
-
-if TYPE_CHECKING:
-    from edoc.services.ingest import Ingestor, IngestRequest, IngestResult
+from edoc.services.ingest import Ingestor, IngestRequest, IngestResult, failed_result
 
 #: Files a worker takes at a time: enough to keep it busy between two round trips to this
 #: process, few enough that the results of a small batch are not held back.
@@ -80,7 +78,7 @@ def start_fork_server() -> multiprocessing.context.ForkServerContext:
     from multiprocessing import forkserver
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["edoc.services.ingest"])
+    ctx.set_forkserver_preload([__name__])  # with it, edoc.services.ingest
     forkserver.ensure_running()
     return ctx
 
@@ -95,9 +93,6 @@ def _start_worker(archive_dir: str, cwd: str, env: Mapping[str, str], jobs: int,
     os.environ.clear()
     os.environ.update(env)  # the passphrase and S3 credentials live in the environment
     os.chdir(cwd)  # request paths may be relative to the caller's directory
-    from edoc.services.archive import Archive
-    from edoc.services.ingest import Ingestor
-
     _ingestor = Ingestor(Archive.open(archive_dir), skip_existing=skip_existing, jobs=jobs,
                          keys=keys)
 
@@ -171,8 +166,6 @@ class WorkerPool:
             return chunk.future.result()[pos]
         except BrokenProcessPool:
             self._workers[n] = None
-            from edoc.services.ingest import failed_result
-
             return failed_result(chunk.requests[pos], EdocError(
                 "the worker process ingesting this file died; it may have been stored",
                 code="WORKER_DIED",
@@ -180,8 +173,6 @@ class WorkerPool:
 
     def run(self, requests: Iterable[IngestRequest]) -> Iterator[IngestResult]:
         """Every request's result, in request order (module docstring)."""
-        from edoc.services.ingest import failed_result
-
         open_chunks: list[_Chunk] = [_Chunk() for _ in range(self.processes)]
         pending: deque[tuple[int, _Chunk, int] | IngestResult] = deque()
         window = AHEAD * CHUNK * self.processes
