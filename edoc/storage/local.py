@@ -21,8 +21,9 @@ indefinitely (the conservative reading), reports the version id its bytes give, 
 completed by the next ``put`` of the same bytes (the interrupted run's retry, or edoc's
 recovery of that run): the bytes are never rewritten, only their metadata written.
 
-Deletes unlink object and metadata under the metadata lock, then fsync the object's
-directory; ``delete_many`` unlinks a whole batch first and fsyncs each directory once.
+Deletes unlink object and metadata under the metadata lock, and an upload name a crash left
+for the same bytes in ``tmp/``, then fsync the object's directory; ``delete_many`` unlinks
+a whole batch first and fsyncs each directory once.
 
 Reads (``open``, ``read``, ``stat``) are the hot path of period verification (一括検証), run
 once per stored version: they build paths as strings and read metadata and small objects
@@ -414,8 +415,9 @@ class LocalStore:
             self._write_meta(meta_path, meta)
 
     def delete(self, key: str, version_id: str) -> None:
-        obj = self._unlink_version(key, version_id)
+        obj, inode = self._unlink_version(key, version_id)
         try:
+            self._sweep_uploads({inode})
             _fsync_dir(obj.parent)
         except OSError as exc:
             raise _storage_error(exc, "deleting", key) from exc
@@ -427,9 +429,10 @@ class LocalStore:
         commit each)."""
         outcomes: list[DeleteOutcome] = []
         touched: dict[Path, list[int]] = {}
+        inodes: set[int] = set()
         for key, version_id in items:
             try:
-                obj = self._unlink_version(key, version_id)
+                obj, inode = self._unlink_version(key, version_id)
             except ObjectMissing:
                 outcomes.append(DeleteOutcome(key, version_id))  # gone already: contract
                 continue
@@ -439,9 +442,17 @@ class LocalStore:
                 outcomes.append(DeleteOutcome(key, version_id, exc))
                 continue
             touched.setdefault(obj.parent, []).append(len(outcomes))
+            inodes.add(inode)
             outcomes.append(DeleteOutcome(key, version_id))
+        swept: OSError | None = None
+        try:
+            self._sweep_uploads(inodes)
+        except OSError as exc:
+            swept = exc  # reported for every version below: its bytes may outlive it
         for directory, positions in touched.items():
             try:
+                if swept is not None:
+                    raise swept
                 _fsync_dir(directory)
             except OSError as exc:
                 # The unlink may not survive a crash: say so for every version it holds.
@@ -451,14 +462,36 @@ class LocalStore:
                                                 _storage_error(exc, "deleting", done.key))
         return outcomes
 
-    def _unlink_version(self, key: str, version_id: str) -> Path:
+    def _sweep_uploads(self, inodes: set[int]) -> None:
+        """Remove the upload names a crash left for objects just deleted (their ``inodes``):
+        a put killed between ``link(2)`` and the unlink of its upload name leaves a second
+        name of the object's bytes in ``tmp/``, which would outlive the object's deletion
+        (disposal removes a record's content). ``tmp/`` is empty but for uploads in
+        progress, which are other inodes and never touched."""
+        if not inodes:
+            return
+        removed = False
+        with os.scandir(self._tmp) as entries:
+            for entry in entries:
+                if entry.name.endswith(".part") and entry.inode() in inodes:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed = True
+        if removed:
+            _fsync_dir(self._tmp)
+
+    def _unlink_version(self, key: str, version_id: str) -> tuple[Path, int]:
         """Check retention and hold, then unlink object and metadata (not yet durable: the
-        caller fsyncs the object's directory). Returns the object's path."""
+        caller fsyncs the object's directory). Returns the object's path and inode."""
         obj, meta_path = self._paths(key)
         with self._meta_lock(meta_path):
             meta = self._read_meta(key, meta_path)
-            if not obj.exists():
-                raise ObjectMissing(f"{key} is not in the store")
+            try:
+                inode = os.stat(obj).st_ino
+            except OSError as exc:
+                if exc.errno in _ABSENT:
+                    raise ObjectMissing(f"{key} is not in the store") from None
+                raise _storage_error(exc, "deleting", key) from exc
             if meta is None:
                 raise RetentionActive(f"{key} has no retention metadata; kept until repaired",
                                       hint="run edoc doctor --repair")
@@ -476,7 +509,7 @@ class LocalStore:
                 meta_path.unlink()
             except OSError as exc:
                 raise _storage_error(exc, "deleting", key) from exc
-        return obj
+        return obj, inode
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         # Only the directory the prefix names is walked; keys are yielded in key order
