@@ -32,7 +32,7 @@ from edoc.capture.doctype import doc_type_of
 from edoc.capture.ocr import BLOCK_SEGMENTATION, OcrPage, ocr_image
 from edoc.errors import InputError
 from edoc.inspection import MAX_PIXELS, inspect
-from edoc.inspection.einvoice import EinvoiceReading, parse_xml
+from edoc.inspection.einvoice import EinvoiceReading, parse_xml, values_text
 
 # The one pdfium lock of the process: pdfium's state is process-global and not thread-safe,
 # so text extraction must take the lock inspection's renderer takes.
@@ -110,14 +110,7 @@ def _xml_text(path: Path) -> DocumentText:
     root = parse_xml(path)
     if isinstance(root, EinvoiceReading):
         raise _unreadable(path, root.detail, root.code)
-    values: list[str] = []
-    for element in root.iter():
-        if not isinstance(element.tag, str):  # comments, processing instructions
-            continue
-        text = (element.text or "").strip()
-        if text:
-            values.append(text)
-    return DocumentText(text="\n".join(values), source=EINVOICE, pages=1, confidence=None)
+    return DocumentText(text=values_text(root), source=EINVOICE, pages=1, confidence=None)
 
 
 # -- PDF ------------------------------------------------------------------------------------

@@ -348,6 +348,11 @@ text_grams = sa.Table(
     sa.Column("gram", sa.String(2), nullable=False),
     sa.Column("record_id", sa.String(32), nullable=False),
     sa.PrimaryKeyConstraint("gram", "record_id"),
+    # ~200 postings per e-invoice: on SQLite the primary key is the table itself, not an
+    # index beside a rowid table (a third less written per posting, the catalog ~1/3
+    # smaller; BENCHMARKS.md, 2026-12-07 afternoon). A catalog made before keeps its rowid
+    # table, which answers the same statements. PostgreSQL ignores the option.
+    sqlite_with_rowid=False,
 )
 sa.Index("ix_text_grams_record", text_grams.c.record_id)
 #: Tables added since the first release that ``upgrade`` creates in an older catalog.

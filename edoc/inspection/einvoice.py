@@ -134,6 +134,30 @@ def read_einvoice(source: bytes | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     return parsed if isinstance(parsed, EinvoiceReading) else _identify(parsed)
 
 
+def read_einvoice_and_text(source: bytes | Path, *, max_bytes: int = DEFAULT_MAX_BYTES
+                           ) -> tuple[EinvoiceReading, str | None]:
+    """``read_einvoice``, and the values text (``values_text``) of the XML it parsed, from
+    one parse: ingest reads an XML file's fields and its full text both (None: the XML was
+    refused before it was parsed, and has no text to index)."""
+    parsed = parse_xml(source, max_bytes=max_bytes)
+    if isinstance(parsed, EinvoiceReading):
+        return parsed, None
+    return _identify(parsed), values_text(parsed)
+
+
+def values_text(root: Any) -> str:
+    """The text of ``root``'s element values, one per line (comments and processing
+    instructions are not values): what full-text search indexes of an XML document."""
+    values: list[str] = []
+    for element in root.iter():
+        if not isinstance(element.tag, str):  # comments, processing instructions
+            continue
+        text = (element.text or "").strip()
+        if text:
+            values.append(text)
+    return "\n".join(values)
+
+
 def parse_xml(source: bytes | Path, *, max_bytes: int = DEFAULT_MAX_BYTES
               ) -> Any | EinvoiceReading:
     """The root element of the XML in ``source``, parsed with ``hardened_parser``; or the

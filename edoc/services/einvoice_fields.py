@@ -54,6 +54,7 @@ from edoc.inspection.einvoice import (
     DocKind,
     PintInvoice,
     read_einvoice,
+    read_einvoice_and_text,
 )
 from edoc.inspection.einvoice_model import element_name
 from edoc.inspection.pdf_attachments import XmlAttachment, find_xml_attachment
@@ -97,6 +98,9 @@ class DocumentFields:
     #: when the document was refused as an invoice (a DOCTYPE): the code and message a
     #: missing typed field is refused with
     refusal: tuple[str, str] | None = None
+    #: an XML file's values text, from the parse its fields came from (full-text search
+    #: indexes it; None: not an XML file, or refused before it was parsed)
+    xml_text: str | None = None
 
     def finish(self, typed: dict[str, str | None]) -> None:
         """Record each search field's source once the typed values are known."""
@@ -130,7 +134,7 @@ def document_fields(path: Path, media_type: str, typed: dict[str, str | None], *
     out = DocumentFields()
     attachment: XmlAttachment | None = None
     if media_type == XML:
-        reading = read_einvoice(path)
+        reading, out.xml_text = read_einvoice_and_text(path)
     elif media_type == PDF:
         # A hybrid PDF (Factur-X / ZUGFeRD style): the PDF is what is stored, byte for byte;
         # the invoice XML is read from its attachment. No attachment: exactly as before.

@@ -40,6 +40,10 @@ from edoc.storage.base import ObjectStore
 log = logging.getLogger(__name__)
 
 
+#: ``DerivedText.source`` of an XML document's values text (``edoc.capture.text.EINVOICE``)
+EINVOICE_TEXT = "einvoice"
+
+
 @dataclass(frozen=True)
 class DerivedText:
     """What a reader made of one file (``edoc.capture.text.DocumentText``'s fields)."""

@@ -54,7 +54,7 @@ from edoc.services.commit import (
 )
 from edoc.services.duplicates import DuplicateWatch, RunKeys
 from edoc.services.einvoice_fields import DocumentFields, document_fields
-from edoc.services.fulltext import PendingTexts, derive_text, text_row
+from edoc.services.fulltext import EINVOICE_TEXT, DerivedText, PendingTexts, derive_text, text_row
 from edoc.services.provenance import (
     CONFIRMATION_EVENT,
     confirmation_entry,
@@ -565,7 +565,7 @@ class Ingestor:
         verdict = (prep.manifest_body.input or {}).get("verdict")
         result = IngestResult(stored_name(prep.request.path), "stored", record_id,
                               prep.sha256, prep.retain_until.isoformat(), verdict)
-        found, text_warning = derive_text(prep.path, prep.media_type, ocr=prep.request.ocr)
+        found, text_warning = _text_of(prep)
         if found is not None:
             self._texts.add(text_row(record_id, 1, found))
         doc = prep.document
@@ -756,6 +756,15 @@ def _with_document_reason(exc: ProfileViolation, doc: DocumentFields) -> EdocErr
     if not lacking:
         return exc
     return ProfileViolation(f"{exc.message}; {lacking}", code=exc.code, hint=exc.hint)
+
+
+def _text_of(prep: Prepared) -> tuple[DerivedText | None, dict[str, str] | None]:
+    """The stored file's text for full-text search: an XML file's from the parse its fields
+    came from (one parse of it per ingest), anything else read now (``derive_text``)."""
+    xml_text = prep.document.xml_text
+    if xml_text is None:
+        return derive_text(prep.path, prep.media_type, ocr=prep.request.ocr)
+    return (DerivedText(xml_text, EINVOICE_TEXT, 1, None) if xml_text.strip() else None), None
 
 
 def failed_result(req: IngestRequest, exc: EdocError) -> IngestResult:

@@ -191,6 +191,36 @@ def test_purge_removes_the_text_and_rebuild_restores_it(edoc: Edoc, tmp_path: Pa
     assert edoc.json("verify", "--all")[0] == 0
 
 
+def test_the_text_ingest_keeps_of_an_xml_is_what_rebuild_derives(edoc: Edoc,
+                                                                  tmp_path: Path) -> None:
+    """Ingest indexes an XML file's text from the parse its fields came from; `catalog
+    rebuild` reads it afresh from the stored bytes: both must index the same text."""
+    invoice = _invoice(tmp_path, "gas.xml", supplier_name="東京ガス株式会社", number="G-9")
+    commented = tmp_path / "commented.xml"  # not JP PINT: typed fields; a comment is no value
+    commented.write_bytes(b"<?xml version='1.0'?><receipt><!-- internal note -->"
+                          b"<shop>\xe6\x9d\xb1\xe6\xb5\xb7\xe5\x95\x86\xe4\xba\x8b</shop>"
+                          b"<?pi skipped?><total> 1,100 </total></receipt>")
+    code, einv = edoc.ingest_one(invoice, *XML_PROFILE)
+    assert code == 0, einv
+    code, plain = edoc.ingest_one(commented, "--date", "2024-04-01", "--amount", "1100",
+                                  "--counterparty", "東海商事")
+    assert code == 0, plain
+
+    def texts() -> dict[str, tuple[str, str, int]]:
+        with edoc.db() as db:
+            return {r: (t, s, p) for r, t, s, p in db.execute(
+                "SELECT record_id, text, source, pages FROM texts")}
+
+    at_ingest = texts()
+    assert at_ingest[plain["record_id"]] == ("東海商事\n1,100", "einvoice", 1)
+    assert "東京ガス株式会社" in at_ingest[einv["record_id"]][0]
+    drop_catalog(edoc.archive)
+    code, rebuilt = edoc.json("catalog", "rebuild")
+    assert code == 0, rebuilt
+    assert texts() == at_ingest
+    assert _text_hits(edoc, "海商") == [plain["record_id"]]
+
+
 IPAEX = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 
 
