@@ -9,7 +9,8 @@ Owns choosing how to read each kind of file, in the order the capture issue fixe
 * an image (JPEG, PNG, TIFF, each frame of a multi-page TIFF): OCR.
 
 Hostile input is bounded before anything decodes it: a PDF first passes the archive's own
-readability gate (``edoc.inspection.inspect``: stream sizes measured before qpdf or pdfium
+readability gate, or is given as the very bytes that passed it (``vetted``: ingest's, by
+their SHA-256) (``edoc.inspection.inspect``: stream sizes measured before qpdf or pdfium
 inflate anything, and a budget on what a page's content and forms cost to draw — pdfium's
 text extraction expands a form fan-out exponentially); an image frame's pixel count is
 checked from its header before it is decoded, Pillow's decompression-bomb guard stays on,
@@ -79,12 +80,20 @@ class DocumentText:
     confidence: float | None
 
 
-def extract_text(path: Path, media_type: str, *, ocr: bool = True) -> DocumentText | None:
+def extract_text(path: Path, media_type: str, *, ocr: bool = True,
+                 vetted: bytes | None = None) -> DocumentText | None:
     """The text of ``path`` (of ``media_type``, as ``edoc.inspection.media`` detects it), or
-    None when capture does not read that type (or ``ocr`` is false and only OCR could)."""
+    None when capture does not read that type (or ``ocr`` is false and only OCR could).
+
+    ``vetted``: the file's bytes, which the caller knows passed the readability gate (ingest
+    has just gated and stored exactly these bytes, by their SHA-256): a PDF is then read from
+    them and not gated a second time (the gate's render of page 1 was a third of a scanned
+    PDF's ingest; BENCHMARKS.md, 2026-12-07 afternoon)."""
     if media_type == XML_TYPE:
         return _xml_text(path)
     if media_type == PDF_TYPE:
+        if vetted is not None:
+            return _pdf_text(vetted, ocr=ocr)
         inspect(path, media_type)  # the archive's guards first (see the module docstring)
         return _pdf_text(path, ocr=ocr)
     if media_type in IMAGE_TYPES:
@@ -95,7 +104,7 @@ def extract_text(path: Path, media_type: str, *, ocr: bool = True) -> DocumentTe
     return None
 
 
-def _unreadable(path: Path, why: str, code: str = CAPTURE_UNREADABLE) -> InputError:
+def _unreadable(path: Path | bytes, why: str, code: str = CAPTURE_UNREADABLE) -> InputError:
     # The message does not repeat the file's name: callers report it beside the error.
     del path
     return InputError(why, code=code)
@@ -116,7 +125,8 @@ def _xml_text(path: Path) -> DocumentText:
 # -- PDF ------------------------------------------------------------------------------------
 
 
-def _pdf_text(path: Path, *, ocr: bool) -> DocumentText | None:
+def _pdf_text(path: Path | bytes, *, ocr: bool) -> DocumentText | None:
+    """``path``: the file, or its bytes (``extract_text``'s ``vetted``)."""
     texts: list[str] = []
     scanned: list[int] = []
     with PDFIUM_LOCK:
@@ -172,7 +182,7 @@ def _pdf_text(path: Path, *, ocr: bool) -> DocumentText | None:
                         confidence=confidence)
 
 
-def _render_page(path: Path, index: int) -> Image.Image:
+def _render_page(path: Path | bytes, index: int) -> Image.Image:
     with PDFIUM_LOCK:
         try:
             doc = pdfium.PdfDocument(path)

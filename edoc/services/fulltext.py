@@ -54,33 +54,40 @@ class DerivedText:
     confidence: float | None
 
 
-def read_text(path: Path, media_type: str, *, ocr: bool) -> DerivedText | None:
+def read_text(path: Path, media_type: str, *, ocr: bool, vetted: bytes | None = None
+              ) -> DerivedText | None:
     """The text of ``path``, or None when nothing reads its type (or only OCR could and
-    ``ocr`` is false). Raises ``EdocError`` with the reader's code when it cannot be read."""
+    ``ocr`` is false). Raises ``EdocError`` with the reader's code when it cannot be read.
+    ``vetted``: ``edoc.capture.text.extract_text``'s."""
     from edoc.capture.text import extract_text
 
-    found = extract_text(path, media_type, ocr=ocr)
+    found = extract_text(path, media_type, ocr=ocr, vetted=vetted)
     if found is None or not found.text.strip():
         return None
     return DerivedText(found.text, found.source, found.pages, found.confidence)
 
 
-def derive_text(path: Path, media_type: str, *, ocr: bool
+def derive_text(path: Path, media_type: str, *, ocr: bool, vetted: bytes | None = None
                 ) -> tuple[DerivedText | None, dict[str, str] | None]:
     """Read ``path``'s text: (the text or None, a warning or None). Never raises for the
-    file's sake: the record is already stored."""
+    file's sake: the record is already stored. ``vetted``: ``extract_text``'s."""
     try:
-        return read_text(path, media_type, ocr=ocr), None
+        return read_text(path, media_type, ocr=ocr, vetted=vetted), None
     except EdocError as exc:
         # The code only: a message could quote document content into a log.
         log.info("text of %s not derived: %s", path.name, exc.code)
-        return None, {"code": "TEXT_NOT_DERIVED", "rule": "edoc:fulltext",
-                      "message": f"the text was not read ({exc.code}); the record is stored, "
-                                 "search --text will not find it"}
+        return None, text_not_derived(exc.code)
     except Exception as exc:  # a reader's bug must not undo a stored record's result
         log.debug("text reader failed on %s", path.name, exc_info=True)
-        return None, {"code": "TEXT_NOT_DERIVED", "rule": "edoc:fulltext",
-                      "message": f"the text was not read (internal error {type(exc).__name__})"}
+        return None, text_not_derived(f"internal error {type(exc).__name__}")
+
+
+def text_not_derived(why: str) -> dict[str, str]:
+    """The warning on a stored record whose text was not read (``why``: a code or a short
+    reason, never document content)."""
+    return {"code": "TEXT_NOT_DERIVED", "rule": "edoc:fulltext",
+            "message": f"the text was not read ({why}); the record is stored, "
+                       "search --text will not find it"}
 
 
 def text_row(record_id: str, version: int, found: DerivedText) -> dict[str, Any]:
