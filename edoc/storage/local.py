@@ -415,9 +415,8 @@ class LocalStore:
             self._write_meta(meta_path, meta)
 
     def delete(self, key: str, version_id: str) -> None:
-        obj, inode = self._unlink_version(key, version_id)
+        obj = self._unlink_version(key, version_id)
         try:
-            self._sweep_uploads({inode})
             _fsync_dir(obj.parent)
         except OSError as exc:
             raise _storage_error(exc, "deleting", key) from exc
@@ -429,10 +428,9 @@ class LocalStore:
         commit each)."""
         outcomes: list[DeleteOutcome] = []
         touched: dict[Path, list[int]] = {}
-        inodes: set[int] = set()
         for key, version_id in items:
             try:
-                obj, inode = self._unlink_version(key, version_id)
+                obj = self._unlink_version(key, version_id)
             except ObjectMissing:
                 outcomes.append(DeleteOutcome(key, version_id))  # gone already: contract
                 continue
@@ -442,17 +440,9 @@ class LocalStore:
                 outcomes.append(DeleteOutcome(key, version_id, exc))
                 continue
             touched.setdefault(obj.parent, []).append(len(outcomes))
-            inodes.add(inode)
             outcomes.append(DeleteOutcome(key, version_id))
-        swept: OSError | None = None
-        try:
-            self._sweep_uploads(inodes)
-        except OSError as exc:
-            swept = exc  # reported for every version below: its bytes may outlive it
         for directory, positions in touched.items():
             try:
-                if swept is not None:
-                    raise swept
                 _fsync_dir(directory)
             except OSError as exc:
                 # The unlink may not survive a crash: say so for every version it holds.
@@ -462,32 +452,27 @@ class LocalStore:
                                                 _storage_error(exc, "deleting", done.key))
         return outcomes
 
-    def _sweep_uploads(self, inodes: set[int]) -> None:
-        """Remove the upload names a crash left for objects just deleted (their ``inodes``):
-        a put killed between ``link(2)`` and the unlink of its upload name leaves a second
-        name of the object's bytes in ``tmp/``, which would outlive the object's deletion
-        (disposal removes a record's content). ``tmp/`` is empty but for uploads in
-        progress, which are other inodes and never touched."""
-        if not inodes:
-            return
-        removed = False
+    def _sweep_uploads(self, inode: int) -> None:
+        """Remove the upload names in ``tmp/`` of an object about to be deleted (its
+        ``inode``, while the object still holds it, so the number is no other file's): a put
+        killed between ``link(2)`` and the unlink of its upload name leaves a second name of
+        the object's bytes there, which would outlive the object's deletion (disposal
+        removes a record's content). Uploads in progress are other inodes, never touched."""
         with os.scandir(self._tmp) as entries:
             for entry in entries:
-                if entry.name.endswith(".part") and entry.inode() in inodes:
+                if entry.name.endswith(".part") and entry.inode() == inode:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
-                        removed = True
-        if removed:
-            _fsync_dir(self._tmp)
+        _fsync_dir(self._tmp)
 
-    def _unlink_version(self, key: str, version_id: str) -> tuple[Path, int]:
+    def _unlink_version(self, key: str, version_id: str) -> Path:
         """Check retention and hold, then unlink object and metadata (not yet durable: the
-        caller fsyncs the object's directory). Returns the object's path and inode."""
+        caller fsyncs the object's directory). Returns the object's path."""
         obj, meta_path = self._paths(key)
         with self._meta_lock(meta_path):
             meta = self._read_meta(key, meta_path)
             try:
-                inode = os.stat(obj).st_ino
+                st = os.stat(obj)
             except OSError as exc:
                 if exc.errno in _ABSENT:
                     raise ObjectMissing(f"{key} is not in the store") from None
@@ -505,11 +490,13 @@ class LocalStore:
                     f"{key} is retained until {until.isoformat()}; delete refused "
                     f"(now {now.isoformat(timespec='seconds')})")
             try:
+                if st.st_nlink > 1:  # a second name of the bytes: a crash's upload name
+                    self._sweep_uploads(st.st_ino)
                 obj.unlink()
                 meta_path.unlink()
             except OSError as exc:
                 raise _storage_error(exc, "deleting", key) from exc
-        return obj, inode
+        return obj
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         # Only the directory the prefix names is walked; keys are yielded in key order
