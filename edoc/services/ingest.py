@@ -765,9 +765,10 @@ def _with_document_reason(exc: ProfileViolation, doc: DocumentFields) -> EdocErr
     return ProfileViolation(f"{exc.message}; {lacking}", code=exc.code, hint=exc.hint)
 
 
-#: A PDF up to this size is read back whole for its text (``_text_of``); a larger one is
-#: read from its path, gated again.
-VETTED_PDF_MAX = 64 * 1024 * 1024
+#: A PDF up to this size is read back whole for its text (``_text_of``), held in memory
+#: once per file in flight; a larger one is read from its path, gated again. A 300-dpi A4
+#: colour scan is ~1 MB a page.
+VETTED_PDF_MAX = 16 * 1024 * 1024
 
 
 def _text_of(prep: Prepared) -> tuple[DerivedText | None, dict[str, str] | None]:
