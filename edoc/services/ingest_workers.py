@@ -27,6 +27,8 @@ What the batch keeps from a run in one process:
   ``WORKER_DIED`` and the batch goes on with a new worker. Its half-written version is
   the commit protocol's to settle: its lock is gone, so the run's own recovery (before the
   closing checkpoint) finishes or drops it, and ``--skip-existing`` makes a re-run safe.
+- **A worker that cannot open the archive** (its catalog gone, its store unreachable):
+  each of its files is reported with that error, not as a dead worker.
 - **Ctrl-C.** Workers ignore SIGINT; the parent cancels what has not started and waits
   for what has, so no file is left half-stored by the interruption.
 - **The closing steps** (pending ledger objects, the checkpoint) stay with the caller's
@@ -61,6 +63,8 @@ CHUNK = 8
 #: quickly sat idle while this process waited, in request order, on the other's.
 AHEAD = 6
 _ingestor: Ingestor | None = None
+#: why this worker could not open the archive (each of its files is reported with it)
+_open_error: EdocError | None = None
 
 
 class _KeysManager(BaseManager):
@@ -87,25 +91,32 @@ def _start_worker(archive_dir: str, cwd: str, env: Mapping[str, str], jobs: int,
                   skip_existing: bool, keys: RunKeys) -> None:
     """Initializer of a worker process: this run's environment and directory (the fork
     server was started earlier, perhaps by another run), the archive, one ``Ingestor``."""
-    global _ingestor
+    global _ingestor, _open_error
     # The parent decides when to stop: a Ctrl-C must not interrupt a commit in a worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(env)  # the passphrase and S3 credentials live in the environment
     os.chdir(cwd)  # request paths may be relative to the caller's directory
-    _ingestor = Ingestor(Archive.open(archive_dir), skip_existing=skip_existing, jobs=jobs,
-                         keys=keys)
+    try:
+        _ingestor = Ingestor(Archive.open(archive_dir), skip_existing=skip_existing,
+                             jobs=jobs, keys=keys)
+    except EdocError as exc:
+        # Raised here, it would break the pool: every file reported WORKER_DIED, the
+        # reason (a catalog gone, a store unreachable) lost. Each file says it instead.
+        _open_error = exc
 
 
 def _ingest_chunk(requests: list[IngestRequest]) -> list[IngestResult]:
+    if _open_error is not None:
+        return [failed_result(r, _open_error) for r in requests]
     assert _ingestor is not None
     return list(_ingestor.ingest_each(requests))
 
 
 def _flush_worker() -> None:
     """The worker's last task: write the texts it still holds (derived data, batched)."""
-    assert _ingestor is not None
-    _ingestor.flush_texts()
+    if _ingestor is not None:
+        _ingestor.flush_texts()
 
 
 def _route(request: IngestRequest, processes: int) -> int:

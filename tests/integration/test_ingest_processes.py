@@ -163,3 +163,23 @@ def test_a_fifo_in_the_batch_is_rejected_not_read(edoc: Edoc, tmp_path: Path) ->
                           "--processes", "2")
     assert code == 1, doc
     assert [r["status"] for r in doc["results"]] == ["rejected", "stored"]
+
+
+def test_a_worker_that_cannot_open_the_archive_says_why(edoc: Edoc, tmp_path: Path) -> None:
+    """The workers open the archive themselves: when that fails (its configuration moved
+    away after this process opened it), every file says why, not that a worker died."""
+    files = [_invoice(tmp_path / f"inv-{n}.xml", n) for n in range(3)]
+    archive = Archive.open(str(edoc.archive))
+    config, moved = edoc.archive / "edoc.toml", tmp_path / "edoc.toml"
+    pool = ingest_workers.WorkerPool(Ingestor(archive), 2, jobs=1)
+    try:
+        config.rename(moved)  # the workers start at the first file
+        results = list(pool.run([IngestRequest(path=str(p), profiles=(PROFILE,))
+                                 for p in files]))
+    finally:
+        pool.close()
+        moved.rename(config)
+        archive.close()
+    assert [r.status for r in results] == ["rejected"] * 3
+    assert {r.error["code"] for r in results if r.error} == {"ARCHIVE_NOT_FOUND"}
+    assert edoc.version_count() == 0
