@@ -311,3 +311,22 @@ def test_row_types_are_built_positionally_in_column_order() -> None:
     assert [f.name for f in fields(VersionRow)] == columns
     assert [f.name for f in fields(VersionWithEntry)] == [*columns, "ledger_entry"]
     assert [f.name for f in fields(SearchRow)] == [*columns, "state"]
+
+
+def test_text_postings_are_their_own_primary_key_on_sqlite(archive: Archive) -> None:
+    """New SQLite catalogs keep the text postings WITHOUT ROWID (a third smaller); putting,
+    replacing and dropping a record's text works on it as on the rowid table before."""
+    with archive.catalog.engine.connect() as c:
+        sql = c.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'text_grams'").scalar_one()
+    assert "WITHOUT ROWID" in sql
+    row = {"record_id": "R1", "version": 1, "source": "einvoice", "pages": 1,
+           "confidence": None, "derived_at": "2026-12-07T00:00:00Z"}
+    assert archive.catalog.put_texts([{**row, "text": "東京ガス"}]) == 7  # 4 chars, 3 pairs
+    assert archive.catalog.put_texts([{**row, "text": "東邦"}]) == 3  # replaced, not added
+    with archive.catalog.engine.connect() as c:
+        grams = sorted(g for (g,) in c.exec_driver_sql("SELECT gram FROM text_grams"))
+    assert grams == sorted(["東", "邦", "東邦"])
+    assert archive.catalog.drop_texts(["R1"]) == 1
+    with archive.catalog.engine.connect() as c:
+        assert c.exec_driver_sql("SELECT count(*) FROM text_grams").scalar_one() == 0
