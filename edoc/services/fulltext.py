@@ -35,6 +35,7 @@ from edoc import clock
 from edoc.catalog import Catalog
 from edoc.clock import utc_text
 from edoc.errors import EdocError
+from edoc.evidence.hashing import sha256_hex
 from edoc.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: ``DerivedText.source`` of an XML document's values text (``edoc.capture.text.EINVOICE``)
 EINVOICE_TEXT = "einvoice"
+#: the media type whose text ``text_at_ingest`` can read from vetted bytes
+PDF_MEDIA_TYPE = "application/pdf"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,37 @@ def derive_text(path: Path, media_type: str, *, ocr: bool, vetted: bytes | None 
     except Exception as exc:  # a reader's bug must not undo a stored record's result
         log.debug("text reader failed on %s", path.name, exc_info=True)
         return None, text_not_derived(f"internal error {type(exc).__name__}")
+
+
+#: A PDF up to this size is read back whole for its text (``text_at_ingest``), held in
+#: memory once per file in flight; a larger one is read from its path, gated again. A
+#: 300-dpi A4 colour scan is ~1 MB a page.
+VETTED_PDF_MAX = 16 * 1024 * 1024
+
+
+def text_at_ingest(path: Path, media_type: str, *, sha256: str, size: int, ocr: bool,
+                   xml_text: str | None, gated: bool
+                   ) -> tuple[DerivedText | None, dict[str, str] | None]:
+    """The text of a file ingest has just stored (``sha256``, ``size``): an XML file's from
+    the parse its fields came from (``xml_text``: one parse per ingest); a PDF whose
+    readability gate passed (``gated``) from its bytes read back and found to be the very
+    bytes gated and stored, so not gated again; anything else read from the path, gated.
+    An electronic record may be stored unmeasured, its gate failed (say PDF_TOO_COMPLEX):
+    its text is then read gated again, and pdfium never sees it."""
+    if xml_text is not None:
+        return (DerivedText(xml_text, EINVOICE_TEXT, 1, None) if xml_text.strip() else None), \
+            None
+    if media_type != PDF_MEDIA_TYPE or not gated or size > VETTED_PDF_MAX:
+        return derive_text(path, media_type, ocr=ocr)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, text_not_derived(f"the file cannot be read again: {exc.strerror}")
+    if sha256_hex(data) != sha256:
+        # Whatever the path holds now is not the record: its text is derived from the stored
+        # copy later (`edoc catalog text`), never from other bytes.
+        return None, text_not_derived("the file changed after it was stored")
+    return derive_text(path, media_type, ocr=ocr, vetted=data)
 
 
 def text_not_derived(why: str) -> dict[str, str]:

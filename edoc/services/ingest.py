@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from edoc import clock as edoc_clock
 from edoc.clock import utc_text
 from edoc.errors import DuplicateContent, EdocError, InputError, ProfileViolation
-from edoc.evidence.hashing import hash_stream, sha256_hex
+from edoc.evidence.hashing import hash_stream
 from edoc.evidence.ledger import leaf_hex
 from edoc.model import ids
 from edoc.model.manifest import MANIFEST_SCHEMA, ContentRef, Manifest, SearchFields
@@ -53,15 +53,8 @@ from edoc.services.commit import (
     recover_intents,
 )
 from edoc.services.duplicates import DuplicateWatch, RunKeys
-from edoc.services.einvoice_fields import PDF, DocumentFields, document_fields
-from edoc.services.fulltext import (
-    EINVOICE_TEXT,
-    DerivedText,
-    PendingTexts,
-    derive_text,
-    text_not_derived,
-    text_row,
-)
+from edoc.services.einvoice_fields import DocumentFields, document_fields
+from edoc.services.fulltext import PendingTexts, text_at_ingest, text_row
 from edoc.services.provenance import (
     CONFIRMATION_EVENT,
     confirmation_entry,
@@ -572,7 +565,10 @@ class Ingestor:
         verdict = (prep.manifest_body.input or {}).get("verdict")
         result = IngestResult(stored_name(prep.request.path), "stored", record_id,
                               prep.sha256, prep.retain_until.isoformat(), verdict)
-        found, text_warning = _text_of(prep)
+        found, text_warning = text_at_ingest(
+            prep.path, prep.media_type, sha256=prep.sha256, size=prep.size,
+            ocr=prep.request.ocr, xml_text=prep.document.xml_text,
+            gated=(prep.manifest_body.readability or {}).get("measured") is not False)
         if found is not None:
             self._texts.add(text_row(record_id, 1, found))
         doc = prep.document
@@ -763,37 +759,6 @@ def _with_document_reason(exc: ProfileViolation, doc: DocumentFields) -> EdocErr
     if not lacking:
         return exc
     return ProfileViolation(f"{exc.message}; {lacking}", code=exc.code, hint=exc.hint)
-
-
-#: A PDF up to this size is read back whole for its text (``_text_of``), held in memory
-#: once per file in flight; a larger one is read from its path, gated again. A 300-dpi A4
-#: colour scan is ~1 MB a page.
-VETTED_PDF_MAX = 16 * 1024 * 1024
-
-
-def _text_of(prep: Prepared) -> tuple[DerivedText | None, dict[str, str] | None]:
-    """The stored file's text for full-text search: an XML file's from the parse its fields
-    came from (one parse of it per ingest); a PDF that passed the readability gate from its
-    bytes read back and found to be the very bytes gated and stored (their SHA-256), so not
-    gated again; anything else read from the path, gated (``derive_text``)."""
-    xml_text = prep.document.xml_text
-    if xml_text is not None:
-        return (DerivedText(xml_text, EINVOICE_TEXT, 1, None) if xml_text.strip() else None), \
-            None
-    readability = prep.manifest_body.readability or {}
-    gated = readability.get("measured") is not False  # an electronic record may be stored
-    # unmeasured, its gate failed (say PDF_TOO_COMPLEX): its text is then read gated again
-    if prep.media_type != PDF or not gated or prep.size > VETTED_PDF_MAX:
-        return derive_text(prep.path, prep.media_type, ocr=prep.request.ocr)
-    try:
-        data = prep.path.read_bytes()
-    except OSError as exc:
-        return None, text_not_derived(f"the file cannot be read again: {exc.strerror}")
-    if sha256_hex(data) != prep.sha256:
-        # Whatever the path holds now is not the record: its text is derived from the stored
-        # copy later (`edoc catalog text`), never from other bytes.
-        return None, text_not_derived("the file changed after it was stored")
-    return derive_text(prep.path, prep.media_type, ocr=prep.request.ocr, vetted=data)
 
 
 def failed_result(req: IngestRequest, exc: EdocError) -> IngestResult:

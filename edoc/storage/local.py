@@ -76,6 +76,17 @@ def _fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def _stat_object(obj: str | Path, key: str, action: str) -> os.stat_result:
+    """``stat(2)`` of the object of ``key``: ``ObjectMissing`` when it is not there, a
+    storage error naming ``action`` for anything else."""
+    try:
+        return os.stat(obj)
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            raise ObjectMissing(f"{key} is not in the store") from None
+        raise _storage_error(exc, action, key) from exc
+
+
 def _file_sha256(path: str | Path) -> str:
     return hash_file(Path(path)).sha256
 
@@ -363,12 +374,7 @@ class LocalStore:
 
     def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
         obj, meta_path = self._key_paths(key)
-        try:
-            st = os.stat(obj)
-        except OSError as exc:
-            if exc.errno in _ABSENT:
-                raise ObjectMissing(f"{key} is not in the store") from None
-            raise _storage_error(exc, "reading the state of", key) from exc
+        st = _stat_object(obj, key, "reading the state of")
         meta = self._read_meta(key, meta_path)
         info = self._info(key, obj, meta, st)
         if version_id is not None and info.version_id not in (version_id, "unknown"):
@@ -471,12 +477,7 @@ class LocalStore:
         obj, meta_path = self._paths(key)
         with self._meta_lock(meta_path):
             meta = self._read_meta(key, meta_path)
-            try:
-                st = os.stat(obj)
-            except OSError as exc:
-                if exc.errno in _ABSENT:
-                    raise ObjectMissing(f"{key} is not in the store") from None
-                raise _storage_error(exc, "deleting", key) from exc
+            st = _stat_object(obj, key, "deleting")
             if meta is None:
                 raise RetentionActive(f"{key} has no retention metadata; kept until repaired",
                                       hint="run edoc doctor --repair")
