@@ -272,7 +272,8 @@ def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 metadata_options = _options(
     click.option("--doc-type", help="invoice, receipt, contract, delivery-note, quote, …"),
     click.option("--date", "tx_date", metavar="YYYY-MM-DD", help="Transaction date."),
-    click.option("--amount", help="Amount in whole yen (10800, ¥10,800)."),
+    click.option("--amount", help="Amount in whole yen (10800, ¥10,800; -5000 or ▲5,000 "
+                 "for a return or correction)."),
     click.option("--counterparty", help="取引先 (counterparty) name."),
     click.option("--ledger-ref", help="Voucher / journal reference linking to the books."),
     click.option("--author", help="Author (required by some profiles, e.g. mhlw-medical)."),

@@ -210,7 +210,13 @@ def check_tax_rounding(invoice: PintInvoice) -> list[Finding]:
     """aligned-ibrp-051-jp: a subtotal's tax amount is taxable × rate / 100 rounded to an
     integer (yen) by any method — so anywhere from the floor to the ceiling, inclusive. The
     invoice system lets the issuer choose 切り捨て, 切り上げ or 四捨五入, once per rate per invoice
-    (消費税法施行令 第70条の10). Other currencies are held to their minor unit (0.01)."""
+    (消費税法施行令 第70条の10). Other currencies are held to their minor unit (0.01).
+
+    Not applied to the non-tax invoice specification: its rule set (pint-jp-ntr 1.1.3) has no
+    aligned-ibrp-051-jp, and its own examples state a category S 10 % subtotal with a tax
+    amount of 0 — a business that is not registered states no consumption tax."""
+    if invoice.spec is PintSpec.NON_TAX:
+        return []
     findings: list[Finding] = []
     for total in invoice.tax_totals:
         for sub in total.subtotals:

@@ -1,8 +1,12 @@
 """Parsing what users type: dates, yen amounts, counterparties, document types.
 
 Amounts are integer yen (REQUIREMENTS.md search requirements): ``10800``, ``10,800``,
-``¥10,800``, ``１０８００`` and ``10800円`` are accepted; negatives, fractions, amounts above
-``MAX_AMOUNT`` and anything else are refused with a one-line error naming the field.
+``¥10,800``, ``１０８００`` and ``10800円`` are accepted, and so is a negative amount —
+``-110000``, ``¥-110,000``, ``▲110,000`` (the 三角 accountants write for a minus): a return
+or a correction invoice (JP PINT's own "Return" example) states its total below zero, and
+the law asks to keep and find it as it was received. Fractions, amounts beyond
+``MAX_AMOUNT`` either way and anything else are refused with a one-line error naming the
+field.
 
 Everything here raises ``InputError`` and nothing else, whatever the input: these functions
 are the first to see what users type (and what CSV manifests carry).
@@ -22,6 +26,9 @@ from edoc.errors import InputError
 # re.ASCII: after NFKC, full-width digits are ASCII; other scripts' digits (٣, ३) are refused
 # rather than silently read as numbers.
 _AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+|\d+", re.ASCII)
+#: A leading minus: ASCII (full-width ``－`` is ASCII after NFKC), U+2212 MINUS SIGN, and the
+#: triangles (▲ △) Japanese accounts print before a negative amount.
+_MINUS = frozenset("-\u2212\u25b2\u25b3")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _DOC_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}", re.ASCII)
 
@@ -51,32 +58,37 @@ def parse_date(value: str, field: str) -> date:
 
 def parse_amount(value: str | int, field: str = "amount") -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise InputError(f"{field} must not be negative (got {value})", code="BAD_AMOUNT")
         return _at_most_max(value, field)
     text = unicodedata.normalize("NFKC", str(value)).strip()
-    text = text.removeprefix("¥").removeprefix("\\").removesuffix("円").strip()
+    negative = False
+    # The sign may stand before or after the yen mark: -¥500, ¥-500, ▲500円.
+    for _ in range(2):
+        text = text.removeprefix("¥").removeprefix("\\").strip()
+        if not negative and text[:1] in _MINUS:
+            negative, text = True, text[1:].strip()
+    text = text.removesuffix("円").strip()
     if not _AMOUNT.fullmatch(text):
         raise InputError(
-            f"{field} must be whole yen, e.g. 10800 or ¥10,800 (got {_shown(str(value))})",
-            code="BAD_AMOUNT", hint="negative amounts and fractions are not accepted")
+            f"{field} must be whole yen, e.g. 10800, ¥10,800 or -5,000 (got "
+            f"{_shown(str(value))})", code="BAD_AMOUNT", hint="fractions are not accepted")
     digits = text.replace(",", "")
     if len(digits.lstrip("0")) > len(str(MAX_AMOUNT)):
         # Checked on the text: int() of a 5000-digit string raises ValueError (CPython's
         # integer string conversion limit), and the catalog could not hold it anyway.
         raise _too_large(field)
-    return _at_most_max(int(digits), field)
+    amount = int(digits)
+    return _at_most_max(-amount if negative else amount, field)
 
 
 def _at_most_max(amount: int, field: str) -> int:
-    if amount > MAX_AMOUNT:
+    if abs(amount) > MAX_AMOUNT:
         raise _too_large(field)
     return amount
 
 
 def _too_large(field: str) -> InputError:
-    return InputError(f"{field} is larger than the largest amount accepted, "
-                      f"¥{MAX_AMOUNT:,}", code="BAD_AMOUNT")
+    return InputError(f"{field} is beyond the largest amount accepted, "
+                      f"¥{MAX_AMOUNT:,} either way", code="BAD_AMOUNT")
 
 
 def clean_text(value: str, field: str, *, max_len: int = 200) -> str:

@@ -136,6 +136,35 @@ def test_total_that_does_not_add_up_is_stored_and_warned(edoc: Edoc, tmp_path: P
     assert "TOTAL_MISMATCH" in _codes(edoc.latest_manifest(r["record_id"])["einvoice"]["warnings"])
 
 
+def test_a_return_invoice_below_zero_is_stored_and_found(edoc: Edoc, tmp_path: Path) -> None:
+    # The shape of JP PINT 1.1.3's "Return" example: type 380, quantity -2, every amount
+    # negative. It was refused (BAD_AMOUNT) although nothing in it is wrong.
+    data = samples.pint_invoice(number="RET-1", lines=(
+        samples.Line("返品 コピー用紙", Decimal(-2), Decimal(50000)),))
+    code, r = _ingest(edoc, _write(tmp_path, "return.xml", data))
+    assert code == 0, r
+    assert r["fields"]["amount"] == {"value": -110000, "source": "document"}
+    assert r["warnings"] == []
+    assert edoc.latest_manifest(r["record_id"])["metadata"]["amount"] == -110000
+    code, found = edoc.json("search", "--min-amount", "▲200,000", "--max-amount", "-1")
+    assert [h["record_id"] for h in found["records"]] == [r["record_id"]]
+    res = edoc("search", "--invoice-number", "RET-1", "--csv")
+    assert res.exit_code == 0, res.output
+    (row,) = [line for line in res.stdout.splitlines() if r["record_id"] in line]
+    # a number, not neutralised into text (an apostrophe would stop a spreadsheet's sum)
+    assert ",-110000," in row and "'-110000" not in row
+
+
+def test_a_non_tax_invoice_stating_no_tax_is_not_flagged(edoc: Edoc, tmp_path: Path) -> None:
+    # pint-jp-ntr 1.1.3's examples: category S 10 % with a tax amount of 0, no T-number.
+    data = samples.pint_invoice(non_tax=True, registration=None, number="NTR-1",
+                                tax_off_by=Decimal(-500))
+    code, r = _ingest(edoc, _write(tmp_path, "ntr.xml", data))
+    assert code == 0, r
+    assert r["fields"]["amount"]["value"] == 5000
+    assert r["warnings"] == []
+
+
 def test_foreign_currency_gives_no_amount_but_a_typed_one_is_accepted(edoc: Edoc,
                                                                       tmp_path: Path) -> None:
     data = samples.pint_invoice(document_currency="EUR", tax_currency="JPY", number="EUR-1",

@@ -180,7 +180,7 @@ def test_csv_manifest_is_validated_before_anything_is_stored(edoc: Edoc, tmp_pat
         samples.scan_image(inbox / f"r{i}.png", dpi=300, mode="RGB", fmt="PNG",
                            metadata_dpi=300 + i)
     rows = [("r0.png", jst_today_minus(1), "¥1,080", "山田商店", "JV-1"),
-            ("r1.png", jst_today_minus(1), "-5", "鈴木商店", "JV-2"),  # bad amount
+            ("r1.png", jst_today_minus(1), "5.5", "鈴木商店", "JV-2"),  # a fraction of a yen
             ("r2.png", jst_today_minus(2), "3000", "佐藤商店", "JV-3")]
     csv_path = inbox / "batch.csv"
 

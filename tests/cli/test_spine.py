@@ -265,7 +265,7 @@ def test_search_filters_combine(edoc: Edoc, docs: dict[str, Path]) -> None:
     (["{empty}"], "FILE_EMPTY", 1),
     (["{ok}", "--date", "2024-13-01"], "BAD_DATE", 1),
     (["{ok}", "--date", "yesterday"], "BAD_DATE", 1),
-    (["{ok}", "--amount", "-500"], "BAD_AMOUNT", 1),
+    (["{ok}", "--amount", "--500"], "BAD_AMOUNT", 1),
     (["{ok}", "--amount", "10.5"], "BAD_AMOUNT", 1),
 ])
 def test_bad_input_one_line_error_nothing_stored(

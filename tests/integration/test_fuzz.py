@@ -9,7 +9,7 @@
 * ``manifest_csv.read_manifest`` on arbitrary bytes and on generated CSV text: ``InputError``
   or requests, and every accepted path lies inside the manifest's directory.
 * ``values.parse_amount`` / ``parse_date`` / ``clean_text``: only ``InputError``; amounts are
-  non-negative ints no larger than ``MAX_AMOUNT``; what was accepted round-trips.
+  ints no further from zero than ``MAX_AMOUNT``; what was accepted round-trips.
 
 Example counts keep the file well under a minute on two cores (``deadline=None``: the first
 inspection of a PDF pays for pdfium's start-up).
@@ -422,14 +422,15 @@ def test_manifests_are_read_or_refused(manifest_dir: Path, raw: bytes) -> None:
 # -- values -----------------------------------------------------------------------------------
 
 @THOROUGH
-@given(st.one_of(st.text(), st.integers(), st.from_regex(r"[¥\\]?[0-9０-９,，]{0,25}円?")))
-def test_parse_amount_gives_a_non_negative_int_or_input_error(value: str | int) -> None:
+@given(st.one_of(st.text(), st.integers(),
+                 st.from_regex(r"[-−▲]?[¥\\]?[-−▲]?[0-9０-９,，]{0,25}円?")))
+def test_parse_amount_gives_an_int_within_the_limit_or_input_error(value: str | int) -> None:
     try:
         amount = parse_amount(value, "--amount")
     except InputError as exc:
         assert exc.code == "BAD_AMOUNT" and "\n" not in exc.message
         return
-    assert type(amount) is int and 0 <= amount <= MAX_AMOUNT
+    assert type(amount) is int and -MAX_AMOUNT <= amount <= MAX_AMOUNT
 
 
 @FAST
@@ -439,10 +440,14 @@ def test_amounts_round_trip_in_every_accepted_spelling(n: int) -> None:
                  unicodedata.normalize("NFKC", str(n)).translate(
                      {ord(c): 0xFF10 + int(c) for c in "0123456789"})]
     assert {parse_amount(s) for s in spellings} == {n}
+    # below zero (a return or correction): the sign before or after ¥, and the 三角
+    negatives = [f"-{n}", f"¥-{n:,}", f"-¥{n:,}", f"▲{n:,}", f"△{n}円", f"−{n}", f"－{n}"]
+    assert {parse_amount(s) for s in negatives} == {-n}
 
 
 def test_amounts_beyond_the_limit_and_huge_numbers_are_refused() -> None:
-    for value in (str(MAX_AMOUNT + 1), "9" * 5000, MAX_AMOUNT + 1, "١٢٣"):
+    for value in (str(MAX_AMOUNT + 1), "9" * 5000, MAX_AMOUNT + 1, "١٢٣",
+                  f"-{MAX_AMOUNT + 1}", -MAX_AMOUNT - 1, "--5", "-", "▲-5"):
         with pytest.raises(InputError):
             parse_amount(value)
 

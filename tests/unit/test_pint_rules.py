@@ -204,6 +204,24 @@ def test_rounding_from_the_generator() -> None:
     assert codes(check_tax_rounding(invoice(tax_off_by=Decimal(1)))) == [TAX_AMOUNT_ROUNDING]
 
 
+def test_rounding_not_checked_on_a_non_tax_invoice_that_states_no_tax() -> None:
+    # The shape of pint-jp-ntr 1.1.3's own examples: a category S 10 % subtotal whose tax is
+    # 0 (a business that is not registered states no consumption tax). The NTR rule set has
+    # no aligned-ibrp-051-jp; the same subtotal on a standard invoice is still flagged.
+    stated_none = {"tax_off_by": Decimal(-500), "registration": None}
+    assert check_invoice(invoice(non_tax=True, **stated_none)) == ()
+    standard = invoice(**stated_none)
+    assert TAX_AMOUNT_ROUNDING in codes(check_tax_rounding(standard))
+
+
+def test_a_return_invoice_with_negative_amounts_has_no_findings() -> None:
+    # JP PINT 1.1.3's "Return" example: quantity -2, so every amount is below zero; the tax
+    # is still taxable × rate, and the search amount is the negative total.
+    inv = invoice(lines=(Line("返品 コピー用紙", Decimal(-2), Decimal(50000)),))
+    assert check_invoice(inv) == ()
+    assert search_amount_yen(inv).yen == -110000
+
+
 def test_rounding_in_a_foreign_currency_uses_its_minor_unit() -> None:
     inv = invoice(lines=EUR_LINES, document_currency="EUR", tax_currency="JPY")
     assert check_tax_rounding(inv) == []
