@@ -33,7 +33,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,16 +57,6 @@ _MISSING = frozenset({"CONTENT_MISSING", "MANIFEST_MISSING", "SEAL_MISSING"})
 
 
 @dataclass
-class _Ahead:
-    """A version's objects as a hasher thread read them (``Verifier._prefetch``): the
-    manifest's bytes (or why they could not be read), the content's state and digest."""
-
-    manifest: bytes | ObjectMissing
-    state: ObjectInfo | EdocError | None
-    content: Digest | Check | None
-
-
-@dataclass
 class _CheckpointVerdict:
     tree_size: int
     root_hash: str | None
@@ -75,15 +65,9 @@ class _CheckpointVerdict:
 
 
 class Verifier:
-    def __init__(self, archive: Archive, *, batch: bool = False, hashers: int = 0) -> None:
+    def __init__(self, archive: Archive, *, batch: bool = False) -> None:
         self.a = archive
         self.batch = batch
-        #: threads reading and hashing a chunk's content objects ahead of the other checks
-        #: (0: each is read in turn by the caller's thread; see ``_prefetch``)
-        self.hashers = hashers
-        self._pool: ThreadPoolExecutor | None = None
-        #: content reads started by ``_prefetch`` for the batch being verified, by row id
-        self._reads: dict[int, Future[_Ahead]] = {}
         self._leaves: list[bytes] | None = None
         self._leaf_gaps: list[int] = []
         #: the index of the last ledger entry read into ``_leaves``
@@ -201,9 +185,7 @@ class Verifier:
             return exc
 
     def _check_content(self, row: Any, manifest: Manifest | None,
-                       state: ObjectInfo | EdocError | None,
-                       read: Digest | Check | None = None) -> Check:
-        """``read``: what ``_read_content`` found, when a hasher read it ahead."""
+                       state: ObjectInfo | EdocError | None) -> Check:
         if row.kind == "tombstone":
             return Check.ok("content", "tombstone version: no content")
         if row.content_key is None and manifest is not None and manifest.is_deleted:
@@ -216,7 +198,7 @@ class Verifier:
         content = manifest.content if manifest is not None else None
         expected = content.sha256 if content is not None else row.content_sha256
         expected_size = content.size if content is not None else row.content_size
-        found = self._read_content(row, state) if read is None else read
+        found = self._read_content(row, state)
         if isinstance(found, Check):
             return found
         return shared.content_digest(found, expected, expected_size)
@@ -249,15 +231,10 @@ class Verifier:
             return Check.unknown("content", exc.code, exc.message)
         return found
 
-    def _load_manifest(self, row: Any, checks: list[Check], entry: dict[str, Any] | None,
-                       ahead: _Ahead | None = None) -> tuple[bytes | None, Manifest | None]:
+    def _load_manifest(self, row: Any, checks: list[Check], entry: dict[str, Any] | None
+                       ) -> tuple[bytes | None, Manifest | None]:
         try:
-            if ahead is None:
-                data = self.a.store.read(row.manifest_key, row.manifest_version_id)
-            elif isinstance(ahead.manifest, ObjectMissing):
-                raise ahead.manifest
-            else:
-                data = ahead.manifest
+            data = self.a.store.read(row.manifest_key, row.manifest_version_id)
         except ObjectMissing:
             checks.append(Check.fail("manifest", "MANIFEST_MISSING",
                                      f"{row.manifest_key} is not in the store"))
@@ -482,15 +459,9 @@ class Verifier:
             checks.append(ledger_check)
             if ledger_check.status is not Status.PASS:
                 entry_text = None
-        pending = self._reads.pop(id(row), None)
-        ahead = pending.result() if pending is not None else None
-        manifest_bytes, manifest = self._load_manifest(row, checks, entry, ahead)
-        read: Digest | Check | None = None
-        if ahead is not None:
-            state, read = ahead.state, ahead.content
-        else:
-            state = self._content_state(row)
-        checks.append(self._check_content(row, manifest, state, read))
+        manifest_bytes, manifest = self._load_manifest(row, checks, entry)
+        state = self._content_state(row)
+        checks.append(self._check_content(row, manifest, state))
         if manifest is not None:
             checks.append(self._check_catalog(row, manifest))
         if row.seal_key and manifest_bytes is not None:
@@ -517,45 +488,10 @@ class Verifier:
         with the chunk's catalog rows read in one query."""
         rows = self.a.catalog.versions_with_entries(record_ids)
         self._cp_sizes_stale = True
-        self._prefetch(r for found in rows.values() for r in found)
-        try:
-            return self._verify_rows(record_ids, rows)
-        finally:
-            for ahead in self._reads.values():
-                ahead.cancel()
-            self._reads.clear()
-
-    def _prefetch(self, rows: Iterable[Any]) -> None:
-        """Start reading each row's objects on the hasher threads: the manifest (pinned),
-        the content's state, and the content's bytes hashed (hashlib and file reads release
-        the GIL, so one version is hashed on the other core while this thread parses and
-        checks another; and this thread makes no system call of its own, so it never waits
-        to get the GIL back from a hasher). Each read is the one ``_verify_version`` would
-        make itself, in the same way — only earlier."""
-        if self.hashers <= 0:
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.hashers, thread_name_prefix="edoc-hash")
-        for row in rows:
-            if row.disposed_at is None:
-                self._reads[id(row)] = self._pool.submit(self._read_ahead, row)
-
-    def _read_ahead(self, row: Any) -> _Ahead:
-        try:
-            manifest: bytes | ObjectMissing = self.a.store.read(row.manifest_key,
-                                                                row.manifest_version_id)
-        except ObjectMissing as exc:
-            manifest = exc
-        state = self._content_state(row)
-        content = (self._read_content(row, state)
-                   if row.kind != "tombstone" and row.content_key else None)
-        return _Ahead(manifest, state, content)
+        return self._verify_rows(record_ids, rows)
 
     def close(self) -> None:
-        """Stop the hasher threads (a ``Verifier`` without hashers has none)."""
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        """Release what the verifier holds (nothing today: kept so callers need not know)."""
 
     def _verify_rows(self, record_ids: Sequence[str], rows: dict[str, list[Any]]
                      ) -> list[RecordReport]:
@@ -595,9 +531,9 @@ _CHUNK_IDS = 200
 _worker: Verifier | None = None
 
 
-def _init_worker(archive_dir: str, hashers: int) -> None:
+def _init_worker(archive_dir: str) -> None:
     global _worker  # one archive and one cache of checkpoint verdicts per worker process
-    _worker = Verifier(Archive.open(archive_dir), batch=True, hashers=hashers)
+    _worker = Verifier(Archive.open(archive_dir), batch=True)
 
 
 def _verify_chunk(record_ids: list[str]) -> list[RecordReport]:
@@ -616,24 +552,25 @@ def _chunks(ids: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-#: hasher threads per verifying process (see ``Verifier._prefetch``)
-HASHERS = 2
+#: The fewest records for which ``edoc verify`` starts worker processes by default: below it
+#: the fork server's start-up (~0.6 s on two cores) costs more than a second process saves
+#: (BENCHMARKS.md, 2026-12-07 16:00: one process wins at 2,000 records, two at 10,000).
+PARALLEL_MIN_RECORDS = 5000
 
 
 def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
-                  batch: bool = True, processes: int | None = None) -> Iterator[RecordReport]:
+                  batch: bool = True) -> Iterator[RecordReport]:
     """Reports for every version of every record, in order, with bounded memory: at most
-    ``2 × processes`` chunks of ids are in flight, and nothing is collected.
+    ``2 × workers`` chunks of ids are in flight, and nothing is collected.
 
-    ``workers`` is how many cores the run may use. Hashing, the bulk of the work, runs on
-    hasher threads (``HASHERS`` per process: hashlib releases the GIL), so one process keeps
-    two cores busy; ``processes`` > 1 adds worker processes for the Python part of the
-    checks (default: one process, which measured faster on two cores than a pool: a fork
-    server and its imports cost ~0.5–1.5 s before the first report, BENCHMARKS.md)."""
-    hashers = HASHERS if workers > 1 else 0
-    procs = processes if processes is not None else 1
-    if procs <= 1:
-        verifier = Verifier(archive, batch=batch, hashers=hashers)
+    ``workers`` is how many processes verify: 1 verifies in this process; more start a
+    pool of worker processes from a fork server, each verifying whole chunks. Hasher
+    threads in one process (tried before 2026-12-07, removed): measured on two
+    cores they were slower than none (2,100–2,300 against 2,850–3,000 versions/s over
+    10,000 records; the threads contend for the interpreter lock over the store's
+    metadata reads), while two processes gave 3,570–3,730."""
+    if workers <= 1:
+        verifier = Verifier(archive, batch=batch)
         try:
             yield from verifier.verify_many(record_ids)
         finally:
@@ -651,12 +588,12 @@ def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
         ["edoc.services.verification", "edoc.evidence.tsa", "edoc.evidence.sealing"])
-    with ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(str(archive.cfg.dir), 1)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(str(archive.cfg.dir),)) as pool:
         pending: deque[Future[list[RecordReport]]] = deque()
         for chunk in _chunks(record_ids, _CHUNK_IDS):
             pending.append(pool.submit(_verify_chunk, chunk))
-            if len(pending) >= 2 * procs:
+            if len(pending) >= 2 * workers:
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
