@@ -854,8 +854,13 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     """
     from edoc.model.verdict import REPORT_SCHEMA_VERSION, Status
     from edoc.policy.values import parse_date
+    from edoc.services.period_verification import (
+        CHECK_NAMES,
+        PARALLEL_MIN_RECORDS,
+        start_workers,
+        verify_stream,
+    )
     from edoc.services.records import period_record_ids
-    from edoc.services.verification import CHECK_NAMES, PARALLEL_MIN_RECORDS, verify_stream
 
     if not record_ids and not verify_all and not date_from and not date_to:
         raise ConfigError("name records, or use --all or --from/--to", code="USAGE_ERROR")
@@ -873,6 +878,8 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
         # Worker processes start from a fork server (~0.6 s): only where that pays off.
         n_workers = workers or (min(os.cpu_count() or 1, 8)
                                 if total >= PARALLEL_MIN_RECORDS else 1)
+    if n_workers > 1:
+        start_workers()
     tty = sys.stderr.isatty() and not as_json
     counts = {s.value: 0 for s in Status}
     started = clock.now()

@@ -124,7 +124,7 @@ def _library(bench: Bench, archive_dir: Path, workers: int) -> tuple[float, floa
     (start-up: imports, workers, the checkpoint checks) and the rate after the first tenth
     of the reports (the steady state a long period verification runs at)."""
     from edoc.model.verdict import Status
-    from edoc.services.verification import verify_stream
+    from edoc.services.period_verification import verify_stream
 
     archive = Archive.open(str(archive_dir))
     reports = []

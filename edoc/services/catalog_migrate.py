@@ -105,7 +105,7 @@ def migrate_catalog(archive: Archive, to_url: str, *, verify: bool = True,
     moved = Archive(replace(a.cfg, catalog_url=to_url), a.store, target)
     if verify:
         from edoc.services.audit import verify_ledger
-        from edoc.services.verification import verify_stream
+        from edoc.services.period_verification import verify_stream
 
         rep = verify_ledger(moved)
         summary.ledger_ok = rep.ok

@@ -15,7 +15,7 @@ root of leaves[0:n] equals the sealed root, each of those leaves is included (co
 resistance of SHA-256), so per-record paths would add cost and no assurance.
 
 Records are read from the catalog a chunk at a time (``Verifier.verify_batch``: one query for
-the versions of up to ``_CHUNK_IDS`` records with their ledger entries), and the checkpoint
+the versions of up to ``CHUNK_IDS`` records with their ledger entries), and the checkpoint
 tree sizes once per ``Verifier``; every check still runs on every version.
 
 The content object's state is asked for once per version (``ObjectStore.stat``, pinned to
@@ -33,7 +33,6 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +48,7 @@ from edoc.model.manifest import Manifest
 from edoc.model.verdict import Check, RecordReport, Status
 from edoc.services import checks as shared
 from edoc.services.archive import Archive
+from edoc.services.period_verification import CHUNK_IDS, chunks
 from edoc.storage import layout
 from edoc.storage.base import ObjectInfo
 
@@ -507,7 +507,7 @@ class Verifier:
         return out
 
     def verify_many(self, record_ids: Iterable[str]) -> Iterator[RecordReport]:
-        for chunk in _chunks(iter(record_ids), _CHUNK_IDS):
+        for chunk in chunks(iter(record_ids), CHUNK_IDS):
             yield from self.verify_batch(chunk)
 
 
@@ -521,79 +521,3 @@ def _hashable(value: tuple[Any, ...]) -> bool:
     except TypeError:
         return False  # not a value a certificate edoc wrote holds; it lists nothing
     return True
-
-
-# -- period verification (一括検証): every record, parallel, streamed ---------------------------
-
-CHECK_NAMES = ("ledger", "manifest", "content", "catalog", "manifest_seal", "seal", "timestamp",
-               "inclusion", "lock", "disposal")
-_CHUNK_IDS = 200
-_worker: Verifier | None = None
-
-
-def _init_worker(archive_dir: str) -> None:
-    global _worker  # one archive and one cache of checkpoint verdicts per worker process
-    _worker = Verifier(Archive.open(archive_dir), batch=True)
-
-
-def _verify_chunk(record_ids: list[str]) -> list[RecordReport]:
-    assert _worker is not None
-    return _worker.verify_batch(record_ids)
-
-
-def _chunks(ids: Iterator[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for rid in ids:
-        chunk.append(rid)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-#: The fewest records for which ``edoc verify`` starts worker processes by default: below it
-#: the fork server's start-up (~0.6 s on two cores) costs more than a second process saves
-#: (BENCHMARKS.md, 2026-12-07 16:00: one process wins at 2,000 records, two at 10,000).
-PARALLEL_MIN_RECORDS = 5000
-
-
-def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
-                  batch: bool = True) -> Iterator[RecordReport]:
-    """Reports for every version of every record, in order, with bounded memory: at most
-    ``2 × workers`` chunks of ids are in flight, and nothing is collected.
-
-    ``workers`` is how many processes verify: 1 verifies in this process; more start a
-    pool of worker processes from a fork server, each verifying whole chunks. Hasher
-    threads in one process (tried before 2026-12-07, removed): measured on two
-    cores they were slower than none (2,100–2,300 against 2,850–3,000 versions/s over
-    10,000 records; the threads contend for the interpreter lock over the store's
-    metadata reads), while two processes gave 3,570–3,730."""
-    if workers <= 1:
-        verifier = Verifier(archive, batch=batch)
-        try:
-            yield from verifier.verify_many(record_ids)
-        finally:
-            verifier.close()
-        return
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    # A fork server, not fork: workers must not inherit this process's SQLite connections
-    # (https://www.sqlite.org/howtocorrupt.html §2.6). It starts as a fresh interpreter and
-    # imports what every worker needs once, so each worker forked from it skips ~0.3 s of
-    # imports (pyHanko pulls in aiohttp and builds an SSL context) that spawned workers
-    # paid each: measured, two spawned workers were slower than one on 5,000 records.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(
-        ["edoc.services.verification", "edoc.evidence.tsa", "edoc.evidence.sealing"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(str(archive.cfg.dir),)) as pool:
-        pending: deque[Future[list[RecordReport]]] = deque()
-        for chunk in _chunks(record_ids, _CHUNK_IDS):
-            pending.append(pool.submit(_verify_chunk, chunk))
-            if len(pending) >= 2 * workers:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()

@@ -24,16 +24,16 @@ def test_an_error_mid_stream_closes_the_json_document(tmp_path: Path,
             "--amount", "1000", "--counterparty", "株式会社テスト")
     assert res.exit_code == 0, res.output
 
-    import edoc.services.verification as verification
+    import edoc.services.period_verification as period_verification
 
-    real = verification.verify_stream
+    real = period_verification.verify_stream
 
     def failing(*args: Any, **kwargs: Any) -> Iterator[Any]:
         stream = real(*args, **kwargs)
         yield next(stream)
         raise StorageError("the store went away", code="STORAGE_UNAVAILABLE")
 
-    monkeypatch.setattr(verification, "verify_stream", failing)
+    monkeypatch.setattr(period_verification, "verify_stream", failing)
     res = e("verify", "--all", "--json")
     assert res.exit_code == 1
     doc = json.loads(res.stdout)  # exactly one document

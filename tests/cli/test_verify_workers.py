@@ -1,12 +1,23 @@
 """``verify --all --workers N``: worker processes give the same report as one process — the
 tampered record fails, the others pass, in the same order — and the summary says how many
-processes verified."""
+processes verified. A worker that cannot open the archive says why; a worker that dies
+ends the run with an error, never with a pass for what it did not verify."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+from multiprocessing import forkserver
 from pathlib import Path
 
+import pytest
+
+from edoc.errors import EdocError
+from edoc.services import period_verification
+from edoc.services.archive import Archive
+from edoc.services.period_verification import verify_stream
 from tests.helpers import Edoc, writable
 from tests.samples import text_pdf
 
@@ -35,3 +46,59 @@ def test_worker_processes_report_what_one_process_reports(tmp_path: Path) -> Non
     failed = {r["record_id"]: {c["code"] for c in r["checks"] if c["status"] != "pass"}
               for r in reports["2"] if r["status"] != "pass"}
     assert failed == {tampered: {"DIGEST_MISMATCH"}}
+
+
+def _archive(tmp_path: Path, n: int = 3) -> tuple[Edoc, list[str]]:
+    e = Edoc(tmp_path / "archive")
+    assert e("init", str(e.archive)).exit_code == 0
+    files = [text_pdf(tmp_path / f"w{i}.pdf", f"Invoice {i}") for i in range(n)]
+    code, doc = e.json("ingest", *map(str, files), "--profile", "general", "--date",
+                       "2024-04-01", "--amount", "1000", "--counterparty", "株式会社テスト")
+    assert code == 0, doc
+    return e, [r["record_id"] for r in doc["results"]]
+
+
+def test_a_worker_that_cannot_open_the_archive_says_why(tmp_path: Path) -> None:
+    e, ids = _archive(tmp_path)
+    archive = Archive.open(str(e.archive))
+    config = e.archive / "edoc.toml"
+    config.rename(tmp_path / "moved.toml")  # after this process opened it, before workers
+    try:
+        with pytest.raises(EdocError) as caught:
+            list(verify_stream(archive, iter(ids), workers=2))
+        assert caught.value.code == "ARCHIVE_NOT_FOUND"  # the worker's own reason
+    finally:
+        (tmp_path / "moved.toml").rename(config)
+        archive.close()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
+
+
+def test_a_killed_worker_is_an_error_never_a_pass(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    e, ids = _archive(tmp_path)
+    monkeypatch.setattr(period_verification, "CHUNK_IDS", 1)
+    archive = Archive.open(str(e.archive))
+    try:
+        stream = verify_stream(archive, iter(ids * 300), workers=2)  # 900 chunks
+        assert next(stream).status.value == "pass"
+        server = forkserver._forkserver._forkserver_pid
+        assert server is not None
+        workers = _children(server)
+        assert workers, "no worker process found under the fork server"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(EdocError) as caught:
+            for _ in stream:
+                pass
+        assert caught.value.code == "VERIFY_WORKER_DIED"
+    finally:
+        archive.close()

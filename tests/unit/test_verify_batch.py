@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from edoc.model.verdict import RecordReport, Status
-from edoc.services import verification
+from edoc.services import period_verification, verification
 from edoc.services.archive import Archive
-from edoc.services.verification import Verifier, verify_stream
+from edoc.services.period_verification import verify_stream
+from edoc.services.verification import Verifier
 from tests import samples
 from tests.helpers import Edoc, Records, copy_tree, jst_today_minus, short_profile, writable
 
@@ -154,7 +155,9 @@ def test_verify_record_and_streams_agree(archive: Fixture,
         want = _dicts(_reference(a, order, batch=True))
         one_by_one = Verifier(a, batch=True)
         assert _dicts([r for rid in order for r in one_by_one.verify_record(rid)]) == want
-        monkeypatch.setattr(verification, "_CHUNK_IDS", 3)  # several chunks, both workers
+        # several chunks, in one process and on both workers
+        monkeypatch.setattr(verification, "CHUNK_IDS", 3)
+        monkeypatch.setattr(period_verification, "CHUNK_IDS", 3)
         assert _dicts(list(verify_stream(a, iter(order), workers=1))) == want
         assert _dicts(list(verify_stream(a, iter(order), workers=2))) == want
     finally:

@@ -1,0 +1,136 @@
+"""Period verification (一括検証): every record of a period verified, streamed in order, in this
+process or on a pool of worker processes.
+
+Owns how a long verification is spread over processes; the checks themselves are
+``edoc.services.verification.Verifier``'s. This module is light on purpose: importing it
+does not import the verifier (and with it pyHanko, aiohttp and the checkpoint code, ~0.4 s).
+The parent of a pool only hands out chunks of record ids and passes the workers' reports on,
+so it never needs them — on two cores, its imports would take time from the workers — and
+``start_workers`` can start the fork server, whose own imports then run on the other core
+while the parent is still getting ready (BENCHMARKS.md, 2026-12-07 16:00).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Final
+
+from edoc.errors import EdocError
+from edoc.model.verdict import RecordReport
+
+if TYPE_CHECKING:
+    from edoc.services.archive import Archive
+    from edoc.services.verification import Verifier
+
+__all__ = ["CHECK_NAMES", "CHUNK_IDS", "PARALLEL_MIN_RECORDS", "chunks", "start_workers",
+           "verify_stream"]
+
+CHECK_NAMES: Final = ("ledger", "manifest", "content", "catalog", "manifest_seal", "seal",
+                      "timestamp", "inclusion", "lock", "disposal")
+#: records per catalog query (``Verifier.verify_batch``) and per chunk a worker verifies
+CHUNK_IDS = 200
+#: The fewest records for which ``edoc verify`` starts worker processes by default: below it
+#: the fork server's start-up (~0.6 s on two cores) costs more than a second process saves
+#: (BENCHMARKS.md, 2026-12-07 16:00: one process wins at 2,000 records, two at 10,000).
+PARALLEL_MIN_RECORDS: Final = 5000
+#: What the fork server imports once for every worker it forks: the verifier and the
+#: evidence code its checks use (each worker forked from it skips ~0.3 s of imports).
+_PRELOAD: Final = ["edoc.services.verification", "edoc.evidence.tsa", "edoc.evidence.sealing"]
+
+_worker: Verifier | None = None
+#: why this worker could not open the archive (raised for each chunk it is given)
+_open_error: EdocError | None = None
+
+
+def chunks(ids: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for rid in ids:
+        chunk.append(rid)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    # A fork server, not fork: workers must not inherit this process's SQLite connections
+    # (https://www.sqlite.org/howtocorrupt.html §2.6). It starts as a fresh interpreter and
+    # imports ``_PRELOAD`` once; spawned workers paid those imports each (measured: two
+    # spawned workers were slower than one on 5,000 records).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+def start_workers() -> None:
+    """Start the fork server now, so its imports overlap with the caller's own work; the
+    pool ``verify_stream`` makes later forks its workers from it."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
+def _init_worker(archive_dir: str) -> None:
+    from edoc.services.archive import Archive
+    from edoc.services.verification import Verifier
+
+    global _worker, _open_error  # one archive and one cache of checkpoint verdicts each
+    try:
+        _worker = Verifier(Archive.open(archive_dir), batch=True)
+    except EdocError as exc:
+        # Raised here, it would break the pool and be lost (BrokenProcessPool); raised from
+        # the chunk, it reaches the caller as itself (ARCHIVE_NOT_FOUND, …).
+        _open_error = exc
+
+
+def _verify_chunk(record_ids: list[str]) -> list[RecordReport]:
+    if _open_error is not None:
+        raise _open_error
+    assert _worker is not None
+    return _worker.verify_batch(record_ids)
+
+
+def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
+                  batch: bool = True) -> Iterator[RecordReport]:
+    """Reports for every version of every record, in order, with bounded memory: at most
+    ``2 × workers`` chunks of ids are in flight, and nothing is collected.
+
+    ``workers`` is how many processes verify: 1 verifies in this process; more start a
+    pool of worker processes from a fork server, each verifying whole chunks. Hasher
+    threads in one process (tried before 2026-12-07, removed) were slower than none on two
+    cores (2,100–2,300 against 2,850–3,000 versions/s over 10,000 records: the threads
+    contended for the interpreter lock over the store's metadata reads), while two
+    processes gave 3,570–3,730."""
+    if workers <= 1:
+        from edoc.services.verification import Verifier
+
+        verifier = Verifier(archive, batch=batch)
+        try:
+            yield from verifier.verify_many(record_ids)
+        finally:
+            verifier.close()
+        return
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
+                                 initializer=_init_worker,
+                                 initargs=(str(archive.cfg.dir),)) as pool:
+            pending: deque[Future[list[RecordReport]]] = deque()
+            for chunk in chunks(record_ids, CHUNK_IDS):
+                pending.append(pool.submit(_verify_chunk, chunk))
+                if len(pending) >= 2 * workers:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+    except BrokenProcessPool:
+        # A worker killed (out of memory, kill -9): the reports so far stand, the rest of
+        # the period is unverified — said as an error, never as a pass.
+        raise EdocError("a verifying worker process died; the period is not fully verified",
+                        code="VERIFY_WORKER_DIED",
+                        hint="run the same command again (--workers 1 verifies in one "
+                             "process)") from None
