@@ -35,7 +35,7 @@ test: $(STAMP) system-deps lint
 ## Left out: suites with no catalog in play (fuzz, bench smoke), the SQLite 0.1.0 fixture,
 ## and the PostgreSQL-only suites (already run above).
 PG_CLI_SUBSET := tests/cli/test_spine.py tests/cli/test_records.py tests/cli/test_lifecycle.py \
-	tests/cli/test_einvoice_ingest.py
+	tests/cli/test_einvoice_ingest.py tests/cli/test_verify_workers.py
 test-postgresql: $(STAMP) system-deps
 	$(PY) -m pytest -q --catalog-backend postgresql tests/integration $(PG_CLI_SUBSET) \
 	  --ignore=tests/integration/test_fuzz.py --ignore=tests/integration/test_bench_smoke.py \
