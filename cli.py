@@ -857,7 +857,6 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     from edoc.services.period_verification import (
         CHECK_NAMES,
         PARALLEL_MIN_RECORDS,
-        start_workers,
         verify_stream,
     )
     from edoc.services.records import period_record_ids
@@ -878,8 +877,6 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
         # Worker processes start from a fork server (~0.6 s): only where that pays off.
         n_workers = workers or (min(os.cpu_count() or 1, 8)
                                 if total >= PARALLEL_MIN_RECORDS else 1)
-    if n_workers > 1:
-        start_workers()
     tty = sys.stderr.isatty() and not as_json
     counts = {s.value: 0 for s in Status}
     started = clock.now()

@@ -5,9 +5,8 @@ Owns how a long verification is spread over processes; the checks themselves are
 ``edoc.services.verification.Verifier``'s. This module is light on purpose: importing it
 does not import the verifier (and with it pyHanko, aiohttp and the checkpoint code, ~0.4 s).
 The parent of a pool only hands out chunks of record ids and passes the workers' reports on,
-so it never needs them — on two cores, its imports would take time from the workers — and
-``start_workers`` can start the fork server, whose own imports then run on the other core
-while the parent is still getting ready (BENCHMARKS.md, 2026-12-07 16:00).
+so it never needs them; on two cores its imports took time from the workers (the CLI over
+10,000 records: 4.0–4.3 s with them, 3.4–3.6 s without; BENCHMARKS.md, 2026-12-07 15:25).
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ if TYPE_CHECKING:
     from edoc.services.archive import Archive
     from edoc.services.verification import Verifier
 
-__all__ = ["CHECK_NAMES", "CHUNK_IDS", "PARALLEL_MIN_RECORDS", "chunks", "start_workers",
-           "verify_stream"]
+__all__ = ["CHECK_NAMES", "CHUNK_IDS", "PARALLEL_MIN_RECORDS", "chunks", "verify_stream"]
 
 CHECK_NAMES: Final = ("ledger", "manifest", "content", "catalog", "manifest_seal", "seal",
                       "timestamp", "inclusion", "lock", "disposal")
@@ -65,15 +63,6 @@ def _context() -> multiprocessing.context.ForkServerContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
     return ctx
-
-
-def start_workers() -> None:
-    """Start the fork server now, so its imports overlap with the caller's own work; the
-    pool ``verify_stream`` makes later forks its workers from it."""
-    from multiprocessing import forkserver
-
-    _context()
-    forkserver.ensure_running()
 
 
 def _init_worker(archive_dir: str) -> None:
