@@ -838,8 +838,8 @@ def _render_report(rep: Any) -> None:
 @click.option("--from", "date_from", metavar="YYYY-MM-DD", help="Transaction date from.")
 @click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Transaction date to.")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Worker processes (default: one per core, up to 8, for 5,000 records "
-                   "or more; else 1).")
+              help="Worker processes (default: one per core, up to 8, from 5,000 records "
+                   "on the local store and 500 on S3; else 1).")
 @click.option("--csv", "as_csv", is_flag=True, help="One row per record, a column per check.")
 @json_option
 @click.pass_context
@@ -856,7 +856,7 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     from edoc.policy.values import parse_date
     from edoc.services.period_verification import (
         CHECK_NAMES,
-        PARALLEL_MIN_RECORDS,
+        default_workers,
         verify_stream,
     )
     from edoc.services.records import period_record_ids
@@ -874,9 +874,7 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
         n_workers = 1
     else:
         total, ids = period_record_ids(a, lo, hi)
-        # Worker processes start from a fork server (~0.6 s): only where that pays off.
-        n_workers = workers or (min(os.cpu_count() or 1, 8)
-                                if total >= PARALLEL_MIN_RECORDS else 1)
+        n_workers = workers or default_workers(a, total)
     tty = sys.stderr.isatty() and not as_json
     counts = {s.value: 0 for s in Status}
     started = clock.now()

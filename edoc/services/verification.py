@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,16 @@ _MISSING = frozenset({"CONTENT_MISSING", "MANIFEST_MISSING", "SEAL_MISSING"})
 
 
 @dataclass
+class _Ahead:
+    """A version's objects as a reader thread read them (``Verifier._prefetch``): the
+    manifest's bytes (or why they could not be read), the content's state and digest."""
+
+    manifest: bytes | ObjectMissing
+    state: ObjectInfo | EdocError | None
+    content: Digest | Check | None
+
+
+@dataclass
 class _CheckpointVerdict:
     tree_size: int
     root_hash: str | None
@@ -65,9 +76,16 @@ class _CheckpointVerdict:
 
 
 class Verifier:
-    def __init__(self, archive: Archive, *, batch: bool = False) -> None:
+    def __init__(self, archive: Archive, *, batch: bool = False, readers: int = 0) -> None:
         self.a = archive
         self.batch = batch
+        #: threads reading (and hashing) a chunk's objects ahead of the other checks, for a
+        #: store whose reads wait on the network (0: each is read in turn by the caller's
+        #: thread; see ``_prefetch``)
+        self.readers = readers
+        self._pool: ThreadPoolExecutor | None = None
+        #: content reads started by ``_prefetch`` for the batch being verified, by row id
+        self._reads: dict[int, Future[_Ahead]] = {}
         self._leaves: list[bytes] | None = None
         self._leaf_gaps: list[int] = []
         #: the index of the last ledger entry read into ``_leaves``
@@ -185,7 +203,9 @@ class Verifier:
             return exc
 
     def _check_content(self, row: Any, manifest: Manifest | None,
-                       state: ObjectInfo | EdocError | None) -> Check:
+                       state: ObjectInfo | EdocError | None,
+                       read: Digest | Check | None = None) -> Check:
+        """``read``: what ``_read_content`` found, when a reader thread read it ahead."""
         if row.kind == "tombstone":
             return Check.ok("content", "tombstone version: no content")
         if row.content_key is None and manifest is not None and manifest.is_deleted:
@@ -198,7 +218,7 @@ class Verifier:
         content = manifest.content if manifest is not None else None
         expected = content.sha256 if content is not None else row.content_sha256
         expected_size = content.size if content is not None else row.content_size
-        found = self._read_content(row, state)
+        found = self._read_content(row, state) if read is None else read
         if isinstance(found, Check):
             return found
         return shared.content_digest(found, expected, expected_size)
@@ -231,10 +251,15 @@ class Verifier:
             return Check.unknown("content", exc.code, exc.message)
         return found
 
-    def _load_manifest(self, row: Any, checks: list[Check], entry: dict[str, Any] | None
-                       ) -> tuple[bytes | None, Manifest | None]:
+    def _load_manifest(self, row: Any, checks: list[Check], entry: dict[str, Any] | None,
+                       ahead: _Ahead | None = None) -> tuple[bytes | None, Manifest | None]:
         try:
-            data = self.a.store.read(row.manifest_key, row.manifest_version_id)
+            if ahead is None:
+                data = self.a.store.read(row.manifest_key, row.manifest_version_id)
+            elif isinstance(ahead.manifest, ObjectMissing):
+                raise ahead.manifest
+            else:
+                data = ahead.manifest
         except ObjectMissing:
             checks.append(Check.fail("manifest", "MANIFEST_MISSING",
                                      f"{row.manifest_key} is not in the store"))
@@ -325,17 +350,21 @@ class Verifier:
             return Check.unknown("lock", state.code, state.message)
         info = state
         try:
-            # One version per key on the local store: stat has answered already.
-            others = self.a.store.versions(key) if self.a.store.kind != "local" else [info]
+            # One version per key on the local store: stat has answered already. Elsewhere
+            # the ids and times suffice (one listing, no HeadObject per version).
+            others = (self.a.store.version_stamps(key) if self.a.store.kind != "local"
+                      else [(info.version_id, info.last_modified)])
         except EdocError as exc:
             return Check.unknown("lock", exc.code, exc.message)
-        newer = [v for v in others if v.version_id != info.version_id
-                 and v.last_modified >= info.last_modified]
+        # Times compared from one source: a listing's are finer than HeadObject's seconds.
+        ours = dict(others).get(info.version_id, info.last_modified)
+        newer = [vid for vid, modified in others if vid != info.version_id
+                 and modified >= ours]
         if newer:
             return Check.fail("lock", "FOREIGN_VERSION",
                               f"{key} has a newer version the archive did not write "
                               "(an overwrite attempt)", expected=version_id,
-                              found=newer[0].version_id)
+                              found=newer[0])
         if until is not None:
             want = datetime.fromisoformat(until)
             if info.retain_until is None or info.retain_until < want:
@@ -459,9 +488,15 @@ class Verifier:
             checks.append(ledger_check)
             if ledger_check.status is not Status.PASS:
                 entry_text = None
-        manifest_bytes, manifest = self._load_manifest(row, checks, entry)
-        state = self._content_state(row)
-        checks.append(self._check_content(row, manifest, state))
+        pending = self._reads.pop(id(row), None)
+        ahead = pending.result() if pending is not None else None
+        manifest_bytes, manifest = self._load_manifest(row, checks, entry, ahead)
+        read: Digest | Check | None = None
+        if ahead is not None:
+            state, read = ahead.state, ahead.content
+        else:
+            state = self._content_state(row)
+        checks.append(self._check_content(row, manifest, state, read))
         if manifest is not None:
             checks.append(self._check_catalog(row, manifest))
         if row.seal_key and manifest_bytes is not None:
@@ -488,10 +523,46 @@ class Verifier:
         with the chunk's catalog rows read in one query."""
         rows = self.a.catalog.versions_with_entries(record_ids)
         self._cp_sizes_stale = True
-        return self._verify_rows(record_ids, rows)
+        self._prefetch(r for found in rows.values() for r in found)
+        try:
+            return self._verify_rows(record_ids, rows)
+        finally:
+            for ahead in self._reads.values():
+                ahead.cancel()
+            self._reads.clear()
+
+    def _prefetch(self, rows: Iterable[Any]) -> None:
+        """Start reading each row's objects on the reader threads: the manifest (pinned),
+        the content's state, and the content's bytes hashed. An S3 request waits on the
+        network with the GIL released, so several are in flight while this thread checks
+        another version. Each read is the one ``_verify_version`` would make itself, in the
+        same way — only earlier. Not used on the local store, where the reads are quick and
+        the threads only contend for the GIL (measured slower than none, BENCHMARKS.md
+        2026-12-07 15:25)."""
+        if self.readers <= 0:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.readers, thread_name_prefix="edoc-read")
+        for row in rows:
+            if row.disposed_at is None:
+                self._reads[id(row)] = self._pool.submit(self._read_ahead, row)
+
+    def _read_ahead(self, row: Any) -> _Ahead:
+        try:
+            manifest: bytes | ObjectMissing = self.a.store.read(row.manifest_key,
+                                                                row.manifest_version_id)
+        except ObjectMissing as exc:
+            manifest = exc
+        state = self._content_state(row)
+        content = (self._read_content(row, state)
+                   if row.kind != "tombstone" and row.content_key else None)
+        return _Ahead(manifest, state, content)
 
     def close(self) -> None:
-        """Release what the verifier holds (nothing today: kept so callers need not know)."""
+        """Stop the reader threads (a ``Verifier`` without readers has none)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def _verify_rows(self, record_ids: Sequence[str], rows: dict[str, list[Any]]
                      ) -> list[RecordReport]:

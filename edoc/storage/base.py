@@ -105,6 +105,13 @@ class ObjectStore(Protocol):
         """Every version stored under ``key``, newest first (one on the local store)."""
         ...
 
+    def version_stamps(self, key: str) -> list[tuple[str, datetime]]:
+        """The version ids and last-modified times of ``versions(key)``, in its order,
+        without each version's lock state: on S3 one listing, where ``versions`` also asks
+        every version's state (a ``HeadObject`` each). What a check that only needs to know
+        whether another version exists asks for."""
+        ...
+
     def extend_retention(self, key: str, version_id: str, retain_until: datetime) -> None:
         """Move retain-until later; a date earlier than the current one is refused."""
         ...

@@ -387,6 +387,9 @@ class LocalStore:
         except ObjectMissing:
             return []
 
+    def version_stamps(self, key: str) -> list[tuple[str, datetime]]:
+        return [(v.version_id, v.last_modified) for v in self.versions(key)]
+
     @staticmethod
     def _check_version(key: str, meta: dict[str, object], version_id: str) -> None:
         # One version per key here, but a caller naming another version must not act on

@@ -649,6 +649,11 @@ class S3Store:
             found.append(self.stat(key, str(entry["VersionId"])))
         return found
 
+    def version_stamps(self, key: str) -> list[tuple[str, datetime]]:
+        full = self._full(key)
+        return [(str(e["VersionId"]), utc(e["LastModified"]))
+                for e in self._iter_versions(full) if e.get("Key") == full]
+
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Current versions under ``prefix`` in key order, each pinned to its version id."""
         for entry in self._iter_versions(self._root + prefix):

@@ -235,6 +235,12 @@ def test_versions_matches_the_exact_key_only(store: ObjectStore) -> None:
     assert versions[0].key == "records/r10/v1/manifest.json"
     assert versions[0].sha256 == sha(b"{}")
     assert store.versions("records/r10/v1/manifest") == []
+    # the ids and times alone, as ``versions`` gives them, for the same exact key only
+    stamps = store.version_stamps("records/r10/v1/manifest.json")
+    assert [vid for vid, _ in stamps] == [info.version_id]
+    # S3's listing gives milliseconds, its HeadObject whole seconds
+    assert abs(stamps[0][1] - versions[0].last_modified) < timedelta(seconds=1)
+    assert store.version_stamps("records/r10/v1/manifest") == []
 
 
 def test_missing_objects_raise_object_missing(store: ObjectStore) -> None:
@@ -362,6 +368,9 @@ def test_a_direct_put_stacks_a_version_that_versions_reveals(s3: S3Store) -> Non
 
     versions = s3.versions("records/r20/v1/content")
     assert [v.version_id for v in versions] == [resp["VersionId"], original.version_id]
+    stamps = s3.version_stamps("records/r20/v1/content")  # one listing, no HeadObject
+    assert [vid for vid, _ in stamps] == [resp["VersionId"], original.version_id]
+    assert stamps[0][1] >= stamps[1][1]
     # The server's own SHA-256 for the forgery (edoc never saw these bytes).
     assert versions[0].sha256 == sha(forged)
     assert versions[1].sha256 == sha(b"original")

@@ -300,6 +300,9 @@ class KillingStore:
     def versions(self, key: str) -> Any:
         return self._inner.versions(key)
 
+    def version_stamps(self, key: str) -> Any:
+        return self._inner.version_stamps(key)
+
     def list(self, prefix: str) -> Iterator[Any]:
         result: Iterator[Any] = self._inner.list(prefix)
         return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -228,6 +229,26 @@ def test_versions_with_entries_reads_any_number_of_records(tmp_path: Path) -> No
         assert got == ([(1, None), (2, None)] if i == 7 else want)
 
 
+def test_reader_threads_give_the_same_reports(archive: Fixture) -> None:
+    """Objects read and hashed ahead on reader threads (``Verifier(readers=N)``, what each
+    verifying process uses on S3) change no report: the tampered content is still
+    DIGEST_MISMATCH, the purged and deleted records still pass."""
+    a = archive.open()
+    try:
+        order = _order(archive)
+        want = _dicts(Verifier(a, batch=True).verify_batch(order))
+        threaded = Verifier(a, batch=True, readers=2)
+        try:
+            got = threaded.verify_batch(order)
+            again = threaded.verify_batch(order)  # the pool is reused across batches
+        finally:
+            threaded.close()
+        assert _dicts(got) == want and _dicts(again) == want
+        assert _codes(got)[(archive.ids["content"], 1)] == {"DIGEST_MISMATCH"}
+    finally:
+        a.close()
+
+
 def test_worker_processes_give_the_same_reports(archive: Fixture) -> None:
     """Worker processes (``verify_stream(workers=2)``, what ``edoc verify`` uses for a long
     period) change no report: the tampered content is still DIGEST_MISMATCH, the purged and
@@ -241,3 +262,15 @@ def test_worker_processes_give_the_same_reports(archive: Fixture) -> None:
         assert _codes(streamed)[(archive.ids["content"], 1)] == {"DIGEST_MISMATCH"}
     finally:
         a.close()
+
+
+@pytest.mark.parametrize(("kind", "records", "cores", "want"), [
+    ("local", 4999, 2, 1), ("local", 5000, 2, 2), ("local", 50_000, 16, 8),
+    ("s3", 499, 2, 1), ("s3", 500, 2, 2), ("local", 10_000, 1, 1)])
+def test_default_workers_by_store_and_period(kind: str, records: int, cores: int, want: int,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Worker processes where the fork server's start pays off: from 5,000 records on the
+    # local store, from 500 on S3 (a version there costs ~10 ms, not ~0.3).
+    monkeypatch.setattr(period_verification.os, "cpu_count", lambda: cores)
+    archive = SimpleNamespace(store=SimpleNamespace(kind=kind))
+    assert period_verification.default_workers(archive, records) == want  # type: ignore[arg-type]
