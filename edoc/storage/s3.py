@@ -638,16 +638,9 @@ class S3Store:
 
     def versions(self, key: str) -> list[ObjectInfo]:
         """Every version under ``key`` (exact match), newest first; delete markers are not
-        objects and are left out."""
-        full = self._full(key)
-        found: list[ObjectInfo] = []
-        for entry in self._iter_versions(full):
-            if entry.get("Key") != full:
-                continue
-            # No ObjectMissing is swallowed here or in ``list``: a version that vanishes
-            # between listing and HEAD is worth an error, a silently shorter answer is not.
-            found.append(self.stat(key, str(entry["VersionId"])))
-        return found
+        objects and are left out. No ObjectMissing is swallowed: a version that vanishes
+        between listing and HEAD is worth an error, a silently shorter answer is not."""
+        return [self.stat(key, vid) for vid, _ in self.version_stamps(key)]
 
     def version_stamps(self, key: str) -> list[tuple[str, datetime]]:
         full = self._full(key)
