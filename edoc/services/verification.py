@@ -15,8 +15,8 @@ root of leaves[0:n] equals the sealed root, each of those leaves is included (co
 resistance of SHA-256), so per-record paths would add cost and no assurance.
 
 Records are read from the catalog a chunk at a time (``Verifier.verify_batch``: one query for
-the versions of up to ``CHUNK_IDS`` records with their ledger entries), and the checkpoint
-tree sizes once per ``Verifier``; every check still runs on every version.
+the versions of up to ``period_verification.CHUNK_IDS`` records with their ledger entries),
+and the checkpoint tree sizes once per ``Verifier``; every check still runs on every version.
 
 The content object's state is asked for once per version (``ObjectStore.stat``, pinned to
 the catalogued version id) and judged by the ``lock`` check. On the local store, which holds
@@ -48,8 +48,8 @@ from edoc.model import canonical
 from edoc.model.manifest import Manifest
 from edoc.model.verdict import Check, RecordReport, Status
 from edoc.services import checks as shared
+from edoc.services import period_verification
 from edoc.services.archive import Archive
-from edoc.services.period_verification import CHUNK_IDS, chunks
 from edoc.storage import layout
 from edoc.storage.base import ObjectInfo
 
@@ -536,9 +536,7 @@ class Verifier:
         the content's state, and the content's bytes hashed. An S3 request waits on the
         network with the GIL released, so several are in flight while this thread checks
         another version. Each read is the one ``_verify_version`` would make itself, in the
-        same way — only earlier. Not used on the local store, where the reads are quick and
-        the threads only contend for the GIL (measured slower than none, BENCHMARKS.md
-        2026-12-07 15:25)."""
+        same way — only earlier. Which stores get readers: ``period_verification``."""
         if self.readers <= 0:
             return
         if self._pool is None:
@@ -578,7 +576,8 @@ class Verifier:
         return out
 
     def verify_many(self, record_ids: Iterable[str]) -> Iterator[RecordReport]:
-        for chunk in chunks(iter(record_ids), CHUNK_IDS):
+        for chunk in period_verification.chunks(iter(record_ids),
+                                                period_verification.CHUNK_IDS):
             yield from self.verify_batch(chunk)
 
 

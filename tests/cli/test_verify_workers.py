@@ -22,14 +22,19 @@ from tests.helpers import Edoc, writable
 from tests.samples import text_pdf
 
 
-def test_worker_processes_report_what_one_process_reports(tmp_path: Path) -> None:
+def _archive(tmp_path: Path, n: int = 3) -> tuple[Edoc, list[str]]:
     e = Edoc(tmp_path / "archive")
     assert e("init", str(e.archive)).exit_code == 0
-    files = [text_pdf(tmp_path / f"d{i}.pdf", f"Invoice {i}") for i in range(5)]
+    files = [text_pdf(tmp_path / f"w{i}.pdf", f"Invoice {i}") for i in range(n)]
     code, doc = e.json("ingest", *map(str, files), "--profile", "general", "--date",
                        "2024-04-01", "--amount", "1000", "--counterparty", "株式会社テスト")
     assert code == 0, doc
-    tampered = doc["results"][2]["record_id"]
+    return e, [r["record_id"] for r in doc["results"]]
+
+
+def test_worker_processes_report_what_one_process_reports(tmp_path: Path) -> None:
+    e, ids = _archive(tmp_path, 5)
+    tampered = ids[2]
     content = writable(e.objects / "records" / tampered / "v1" / "content")
     data = bytearray(content.read_bytes())
     data[10] ^= 0x01
@@ -46,16 +51,6 @@ def test_worker_processes_report_what_one_process_reports(tmp_path: Path) -> Non
     failed = {r["record_id"]: {c["code"] for c in r["checks"] if c["status"] != "pass"}
               for r in reports["2"] if r["status"] != "pass"}
     assert failed == {tampered: {"DIGEST_MISMATCH"}}
-
-
-def _archive(tmp_path: Path, n: int = 3) -> tuple[Edoc, list[str]]:
-    e = Edoc(tmp_path / "archive")
-    assert e("init", str(e.archive)).exit_code == 0
-    files = [text_pdf(tmp_path / f"w{i}.pdf", f"Invoice {i}") for i in range(n)]
-    code, doc = e.json("ingest", *map(str, files), "--profile", "general", "--date",
-                       "2024-04-01", "--amount", "1000", "--counterparty", "株式会社テスト")
-    assert code == 0, doc
-    return e, [r["record_id"] for r in doc["results"]]
 
 
 def test_a_worker_that_cannot_open_the_archive_says_why(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from edoc.model.verdict import RecordReport, Status
-from edoc.services import period_verification, verification
+from edoc.services import period_verification
 from edoc.services.archive import Archive
 from edoc.services.period_verification import verify_stream
 from edoc.services.verification import Verifier
@@ -157,7 +157,6 @@ def test_verify_record_and_streams_agree(archive: Fixture,
         one_by_one = Verifier(a, batch=True)
         assert _dicts([r for rid in order for r in one_by_one.verify_record(rid)]) == want
         # several chunks, in one process and on both workers
-        monkeypatch.setattr(verification, "CHUNK_IDS", 3)
         monkeypatch.setattr(period_verification, "CHUNK_IDS", 3)
         assert _dicts(list(verify_stream(a, iter(order), workers=1))) == want
         assert _dicts(list(verify_stream(a, iter(order), workers=2))) == want
