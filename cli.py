@@ -15,22 +15,16 @@ import logging
 import os
 import sys
 import traceback
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from cryptography.utils import CryptographyDeprecationWarning
 
+import edoc.warnings_policy  # noqa: F401  (the CLI does not show pyHanko's DSA warning)
 from edoc import clock
 from edoc.errors import ConfigError, EdocError
-
-# pyHanko imports cryptography's DSA classes, which cryptography 51 deprecates. edoc never
-# signs or verifies with DSA; an auditor's terminal (and a cron job's mail) should not show a
-# library's warning on every command. Narrow: that category, raised inside pyhanko only.
-warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"pyhanko(\.|$)")
 
 F = TypeVar("F", bound=Callable[..., Any])
 JSON_FLAG = "--json"

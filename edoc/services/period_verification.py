@@ -40,7 +40,9 @@ CHUNK_IDS = 200
 PARALLEL_MIN_RECORDS: Final = {"local": 5000, "s3": 500}
 #: What the fork server imports once for every worker it forks: the verifier and the
 #: evidence code its checks use (each worker forked from it skips ~0.3 s of imports).
-_PRELOAD: Final = ["edoc.services.verification", "edoc.evidence.tsa", "edoc.evidence.sealing"]
+#: ``edoc.warnings_policy`` first: pyHanko's import warning must not reach the report's stderr.
+_PRELOAD: Final = ["edoc.warnings_policy", "edoc.services.verification", "edoc.evidence.tsa",
+                   "edoc.evidence.sealing"]
 #: Reader threads per verifying process on a store whose reads wait on the network (S3):
 #: requests in flight while the checks run. None on the local store (see ``_readers``).
 NETWORK_READERS: Final = 4

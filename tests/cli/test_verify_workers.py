@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from multiprocessing import forkserver
 from pathlib import Path
 
@@ -97,3 +99,17 @@ def test_a_killed_worker_is_an_error_never_a_pass(tmp_path: Path,
         assert caught.value.code == "VERIFY_WORKER_DIED"
     finally:
         archive.close()
+
+
+def test_the_workers_stderr_holds_no_library_warning(tmp_path: Path) -> None:
+    """The fork server is a fresh interpreter: the CLI's filter for pyHanko's DSA warning
+    (``edoc.warnings_policy``) must reach it, or every period verification on worker
+    processes printed the warning into a cron job's mail."""
+    e, _ids = _archive(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edoc", "--archive", str(e.archive), "verify", "--all",
+         "--workers", "2"], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert "3 version(s): 3 pass" in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
