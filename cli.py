@@ -846,19 +846,18 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
     With --all or --from/--to every record of the period is checked (一括検証), in
     parallel, streaming the report (memory stays flat however many records there are).
     """
-    from edoc.model.verdict import REPORT_SCHEMA_VERSION, Status
-    from edoc.policy.values import parse_date
-    from edoc.services.period_verification import (
-        CHECK_NAMES,
-        default_workers,
-        verify_stream,
-    )
-    from edoc.services.records import period_record_ids
+    from edoc.services import period_verification as pv
 
     if not record_ids and not verify_all and not date_from and not date_to:
         raise ConfigError("name records, or use --all or --from/--to", code="USAGE_ERROR")
     if as_json and as_csv:
         raise ConfigError("choose --json or --csv", code="USAGE_ERROR")
+    if not record_ids and workers != 1 and (os.cpu_count() or 1) > 1:
+        pv.start_fork_server()  # its imports overlap this process's (counting comes first)
+    from edoc.model.verdict import REPORT_SCHEMA_VERSION, Status
+    from edoc.policy.values import parse_date
+    from edoc.services.records import period_record_ids
+
     a = _archive(ctx)
     lo = parse_date(date_from, "--from") if date_from else None
     hi = parse_date(date_to, "--to") if date_to else None
@@ -868,32 +867,35 @@ def verify(ctx: click.Context, record_ids: tuple[str, ...], verify_all: bool,
         n_workers = 1
     else:
         total, ids = period_record_ids(a, lo, hi)
-        n_workers = workers or default_workers(a, total)
+        n_workers = workers or pv.default_workers(a, total)
     tty = sys.stderr.isatty() and not as_json
     counts = {s.value: 0 for s in Status}
     started = clock.now()
     if as_json:
         click.echo(f'{{"schema_version": {REPORT_SCHEMA_VERSION}, "reports": [', nl=False)
     elif as_csv:
-        write_csv(iter(()), ["record_id", "version", "status", *CHECK_NAMES])
+        write_csv(iter(()), ["record_id", "version", "status", *pv.CHECK_NAMES])
+    render: pv.Render[Any] = (pv.reports_json if as_json else pv.csv_cells if as_csv
+                              else pv.as_reports)
     n = 0
     try:
-        for rep in verify_stream(a, ids, workers=n_workers, batch=total > 1):
-            n += 1
-            counts[rep.status.value] += 1
+        # Each chunk comes rendered by the process that verified it (JSON text, CSV
+        # cells): this process only counts and writes.
+        for statuses, out in pv.verify_chunks(a, ids, workers=n_workers, render=render,
+                                              batch=total > 1):
+            if not statuses:
+                continue
+            for status in statuses:
+                counts[status.value] += 1
             if as_json:
-                click.echo(("" if n == 1 else ",") + json.dumps(rep.as_dict(),
-                                                                ensure_ascii=False), nl=False)
+                click.echo(("" if n == 0 else ",") + out, nl=False)
             elif as_csv:
-                cells: list[str] = []
-                for name in CHECK_NAMES:
-                    mine = [c for c in rep.checks if c.name == name]
-                    bad = [c.code for c in mine if c.status is not Status.PASS]
-                    cells.append(" ".join(bad) if bad else ("OK" if mine else ""))
-                write_csv(iter([[rep.record_id, rep.version, rep.status.value, *cells]]), [])
+                write_csv(iter(out), [])
             else:
-                _render_report(rep)
-            if tty and n % 100 == 0:
+                for rep in out:
+                    _render_report(rep)
+            before, n = n, n + len(statuses)
+            if tty and n // 100 > before // 100:
                 click.echo(f"\r{n}/{total} verified", err=True, nl=False)
     except EdocError as exc:
         if not as_json:

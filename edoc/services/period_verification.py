@@ -11,23 +11,31 @@ so it never needs them; on two cores its imports took time from the workers (the
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Final
+from multiprocessing import forkserver
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from edoc.errors import EdocError
-from edoc.model.verdict import RecordReport
+from edoc.model.verdict import RecordReport, Status
 
 if TYPE_CHECKING:
     from edoc.services.archive import Archive
     from edoc.services.verification import Verifier
 
-__all__ = ["CHECK_NAMES", "CHUNK_IDS", "PARALLEL_MIN_RECORDS", "chunks", "default_workers",
-           "verify_stream"]
+__all__ = ["CHECK_NAMES", "CHUNK_IDS", "PARALLEL_MIN_RECORDS", "Render", "as_reports",
+           "chunks", "csv_cells", "default_workers", "reports_json", "start_fork_server",
+           "verify_chunks", "verify_stream"]
+
+T = TypeVar("T")
+#: What a verifying process makes of one chunk's reports before they leave it: a
+#: module-level function (a worker receives it by name), e.g. ``reports_json``.
+Render = Callable[[list[RecordReport]], T]
 
 CHECK_NAMES: Final = ("ledger", "manifest", "content", "catalog", "manifest_seal", "seal",
                       "timestamp", "inclusion", "lock", "disposal")
@@ -88,6 +96,15 @@ def _readers(archive: Archive) -> int:
     return 0 if archive.store.kind == "local" else NETWORK_READERS
 
 
+def start_fork_server() -> None:
+    """Start the workers' fork server now, ahead of need: it imports the verifier (~0.5 s)
+    on another core while this process imports the catalog and counts the period's
+    records, which must come first to decide how many workers to start. A server started
+    and not used costs that import on an otherwise idle core, and nothing else."""
+    _context()
+    forkserver.ensure_running()
+
+
 def _init_worker(archive_dir: str) -> None:
     from edoc.services.archive import Archive
     from edoc.services.verification import Verifier
@@ -102,30 +119,71 @@ def _init_worker(archive_dir: str) -> None:
         _open_error = exc
 
 
-def _verify_chunk(record_ids: list[str]) -> list[RecordReport]:
+def _verify_chunk(record_ids: list[str], render: Render[T]) -> tuple[tuple[Status, ...], T]:
     if _open_error is not None:
         raise _open_error
     assert _worker is not None
-    return _worker.verify_batch(record_ids)
+    reports = _worker.verify_batch(record_ids)
+    return tuple(r.status for r in reports), render(reports)
+
+
+def as_reports(reports: list[RecordReport]) -> list[RecordReport]:
+    """The reports themselves (``verify_stream``, the CLI's text output)."""
+    return reports
+
+
+def reports_json(reports: list[RecordReport]) -> str:
+    """The reports as JSON texts joined by commas: the members of the period report's
+    ``reports`` array, made where they were verified."""
+    return ",".join(json.dumps(r.as_dict(), ensure_ascii=False) for r in reports)
+
+
+def csv_cells(reports: list[RecordReport]) -> list[list[str | int]]:
+    """One row per report: record, version, status, then per check in ``CHECK_NAMES`` the
+    codes that did not pass, ``OK``, or empty when the check did not run."""
+    rows: list[list[str | int]] = []
+    for rep in reports:
+        cells: list[str | int] = [rep.record_id, rep.version, rep.status.value]
+        for name in CHECK_NAMES:
+            mine = [c for c in rep.checks if c.name == name]
+            bad = [c.code for c in mine if c.status is not Status.PASS]
+            cells.append(" ".join(bad) if bad else ("OK" if mine else ""))
+        rows.append(cells)
+    return rows
 
 
 def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
                   batch: bool = True) -> Iterator[RecordReport]:
-    """Reports for every version of every record, in order, with bounded memory: at most
-    ``2 × workers`` chunks of ids are in flight, and nothing is collected.
+    """Reports for every version of every record, in order (``verify_chunks``)."""
+    for _statuses, reports in verify_chunks(archive, record_ids, workers=workers,
+                                            render=as_reports, batch=batch):
+        yield from reports
+
+
+def verify_chunks(archive: Archive, record_ids: Iterator[str], *, workers: int,
+                  render: Render[T], batch: bool = True
+                  ) -> Iterator[tuple[tuple[Status, ...], T]]:
+    """Every version of every record verified, in order, a chunk at a time: for each
+    chunk the status of each of its versions and what ``render`` made of its reports.
+    Memory is bounded: at most ``2 × workers`` chunks of ids are in flight, and nothing
+    is collected.
 
     ``workers`` is how many processes verify: 1 verifies in this process; more start a
-    pool of worker processes from a fork server, each verifying whole chunks. Each process
-    reads ahead on threads where the store's reads wait on the network (``_readers``).
-    On the local store, two processes gave 3,570–3,730 versions/s over 10,000 records, one
-    2,850–3,000, and one with reader threads 2,100–2,300 (the threads contended for the
-    interpreter lock)."""
+    pool of worker processes from a fork server, each verifying whole chunks and
+    rendering them itself: the reports leave a worker as text, not as objects this
+    process unpickles and serialises again (on two cores that work took CPU from the
+    workers; BENCHMARKS.md, 2026-12-07 20:45). Each process reads ahead on threads where
+    the store's reads wait on the network (``_readers``). On the local store, two
+    processes gave 3,570–3,730 versions/s over 10,000 records, one 2,850–3,000, and one
+    with reader threads 2,100–2,300 (the threads contended for the interpreter lock)."""
     if workers <= 1:
         from edoc.services.verification import Verifier
 
         verifier = Verifier(archive, batch=batch, readers=_readers(archive))
         try:
-            yield from verifier.verify_many(record_ids)
+            for chunk in chunks(record_ids, CHUNK_IDS):
+                reports = verifier.verify_batch(chunk)
+                yield tuple(r.status for r in reports), render(reports)
         finally:
             verifier.close()
         return
@@ -133,13 +191,13 @@ def verify_stream(archive: Archive, record_ids: Iterator[str], *, workers: int,
         with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
                                  initializer=_init_worker,
                                  initargs=(str(archive.cfg.dir),)) as pool:
-            pending: deque[Future[list[RecordReport]]] = deque()
+            pending: deque[Future[tuple[tuple[Status, ...], T]]] = deque()
             for chunk in chunks(record_ids, CHUNK_IDS):
-                pending.append(pool.submit(_verify_chunk, chunk))
+                pending.append(pool.submit(_verify_chunk, chunk, render))
                 if len(pending) >= 2 * workers:
-                    yield from pending.popleft().result()
+                    yield pending.popleft().result()
             while pending:
-                yield from pending.popleft().result()
+                yield pending.popleft().result()
     except BrokenProcessPool:
         # A worker killed (out of memory, kill -9): the reports so far stand, the rest of
         # the period is unverified — said as an error, never as a pass.

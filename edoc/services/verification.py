@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +48,6 @@ from edoc.model import canonical
 from edoc.model.manifest import Manifest
 from edoc.model.verdict import Check, RecordReport, Status
 from edoc.services import checks as shared
-from edoc.services import period_verification
 from edoc.services.archive import Archive
 from edoc.storage import layout
 from edoc.storage.base import ObjectInfo
@@ -574,11 +573,6 @@ class Verifier:
                 continue
             out.extend(self._verify_rechecked(r, r.ledger_entry) for r in found)
         return out
-
-    def verify_many(self, record_ids: Iterable[str]) -> Iterator[RecordReport]:
-        for chunk in period_verification.chunks(iter(record_ids),
-                                                period_verification.CHUNK_IDS):
-            yield from self.verify_batch(chunk)
 
 
 def _content_missing(key: str) -> Check:

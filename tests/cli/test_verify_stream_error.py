@@ -26,14 +26,15 @@ def test_an_error_mid_stream_closes_the_json_document(tmp_path: Path,
 
     import edoc.services.period_verification as period_verification
 
-    real = period_verification.verify_stream
+    real = period_verification.verify_chunks
 
     def failing(*args: Any, **kwargs: Any) -> Iterator[Any]:
         stream = real(*args, **kwargs)
         yield next(stream)
         raise StorageError("the store went away", code="STORAGE_UNAVAILABLE")
 
-    monkeypatch.setattr(period_verification, "verify_stream", failing)
+    monkeypatch.setattr(period_verification, "CHUNK_IDS", 1)  # the first chunk: 1 report
+    monkeypatch.setattr(period_verification, "verify_chunks", failing)
     res = e("verify", "--all", "--json")
     assert res.exit_code == 1
     doc = json.loads(res.stdout)  # exactly one document

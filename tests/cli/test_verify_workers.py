@@ -50,6 +50,10 @@ def test_worker_processes_report_what_one_process_reports(tmp_path: Path) -> Non
         assert out["summary"]["workers"] == int(workers)
         reports[workers] = out["reports"]
     assert reports["1"] == reports["2"]
+    # rendered where it was verified (the JSON above, these rows): the same either way
+    rows = {w: e("verify", "--all", "--csv", "--workers", w).stdout for w in ("1", "2")}
+    assert rows["1"] == rows["2"] and tampered in rows["2"]
+    assert f"{tampered},1,fail,OK,OK,DIGEST_MISMATCH," in rows["2"]
     failed = {r["record_id"]: {c["code"] for c in r["checks"] if c["status"] != "pass"}
               for r in reports["2"] if r["status"] != "pass"}
     assert failed == {tampered: {"DIGEST_MISMATCH"}}
