@@ -12,6 +12,7 @@ pairs edoc's figure with a baseline measured in the same run: see BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib
 import json
 import shutil
@@ -65,6 +66,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _compile_edoc() -> None:
+    """Byte-compile edoc before any part starts it, as an installed edoc is (pip compiles a
+    package it installs). A checkout installed editable, on a machine that sets
+    ``PYTHONDONTWRITEBYTECODE`` (this one does), compiled every edoc module from source on
+    every start: ~0.25 s of each verify's start-up went to that (BENCHMARKS.md,
+    2026-12-07 20:45), a cost no installed copy pays and the baselines do not have."""
+    root = Path(__file__).resolve().parents[1]
+    ok = compileall.compile_dir(str(root / "edoc"), quiet=1) and compileall.compile_file(
+        str(root / "cli.py"), quiet=1)
+    if not ok:
+        raise SystemExit("bench: edoc does not byte-compile")
+
+
 def run(argv: Sequence[str] | None = None) -> tuple[Bench, dict[str, str], list[str]]:
     """Run the chosen parts; returns the bench (its rows), the machine description and the
     parts that failed. The scratch directory is removed unless ``--keep``."""
@@ -84,6 +98,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[Bench, dict[str, str], list[
     bench = Bench(workdir.resolve(), counts, quick=args.quick,
                   use_s3=not args.no_s3, profile=args.profile)
     failed: list[str] = []
+    _compile_edoc()
     try:
         log(f"{'quick' if args.quick else 'full'} run of {', '.join(parts)} in {workdir}")
         for part in parts:
