@@ -18,14 +18,14 @@ Records are read from the catalog a chunk at a time (``Verifier.verify_batch``: 
 the versions of up to ``period_verification.CHUNK_IDS`` records with their ledger entries),
 and the checkpoint tree sizes once per ``Verifier``; every check still runs on every version.
 
-The content object's state is asked for once per version (``ObjectStore.stat``, pinned to
-the catalogued version id) and judged by the ``lock`` check. On the local store, which holds
-one version per key, the same answer is also the version check of the content read, which
-then opens the object unpinned: one metadata read where there were two (a pinned ``open``,
-then ``stat``), and the version and lock checks can no longer judge two different states of
-the metadata. Other stores read the content pinned, as before. Nothing is cached across
-versions or calls: each version's objects and metadata are read afresh, so a change made
-during a run is seen by the checks of every version verified after it.
+The content object is read once per version, pinned to the catalogued version id, with its
+state from the same answer (``ObjectStore.open_with_info``: on S3 one ``GetObject``, whose
+headers carry the lock state, where a ``HeadObject`` and a ``GetObject`` were two requests;
+on the local store one metadata read). The ``content`` check judges the bytes and the
+``lock`` check that state, so the two can never judge two different states of the object.
+Nothing is cached across versions or calls: each version's objects and metadata are read
+afresh, so a change made during a run is seen by the checks of every version verified after
+it.
 """
 
 from __future__ import annotations
@@ -190,65 +190,54 @@ class Verifier:
         return sizes[pos] if pos < len(sizes) else None
 
     # -- checks ----------------------------------------------------------------------------
-    def _content_state(self, row: Any) -> ObjectInfo | EdocError | None:
-        """The store's answer about this version's content object, asked once: what the
-        content check's version test and the lock check both judge (None: no content key;
-        an ``EdocError``: the store could not say, or the pinned version is not there)."""
-        if row.content_key is None:
-            return None
+    def _read_content(self, row: Any) -> tuple[ObjectInfo | EdocError | None,
+                                               Digest | Check | None]:
+        """The content object's state and the digest of its bytes, from one read pinned to
+        the catalogued version (``ObjectStore.open_with_info``; on S3 one ``GetObject``,
+        whose headers carry the lock state): what the lock check and the content check
+        judge, so they can never judge two different states of the object. The state is
+        None when the version has no content key, an ``EdocError`` when the store could not
+        say or the pinned version is not there; the digest is None when there are no bytes
+        to read (a tombstone), else the digest or the failed check."""
+        key = row.content_key
+        if key is None:
+            return None, None
+        version = row.content_version_id
+        if row.kind == "tombstone":
+            try:
+                return self.a.store.stat(key, version), None
+            except EdocError as exc:
+                return exc, None
         try:
-            return self.a.store.stat(row.content_key, row.content_version_id)
+            stream, info = self.a.store.open_with_info(key, version)
+        except ObjectMissing as exc:
+            return exc, _content_missing(key)
         except EdocError as exc:
-            return exc
+            return exc, Check.unknown("content", exc.code, exc.message)
+        try:
+            with stream:
+                return info, hash_stream(stream)
+        except EdocError as exc:  # the read broke off (S3: connection, server checksum)
+            return info, Check.unknown("content", exc.code, exc.message)
 
     def _check_content(self, row: Any, manifest: Manifest | None,
-                       state: ObjectInfo | EdocError | None,
-                       read: Digest | Check | None = None) -> Check:
-        """``read``: what ``_read_content`` found, when a reader thread read it ahead."""
+                       read: Digest | Check | None) -> Check:
+        """``read``: what ``_read_content`` found."""
         if row.kind == "tombstone":
             return Check.ok("content", "tombstone version: no content")
         if row.content_key is None and manifest is not None and manifest.is_deleted:
             # A later version of a deleted record (a retention extension): the sealed
             # manifest says there is no content, so none is stored.
             return Check.ok("content", f"{row.kind} of a deleted record: no content")
-        if row.content_key is None:
+        if row.content_key is None or read is None:
             return Check.fail("content", "CONTENT_MISSING",
                               "no content object is recorded for this version")
         content = manifest.content if manifest is not None else None
         expected = content.sha256 if content is not None else row.content_sha256
         expected_size = content.size if content is not None else row.content_size
-        found = self._read_content(row, state) if read is None else read
-        if isinstance(found, Check):
-            return found
-        return shared.content_digest(found, expected, expected_size)
-
-    def _read_content(self, row: Any, state: ObjectInfo | EdocError | None) -> Digest | Check:
-        """The digest of the stored content of ``row`` (its ``content_key`` is set), or the
-        failed check when it cannot be read as the version the catalog pinned."""
-        version = row.content_version_id
-        if self.a.store.kind == "local":
-            # One version per key on the local store: ``state`` has checked it against the
-            # pin, from the same metadata read the lock check judges, so the bytes are read
-            # unpinned (a pinned open would read that metadata a second time). Other
-            # stores keep many versions per key: their read stays pinned, whatever ``stat``
-            # answered.
-            if isinstance(state, ObjectMissing):
-                return _content_missing(row.content_key)
-            if isinstance(state, EdocError):
-                return Check.unknown("content", state.code, state.message)
-            if version is not None and state is not None and state.version_id != version:
-                # ``stat`` lets through metadata without a version id ("unknown"); a pinned
-                # read never did, and neither does this check.
-                return _content_missing(row.content_key)
-            version = None
-        try:
-            with self.a.store.open(row.content_key, version) as f:
-                found = hash_stream(f)
-        except ObjectMissing:
-            return _content_missing(row.content_key)
-        except EdocError as exc:
-            return Check.unknown("content", exc.code, exc.message)
-        return found
+        if isinstance(read, Check):
+            return read
+        return shared.content_digest(read, expected, expected_size)
 
     def _load_manifest(self, row: Any, checks: list[Check], entry: dict[str, Any] | None,
                        ahead: _Ahead | None = None) -> tuple[bytes | None, Manifest | None]:
@@ -490,12 +479,9 @@ class Verifier:
         pending = self._reads.pop(id(row), None)
         ahead = pending.result() if pending is not None else None
         manifest_bytes, manifest = self._load_manifest(row, checks, entry, ahead)
-        read: Digest | Check | None = None
-        if ahead is not None:
-            state, read = ahead.state, ahead.content
-        else:
-            state = self._content_state(row)
-        checks.append(self._check_content(row, manifest, state, read))
+        state, read = (ahead.state, ahead.content) if ahead is not None else \
+            self._read_content(row)
+        checks.append(self._check_content(row, manifest, read))
         if manifest is not None:
             checks.append(self._check_catalog(row, manifest))
         if row.seal_key and manifest_bytes is not None:
@@ -550,9 +536,7 @@ class Verifier:
                                                                 row.manifest_version_id)
         except ObjectMissing as exc:
             manifest = exc
-        state = self._content_state(row)
-        content = (self._read_content(row, state)
-                   if row.kind != "tombstone" and row.content_key else None)
+        state, content = self._read_content(row)
         return _Ahead(manifest, state, content)
 
     def close(self) -> None:

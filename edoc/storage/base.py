@@ -97,6 +97,14 @@ class ObjectStore(Protocol):
 
     def read(self, key: str, version_id: str | None = None) -> bytes: ...
 
+    def open_with_info(self, key: str, version_id: str | None = None
+                       ) -> tuple[BinaryIO, ObjectInfo]:
+        """``open`` and ``stat`` of one version from one answer: the bytes and the state
+        they were read under (on S3 one ``GetObject``, whose headers carry the lock state
+        ``HeadObject`` gives). Pinned like ``open``: ``ObjectMissing`` when the version is
+        not there."""
+        ...
+
     def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
         """Lock state as the backend reports it; ``ObjectMissing`` if absent."""
         ...

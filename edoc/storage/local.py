@@ -372,6 +372,16 @@ class LocalStore:
         finally:
             os.close(fd)
 
+    def open_with_info(self, key: str, version_id: str | None = None
+                       ) -> tuple[BinaryIO, ObjectInfo]:
+        # One metadata read answers both the pin and the state; the pin is held to the
+        # version id exactly (``stat`` lets metadata without one through as "unknown", a
+        # pinned ``open`` never did).
+        info = self.stat(key)
+        if version_id is not None and info.version_id != version_id:
+            raise ObjectMissing(f"{key} version {version_id} is not in the store")
+        return self.open(key), info
+
     def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
         obj, meta_path = self._key_paths(key)
         st = _stat_object(obj, key, "reading the state of")

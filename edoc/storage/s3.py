@@ -7,7 +7,7 @@ in edoc that import boto3/botocore. It owns:
   key prefix. Every object version is written with an Object Lock retention (COMPLIANCE by
   default, GOVERNANCE if configured) and, when asked, a legal hold; the *server* refuses to
   delete it or to shorten its retention, so the guarantee does not depend on edoc behaving.
-* the probe behind ``edoc doctor`` is ``edoc.storage.s3_probe.worm_self_test``.
+  (The probe behind ``edoc doctor`` is ``edoc.storage.s3_probe.worm_self_test``.)
 
 Integrity on the wire: every PUT carries ``x-amz-checksum-sha256`` set to the *caller's*
 digest (not one computed by botocore from the bytes it happens to send), so a server that
@@ -60,7 +60,6 @@ from edoc.storage.s3_wire import (
     CHECKSUM_CODES,
     DENIED_CODES,
     EXISTS_CODES,
-    HEX64,
     LOCK_REFUSED_CODES,
     MISSING_CODES,
     NO_LOCK_CODES,
@@ -68,12 +67,12 @@ from edoc.storage.s3_wire import (
     b64,
     ceil_second,
     error_code,
-    hex_from_b64,
     http_status,
     iso,
     no_continue_for_small_bodies,
     read_exactly,
     refuse_trailing,
+    reported_sha256,
     safe_endpoint,
     server_message,
     sha256_bytes,
@@ -542,27 +541,45 @@ class S3Store:
 
     # -- read ----------------------------------------------------------------------------
     def open(self, key: str, version_id: str | None = None) -> BinaryIO:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key),
-                                  "ChecksumMode": "ENABLED"}
-        if version_id:
-            params["VersionId"] = version_id
-        where = self._where(key, version_id)
-        resp = self._call("reading", where, "get_object", **params)
-        return io.BufferedReader(ObjectReader(resp["Body"], where), buffer_size=_READ_CHUNK)
+        return self._get(key, version_id)[0]
 
     def read(self, key: str, version_id: str | None = None) -> bytes:
         with self.open(key, version_id) as stream:
             return stream.read()
 
-    def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
-        full = self._full(key)
+    def _get(self, key: str, version_id: str | None) -> tuple[BinaryIO, Mapping[str, Any]]:
+        """``GetObject``: the body as a stream, and the response's headers."""
         where = self._where(key, version_id)
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "ChecksumMode": "ENABLED"}
+        resp = self._call("reading", where, "get_object", **self._read_params(key, version_id))
+        return (io.BufferedReader(ObjectReader(resp["Body"], where), buffer_size=_READ_CHUNK),
+                resp)
+
+    def open_with_info(self, key: str, version_id: str | None = None
+                       ) -> tuple[BinaryIO, ObjectInfo]:
+        stream, resp = self._get(key, version_id)
+        try:
+            return stream, self._info_of(key, version_id, resp)  # GetObject's headers
+        except BaseException:
+            stream.close()
+            raise
+
+    def stat(self, key: str, version_id: str | None = None) -> ObjectInfo:
+        head = self._call("reading the state of", self._where(key, version_id), "head_object",
+                          **self._read_params(key, version_id))
+        return self._info_of(key, version_id, head)
+
+    def _read_params(self, key: str, version_id: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key),
+                                  "ChecksumMode": "ENABLED"}
         if version_id:
             params["VersionId"] = version_id
-        head = self._call("reading the state of", where, "head_object", **params)
-        vid = str(head.get("VersionId") or version_id or "null")
+        return params
 
+    def _info_of(self, key: str, version_id: str | None, head: Mapping[str, Any]
+                 ) -> ObjectInfo:
+        """An object's state from the headers of a ``HeadObject`` or ``GetObject``."""
+        full = self._full(key)
+        vid = str(head.get("VersionId") or version_id or "null")
         mode = head.get("ObjectLockMode")
         retain = head.get("ObjectLockRetainUntilDate")
         if mode is None and retain is None:
@@ -577,26 +594,12 @@ class S3Store:
             key=key,
             version_id=vid,
             size=int(head["ContentLength"]),
-            sha256=self._reported_sha256(head),
+            sha256=reported_sha256(head, SHA256_METADATA),
             retain_until=utc(retain) if retain else None,
             lock_mode=str(mode) if mode else None,
             legal_hold=hold_status == "ON",
             last_modified=utc(head["LastModified"]),
         )
-
-    @staticmethod
-    def _reported_sha256(head: Mapping[str, Any]) -> str | None:
-        checksum = head.get("ChecksumSHA256")
-        composite = head.get("ChecksumType") == "COMPOSITE" or (
-            isinstance(checksum, str) and "-" in checksum)
-        if isinstance(checksum, str) and not composite:
-            return hex_from_b64(checksum)
-        recorded = (head.get("Metadata") or {}).get(SHA256_METADATA)
-        if composite and isinstance(recorded, str) and HEX64.match(recorded):
-            # Multipart: the server verified each part's SHA-256; the whole-object digest was
-            # verified by edoc before completing and recorded with the object.
-            return recorded
-        return None
 
     def _retention_of(self, full: str, version_id: str) -> tuple[str | None, datetime | None]:
         try:

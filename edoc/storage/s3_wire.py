@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import io
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -99,6 +100,23 @@ def sha256_bytes(hex_digest: str) -> bytes:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+def reported_sha256(head: Mapping[str, Any], recorded_key: str) -> str | None:
+    """The whole object's SHA-256 (hex) from a ``HeadObject``/``GetObject`` response: the
+    server's full-object checksum, or for a multipart upload (a composite checksum) the
+    digest edoc recorded in the object's metadata under ``recorded_key``."""
+    checksum = head.get("ChecksumSHA256")
+    composite = head.get("ChecksumType") == "COMPOSITE" or (
+        isinstance(checksum, str) and "-" in checksum)
+    if isinstance(checksum, str) and not composite:
+        return hex_from_b64(checksum)
+    recorded = (head.get("Metadata") or {}).get(recorded_key)
+    if composite and isinstance(recorded, str) and HEX64.match(recorded):
+        # Multipart: the server verified each part's SHA-256; the whole-object digest was
+        # verified by edoc before completing and recorded with the object.
+        return recorded
+    return None
 
 
 def hex_from_b64(value: str) -> str | None:

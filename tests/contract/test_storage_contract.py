@@ -101,6 +101,13 @@ def test_put_read_stat_round_trip(store: ObjectStore) -> None:
     assert abs(stat.last_modified - now()) < timedelta(minutes=5)
     assert store.stat("records/r1/v1/content") == stat
 
+    # The bytes and the state from one answer (on S3 the GetObject's own headers): the
+    # same state stat gives, for the bytes the stream holds.
+    stream, got = store.open_with_info("records/r1/v1/content", info.version_id)
+    with stream:
+        assert stream.read() == data
+    assert got == stat
+
 
 def test_put_bytes_is_put(store: ObjectStore) -> None:
     retain = now() + timedelta(days=1)
@@ -251,6 +258,8 @@ def test_missing_objects_raise_object_missing(store: ObjectStore) -> None:
         lambda: store.open("records/none/v1/content"),
         lambda: store.read("records/r11/v1/content", "no-such-version"),
         lambda: store.stat("records/r11/v1/content", "no-such-version"),
+        lambda: store.open_with_info("records/r11/v1/content", "no-such-version"),
+        lambda: store.open_with_info("records/none/v1/content"),
         # Operations on a version are pinned to it: a wrong id never hits another version.
         lambda: store.delete("records/r11/v1/content", "no-such-version"),
         lambda: store.extend_retention("records/r11/v1/content", "no-such-version",

@@ -294,6 +294,9 @@ class KillingStore:
         result: bytes = self._inner.read(key, version_id)
         return result
 
+    def open_with_info(self, key: str, version_id: str | None = None) -> Any:
+        return self._inner.open_with_info(key, version_id)
+
     def stat(self, key: str, version_id: str | None = None) -> Any:
         return self._inner.stat(key, version_id)
 
