@@ -204,14 +204,14 @@ class Verifier:
             return None, None
         version = row.content_version_id
         if row.kind == "tombstone":
-            try:
-                return self.a.store.stat(key, version), None
-            except EdocError as exc:
-                return exc, None
+            return self._state_of(key, version), None
         try:
             stream, info = self.a.store.open_with_info(key, version)
-        except ObjectMissing as exc:
-            return exc, _content_missing(key)
+        except ObjectMissing:
+            # The pinned read refused (object gone, or its metadata names another version
+            # or none): the lock check still judges what the store says about the version,
+            # asked once more on this failure path only.
+            return self._state_of(key, version), _content_missing(key)
         except EdocError as exc:
             return exc, Check.unknown("content", exc.code, exc.message)
         try:
@@ -219,6 +219,13 @@ class Verifier:
                 return info, hash_stream(stream)
         except EdocError as exc:  # the read broke off (S3: connection, server checksum)
             return info, Check.unknown("content", exc.code, exc.message)
+
+    def _state_of(self, key: str, version: str | None) -> ObjectInfo | EdocError:
+        """The store's answer about one version's object: its state, or why it has none."""
+        try:
+            return self.a.store.stat(key, version)
+        except EdocError as exc:
+            return exc
 
     def _check_content(self, row: Any, manifest: Manifest | None,
                        read: Digest | Check | None) -> Check:

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI_MAY_IMPORT = ("edoc.services", "edoc.bundle", "edoc.errors", "edoc.clock", "edoc.model",
                   "edoc.queue", "edoc.config", "edoc.policy", "edoc.evidence.hashing",
                   # the web viewer (``edoc serve``): a top layer beside the CLI
-                  "edoc.web")
+                  "edoc.web",
+                  # the process's warning filters (imported for its effect, no API)
+                  "edoc.warnings_policy")
 NEVER = ("sqlalchemy", "boto3", "botocore", "edoc.catalog", "edoc.storage")
 
 
